@@ -1,0 +1,154 @@
+//! Encounter tokens: what two devices that heard each other both hold.
+//!
+//! `token = HKDF-SHA256(salt = TOKEN_KDF_SALT, ikm = X25519(own_secret, their_id),
+//!                      info = TOKEN_KDF_INFO || min(id_a, id_b) || max(id_a, id_b))[0..16]`
+//!
+//! The two public keys are ordered bytewise so both sides compute the same
+//! bytes. A non-contributory shared secret (their key is a low-order point)
+//! is refused: such a "key" would give the same token to everyone.
+
+use core::fmt;
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use crate::keys::{EpochKey, KeySchedule, RotatingId, short_hex};
+use crate::time::{Epoch, UnixTime};
+
+/// Length of an encounter token in bytes (see `docs/protocol.md` §4 for why 16
+/// bytes are enough).
+pub const TOKEN_LEN: usize = 16;
+
+/// HKDF salt for encounter tokens (domain separation).
+pub const TOKEN_KDF_SALT: &[u8] = b"meshtrace/v1/encounter-token/salt";
+/// HKDF info prefix for encounter tokens; the two ordered public keys follow.
+pub const TOKEN_KDF_INFO: &[u8] = b"meshtrace/v1/encounter-token";
+
+/// Most tokens one encounter (one heard ID) may yield: one per own epoch key
+/// active around its sightings. A genuine rotating ID is heard for at most one
+/// epoch plus the sighting window on both ends, which spans at most three own
+/// epochs; the fourth slot absorbs a pre-generated key.
+pub const MAX_TOKENS_PER_ENCOUNTER: usize = 4;
+
+/// A 16-byte encounter token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct EncounterToken(pub [u8; TOKEN_LEN]);
+
+impl EncounterToken {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
+        &self.0
+    }
+
+    /// The first 8 bytes as a big-endian integer (tokens are uniformly random,
+    /// so this is a ready-made hash and sort key).
+    pub fn prefix_u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(b)
+    }
+}
+
+impl fmt::Debug for EncounterToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EncounterToken({})", short_hex(&self.0))
+    }
+}
+
+/// Why no token could be derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The heard key is a low-order point: the shared secret is all zeros.
+    #[error("heard key is a low-order point (non-contributory Diffie-Hellman)")]
+    NonContributory,
+    /// The heard key is our own broadcast ID (an echo or a replay of it).
+    #[error("heard key is our own rotating ID")]
+    OwnId,
+}
+
+/// Derives the token shared by the holder of `own` and the owner of `theirs`.
+pub fn derive_token(own: &EpochKey, theirs: &RotatingId) -> Result<EncounterToken, TokenError> {
+    let mine = own.public();
+    if &mine == theirs {
+        return Err(TokenError::OwnId);
+    }
+    let shared = own.diffie_hellman(theirs);
+    if !shared.was_contributory() {
+        return Err(TokenError::NonContributory);
+    }
+    let (lo, hi) = if mine.0 < theirs.0 {
+        (&mine, theirs)
+    } else {
+        (theirs, &mine)
+    };
+    let hk = Hkdf::<Sha256>::new(Some(TOKEN_KDF_SALT), shared.as_bytes());
+    let mut out = [0u8; TOKEN_LEN];
+    // 16 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+    let ok = hk
+        .expand_multi_info(&[TOKEN_KDF_INFO, &lo.0, &hi.0], &mut out)
+        .is_ok();
+    debug_assert!(ok);
+    Ok(EncounterToken(out))
+}
+
+/// The tokens for one sighting of `heard` at local time `at`: one per own key
+/// broadcast around that moment (the current key and, near a rotation
+/// boundary, the previous or next one). Keys for which derivation fails are
+/// skipped; the result is empty for a low-order or own key.
+pub fn tokens_for_sighting(
+    keys: &KeySchedule,
+    heard: &RotatingId,
+    at: UnixTime,
+) -> Vec<(Epoch, EncounterToken)> {
+    keys.active_around(at)
+        .filter_map(|k| derive_token(k, heard).ok().map(|t| (k.epoch(), t)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn both_sides_derive_the_same_token() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        for _ in 0..20 {
+            let a = EpochKey::generate(Epoch(5), &mut rng);
+            let b = EpochKey::generate(Epoch(5), &mut rng);
+            let ta = derive_token(&a, &b.public()).unwrap();
+            let tb = derive_token(&b, &a.public()).unwrap();
+            assert_eq!(ta, tb);
+        }
+    }
+
+    #[test]
+    fn low_order_and_own_keys_are_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let a = EpochKey::generate(Epoch(5), &mut rng);
+        assert_eq!(
+            derive_token(&a, &RotatingId([0; 32])),
+            Err(TokenError::NonContributory)
+        );
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert_eq!(
+            derive_token(&a, &RotatingId(one)),
+            Err(TokenError::NonContributory)
+        );
+        assert_eq!(derive_token(&a, &a.public()), Err(TokenError::OwnId));
+    }
+
+    #[test]
+    fn third_party_gets_a_different_token() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let a = EpochKey::generate(Epoch(5), &mut rng);
+        let b = EpochKey::generate(Epoch(5), &mut rng);
+        let c = EpochKey::generate(Epoch(5), &mut rng);
+        assert_ne!(
+            derive_token(&a, &b.public()).unwrap(),
+            derive_token(&c, &b.public()).unwrap()
+        );
+    }
+}

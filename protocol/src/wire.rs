@@ -1,0 +1,325 @@
+//! Wire encoding: protobuf (proto3) messages written with prost's derive
+//! macros, plus the canonical-form rule and the text codes people copy.
+//!
+//! Canonical form: fields in ascending tag order, each at most once, scalar
+//! fields equal to their default (0, empty) omitted, minimal varints, no
+//! unknown fields. This is exactly what prost emits; a decoder re-encodes what
+//! it parsed and refuses input whose bytes differ, so every message has one
+//! encoding and its hash is its identity.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+/// `ReportRequest` (text code `MTRQ1:`): asks an issuer to certify a report key.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct ReportRequestMsg {
+    #[prost(uint32, tag = "1")]
+    pub(crate) version: u32,
+    #[prost(string, tag = "2")]
+    pub(crate) network_id: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) report_key: Vec<u8>,
+}
+
+/// The signed part of a certificate.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct CertificateBodyMsg {
+    #[prost(uint32, tag = "1")]
+    pub(crate) version: u32,
+    #[prost(string, tag = "2")]
+    pub(crate) network_id: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) issuer_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub(crate) report_key: Vec<u8>,
+    #[prost(uint64, tag = "5")]
+    pub(crate) valid_from: u64,
+    #[prost(uint64, tag = "6")]
+    pub(crate) valid_until: u64,
+    #[prost(uint32, tag = "7")]
+    pub(crate) window_first_day: u32,
+    #[prost(uint32, tag = "8")]
+    pub(crate) window_last_day: u32,
+    #[prost(uint32, tag = "9")]
+    pub(crate) max_tokens: u32,
+}
+
+/// A certificate (text code `MTCT1:`): body bytes and the issuer's signature.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct CertificateMsg {
+    #[prost(bytes = "vec", tag = "1")]
+    pub(crate) body: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) signature: Vec<u8>,
+}
+
+/// The signed part of one announcement chunk.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct AnnouncementBodyMsg {
+    #[prost(uint32, tag = "1")]
+    pub(crate) version: u32,
+    #[prost(string, tag = "2")]
+    pub(crate) network_id: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub(crate) certificate: Vec<u8>,
+    #[prost(uint32, tag = "4")]
+    pub(crate) chunk_index: u32,
+    #[prost(uint32, tag = "5")]
+    pub(crate) chunk_count: u32,
+    #[prost(uint64, tag = "6")]
+    pub(crate) created_at: u64,
+    #[prost(bytes = "vec", tag = "7")]
+    pub(crate) tokens: Vec<u8>,
+}
+
+/// One announcement chunk on the wire: body bytes and the report key's signature.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct AnnouncementMsg {
+    #[prost(bytes = "vec", tag = "1")]
+    pub(crate) body: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) signature: Vec<u8>,
+}
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// More bytes than the message type allows.
+    #[error("{what} of {len} bytes exceeds the {max}-byte limit")]
+    TooLong {
+        /// Message type.
+        what: &'static str,
+        /// Input length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Not a valid protobuf encoding of the message (truncated, bad varint,
+    /// wrong wire type).
+    #[error("{0} is not valid protobuf")]
+    Malformed(&'static str),
+    /// Valid protobuf, but not in canonical form (unknown or repeated fields,
+    /// default values present, non-minimal varints, wrong field order).
+    #[error("{0} is not in canonical form")]
+    NonCanonical(&'static str),
+    /// A version this implementation does not speak.
+    #[error("{what} version {version} is not supported")]
+    UnsupportedVersion {
+        /// Message type.
+        what: &'static str,
+        /// The version found.
+        version: u32,
+    },
+    /// A fixed-size field has the wrong length.
+    #[error("{what}: field {field} must be {expected} bytes, got {got}")]
+    WrongLength {
+        /// Message type.
+        what: &'static str,
+        /// Field name.
+        field: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Actual length.
+        got: usize,
+    },
+    /// A network id that is empty, too long or has characters outside
+    /// `[a-z0-9._-]`.
+    #[error("invalid network id")]
+    BadNetworkId,
+    /// A text code without the expected prefix.
+    #[error("not a {0} code (wrong prefix)")]
+    WrongPrefix(&'static str),
+    /// A text code with characters outside base32.
+    #[error("{0} code contains characters that are not base32")]
+    BadBase32(&'static str),
+    /// A text code whose checksum does not match (a typo or a truncated copy).
+    #[error("{0} code checksum mismatch (mistyped or incomplete code)")]
+    BadChecksum(&'static str),
+}
+
+/// Decodes `bytes` as `M`, refusing oversized and non-canonical input.
+pub(crate) fn decode_canonical<M: Message + Default>(
+    bytes: &[u8],
+    what: &'static str,
+    max: usize,
+) -> Result<M, DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLong {
+            what,
+            len: bytes.len(),
+            max,
+        });
+    }
+    let msg = M::decode(bytes).map_err(|_| DecodeError::Malformed(what))?;
+    if msg.encoded_len() != bytes.len() || msg.encode_to_vec() != bytes {
+        return Err(DecodeError::NonCanonical(what));
+    }
+    Ok(msg)
+}
+
+pub(crate) fn fixed<const N: usize>(
+    v: &[u8],
+    what: &'static str,
+    field: &'static str,
+) -> Result<[u8; N], DecodeError> {
+    v.try_into().map_err(|_| DecodeError::WrongLength {
+        what,
+        field,
+        expected: N,
+        got: v.len(),
+    })
+}
+
+/// Longest network id in bytes.
+pub const MAX_NETWORK_ID_LEN: usize = 64;
+
+/// True when `id` is a valid network id: 1–64 bytes of `[a-z0-9._-]`.
+pub fn is_valid_network_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_NETWORK_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// Length of the checksum appended to text codes.
+pub const CODE_CHECKSUM_LEN: usize = 4;
+/// Domain prefix of the text-code checksum hash.
+pub const CODE_CHECKSUM_DOMAIN: &[u8] = b"meshtrace/v1/code-checksum";
+
+fn checksum(prefix: &str, payload: &[u8]) -> [u8; CODE_CHECKSUM_LEN] {
+    let mut h = Sha256::new();
+    h.update(CODE_CHECKSUM_DOMAIN);
+    h.update(prefix.as_bytes());
+    h.update(payload);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// `prefix || BASE32(payload || checksum)` in upper case without padding:
+/// only characters of QR alphanumeric mode.
+pub(crate) fn to_code(prefix: &str, payload: &[u8]) -> String {
+    let mut buf = payload.to_vec();
+    buf.extend_from_slice(&checksum(prefix, payload));
+    format!("{prefix}{}", data_encoding::BASE32_NOPAD.encode(&buf))
+}
+
+/// Inverse of [`to_code`]. Case, spaces, dashes and line breaks are ignored
+/// so a code copied by hand or wrapped by a terminal still reads.
+pub(crate) fn from_code(
+    prefix: &str,
+    what: &'static str,
+    code: &str,
+    max_payload: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let cleaned: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let Some(body) = cleaned.strip_prefix(prefix) else {
+        return Err(DecodeError::WrongPrefix(what));
+    };
+    // 8 base32 characters carry 5 bytes.
+    let max_chars = (max_payload + CODE_CHECKSUM_LEN).div_ceil(5) * 8;
+    if body.len() > max_chars {
+        return Err(DecodeError::TooLong {
+            what,
+            len: body.len(),
+            max: max_chars,
+        });
+    }
+    let buf = data_encoding::BASE32_NOPAD
+        .decode(body.as_bytes())
+        .map_err(|_| DecodeError::BadBase32(what))?;
+    if buf.len() < CODE_CHECKSUM_LEN {
+        return Err(DecodeError::BadChecksum(what));
+    }
+    let (payload, sum) = buf.split_at(buf.len() - CODE_CHECKSUM_LEN);
+    if sum != checksum(prefix, payload) {
+        return Err(DecodeError::BadChecksum(what));
+    }
+    Ok(payload.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        let m = CertificateMsg {
+            body: vec![1, 2, 3],
+            signature: vec![4; 64],
+        };
+        let bytes = m.encode_to_vec();
+        assert_eq!(
+            decode_canonical::<CertificateMsg>(&bytes, "certificate", 1000),
+            Ok(m.clone())
+        );
+        // Fields in reverse order.
+        let mut rev = Vec::new();
+        rev.extend_from_slice(&bytes[5..]);
+        rev.extend_from_slice(&bytes[..5]);
+        assert_eq!(
+            decode_canonical::<CertificateMsg>(&rev, "certificate", 1000),
+            Err(DecodeError::NonCanonical("certificate"))
+        );
+        // An unknown field appended.
+        let mut extra = bytes.clone();
+        extra.extend_from_slice(&[0x78, 0x01]);
+        assert_eq!(
+            decode_canonical::<CertificateMsg>(&extra, "certificate", 1000),
+            Err(DecodeError::NonCanonical("certificate"))
+        );
+        // A non-minimal length varint (0x83 0x00 for 3).
+        let mut long = vec![0x0a, 0x83, 0x00, 1, 2, 3];
+        long.extend_from_slice(&bytes[5..]);
+        assert_eq!(
+            decode_canonical::<CertificateMsg>(&long, "certificate", 1000),
+            Err(DecodeError::NonCanonical("certificate"))
+        );
+        assert!(matches!(
+            decode_canonical::<CertificateMsg>(&bytes[..bytes.len() - 1], "certificate", 1000),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_canonical::<CertificateMsg>(&bytes, "certificate", 10),
+            Err(DecodeError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn codes_round_trip_and_catch_typos() {
+        let payload = b"hello meshtrace".to_vec();
+        let code = to_code("MTXX1:", &payload);
+        assert!(code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ':'));
+        assert_eq!(from_code("MTXX1:", "test", &code, 100), Ok(payload.clone()));
+        let wrapped = format!("  {}\n{} ", &code[..20].to_lowercase(), &code[20..]);
+        assert_eq!(from_code("MTXX1:", "test", &wrapped, 100), Ok(payload));
+        let mut typo = code.clone().into_bytes();
+        let i = typo.len() - 3;
+        typo[i] = if typo[i] == b'A' { b'B' } else { b'A' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(
+            from_code("MTXX1:", "test", &typo, 100),
+            Err(DecodeError::BadChecksum("test"))
+        );
+        assert_eq!(
+            from_code("MTYY1:", "test", &code, 100),
+            Err(DecodeError::WrongPrefix("test"))
+        );
+        assert_eq!(
+            from_code("MTXX1:", "test", "MTXX1:!!!!", 100),
+            Err(DecodeError::BadBase32("test"))
+        );
+    }
+
+    #[test]
+    fn network_ids() {
+        assert!(is_valid_network_id("campus-1.example"));
+        assert!(!is_valid_network_id(""));
+        assert!(!is_valid_network_id("Campus"));
+        assert!(!is_valid_network_id(&"a".repeat(65)));
+    }
+}

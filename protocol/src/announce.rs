@@ -122,7 +122,10 @@ pub struct ReportPlan {
 }
 
 /// Computes the padded layout of a report without building it.
-pub fn plan_report(cert: &Certificate, tokens: &[EncounterToken]) -> Result<ReportPlan, BuildError> {
+pub fn plan_report(
+    cert: &Certificate,
+    tokens: &[EncounterToken],
+) -> Result<ReportPlan, BuildError> {
     let real: HashSet<EncounterToken> = tokens.iter().copied().collect();
     let max = max_real_tokens(cert.params().max_tokens);
     let too_many = BuildError::TooManyTokens {
@@ -332,10 +335,14 @@ impl VerifiedAnnouncement {
             n == TOKENS_PER_FULL_CHUNK
         };
         if !layout_ok {
-            return Err(AnnouncementError::Invalid("token count is not a padding bucket"));
+            return Err(AnnouncementError::Invalid(
+                "token count is not a padding bucket",
+            ));
         }
         if n as u64 * u64::from(b.chunk_count) > u64::from(certificate.params().max_tokens) {
-            return Err(AnnouncementError::Invalid("more tokens than the certificate allows"));
+            return Err(AnnouncementError::Invalid(
+                "more tokens than the certificate allows",
+            ));
         }
         let tokens: Vec<EncounterToken> = b
             .tokens
@@ -409,5 +416,268 @@ impl VerifiedAnnouncement {
     /// When receivers drop it (and stop serving it for catch-up).
     pub fn expires_at(&self) -> UnixTime {
         expiry_of(self.certificate.params().window_last_day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::CertificateParams;
+    use crate::keys::IssuerSecretKey;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    const T0: u64 = 1_800_000_000;
+
+    struct Fixture {
+        rng: ChaCha20Rng,
+        issuer: IssuerSecretKey,
+        report: ReportSecretKey,
+        cert: Certificate,
+    }
+
+    fn fixture(cap: u32) -> Fixture {
+        let mut rng = ChaCha20Rng::seed_from_u64(40);
+        let issuer = IssuerSecretKey::generate(&mut rng);
+        let report = ReportSecretKey::generate(&mut rng);
+        let cert = Certificate::issue(
+            &issuer,
+            CertificateParams {
+                network_id: "campus".into(),
+                report_key: report.public(),
+                valid_from: UnixTime(T0),
+                valid_until: UnixTime(T0 + 2 * 86_400),
+                window_first_day: UnixTime(T0).day().minus(4),
+                window_last_day: UnixTime(T0).day(),
+                max_tokens: cap,
+            },
+        )
+        .unwrap();
+        Fixture {
+            rng,
+            issuer,
+            report,
+            cert,
+        }
+    }
+
+    fn ctx<'a>(trusted: &'a [IssuerPublicKey], now: u64) -> VerifyContext<'a> {
+        VerifyContext {
+            network_id: "campus",
+            trusted_issuers: trusted,
+            now: UnixTime(now),
+        }
+    }
+
+    fn toks(n: usize, salt: u8) -> Vec<EncounterToken> {
+        (0..n)
+            .map(|i| {
+                let d: [u8; 32] = Sha256::digest([salt, (i >> 8) as u8, i as u8]).into();
+                let mut t = [0u8; 16];
+                t.copy_from_slice(&d[..16]);
+                EncounterToken(t)
+            })
+            .collect()
+    }
+
+    /// Signs an arbitrary body, bypassing the builder's checks.
+    fn craft(report: &ReportSecretKey, body: AnnouncementBodyMsg) -> Vec<u8> {
+        let body = body.encode_to_vec();
+        let signature = report.sign(&signing_input(&body)).to_vec();
+        AnnouncementMsg { body, signature }.encode_to_vec()
+    }
+
+    fn body(f: &Fixture, n: usize, chunk_count: u32, created_at: u64) -> AnnouncementBodyMsg {
+        let mut t = toks(n, 9);
+        t.sort();
+        AnnouncementBodyMsg {
+            version: ANNOUNCEMENT_VERSION,
+            network_id: "campus".into(),
+            certificate: f.cert.as_bytes().to_vec(),
+            chunk_index: 0,
+            chunk_count,
+            created_at,
+            tokens: t.iter().flat_map(|t| t.0).collect(),
+        }
+    }
+
+    #[test]
+    fn layout_table() {
+        assert_eq!(padded_layout(0), Some((64, 1)));
+        assert_eq!(padded_layout(64), Some((64, 1)));
+        assert_eq!(padded_layout(65), Some((256, 1)));
+        assert_eq!(padded_layout(2048), Some((2048, 1)));
+        assert_eq!(padded_layout(2049), Some((2048, 2)));
+        assert_eq!(padded_layout(4097), Some((2048, 4)));
+        assert_eq!(padded_layout(64 * 2048), Some((2048, 64)));
+        assert_eq!(padded_layout(64 * 2048 + 1), None);
+        assert_eq!(max_real_tokens(100), 64);
+        assert_eq!(max_real_tokens(4096), 4096);
+        assert_eq!(max_real_tokens(6000), 4096);
+        assert_eq!(max_real_tokens(10), 0);
+    }
+
+    #[test]
+    fn built_chunks_verify_and_carry_every_token() {
+        let mut f = fixture(8192);
+        let real = toks(3000, 1);
+        let out =
+            build_announcements(&f.report, &f.cert, &real, UnixTime(T0 + 60), &mut f.rng).unwrap();
+        assert_eq!(out.len(), 2);
+        let trusted = [f.issuer.public()];
+        let mut all = Vec::new();
+        for (i, e) in out.iter().enumerate() {
+            assert!(e.bytes.len() <= MAX_ANNOUNCEMENT_BYTES);
+            let v = VerifiedAnnouncement::verify(&e.bytes, &ctx(&trusted, T0 + 120)).unwrap();
+            assert_eq!(v.id(), e.id);
+            assert_eq!(v.chunk_index(), i as u32);
+            assert_eq!(v.tokens().len(), TOKENS_PER_FULL_CHUNK);
+            all.extend_from_slice(v.tokens());
+        }
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "globally sorted");
+        assert!(real.iter().all(|t| all.binary_search(t).is_ok()));
+    }
+
+    #[test]
+    fn expired_is_ignored_future_is_rejected() {
+        let mut f = fixture(4096);
+        let out =
+            build_announcements(&f.report, &f.cert, &toks(5, 1), UnixTime(T0), &mut f.rng).unwrap();
+        let trusted = [f.issuer.public()];
+        let expiry = expiry_of(f.cert.params().window_last_day);
+        assert!(VerifiedAnnouncement::verify(&out[0].bytes, &ctx(&trusted, expiry.0 - 1)).is_ok());
+        let e = VerifiedAnnouncement::verify(&out[0].bytes, &ctx(&trusted, expiry.0)).unwrap_err();
+        assert_eq!(e, AnnouncementError::Expired(expiry));
+        assert_eq!(e.disposition(), Disposition::Ignore);
+        // Received by a node whose clock is far behind the reporter's.
+        let e = VerifiedAnnouncement::verify(
+            &out[0].bytes,
+            &ctx(&trusted, T0 - MAX_CLOCK_SKEW_SECONDS - 1),
+        )
+        .unwrap_err();
+        assert!(matches!(e, AnnouncementError::FromTheFuture(_)));
+        assert_eq!(e.disposition(), Disposition::Reject);
+    }
+
+    #[test]
+    fn validity_window_and_cap_cannot_be_stretched() {
+        let f = fixture(2048);
+        let trusted = [f.issuer.public()];
+        let now = T0 + 3 * 86_400;
+        // Signed after the certificate expired (back-dating is the only way in,
+        // and it is bounded by the validity period).
+        let late = craft(
+            &f.report,
+            body(&f, 64, 1, T0 + 2 * 86_400 + MAX_CLOCK_SKEW_SECONDS + 1),
+        );
+        assert!(matches!(
+            VerifiedAnnouncement::verify(&late, &ctx(&trusted, now)),
+            Err(AnnouncementError::Certificate(CertificateError::Expired(_)))
+        ));
+        // Two full chunks under a cap of one.
+        let over = craft(&f.report, body(&f, 2048, 2, T0));
+        assert_eq!(
+            VerifiedAnnouncement::verify(&over, &ctx(&trusted, now)),
+            Err(AnnouncementError::Invalid(
+                "more tokens than the certificate allows"
+            ))
+        );
+        // A count that is not a padding bucket leaks the real count: refused.
+        let odd = craft(&f.report, body(&f, 65, 1, T0));
+        assert_eq!(
+            VerifiedAnnouncement::verify(&odd, &ctx(&trusted, now)),
+            Err(AnnouncementError::Invalid(
+                "token count is not a padding bucket"
+            ))
+        );
+        // Chunk count not a power of two.
+        let three = craft(&f.report, body(&f, 2048, 3, T0));
+        assert_eq!(
+            VerifiedAnnouncement::verify(&three, &ctx(&trusted, now)),
+            Err(AnnouncementError::Invalid("chunk count"))
+        );
+        let mut b = body(&f, 64, 1, T0);
+        b.chunk_index = 1;
+        assert_eq!(
+            VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, now)),
+            Err(AnnouncementError::Invalid("chunk index out of range"))
+        );
+        let mut b = body(&f, 64, 1, T0);
+        // Swap the first two tokens.
+        let (x, y) = b.tokens.split_at_mut(16);
+        x.swap_with_slice(&mut y[..16]);
+        assert_eq!(
+            VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, now)),
+            Err(AnnouncementError::Invalid(
+                "tokens are not strictly ascending"
+            ))
+        );
+        let ok = craft(&f.report, body(&f, 64, 1, T0));
+        assert!(VerifiedAnnouncement::verify(&ok, &ctx(&trusted, now)).is_ok());
+    }
+
+    #[test]
+    fn wrong_signer_network_or_issuer_is_rejected() {
+        let mut f = fixture(4096);
+        let trusted = [f.issuer.public()];
+        let other = ReportSecretKey::generate(&mut f.rng);
+        let forged = craft(&other, body(&f, 64, 1, T0));
+        assert_eq!(
+            VerifiedAnnouncement::verify(&forged, &ctx(&trusted, T0)),
+            Err(AnnouncementError::BadSignature)
+        );
+        let mut b = body(&f, 64, 1, T0);
+        b.network_id = "elsewhere".into();
+        assert_eq!(
+            VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, T0)),
+            Err(AnnouncementError::NetworkMismatch)
+        );
+        let ok = craft(&f.report, body(&f, 64, 1, T0));
+        let mut c = ctx(&trusted, T0);
+        c.network_id = "elsewhere";
+        assert!(matches!(
+            VerifiedAnnouncement::verify(&ok, &c),
+            Err(AnnouncementError::Certificate(
+                CertificateError::WrongNetwork { .. }
+            ))
+        ));
+        let stranger = [IssuerSecretKey::generate(&mut f.rng).public()];
+        assert!(matches!(
+            VerifiedAnnouncement::verify(&ok, &ctx(&stranger, T0)),
+            Err(AnnouncementError::Certificate(
+                CertificateError::UntrustedIssuer(_)
+            ))
+        ));
+    }
+
+    #[test]
+    fn builder_refuses_wrong_key_and_overflow() {
+        let mut f = fixture(256);
+        let other = ReportSecretKey::generate(&mut f.rng);
+        assert_eq!(
+            build_announcements(&other, &f.cert, &toks(3, 1), UnixTime(T0), &mut f.rng),
+            Err(BuildError::WrongReportKey)
+        );
+        assert_eq!(
+            build_announcements(&f.report, &f.cert, &toks(300, 1), UnixTime(T0), &mut f.rng),
+            Err(BuildError::TooManyTokens {
+                tokens: 300,
+                max: 256
+            })
+        );
+        assert!(matches!(
+            build_announcements(
+                &f.report,
+                &f.cert,
+                &toks(3, 1),
+                UnixTime(T0 + 3 * 86_400),
+                &mut f.rng
+            ),
+            Err(BuildError::Certificate(CertificateError::Expired(_)))
+        ));
+        // Duplicates count once.
+        let mut dup = toks(200, 1);
+        dup.extend(toks(200, 1));
+        assert_eq!(plan_report(&f.cert, &dup).unwrap().real_tokens, 200);
     }
 }

@@ -162,7 +162,9 @@ fn check_params(p: &CertificateParams) -> Result<(), CertificateError> {
         return Err(DecodeError::BadNetworkId.into());
     }
     if p.valid_until < p.valid_from {
-        return Err(CertificateError::Invalid("valid_until is before valid_from"));
+        return Err(CertificateError::Invalid(
+            "valid_until is before valid_from",
+        ));
     }
     if p.valid_until.seconds_since(p.valid_from) > MAX_VALIDITY_SECONDS {
         return Err(CertificateError::Invalid("validity period exceeds 30 days"));
@@ -402,11 +404,19 @@ mod tests {
             Err(CertificateError::UntrustedIssuer(_))
         ));
         assert!(matches!(
-            back.verify("campus", &trusted, p.valid_until.plus(MAX_CLOCK_SKEW_SECONDS + 1)),
+            back.verify(
+                "campus",
+                &trusted,
+                p.valid_until.plus(MAX_CLOCK_SKEW_SECONDS + 1)
+            ),
             Err(CertificateError::Expired(_))
         ));
         assert!(matches!(
-            back.verify("campus", &trusted, p.valid_from.minus(MAX_CLOCK_SKEW_SECONDS + 1)),
+            back.verify(
+                "campus",
+                &trusted,
+                p.valid_from.minus(MAX_CLOCK_SKEW_SECONDS + 1)
+            ),
             Err(CertificateError::NotYetValid(_))
         ));
     }

@@ -421,7 +421,10 @@ mod tests {
         let (a, b) = f.encode_legacy();
         let mut r = HalfReassembler::new();
         r.push(UnixTime(100), half(&a));
-        assert_eq!(r.push(UnixTime(100 + HALF_MAX_AGE_SECONDS + 1), half(&b)), None);
+        assert_eq!(
+            r.push(UnixTime(100 + HALF_MAX_AGE_SECONDS + 1), half(&b)),
+            None
+        );
         assert_eq!(r.stats().stale, 1);
     }
 
@@ -453,7 +456,10 @@ mod tests {
         let f = frame(8);
         let mut sd = f.encode_extended();
         sd[0] = 0x20;
-        assert_eq!(decode_service_data(&sd), Err(FrameError::UnsupportedVersion(2)));
+        assert_eq!(
+            decode_service_data(&sd),
+            Err(FrameError::UnsupportedVersion(2))
+        );
         sd[0] = 0x13;
         assert_eq!(decode_service_data(&sd), Err(FrameError::UnknownKind(3)));
         assert_eq!(decode_service_data(&[]), Err(FrameError::Empty));
@@ -470,7 +476,10 @@ mod tests {
             decode_service_data(&[0x10; 300]),
             Err(FrameError::TooLong(300))
         );
-        assert_eq!(find_service_data(&[5, 0x16, 1]), Err(FrameError::TruncatedAd));
+        assert_eq!(
+            find_service_data(&[5, 0x16, 1]),
+            Err(FrameError::TruncatedAd)
+        );
     }
 
     #[test]

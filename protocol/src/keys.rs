@@ -38,7 +38,12 @@ pub const ROTATION_GRACE_SECONDS: u64 = SIGHTING_KEY_WINDOW_SECONDS + 60;
 pub const MAX_SCHEDULED_KEYS: usize = 4;
 
 pub(crate) fn short_hex(bytes: &[u8]) -> String {
-    bytes.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+    bytes
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + "…"
 }
 
 /// A rotating ID: the X25519 public key a node broadcasts during one epoch.
@@ -142,6 +147,7 @@ pub struct Rotation {
 #[derive(Debug, Default)]
 pub struct KeySchedule {
     keys: VecDeque<EpochKey>,
+    broadcasting: Option<Epoch>,
 }
 
 impl KeySchedule {
@@ -150,16 +156,24 @@ impl KeySchedule {
         KeySchedule::default()
     }
 
-    /// Makes sure a key exists for `now`'s epoch (drawing it from `rng`) and
-    /// destroys every key whose epoch ended more than
-    /// [`ROTATION_GRACE_SECONDS`] before `now`.
+    /// Makes sure a key exists for `now`'s epoch and, within
+    /// [`SIGHTING_KEY_WINDOW_SECONDS`] of the next boundary, for the next
+    /// epoch too (drawn from `rng`), then destroys every key whose epoch ended
+    /// more than [`ROTATION_GRACE_SECONDS`] before `now`. The next key exists
+    /// before it is broadcast so that a sighting just before the boundary
+    /// already yields the token the other side will derive from it.
     pub fn rotate<R: CryptoRng + ?Sized>(&mut self, now: UnixTime, rng: &mut R) -> Rotation {
         let mut out = Rotation::default();
         let epoch = now.epoch();
-        if self.get(epoch).is_none() {
-            let key = EpochKey::generate(epoch, rng);
-            out.new_id = Some(key.public());
-            self.insert(key);
+        let ahead = now.plus(SIGHTING_KEY_WINDOW_SECONDS).epoch();
+        for e in [epoch, ahead] {
+            if self.get(e).is_none() {
+                self.insert(EpochKey::generate(e, rng));
+            }
+        }
+        if self.broadcasting != Some(epoch) {
+            self.broadcasting = Some(epoch);
+            out.new_id = self.get(epoch).map(EpochKey::public);
         }
         out.erased = self.erase_expired(now);
         out
@@ -365,6 +379,28 @@ mod tests {
     }
 
     #[test]
+    fn next_key_is_drawn_before_the_boundary_but_not_broadcast() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let mut s = KeySchedule::new();
+        let boundary = UnixTime(2_000 * 900);
+        let r = s.rotate(boundary.minus(SIGHTING_KEY_WINDOW_SECONDS + 1), &mut rng);
+        assert_eq!(s.keys().count(), 1);
+        let first = r.new_id.unwrap();
+        let r = s.rotate(boundary.minus(10), &mut rng);
+        assert_eq!(r.new_id, None, "still broadcasting the current key");
+        let next = s.get(boundary.epoch()).unwrap().public();
+        assert_ne!(next, first);
+        assert_eq!(s.active_around(boundary.minus(10)).count(), 2);
+        let r = s.rotate(boundary, &mut rng);
+        assert_eq!(
+            r.new_id,
+            Some(next),
+            "the pre-drawn key goes on air at the boundary"
+        );
+        assert!(s.keys().count() <= MAX_SCHEDULED_KEYS);
+    }
+
+    #[test]
     fn fresh_keys_are_unrelated() {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let a = EpochKey::generate(Epoch(1), &mut rng);
@@ -376,12 +412,19 @@ mod tests {
     fn secrets_are_redacted() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let k = EpochKey::generate(Epoch(7), &mut rng);
-        let secret_hex: String = k.secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let secret_hex: String = k
+            .secret_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let dbg = format!("{k:?}");
         assert!(dbg.contains("<redacted>"));
         assert!(!dbg.contains(&secret_hex[..8]));
         let full_pub: String = k.public().0.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(!dbg.contains(&full_pub), "full public key must not be printed");
+        assert!(
+            !dbg.contains(&full_pub),
+            "full public key must not be printed"
+        );
         let ik = IssuerSecretKey::generate(&mut rng);
         let ihex: String = ik.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert!(!format!("{ik:?}").contains(&ihex[..8]));

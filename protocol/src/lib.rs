@@ -62,8 +62,8 @@ pub use frame::{
 };
 pub use keys::{
     ED25519_PUBLIC_LEN, EpochKey, IssuerPublicKey, IssuerSecretKey, KeySchedule,
-    MAX_SCHEDULED_KEYS, ROTATING_ID_LEN, ROTATION_GRACE_SECONDS, ReportPublicKey,
-    ReportSecretKey, Rotation, RotatingId, SIGHTING_KEY_WINDOW_SECONDS, SIGNATURE_LEN,
+    MAX_SCHEDULED_KEYS, ROTATING_ID_LEN, ROTATION_GRACE_SECONDS, ReportPublicKey, ReportSecretKey,
+    RotatingId, Rotation, SIGHTING_KEY_WINDOW_SECONDS, SIGNATURE_LEN,
 };
 pub use matching::{
     EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MatchOutcome, TokenIndex,
@@ -79,7 +79,9 @@ pub use token::{
     EncounterToken, MAX_TOKENS_PER_ENCOUNTER, TOKEN_KDF_INFO, TOKEN_KDF_SALT, TOKEN_LEN,
     TokenError, derive_token, tokens_for_sighting,
 };
-pub use wire::{CODE_CHECKSUM_DOMAIN, CODE_CHECKSUM_LEN, DecodeError, MAX_NETWORK_ID_LEN, is_valid_network_id};
+pub use wire::{
+    CODE_CHECKSUM_DOMAIN, CODE_CHECKSUM_LEN, DecodeError, MAX_NETWORK_ID_LEN, is_valid_network_id,
+};
 
 /// Re-export of the zeroizing wrapper used for secret bytes.
 pub use zeroize::Zeroizing;

@@ -95,7 +95,11 @@ impl TokenIndex {
     /// The encounters holding `token` (usually none, rarely more than one).
     pub fn lookup(&self, token: &EncounterToken) -> impl Iterator<Item = EncounterRef> + '_ {
         let (h, l) = split(token);
-        let (a, b) = if self.is_empty() { (0, 0) } else { self.range(h) };
+        let (a, b) = if self.is_empty() {
+            (0, 0)
+        } else {
+            self.range(h)
+        };
         (a..b)
             .filter(move |&i| self.hi[i] == h && self.lo[i] == l)
             .map(move |i| self.refs[i])

@@ -116,7 +116,11 @@ impl RiskConfigBuilder {
         if self.buckets.is_empty() || self.buckets.len() > MAX_RISK_BUCKETS {
             return Err(RiskConfigError::BucketCount);
         }
-        if self.buckets.windows(2).any(|w| w[0].below_db >= w[1].below_db) {
+        if self
+            .buckets
+            .windows(2)
+            .any(|w| w[0].below_db >= w[1].below_db)
+        {
             return Err(RiskConfigError::BucketOrder);
         }
         if let Some(b) = self
@@ -336,13 +340,20 @@ mod tests {
             weight: w,
         };
         assert_eq!(
-            RiskConfig::builder().buckets(vec![b(60, 1.0), b(50, 0.5)]).build(),
+            RiskConfig::builder()
+                .buckets(vec![b(60, 1.0), b(50, 0.5)])
+                .build(),
             Err(RiskConfigError::BucketOrder)
         );
         assert_eq!(
             RiskConfig::builder().buckets(vec![b(60, 1.5)]).build(),
             Err(RiskConfigError::Weight(1.5))
         );
-        assert!(RiskConfig::builder().high_risk_weighted_minutes(f64::NAN).build().is_err());
+        assert!(
+            RiskConfig::builder()
+                .high_risk_weighted_minutes(f64::NAN)
+                .build()
+                .is_err()
+        );
     }
 }

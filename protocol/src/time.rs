@@ -184,7 +184,12 @@ mod tests {
     #[test]
     fn civil_dates_round_trip() {
         assert_eq!(Day(0).to_string(), "1970-01-01");
-        assert_eq!(Day::from_civil(2026, 11, 27).map(|d| d.to_string()).as_deref(), Some("2026-11-27"));
+        assert_eq!(
+            Day::from_civil(2026, 11, 27)
+                .map(|d| d.to_string())
+                .as_deref(),
+            Some("2026-11-27")
+        );
         // 2024-02-29 exists, 2026-02-29 does not.
         assert!(Day::from_civil(2024, 2, 29).is_some());
         assert!(Day::from_civil(2026, 2, 29).is_none());

@@ -293,7 +293,10 @@ mod tests {
     fn codes_round_trip_and_catch_typos() {
         let payload = b"hello meshtrace".to_vec();
         let code = to_code("MTXX1:", &payload);
-        assert!(code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ':'));
+        assert!(
+            code.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ':')
+        );
         assert_eq!(from_code("MTXX1:", "test", &code, 100), Ok(payload.clone()));
         let wrapped = format!("  {}\n{} ", &code[..20].to_lowercase(), &code[20..]);
         assert_eq!(from_code("MTXX1:", "test", &wrapped, 100), Ok(payload));

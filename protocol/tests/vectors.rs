@@ -1,0 +1,271 @@
+//! Asserts the Rust implementation against the test vectors in
+//! `tests/vectors/*.json`, which an independent Python implementation
+//! (`tests/vectors/generate.py`, written from `docs/protocol.md`) produced.
+
+use std::convert::Infallible;
+
+use meshtrace_protocol::*;
+use rand_core::{TryCryptoRng, TryRng};
+use serde_json::Value;
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+fn arr32(v: &Value) -> [u8; 32] {
+    bytes(v).try_into().unwrap()
+}
+
+fn u64v(v: &Value) -> u64 {
+    v.as_u64().unwrap()
+}
+
+#[test]
+fn token_vectors() {
+    let v = load("tokens.json");
+    for case in v["cases"].as_array().unwrap() {
+        let a = EpochKey::from_secret_bytes(Epoch(1), Zeroizing::new(arr32(&case["secret_a"])));
+        let b = EpochKey::from_secret_bytes(Epoch(1), Zeroizing::new(arr32(&case["secret_b"])));
+        assert_eq!(a.public().0, arr32(&case["public_a"]));
+        assert_eq!(b.public().0, arr32(&case["public_b"]));
+        let expected = bytes(&case["token"]);
+        assert_eq!(derive_token(&a, &b.public()).unwrap().0.to_vec(), expected);
+        assert_eq!(derive_token(&b, &a.public()).unwrap().0.to_vec(), expected);
+    }
+    let victim =
+        EpochKey::from_secret_bytes(Epoch(1), Zeroizing::new(arr32(&v["low_order_secret"])));
+    for pk in v["low_order_public_keys"].as_array().unwrap() {
+        assert_eq!(
+            derive_token(&victim, &RotatingId(arr32(pk))),
+            Err(TokenError::NonContributory),
+            "low-order key {pk} must be refused"
+        );
+    }
+}
+
+#[test]
+fn frame_vectors() {
+    let v = load("frames.json");
+    assert_eq!(u64v(&v["service_uuid16"]), u64::from(SERVICE_UUID16));
+    for case in v["cases"].as_array().unwrap() {
+        let frame = Frame {
+            tx_power: case["tx_power"].as_i64().unwrap() as i8,
+            id: RotatingId(arr32(&case["id"])),
+        };
+        let ext = bytes(&case["extended_service_data"]);
+        assert_eq!(frame.encode_extended().to_vec(), ext);
+        assert_eq!(
+            advertising_data(&ext),
+            bytes(&case["extended_advertising_data"])
+        );
+        let (first, second) = frame.encode_legacy();
+        assert_eq!(first.to_vec(), bytes(&case["legacy_first_service_data"]));
+        assert_eq!(second.to_vec(), bytes(&case["legacy_second_service_data"]));
+        assert_eq!(half_tag(&frame.id).to_vec(), bytes(&case["half_tag"]));
+        let ad1 = bytes(&case["legacy_first_advertising_data"]);
+        let ad2 = bytes(&case["legacy_second_advertising_data"]);
+        assert_eq!(advertising_data(&first), ad1);
+        assert_eq!(advertising_data(&second), ad2);
+        // Decode from the raw advertisements.
+        assert_eq!(
+            decode_service_data(
+                find_service_data(&bytes(&case["extended_advertising_data"]))
+                    .unwrap()
+                    .unwrap()
+            ),
+            Ok(Decoded::Full(frame))
+        );
+        let mut r = HalfReassembler::new();
+        let half = |ad: &[u8]| match decode_service_data(find_service_data(ad).unwrap().unwrap()) {
+            Ok(Decoded::Half(h)) => h,
+            other => panic!("expected a half, got {other:?}"),
+        };
+        assert_eq!(r.push(UnixTime(5), half(&ad2)), None);
+        assert_eq!(r.push(UnixTime(6), half(&ad1)), Some(frame));
+    }
+    for bad in v["invalid"].as_array().unwrap() {
+        let err = decode_service_data(&bytes(&bad["service_data"])).unwrap_err();
+        let want = bad["error"].as_str().unwrap();
+        let got = match err {
+            FrameError::Empty => "empty",
+            FrameError::UnsupportedVersion(_) => "unsupported version",
+            FrameError::UnknownKind(_) => "unknown kind",
+            FrameError::WrongLength { .. } => "wrong length",
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(got, want);
+    }
+}
+
+fn params_of(v: &Value, report: ReportPublicKey) -> CertificateParams {
+    CertificateParams {
+        network_id: v["network_id"].as_str().unwrap().to_owned(),
+        report_key: report,
+        valid_from: UnixTime(u64v(&v["valid_from"])),
+        valid_until: UnixTime(u64v(&v["valid_until"])),
+        window_first_day: Day(u64v(&v["window_first_day"]) as u32),
+        window_last_day: Day(u64v(&v["window_last_day"]) as u32),
+        max_tokens: u64v(&v["max_tokens"]) as u32,
+    }
+}
+
+#[test]
+fn certificate_vectors() {
+    let v = load("certificates.json");
+    let issuer = IssuerSecretKey::from_bytes(&Zeroizing::new(arr32(&v["issuer_secret"])));
+    let report = ReportSecretKey::from_bytes(&Zeroizing::new(arr32(&v["report_secret"])));
+    assert_eq!(issuer.public().0, arr32(&v["issuer_public"]));
+    assert_eq!(report.public().0, arr32(&v["report_public"]));
+    let network = v["params"]["network_id"].as_str().unwrap();
+    let req = ReportRequest {
+        network_id: network.to_owned(),
+        report_key: report.public(),
+    };
+    assert_eq!(req.to_bytes(), bytes(&v["request_bytes"]));
+    assert_eq!(req.to_code(), v["request_code"].as_str().unwrap());
+    assert_eq!(
+        ReportRequest::from_code(v["request_code"].as_str().unwrap()),
+        Ok(req)
+    );
+
+    let cert = Certificate::issue(&issuer, params_of(&v["params"], report.public())).unwrap();
+    assert_eq!(cert.as_bytes(), bytes(&v["certificate_bytes"]));
+    assert_eq!(
+        cert.signature().to_vec(),
+        bytes(&v["certificate_signature"])
+    );
+    assert_eq!(cert.to_code(), v["certificate_code"].as_str().unwrap());
+    let parsed = Certificate::from_code(v["certificate_code"].as_str().unwrap()).unwrap();
+    assert_eq!(parsed, cert);
+    assert_eq!(parsed.issuer(), issuer.public());
+}
+
+/// Yields exactly the bytes it was given, so the Rust builder draws the same
+/// dummy tokens the reference implementation listed.
+struct ReplayRng {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl TryRng for ReplayRng {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        let end = self.pos + dst.len();
+        assert!(end <= self.data.len(), "replay RNG exhausted");
+        dst.copy_from_slice(&self.data[self.pos..end]);
+        self.pos = end;
+        Ok(())
+    }
+}
+impl TryCryptoRng for ReplayRng {}
+
+fn tokens_of(v: &Value) -> Vec<EncounterToken> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| EncounterToken(bytes(t).try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn announcement_vectors() {
+    let v = load("announcements.json");
+    let trusted = [IssuerPublicKey(arr32(&v["issuer_public"]))];
+    let network = v["network_id"].as_str().unwrap();
+    let ctx = VerifyContext {
+        network_id: network,
+        trusted_issuers: &trusted,
+        now: UnixTime(u64v(&v["verify_at"])),
+    };
+    for case in v["cases"].as_array().unwrap() {
+        let report = ReportSecretKey::from_bytes(&Zeroizing::new(arr32(&case["report_secret"])));
+        let cert = Certificate::from_bytes(&bytes(&case["certificate_bytes"])).unwrap();
+        let real = tokens_of(&case["real_tokens"]);
+        let dummies = tokens_of(&case["dummy_tokens"]);
+        let mut rng = ReplayRng {
+            data: dummies.iter().flat_map(|t| t.0).collect(),
+            pos: 0,
+        };
+        let built = build_announcements(
+            &report,
+            &cert,
+            &real,
+            UnixTime(u64v(&case["created_at"])),
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(rng.pos, rng.data.len(), "every listed dummy was drawn");
+        let chunks = case["chunks"].as_array().unwrap();
+        assert_eq!(built.len(), chunks.len());
+        let mut seen_real = 0;
+        for (i, (b, want)) in built.iter().zip(chunks).enumerate() {
+            assert_eq!(b.bytes, bytes(&want["bytes"]), "chunk {i} bytes");
+            assert_eq!(b.id.0.to_vec(), bytes(&want["id"]), "chunk {i} id");
+            let ver = VerifiedAnnouncement::verify(&b.bytes, &ctx).unwrap();
+            assert_eq!(ver.chunk_index(), i as u32);
+            assert_eq!(ver.chunk_count(), u64v(&case["chunk_count"]) as u32);
+            assert_eq!(ver.tokens().len(), u64v(&case["tokens_per_chunk"]) as usize);
+            seen_real += real.iter().filter(|t| ver.tokens().contains(t)).count();
+        }
+        assert_eq!(seen_real, real.len(), "every real token is announced once");
+    }
+}
+
+#[test]
+fn risk_vectors() {
+    let v = load("risk.json");
+    let risk = RiskConfig::default();
+    for case in v["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let encounters: Vec<Encounter> = case["encounters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Encounter {
+                tokens: vec![EncounterToken([i as u8; 16])],
+                first_seen: UnixTime(u64v(&e["first_seen"])),
+                last_seen: UnixTime(u64v(&e["last_seen"])),
+                profile: e["profile"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| (u64v(&p[0]) as u8, u64v(&p[1]) as u32))
+                    .collect(),
+                sightings: 1,
+            })
+            .collect();
+        let got = risk.score(&encounters);
+        let want = case["expected"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: number of days");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(u64::from(g.day.0), u64v(&w["day"]), "{name}");
+            assert!(
+                (g.weighted_minutes - w["weighted_minutes"].as_f64().unwrap()).abs() < 1e-9,
+                "{name}"
+            );
+            assert!(
+                (g.close_minutes - w["close_minutes"].as_f64().unwrap()).abs() < 1e-9,
+                "{name}"
+            );
+            assert_eq!(u64::from(g.contacts), u64v(&w["contacts"]), "{name}");
+            assert_eq!(g.high_risk, w["high_risk"].as_bool().unwrap(), "{name}");
+        }
+    }
+}

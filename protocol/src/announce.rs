@@ -196,10 +196,13 @@ pub fn build_announcements<R: CryptoRng + ?Sized>(
     Ok(out)
 }
 
+/// What the report key signs: `ANNOUNCEMENT_SIGNING_DOMAIN || SHA-256(body)`.
+/// Signing the digest lets Ed25519's internal SHA-512 run over 57 bytes
+/// instead of up to 64 KiB; SHA-256 has hardware support on current CPUs.
 fn signing_input(body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(ANNOUNCEMENT_SIGNING_DOMAIN.len() + body.len());
+    let mut v = Vec::with_capacity(ANNOUNCEMENT_SIGNING_DOMAIN.len() + 32);
     v.extend_from_slice(ANNOUNCEMENT_SIGNING_DOMAIN);
-    v.extend_from_slice(body);
+    v.extend_from_slice(&Sha256::digest(body));
     v
 }
 

@@ -224,7 +224,7 @@ def announcement_case(label, n_real, cap):
         toks = b"".join(all_sorted[c * per_chunk:(c + 1) * per_chunk])
         body = (f_uint(1, 1) + f_bytes(2, network.encode()) + f_bytes(3, cert) + f_uint(4, c)
                 + f_uint(5, chunks) + f_uint(6, created_at) + f_bytes(7, toks))
-        sig = ed_sign(report, b"meshtrace/v1/announcement" + body)
+        sig = ed_sign(report, b"meshtrace/v1/announcement" + hashlib.sha256(body).digest())
         msg = f_bytes(1, body) + f_bytes(2, sig)
         assert len(msg) <= 65536
         out.append({"id": h(hashlib.sha256(msg).digest()), "bytes": h(msg)})

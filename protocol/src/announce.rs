@@ -683,4 +683,26 @@ mod tests {
         dup.extend(toks(200, 1));
         assert_eq!(plan_report(&f.cert, &dup).unwrap().real_tokens, 200);
     }
+
+    #[test]
+    fn wrong_version_is_a_typed_error() {
+        let f = fixture(4096);
+        let trusted = [f.issuer.public()];
+        let mut b = body(&f, 64, 1, T0);
+        b.version = 2;
+        assert_eq!(
+            VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, T0)),
+            Err(AnnouncementError::Decode(DecodeError::UnsupportedVersion {
+                what: "announcement",
+                version: 2
+            }))
+        );
+        assert!(matches!(
+            VerifiedAnnouncement::verify(
+                &vec![0u8; MAX_ANNOUNCEMENT_BYTES + 1],
+                &ctx(&trusted, T0)
+            ),
+            Err(AnnouncementError::Decode(DecodeError::TooLong { .. }))
+        ));
+    }
 }

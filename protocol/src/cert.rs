@@ -460,4 +460,67 @@ mod tests {
         p.network_id = "Bad Net".into();
         assert!(Certificate::issue(&issuer, p).is_err());
     }
+
+    #[test]
+    fn wrong_version_length_and_network_are_typed_errors() {
+        let mut rng = ChaCha20Rng::seed_from_u64(24);
+        let rk = ReportSecretKey::generate(&mut rng).public();
+        let msg = |version: u32, net: &str, key: Vec<u8>| {
+            ReportRequestMsg {
+                version,
+                network_id: net.into(),
+                report_key: key,
+            }
+            .encode_to_vec()
+        };
+        assert_eq!(
+            ReportRequest::from_bytes(&msg(2, "campus", rk.0.to_vec())),
+            Err(DecodeError::UnsupportedVersion {
+                what: "report request",
+                version: 2
+            })
+        );
+        assert!(matches!(
+            ReportRequest::from_bytes(&msg(1, "campus", rk.0[..31].to_vec())),
+            Err(DecodeError::WrongLength {
+                expected: 32,
+                got: 31,
+                ..
+            })
+        ));
+        assert_eq!(
+            ReportRequest::from_bytes(&msg(1, "", rk.0.to_vec())),
+            Err(DecodeError::BadNetworkId)
+        );
+        assert!(matches!(
+            ReportRequest::from_bytes(&[0u8; MAX_REQUEST_BYTES + 1]),
+            Err(DecodeError::TooLong { .. })
+        ));
+
+        let issuer = IssuerSecretKey::generate(&mut rng);
+        let cert = Certificate::issue(&issuer, params(rk)).unwrap();
+        let outer = CertificateMsg::decode(cert.as_bytes()).unwrap();
+        let mut body = CertificateBodyMsg::decode(&outer.body[..]).unwrap();
+        body.version = 2;
+        let body = body.encode_to_vec();
+        let resigned = CertificateMsg {
+            signature: issuer.sign(&signing_input(&body)).to_vec(),
+            body,
+        };
+        assert_eq!(
+            Certificate::from_bytes(&resigned.encode_to_vec()),
+            Err(CertificateError::Decode(DecodeError::UnsupportedVersion {
+                what: "certificate",
+                version: 2
+            }))
+        );
+        let short_sig = CertificateMsg {
+            body: outer.body.clone(),
+            signature: outer.signature[..63].to_vec(),
+        };
+        assert!(matches!(
+            Certificate::from_bytes(&short_sig.encode_to_vec()),
+            Err(CertificateError::Decode(DecodeError::WrongLength { .. }))
+        ));
+    }
 }

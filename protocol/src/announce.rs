@@ -304,6 +304,12 @@ impl VerifiedAnnouncement {
             return Err(AnnouncementError::Invalid("certificate too large"));
         }
         let certificate = Certificate::from_bytes(&b.certificate)?;
+        // Expired reports are dropped before the report signature is checked:
+        // they are common (re-circulation, catch-up) and cost nothing to spot.
+        let expires = expiry_of(certificate.params().window_last_day);
+        if ctx.now >= expires {
+            return Err(AnnouncementError::Expired(expires));
+        }
         if b.network_id != certificate.params().network_id {
             return Err(AnnouncementError::NetworkMismatch);
         }
@@ -360,10 +366,6 @@ impl VerifiedAnnouncement {
             return Err(AnnouncementError::Invalid(
                 "tokens are not strictly ascending",
             ));
-        }
-        let expires = expiry_of(certificate.params().window_last_day);
-        if ctx.now >= expires {
-            return Err(AnnouncementError::Expired(expires));
         }
         Ok(VerifiedAnnouncement {
             id: AnnouncementId::of(bytes),

@@ -22,7 +22,11 @@ pub const MAX_ENCOUNTER_SPAN_SECONDS: u64 = 2 * EPOCH_SECONDS;
 /// Most encounters open at once; beyond, the least recently seen is closed.
 pub const MAX_OPEN_ENCOUNTERS: usize = 4096;
 /// Attenuation values are clamped to this many dB.
-pub(crate) const MAX_ATTENUATION_DB: u8 = u8::MAX;
+pub const MAX_ATTENUATION_DB: u8 = u8::MAX;
+/// RSSI value meaning "not available" (HCI LE Advertising Report); emulated
+/// controllers always report it. Such a sighting proves presence but not
+/// proximity: it gets [`MAX_ATTENUATION_DB`], which every risk rule drops.
+pub const RSSI_UNKNOWN: i16 = 127;
 
 /// One reception of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +43,12 @@ pub struct Sighting {
 
 /// Attenuation in dB: advertised TX power − RSSI − receiver correction,
 /// clamped to `0..=255`. `rx_correction_db` is the receiving device's known
-/// RSSI offset (positive when it reads high).
+/// RSSI offset (positive when it reads high). An RSSI of [`RSSI_UNKNOWN`]
+/// gives [`MAX_ATTENUATION_DB`].
 pub fn attenuation_db(tx_power: i8, rssi: i16, rx_correction_db: i16) -> u8 {
+    if rssi == RSSI_UNKNOWN {
+        return MAX_ATTENUATION_DB;
+    }
     let a = i32::from(tx_power) - i32::from(rssi) - i32::from(rx_correction_db);
     a.clamp(0, i32::from(MAX_ATTENUATION_DB)) as u8
 }
@@ -276,6 +284,7 @@ mod tests {
         assert_eq!(attenuation_db(-10, -60, 5), 45);
         assert_eq!(attenuation_db(10, 20, 0), 0);
         assert_eq!(attenuation_db(127, -32768, -32768), 255);
+        assert_eq!(attenuation_db(0, RSSI_UNKNOWN, 0), MAX_ATTENUATION_DB);
     }
 
     #[test]

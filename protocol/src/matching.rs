@@ -177,8 +177,10 @@ pub enum MatchOutcome {
     Exposure(Exposure),
 }
 
-/// Per-reporter matching state. Ingesting the same chunk twice, or chunks in
-/// any order, gives the same exposures.
+/// Per-reporter matching state. Ingesting the same chunk twice, or the chunks
+/// of a report in any order, gives the same exposures. When a reporter
+/// equivocates (two different chunks with one index), the first one ingested
+/// wins, so that case depends on arrival order.
 #[derive(Clone, Debug, Default)]
 pub struct ExposureLedger {
     reports: HashMap<ReportPublicKey, ReportState>,

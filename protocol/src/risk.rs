@@ -49,6 +49,9 @@ pub enum RiskConfigError {
     /// Minimum contact longer than a day.
     #[error("minimum contact duration must be at most 1440 minutes")]
     MinContact,
+    /// Session gap longer than an hour.
+    #[error("session gap must be at most 3600 seconds")]
+    SessionGap,
 }
 
 impl Default for RiskConfig {
@@ -87,8 +90,10 @@ pub const DEFAULT_BUCKETS: [AttenuationBucket; 3] = [
 pub const DEFAULT_MIN_CONTACT_MINUTES: u32 = 10;
 /// Default weighted minutes per day for a high-risk exposure.
 pub const DEFAULT_HIGH_RISK_MINUTES: f64 = 15.0;
-/// Encounters of one reporter closer than this (seconds) form one contact.
+/// Encounters of one reporter at most this far apart (seconds) form one contact.
 pub const DEFAULT_SESSION_GAP_SECONDS: u64 = 300;
+/// Largest configurable session gap (seconds).
+pub const MAX_SESSION_GAP_SECONDS: u64 = 3600;
 
 impl RiskConfigBuilder {
     /// Sets the attenuation buckets.
@@ -135,6 +140,9 @@ impl RiskConfigBuilder {
         }
         if self.min_contact_minutes > 1440 {
             return Err(RiskConfigError::MinContact);
+        }
+        if self.session_gap_seconds > MAX_SESSION_GAP_SECONDS {
+            return Err(RiskConfigError::SessionGap);
         }
         Ok(RiskConfig {
             buckets: self.buckets,
@@ -206,8 +214,9 @@ impl RiskConfig {
             .sum()
     }
 
-    /// Scores the encounters matched for one reporter: per day, encounters
-    /// closer than the session gap join into one contact; contacts shorter
+    /// Scores the encounters matched for one reporter: per day, an encounter
+    /// starting at most the session gap after the contact so far ended joins
+    /// that contact; contacts shorter
     /// than the minimum (in unweighted minutes below the drop threshold) are
     /// ignored; the rest add up to the day's weighted minutes. Days are
     /// returned ascending; the result does not depend on input order.

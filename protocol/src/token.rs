@@ -93,13 +93,17 @@ pub fn derive_token(own: &EpochKey, theirs: &RotatingId) -> Result<EncounterToke
 
 /// The tokens for one sighting of `heard` at local time `at`: one per own key
 /// broadcast around that moment (the current key and, near a rotation
-/// boundary, the previous or next one). Keys for which derivation fails are
-/// skipped; the result is empty for a low-order or own key.
+/// boundary, the previous or next one). The result is empty when `heard` is a
+/// low-order point or any of our own IDs (an echo of our previous or next key
+/// must not open an encounter with ourselves).
 pub fn tokens_for_sighting(
     keys: &KeySchedule,
     heard: &RotatingId,
     at: UnixTime,
 ) -> Vec<(Epoch, EncounterToken)> {
+    if keys.keys().any(|k| &k.public() == heard) {
+        return Vec::new();
+    }
     keys.active_around(at)
         .filter_map(|k| derive_token(k, heard).ok().map(|t| (k.epoch(), t)))
         .collect()
@@ -138,6 +142,19 @@ mod tests {
             Err(TokenError::NonContributory)
         );
         assert_eq!(derive_token(&a, &a.public()), Err(TokenError::OwnId));
+    }
+
+    #[test]
+    fn own_ids_never_yield_tokens_even_across_a_boundary() {
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let mut keys = KeySchedule::new();
+        let boundary = UnixTime(3_000 * 900);
+        keys.rotate(boundary.minus(30), &mut rng);
+        let ids: Vec<RotatingId> = keys.keys().map(|k| k.public()).collect();
+        assert_eq!(ids.len(), 2, "current and pre-drawn next key");
+        for id in &ids {
+            assert!(tokens_for_sighting(&keys, id, boundary.minus(30)).is_empty());
+        }
     }
 
     #[test]

@@ -1,0 +1,274 @@
+//! The small key-value `Store` trait and its two backends: sled on disk and
+//! an in-memory map for unit tests and the simulator.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The trees (namespaces) the contact store uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tree {
+    /// Per-day subkeys, sealed under the master-derived key.
+    DayKeys,
+    /// Own epoch secrets until their grace period ends.
+    EpochKeys,
+    /// Encounter records, grouped by an opaque per-day tag.
+    Encounters,
+    /// Received announcement bytes, grouped by the tag of their last day.
+    Announcements,
+    /// Small per-announcement metadata (id, expiry), same keys as `Announcements`.
+    AnnouncementMeta,
+    /// Exposures found, grouped by the tag of their latest day.
+    Exposures,
+    /// Trusted issuer keys.
+    Issuers,
+    /// Node metadata.
+    Meta,
+}
+
+impl Tree {
+    /// Every tree.
+    pub const ALL: [Tree; 8] = [
+        Tree::DayKeys,
+        Tree::EpochKeys,
+        Tree::Encounters,
+        Tree::Announcements,
+        Tree::AnnouncementMeta,
+        Tree::Exposures,
+        Tree::Issuers,
+        Tree::Meta,
+    ];
+
+    /// The tree's name on disk (also bound into every record's associated data).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::DayKeys => "daykeys",
+            Tree::EpochKeys => "epochkeys",
+            Tree::Encounters => "encounters",
+            Tree::Announcements => "announcements",
+            Tree::AnnouncementMeta => "annmeta",
+            Tree::Exposures => "exposures",
+            Tree::Issuers => "issuers",
+            Tree::Meta => "meta",
+        }
+    }
+}
+
+/// A backend failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Another process holds the database.
+    #[error("the store is in use by another process")]
+    Locked,
+    /// The database files are damaged.
+    #[error("the database files are damaged: {0}")]
+    Corrupt(String),
+    /// An I/O error.
+    #[error("storage I/O error: {0}")]
+    Io(String),
+}
+
+/// One write of a batch: `None` deletes.
+pub type Write = (Tree, Vec<u8>, Option<Vec<u8>>);
+
+/// A swappable key-value backend. Writes in one `apply` call are atomic per
+/// tree and become durable, in order, at the next `flush`.
+pub trait Store: Send {
+    /// Reads one value.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Applies a batch of writes.
+    fn apply(&self, writes: Vec<Write>) -> Result<(), BackendError>;
+    /// Every `(key, value)` whose key starts with `prefix`, in key order.
+    fn scan_prefix(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+    /// Makes every applied write durable.
+    fn flush(&self) -> Result<(), BackendError>;
+    /// Bytes used on disk (0 for memory).
+    fn size_on_disk(&self) -> Result<u64, BackendError>;
+}
+
+/// In-memory backend (unit tests, simulator).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    trees: Mutex<BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>> {
+        // A panic while holding the lock cannot leave a map half-written
+        // (every mutation is a single insert/remove), so poisoning is ignored.
+        self.trees.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.lock().get(&tree).and_then(|t| t.get(key)).cloned())
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), BackendError> {
+        let mut g = self.lock();
+        for (tree, key, value) in writes {
+            let t = g.entry(tree).or_default();
+            match value {
+                Some(v) => {
+                    t.insert(key, v);
+                }
+                None => {
+                    t.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_prefix(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+        Ok(self
+            .lock()
+            .get(&tree)
+            .map(|t| {
+                t.range(prefix.to_vec()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn flush(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, BackendError> {
+        Ok(0)
+    }
+}
+
+/// sled's page cache for the contact store: small on purpose (phones; sled's
+/// cache otherwise grows towards the database size).
+pub const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// sled's own background flush interval (ms); the store also flushes at its
+/// durability points.
+pub const SLED_FLUSH_EVERY_MS: u64 = 500;
+
+/// sled 0.34 backend.
+pub struct SledStore {
+    db: sled::Db,
+    trees: Vec<(Tree, sled::Tree)>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn map_sled(e: sled::Error) -> BackendError {
+    match e {
+        // sled reports a held file lock as an `Other` I/O error with this text.
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock") =>
+        {
+            BackendError::Locked
+        }
+        sled::Error::Io(io) => BackendError::Io(io.to_string()),
+        sled::Error::Corruption { at, .. } => BackendError::Corrupt(format!("at {at:?}")),
+        other => BackendError::Corrupt(other.to_string()),
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `path`.
+    pub fn open(path: &Path) -> Result<SledStore, BackendError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(map_sled)?;
+        let mut trees = Vec::new();
+        for t in Tree::ALL {
+            trees.push((t, db.open_tree(t.name()).map_err(map_sled)?));
+        }
+        Ok(SledStore {
+            db,
+            trees,
+            path: path.to_owned(),
+        })
+    }
+
+    fn tree(&self, t: Tree) -> &sled::Tree {
+        // Every `Tree` variant is opened in `open`, in `Tree::ALL` order.
+        &self.trees[Tree::ALL.iter().position(|x| *x == t).unwrap_or(0)].1
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self
+            .tree(tree)
+            .get(key)
+            .map_err(map_sled)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), BackendError> {
+        let mut batches: BTreeMap<Tree, sled::Batch> = BTreeMap::new();
+        let mut order: Vec<Tree> = Vec::new();
+        for (tree, key, value) in writes {
+            if !order.contains(&tree) {
+                order.push(tree);
+            }
+            let b = batches.entry(tree).or_default();
+            match value {
+                Some(v) => b.insert(key, v),
+                None => b.remove(key),
+            }
+        }
+        // Trees in first-written order, so a day key written before its
+        // records reaches the log first.
+        for tree in order {
+            if let Some(b) = batches.remove(&tree) {
+                self.tree(tree).apply_batch(b).map_err(map_sled)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_prefix(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+        self.tree(tree)
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_sled))
+            .collect()
+    }
+
+    fn flush(&self) -> Result<(), BackendError> {
+        self.db.flush().map_err(map_sled)?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, BackendError> {
+        self.db.size_on_disk().map_err(map_sled)
+    }
+}

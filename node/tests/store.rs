@@ -1,0 +1,460 @@
+//! The encrypted contact store on real sled files in a temporary directory.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use meshtrace_node::protocol::*;
+use meshtrace_node::store::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+const DAY0: u64 = 20_000 * DAY_SECONDS; // a UTC midnight
+const NOON: u64 = DAY0 + 12 * 3600;
+
+fn key_source(dir: &Path) -> KeySource {
+    KeySource::KeyFile(dir.join("master.key"))
+}
+
+fn data_dir(tmp: &tempfile::TempDir) -> PathBuf {
+    tmp.path().join("data")
+}
+
+fn create(tmp: &tempfile::TempDir) -> ContactStore {
+    ContactStore::create(
+        &data_dir(tmp),
+        &key_source(tmp.path()),
+        KdfParams::TEST_ONLY,
+        StoreConfig::default(),
+        UnixTime(NOON),
+    )
+    .unwrap()
+}
+
+fn reopen(tmp: &tempfile::TempDir, now: u64) -> Result<ContactStore, StoreError> {
+    ContactStore::open(
+        &data_dir(tmp),
+        &key_source(tmp.path()),
+        StoreConfig::default(),
+        UnixTime(now),
+    )
+}
+
+fn encounter(rng: &mut ChaCha20Rng, start: u64) -> Encounter {
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let mut t = [0u8; 16];
+        rng.fill_bytes(&mut t);
+        tokens.push(EncounterToken(t));
+    }
+    Encounter {
+        tokens,
+        first_seen: UnixTime(start),
+        last_seen: UnixTime(start + 700),
+        profile: vec![(48, 400), (61, 300)],
+        sightings: 71,
+    }
+}
+
+struct World {
+    rng: ChaCha20Rng,
+    issuer: IssuerSecretKey,
+}
+
+impl World {
+    fn new() -> World {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let issuer = IssuerSecretKey::generate(&mut rng);
+        World { rng, issuer }
+    }
+
+    fn announcement(&mut self, now: u64, tokens: &[EncounterToken]) -> (VerifiedAnnouncement, Vec<u8>) {
+        let report = ReportSecretKey::generate(&mut self.rng);
+        let now = UnixTime(now);
+        let cert = Certificate::issue(
+            &self.issuer,
+            CertificateParams {
+                network_id: "store-test".into(),
+                report_key: report.public(),
+                valid_from: now,
+                valid_until: now.plus(86_400),
+                window_first_day: now.day().minus(3),
+                window_last_day: now.day(),
+                max_tokens: 1024,
+            },
+        )
+        .unwrap();
+        let chunk = build_announcements(&report, &cert, tokens, now, &mut self.rng)
+            .unwrap()
+            .remove(0);
+        let trusted = [self.issuer.public()];
+        let v = VerifiedAnnouncement::verify(
+            &chunk.bytes,
+            &VerifyContext {
+                network_id: "store-test",
+                trusted_issuers: &trusted,
+                now,
+            },
+        )
+        .unwrap();
+        (v, chunk.bytes)
+    }
+}
+
+/// Every file under `dir`, path → bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn every_record_type_round_trips_through_sled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let (refs, encs, ann_id, ann_bytes, exposure, epoch_key_bytes);
+    {
+        let mut s = create(&tmp);
+        encs = vec![encounter(&mut rng, NOON - 3600), encounter(&mut rng, NOON - 86_400)];
+        refs = s.add_encounters(&encs, UnixTime(NOON)).unwrap();
+        let ek = EpochKey::generate(UnixTime(NOON).epoch(), &mut rng);
+        epoch_key_bytes = ek.secret_bytes();
+        s.put_epoch_key(&ek).unwrap();
+        let (v, bytes) = w.announcement(NOON, &encs[0].tokens);
+        assert!(s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap());
+        assert!(!s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap(), "stored once");
+        ann_id = v.id();
+        ann_bytes = bytes;
+        let mut ledger = ExposureLedger::new();
+        let idx = s.token_index().clone();
+        let MatchOutcome::Exposure(e) = ledger.ingest(
+            &v,
+            &idx,
+            |r| s.encounter(r).cloned(),
+            &RiskConfig::builder().min_contact_minutes(0).build().unwrap(),
+        ) else {
+            panic!("the stored encounter matches its own report");
+        };
+        exposure = e;
+        s.put_exposure(&exposure, UnixTime(NOON)).unwrap();
+        s.add_trusted_issuer(w.issuer.public(), "clinic").unwrap();
+        s.set_meta("network", b"store-test").unwrap();
+        s.flush().unwrap();
+    }
+    let mut s = reopen(&tmp, NOON + 60).unwrap();
+    assert_eq!(s.encounter_count(), 2);
+    for (r, e) in refs.iter().zip(&encs) {
+        assert_eq!(s.encounter(*r), Some(e));
+    }
+    for t in encs.iter().flat_map(|e| &e.tokens) {
+        assert!(s.token_index().contains(t));
+    }
+    let keys = s.epoch_keys().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].secret_bytes(), epoch_key_bytes);
+    assert!(s.has_announcement(&ann_id));
+    assert_eq!(s.announcement_bytes(&ann_id).unwrap(), Some(ann_bytes));
+    let exps = s.exposures();
+    assert_eq!(exps.len(), 1);
+    assert_eq!(exps[0].exposure, exposure);
+    assert_eq!(exps[0].found_at, UnixTime(NOON));
+    assert_eq!(
+        s.trusted_issuers().unwrap(),
+        vec![(w.issuer.public(), "clinic".to_string())]
+    );
+    assert_eq!(s.meta("network").unwrap().as_deref().map(|v| &v[..]), Some(&b"store-test"[..]));
+    assert_eq!(s.meta("absent").unwrap(), None);
+    s.remove_epoch_key(keys[0].epoch()).unwrap();
+    s.remove_trusted_issuer(&w.issuer.public()).unwrap();
+    assert!(s.epoch_keys().unwrap().is_empty());
+    assert!(s.trusted_issuers().unwrap().is_empty());
+}
+
+#[test]
+fn purge_forgets_days_beyond_retention() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let old = encounter(&mut rng, NOON - 10 * 86_400);
+    let recent = encounter(&mut rng, NOON - 86_400);
+    let (old_tag_days, ann_id);
+    {
+        let mut s = create(&tmp);
+        s.add_encounters(&[old.clone(), recent.clone()], UnixTime(NOON)).unwrap();
+        let (v, bytes) = w.announcement(NOON - 10 * 86_400, &old.tokens);
+        s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap();
+        ann_id = v.id();
+        old_tag_days = s.days();
+        assert_eq!(old_tag_days.len(), 2);
+        s.flush().unwrap();
+    }
+    // Five days later the 10-day-old records are 15 days old: beyond 14.
+    let later = NOON + 5 * 86_400;
+    let mut s = reopen(&tmp, later).unwrap();
+    assert_eq!(s.encounter_count(), 1);
+    assert!(s.token_index().contains(&recent.tokens[0]));
+    assert!(!s.token_index().contains(&old.tokens[0]));
+    assert!(!s.has_announcement(&ann_id));
+    assert_eq!(s.days(), vec![UnixTime(recent.first_seen.0).day()]);
+    // Raw trees: nothing of the old day, and its key is gone.
+    let raw = s.backend();
+    assert_eq!(raw.scan_prefix(Tree::Encounters, &[]).unwrap().len(), 1);
+    assert!(raw.scan_prefix(Tree::Announcements, &[]).unwrap().is_empty());
+    assert!(raw.scan_prefix(Tree::AnnouncementMeta, &[]).unwrap().is_empty());
+    assert_eq!(raw.scan_prefix(Tree::DayKeys, &[]).unwrap().len(), 1);
+    // A purge on schedule, with the injected clock jumping another 14 days.
+    let report = s.purge(UnixTime(later + 14 * 86_400)).unwrap();
+    assert_eq!(report.encounters, 1);
+    assert_eq!(s.encounter_count(), 0);
+    assert!(s.backend().scan_prefix(Tree::DayKeys, &[]).unwrap().is_empty());
+    drop(s);
+    let s = reopen(&tmp, later + 14 * 86_400).unwrap();
+    assert_eq!(s.encounter_count(), 0);
+}
+
+#[test]
+fn database_files_hold_no_token_key_or_time_in_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut w = World::new();
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    {
+        let mut s = create(&tmp);
+        let encs: Vec<Encounter> = (0..50)
+            .map(|i| encounter(&mut rng, NOON - 3600 - 60 * i))
+            .collect();
+        s.add_encounters(&encs, UnixTime(NOON)).unwrap();
+        for e in &encs {
+            for t in &e.tokens {
+                needles.push(("token".into(), t.0.to_vec()));
+            }
+            needles.push(("first_seen (BE)".into(), e.first_seen.0.to_be_bytes().to_vec()));
+            needles.push(("first_seen (LE)".into(), e.first_seen.0.to_le_bytes().to_vec()));
+            // The protobuf varint of the timestamp, as a record would hold it.
+            let mut v = Vec::new();
+            let mut x = e.first_seen.0;
+            while x >= 0x80 {
+                v.push((x as u8) | 0x80);
+                x >>= 7;
+            }
+            v.push(x as u8);
+            needles.push(("first_seen (varint)".into(), v));
+        }
+        let ek = EpochKey::generate(UnixTime(NOON).epoch(), &mut rng);
+        needles.push(("epoch secret".into(), ek.secret_bytes().to_vec()));
+        needles.push(("epoch public".into(), ek.public().0.to_vec()));
+        s.put_epoch_key(&ek).unwrap();
+        let (v, bytes) = w.announcement(NOON, &encs[0].tokens);
+        s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap();
+        needles.push(("announcement id".into(), v.id().0.to_vec()));
+        needles.push(("issuer key".into(), w.issuer.public().0.to_vec()));
+        s.add_trusted_issuer(w.issuer.public(), "clinic").unwrap();
+        s.set_meta("network", b"a-very-recognisable-network-name").unwrap();
+        needles.push(("meta".into(), b"a-very-recognisable-network-name".to_vec()));
+        s.flush().unwrap();
+    }
+    let master = std::fs::read(tmp.path().join("master.key")).unwrap();
+    let files = snapshot(&data_dir(&tmp));
+    assert!(files.len() >= 3, "sled wrote its files: {:?}", files.keys());
+    let total: usize = files.values().map(|b| b.len()).sum();
+    assert!(total > 10_000, "data reached the files ({total} bytes)");
+    for (path, bytes) in &files {
+        assert!(!contains(bytes, &master), "master key in {}", path.display());
+        for (what, needle) in &needles {
+            assert!(!contains(bytes, needle), "{what} found in clear in {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn wrong_key_fails_and_changes_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    {
+        let mut s = create(&tmp);
+        s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON)).unwrap();
+        s.flush().unwrap();
+    }
+    let before = snapshot(&data_dir(&tmp));
+    let wrong = tmp.path().join("wrong.key");
+    create_key_file(&wrong).unwrap();
+    let err = ContactStore::open(
+        &data_dir(&tmp),
+        &KeySource::KeyFile(wrong),
+        StoreConfig::default(),
+        UnixTime(NOON),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey), "{err}");
+    assert!(err.to_string().contains("wrong key"));
+    let err = ContactStore::open(
+        &data_dir(&tmp),
+        &KeySource::Passphrase(Zeroizing::new("guess".into())),
+        StoreConfig::default(),
+        UnixTime(NOON),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::KeySourceMismatch(_)), "{err}");
+    assert_eq!(snapshot(&data_dir(&tmp)), before, "files are byte-identical");
+    assert_eq!(reopen(&tmp, NOON).unwrap().encounter_count(), 1);
+}
+
+#[test]
+fn passphrase_store_opens_only_with_its_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = data_dir(&tmp);
+    let pass = |p: &str| KeySource::Passphrase(Zeroizing::new(p.to_string()));
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    {
+        let mut s = ContactStore::create(
+            &dir,
+            &pass("correct horse battery staple"),
+            KdfParams::TEST_ONLY,
+            StoreConfig::default(),
+            UnixTime(NOON),
+        )
+        .unwrap();
+        s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON)).unwrap();
+        s.flush().unwrap();
+    }
+    let before = snapshot(&dir);
+    let err = ContactStore::open(&dir, &pass("wrong"), StoreConfig::default(), UnixTime(NOON)).unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey));
+    assert_eq!(snapshot(&dir), before);
+    let s = ContactStore::open(
+        &dir,
+        &pass("correct horse battery staple"),
+        StoreConfig::default(),
+        UnixTime(NOON),
+    )
+    .unwrap();
+    assert_eq!(s.encounter_count(), 1);
+}
+
+#[test]
+fn files_are_owner_only_and_loose_key_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(create(&tmp));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&tmp.path().join("master.key")), 0o600);
+    assert_eq!(mode(&data_dir(&tmp).join(META_FILE)), 0o600);
+    assert_eq!(mode(&data_dir(&tmp)), 0o700);
+    std::fs::set_permissions(
+        tmp.path().join("master.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let err = reopen(&tmp, NOON).unwrap_err();
+    assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn newer_schema_missing_store_and_second_opener_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = create(&tmp);
+    // A second process (or handle) on the same store.
+    let err = reopen(&tmp, NOON).unwrap_err();
+    assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    drop(s);
+    let meta_path = data_dir(&tmp).join(META_FILE);
+    let text = std::fs::read_to_string(&meta_path).unwrap();
+    std::fs::write(&meta_path, text.replace("\"schema\": 1", "\"schema\": 2")).unwrap();
+    let err = reopen(&tmp, NOON).unwrap_err();
+    assert!(matches!(err, StoreError::NewerSchema { found: 2, supported: 1 }), "{err}");
+    let err = ContactStore::open(
+        &tmp.path().join("nowhere"),
+        &key_source(tmp.path()),
+        StoreConfig::default(),
+        UnixTime(NOON),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    std::fs::write(&meta_path, "{ not json").unwrap();
+    assert!(matches!(reopen(&tmp, NOON).unwrap_err(), StoreError::BadMeta(_)));
+}
+
+#[test]
+fn damage_is_reported_then_recovered_without_losing_readable_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let encs: Vec<Encounter> = (0..20).map(|i| encounter(&mut rng, NOON - 600 * i)).collect();
+    {
+        let mut s = create(&tmp);
+        s.add_encounters(&encs, UnixTime(NOON)).unwrap();
+        // Damage one record through the raw backend: flip a ciphertext byte.
+        let (k, mut v) = s.backend().scan_prefix(Tree::Encounters, &[]).unwrap().remove(3);
+        let last = v.len() - 1;
+        v[last] ^= 0x40;
+        s.backend().apply(vec![(Tree::Encounters, k, Some(v))]).unwrap();
+        s.flush().unwrap();
+    }
+    let err = reopen(&tmp, NOON).unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(RECOVERY_COMMAND) && msg.contains("nothing was deleted"), "{msg}");
+    // Still damaged on a second try: nothing was silently dropped.
+    assert!(matches!(reopen(&tmp, NOON).unwrap_err(), StoreError::Damaged { .. }));
+    let report = ContactStore::recover(&data_dir(&tmp), &key_source(tmp.path())).unwrap();
+    assert_eq!(report.unreadable, 1);
+    assert!(report.set_aside.exists(), "the damaged copy is kept");
+    let mut s = reopen(&tmp, NOON).unwrap();
+    assert_eq!(s.encounter_count(), 19);
+    let kept = encs
+        .iter()
+        .filter(|e| s.token_index().contains(&e.tokens[0]))
+        .count();
+    assert_eq!(kept, 19);
+}
+
+#[test]
+fn maybe_flush_bounds_unflushed_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let mut s = create(&tmp);
+    assert!(!s.maybe_flush(UnixTime(NOON + 100)).unwrap(), "nothing pending");
+    s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON + 100)).unwrap();
+    assert!(s.is_dirty());
+    assert!(s.maybe_flush(UnixTime(NOON + 100)).unwrap());
+    s.add_encounters(&[encounter(&mut rng, NOON - 30)], UnixTime(NOON + 101)).unwrap();
+    assert!(!s.maybe_flush(UnixTime(NOON + 101)).unwrap(), "within the interval");
+    assert!(s.maybe_flush(UnixTime(NOON + 100 + FLUSH_INTERVAL_SECONDS)).unwrap());
+    assert!(!s.is_dirty());
+}
+
+#[test]
+fn memory_backend_behaves_like_sled() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let master = MasterKey::generate();
+    let mut s = ContactStore::with_backend(
+        MemoryStore::new(),
+        &master,
+        StoreConfig::default(),
+        UnixTime(NOON),
+    )
+    .unwrap();
+    let e = encounter(&mut rng, NOON - 60);
+    let r = s.add_encounters(std::slice::from_ref(&e), UnixTime(NOON)).unwrap();
+    assert_eq!(s.encounter(r[0]), Some(&e));
+    assert!(s.token_index().contains(&e.tokens[1]));
+    let raw: Vec<(Vec<u8>, Vec<u8>)> = s.backend().scan_prefix(Tree::Encounters, &[]).unwrap();
+    assert_eq!(raw.len(), 1);
+    assert!(!contains(&raw[0].1, &e.tokens[0].0));
+    s.purge(UnixTime(NOON + 20 * 86_400)).unwrap();
+    assert_eq!(s.encounter_count(), 0);
+}

@@ -68,7 +68,11 @@ impl World {
         World { rng, issuer }
     }
 
-    fn announcement(&mut self, now: u64, tokens: &[EncounterToken]) -> (VerifiedAnnouncement, Vec<u8>) {
+    fn announcement(
+        &mut self,
+        now: u64,
+        tokens: &[EncounterToken],
+    ) -> (VerifiedAnnouncement, Vec<u8>) {
         let report = ReportSecretKey::generate(&mut self.rng);
         let now = UnixTime(now);
         let cert = Certificate::issue(
@@ -130,14 +134,20 @@ fn every_record_type_round_trips_through_sled() {
     let (refs, encs, ann_id, ann_bytes, exposure, epoch_key_bytes);
     {
         let mut s = create(&tmp);
-        encs = vec![encounter(&mut rng, NOON - 3600), encounter(&mut rng, NOON - 86_400)];
+        encs = vec![
+            encounter(&mut rng, NOON - 3600),
+            encounter(&mut rng, NOON - 86_400),
+        ];
         refs = s.add_encounters(&encs, UnixTime(NOON)).unwrap();
         let ek = EpochKey::generate(UnixTime(NOON).epoch(), &mut rng);
         epoch_key_bytes = ek.secret_bytes();
         s.put_epoch_key(&ek).unwrap();
         let (v, bytes) = w.announcement(NOON, &encs[0].tokens);
         assert!(s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap());
-        assert!(!s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap(), "stored once");
+        assert!(
+            !s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap(),
+            "stored once"
+        );
         ann_id = v.id();
         ann_bytes = bytes;
         let mut ledger = ExposureLedger::new();
@@ -146,7 +156,10 @@ fn every_record_type_round_trips_through_sled() {
             &v,
             &idx,
             |r| s.encounter(r).cloned(),
-            &RiskConfig::builder().min_contact_minutes(0).build().unwrap(),
+            &RiskConfig::builder()
+                .min_contact_minutes(0)
+                .build()
+                .unwrap(),
         ) else {
             panic!("the stored encounter matches its own report");
         };
@@ -177,7 +190,10 @@ fn every_record_type_round_trips_through_sled() {
         s.trusted_issuers().unwrap(),
         vec![(w.issuer.public(), "clinic".to_string())]
     );
-    assert_eq!(s.meta("network").unwrap().as_deref().map(|v| &v[..]), Some(&b"store-test"[..]));
+    assert_eq!(
+        s.meta("network").unwrap().as_deref().map(|v| &v[..]),
+        Some(&b"store-test"[..])
+    );
     assert_eq!(s.meta("absent").unwrap(), None);
     s.remove_epoch_key(keys[0].epoch()).unwrap();
     s.remove_trusted_issuer(&w.issuer.public()).unwrap();
@@ -195,7 +211,8 @@ fn purge_forgets_days_beyond_retention() {
     let (old_tag_days, ann_id);
     {
         let mut s = create(&tmp);
-        s.add_encounters(&[old.clone(), recent.clone()], UnixTime(NOON)).unwrap();
+        s.add_encounters(&[old.clone(), recent.clone()], UnixTime(NOON))
+            .unwrap();
         let (v, bytes) = w.announcement(NOON - 10 * 86_400, &old.tokens);
         s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap();
         ann_id = v.id();
@@ -214,14 +231,27 @@ fn purge_forgets_days_beyond_retention() {
     // Raw trees: nothing of the old day, and its key is gone.
     let raw = s.backend();
     assert_eq!(raw.scan_prefix(Tree::Encounters, &[]).unwrap().len(), 1);
-    assert!(raw.scan_prefix(Tree::Announcements, &[]).unwrap().is_empty());
-    assert!(raw.scan_prefix(Tree::AnnouncementMeta, &[]).unwrap().is_empty());
+    assert!(
+        raw.scan_prefix(Tree::Announcements, &[])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        raw.scan_prefix(Tree::AnnouncementMeta, &[])
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(raw.scan_prefix(Tree::DayKeys, &[]).unwrap().len(), 1);
     // A purge on schedule, with the injected clock jumping another 14 days.
     let report = s.purge(UnixTime(later + 14 * 86_400)).unwrap();
     assert_eq!(report.encounters, 1);
     assert_eq!(s.encounter_count(), 0);
-    assert!(s.backend().scan_prefix(Tree::DayKeys, &[]).unwrap().is_empty());
+    assert!(
+        s.backend()
+            .scan_prefix(Tree::DayKeys, &[])
+            .unwrap()
+            .is_empty()
+    );
     drop(s);
     let s = reopen(&tmp, later + 14 * 86_400).unwrap();
     assert_eq!(s.encounter_count(), 0);
@@ -243,8 +273,14 @@ fn database_files_hold_no_token_key_or_time_in_clear() {
             for t in &e.tokens {
                 needles.push(("token".into(), t.0.to_vec()));
             }
-            needles.push(("first_seen (BE)".into(), e.first_seen.0.to_be_bytes().to_vec()));
-            needles.push(("first_seen (LE)".into(), e.first_seen.0.to_le_bytes().to_vec()));
+            needles.push((
+                "first_seen (BE)".into(),
+                e.first_seen.0.to_be_bytes().to_vec(),
+            ));
+            needles.push((
+                "first_seen (LE)".into(),
+                e.first_seen.0.to_le_bytes().to_vec(),
+            ));
             // The protobuf varint of the timestamp, as a record would hold it.
             let mut v = Vec::new();
             let mut x = e.first_seen.0;
@@ -264,7 +300,8 @@ fn database_files_hold_no_token_key_or_time_in_clear() {
         needles.push(("announcement id".into(), v.id().0.to_vec()));
         needles.push(("issuer key".into(), w.issuer.public().0.to_vec()));
         s.add_trusted_issuer(w.issuer.public(), "clinic").unwrap();
-        s.set_meta("network", b"a-very-recognisable-network-name").unwrap();
+        s.set_meta("network", b"a-very-recognisable-network-name")
+            .unwrap();
         needles.push(("meta".into(), b"a-very-recognisable-network-name".to_vec()));
         s.flush().unwrap();
     }
@@ -274,9 +311,17 @@ fn database_files_hold_no_token_key_or_time_in_clear() {
     let total: usize = files.values().map(|b| b.len()).sum();
     assert!(total > 10_000, "data reached the files ({total} bytes)");
     for (path, bytes) in &files {
-        assert!(!contains(bytes, &master), "master key in {}", path.display());
+        assert!(
+            !contains(bytes, &master),
+            "master key in {}",
+            path.display()
+        );
         for (what, needle) in &needles {
-            assert!(!contains(bytes, needle), "{what} found in clear in {}", path.display());
+            assert!(
+                !contains(bytes, needle),
+                "{what} found in clear in {}",
+                path.display()
+            );
         }
     }
 }
@@ -287,7 +332,8 @@ fn wrong_key_fails_and_changes_no_file() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     {
         let mut s = create(&tmp);
-        s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON)).unwrap();
+        s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON))
+            .unwrap();
         s.flush().unwrap();
     }
     let before = snapshot(&data_dir(&tmp));
@@ -310,7 +356,11 @@ fn wrong_key_fails_and_changes_no_file() {
     )
     .unwrap_err();
     assert!(matches!(err, StoreError::KeySourceMismatch(_)), "{err}");
-    assert_eq!(snapshot(&data_dir(&tmp)), before, "files are byte-identical");
+    assert_eq!(
+        snapshot(&data_dir(&tmp)),
+        before,
+        "files are byte-identical"
+    );
     assert_eq!(reopen(&tmp, NOON).unwrap().encounter_count(), 1);
 }
 
@@ -329,11 +379,13 @@ fn passphrase_store_opens_only_with_its_passphrase() {
             UnixTime(NOON),
         )
         .unwrap();
-        s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON)).unwrap();
+        s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON))
+            .unwrap();
         s.flush().unwrap();
     }
     let before = snapshot(&dir);
-    let err = ContactStore::open(&dir, &pass("wrong"), StoreConfig::default(), UnixTime(NOON)).unwrap_err();
+    let err = ContactStore::open(&dir, &pass("wrong"), StoreConfig::default(), UnixTime(NOON))
+        .unwrap_err();
     assert!(matches!(err, StoreError::WrongKey));
     assert_eq!(snapshot(&dir), before);
     let s = ContactStore::open(
@@ -376,7 +428,16 @@ fn newer_schema_missing_store_and_second_opener_are_clear_errors() {
     let text = std::fs::read_to_string(&meta_path).unwrap();
     std::fs::write(&meta_path, text.replace("\"schema\": 1", "\"schema\": 2")).unwrap();
     let err = reopen(&tmp, NOON).unwrap_err();
-    assert!(matches!(err, StoreError::NewerSchema { found: 2, supported: 1 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
     let err = ContactStore::open(
         &tmp.path().join("nowhere"),
         &key_source(tmp.path()),
@@ -386,30 +447,47 @@ fn newer_schema_missing_store_and_second_opener_are_clear_errors() {
     .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     std::fs::write(&meta_path, "{ not json").unwrap();
-    assert!(matches!(reopen(&tmp, NOON).unwrap_err(), StoreError::BadMeta(_)));
+    assert!(matches!(
+        reopen(&tmp, NOON).unwrap_err(),
+        StoreError::BadMeta(_)
+    ));
 }
 
 #[test]
 fn damage_is_reported_then_recovered_without_losing_readable_records() {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let encs: Vec<Encounter> = (0..20).map(|i| encounter(&mut rng, NOON - 600 * i)).collect();
+    let encs: Vec<Encounter> = (0..20)
+        .map(|i| encounter(&mut rng, NOON - 600 * i))
+        .collect();
     {
         let mut s = create(&tmp);
         s.add_encounters(&encs, UnixTime(NOON)).unwrap();
         // Damage one record through the raw backend: flip a ciphertext byte.
-        let (k, mut v) = s.backend().scan_prefix(Tree::Encounters, &[]).unwrap().remove(3);
+        let (k, mut v) = s
+            .backend()
+            .scan_prefix(Tree::Encounters, &[])
+            .unwrap()
+            .remove(3);
         let last = v.len() - 1;
         v[last] ^= 0x40;
-        s.backend().apply(vec![(Tree::Encounters, k, Some(v))]).unwrap();
+        s.backend()
+            .apply(vec![(Tree::Encounters, k, Some(v))])
+            .unwrap();
         s.flush().unwrap();
     }
     let err = reopen(&tmp, NOON).unwrap_err();
     assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains(RECOVERY_COMMAND) && msg.contains("nothing was deleted"), "{msg}");
+    assert!(
+        msg.contains(RECOVERY_COMMAND) && msg.contains("nothing was deleted"),
+        "{msg}"
+    );
     // Still damaged on a second try: nothing was silently dropped.
-    assert!(matches!(reopen(&tmp, NOON).unwrap_err(), StoreError::Damaged { .. }));
+    assert!(matches!(
+        reopen(&tmp, NOON).unwrap_err(),
+        StoreError::Damaged { .. }
+    ));
     let report = ContactStore::recover(&data_dir(&tmp), &key_source(tmp.path())).unwrap();
     assert_eq!(report.unreadable, 1);
     assert!(report.set_aside.exists(), "the damaged copy is kept");
@@ -427,13 +505,24 @@ fn maybe_flush_bounds_unflushed_time() {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     let mut s = create(&tmp);
-    assert!(!s.maybe_flush(UnixTime(NOON + 100)).unwrap(), "nothing pending");
-    s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON + 100)).unwrap();
+    assert!(
+        !s.maybe_flush(UnixTime(NOON + 100)).unwrap(),
+        "nothing pending"
+    );
+    s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON + 100))
+        .unwrap();
     assert!(s.is_dirty());
     assert!(s.maybe_flush(UnixTime(NOON + 100)).unwrap());
-    s.add_encounters(&[encounter(&mut rng, NOON - 30)], UnixTime(NOON + 101)).unwrap();
-    assert!(!s.maybe_flush(UnixTime(NOON + 101)).unwrap(), "within the interval");
-    assert!(s.maybe_flush(UnixTime(NOON + 100 + FLUSH_INTERVAL_SECONDS)).unwrap());
+    s.add_encounters(&[encounter(&mut rng, NOON - 30)], UnixTime(NOON + 101))
+        .unwrap();
+    assert!(
+        !s.maybe_flush(UnixTime(NOON + 101)).unwrap(),
+        "within the interval"
+    );
+    assert!(
+        s.maybe_flush(UnixTime(NOON + 100 + FLUSH_INTERVAL_SECONDS))
+            .unwrap()
+    );
     assert!(!s.is_dirty());
 }
 
@@ -449,7 +538,9 @@ fn memory_backend_behaves_like_sled() {
     )
     .unwrap();
     let e = encounter(&mut rng, NOON - 60);
-    let r = s.add_encounters(std::slice::from_ref(&e), UnixTime(NOON)).unwrap();
+    let r = s
+        .add_encounters(std::slice::from_ref(&e), UnixTime(NOON))
+        .unwrap();
     assert_eq!(s.encounter(r[0]), Some(&e));
     assert!(s.token_index().contains(&e.tokens[1]));
     let raw: Vec<(Vec<u8>, Vec<u8>)> = s.backend().scan_prefix(Tree::Encounters, &[]).unwrap();

@@ -70,6 +70,9 @@ pub enum BackendError {
 
 /// One write of a batch: `None` deletes.
 pub type Write = (Tree, Vec<u8>, Option<Vec<u8>>);
+/// `(key, value)` pairs returned by a scan.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+type Trees = BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// A swappable key-value backend. Writes in one `apply` call are atomic per
 /// tree and become durable, in order, at the next `flush`.
@@ -79,11 +82,7 @@ pub trait Store: Send {
     /// Applies a batch of writes.
     fn apply(&self, writes: Vec<Write>) -> Result<(), BackendError>;
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, BackendError>;
     /// Makes every applied write durable.
     fn flush(&self) -> Result<(), BackendError>;
     /// Bytes used on disk (0 for memory).
@@ -93,7 +92,7 @@ pub trait Store: Send {
 /// In-memory backend (unit tests, simulator).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    trees: Mutex<BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    trees: Mutex<Trees>,
 }
 
 impl MemoryStore {
@@ -102,7 +101,7 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Trees> {
         // A panic while holding the lock cannot leave a map half-written
         // (every mutation is a single insert/remove), so poisoning is ignored.
         self.trees.lock().unwrap_or_else(|p| p.into_inner())
@@ -130,11 +129,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, BackendError> {
         Ok(self
             .lock()
             .get(&tree)
@@ -252,11 +247,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, BackendError> {
         self.tree(tree)
             .scan_prefix(prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_sled))

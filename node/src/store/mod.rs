@@ -34,7 +34,8 @@ use meshtrace_protocol::{
 use prost::Message;
 
 pub use backend::{
-    BackendError, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS, SledStore, Store, Tree, Write,
+    BackendError, Entries, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS, SledStore, Store,
+    Tree, Write,
 };
 pub use crypto::{DAY_TAG_LEN, KEY_LEN, LOOKUP_KEY_LEN, MasterKey, NONCE_LEN, TAG_LEN};
 pub use meta::{

@@ -58,7 +58,7 @@ impl EncounterRecord {
     }
 
     pub(crate) fn to_encounter(&self) -> Option<Encounter> {
-        if self.tokens.len() % TOKEN_LEN != 0 || self.profile.len() % 5 != 0 {
+        if !self.tokens.len().is_multiple_of(TOKEN_LEN) || !self.profile.len().is_multiple_of(5) {
             return None;
         }
         Some(Encounter {

@@ -38,7 +38,11 @@ fn stream(rng: &mut ChaCha20Rng) -> Vec<Sighting> {
     out
 }
 
-fn ingest<S: Store>(store: &mut ContactStore<S>, keys: &KeySchedule, sightings: &[Sighting]) -> usize {
+fn ingest<S: Store>(
+    store: &mut ContactStore<S>,
+    keys: &KeySchedule,
+    sightings: &[Sighting],
+) -> usize {
     let mut tracker = EncounterTracker::new(0);
     let mut stored = 0;
     let mut last_poll = sightings[0].at;

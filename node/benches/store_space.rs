@@ -18,7 +18,11 @@ fn dir_bytes(p: &Path) -> u64 {
     for e in std::fs::read_dir(p).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        total += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        total += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
     }
     total
 }

@@ -61,7 +61,7 @@ pub const RECOVERY_COMMAND: &str = "meshtrace store recover --data-dir";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No store in the directory.
-    #[error("no meshtrace store in {0} (run `meshtrace init` first)")]
+    #[error("no meshtrace store in {0}")]
     NotFound(PathBuf),
     /// A store already exists there.
     #[error("a meshtrace store already exists in {0}")]

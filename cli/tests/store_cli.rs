@@ -1,0 +1,117 @@
+//! The real `meshtrace` binary on a real store: `store check` reports damage
+//! with the recovery command and a non-zero exit; `store recover` repairs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use meshtrace_node::protocol::{Encounter, EncounterToken, UnixTime};
+use meshtrace_node::store::{ContactStore, KdfParams, KeySource, Store, StoreConfig, Tree};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn meshtrace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn make_store(dir: &Path, damage: bool) {
+    let mut s = ContactStore::create(
+        dir,
+        &KeySource::KeyFile(dir.join("master.key")),
+        KdfParams::TEST_ONLY,
+        StoreConfig::default(),
+        UnixTime(now()),
+    )
+    .unwrap();
+    let encs: Vec<Encounter> = (0..5u8)
+        .map(|i| Encounter {
+            tokens: vec![EncounterToken([i; 16])],
+            first_seen: UnixTime(now() - 3600 + u64::from(i)),
+            last_seen: UnixTime(now() - 3000),
+            profile: vec![(50, 600)],
+            sightings: 10,
+        })
+        .collect();
+    s.add_encounters(&encs, UnixTime(now())).unwrap();
+    if damage {
+        let (k, mut v) = s
+            .backend()
+            .scan_prefix(Tree::Encounters, &[])
+            .unwrap()
+            .remove(0);
+        v[30] ^= 1;
+        s.backend()
+            .apply(vec![(Tree::Encounters, k, Some(v))])
+            .unwrap();
+    }
+    s.flush().unwrap();
+}
+
+#[test]
+fn check_reports_damage_and_recover_repairs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    make_store(&dir, true);
+    let d = dir.to_str().unwrap();
+    let out = meshtrace(&["store", "check", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("damaged") && err.contains("meshtrace store recover --data-dir"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    let out = meshtrace(&["store", "recover", "--data-dir", d, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["unreadable"], 1);
+    assert!(Path::new(report["set_aside"].as_str().unwrap()).exists());
+    let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["encounters"], 4);
+}
+
+#[test]
+fn bad_arguments_and_missing_stores_fail_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let out = meshtrace(&["store", "check", "--data-dir", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no meshtrace store"));
+    let dir = tmp.path().join("data");
+    make_store(&dir, false);
+    let out = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args([
+            "store",
+            "check",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--passphrase-env",
+            "MT_TEST_UNSET_VAR",
+        ])
+        .env_remove("MT_TEST_UNSET_VAR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MT_TEST_UNSET_VAR is not set"));
+    let out = meshtrace(&["store", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = meshtrace(&["--version"]);
+    assert!(out.status.success());
+}

@@ -527,6 +527,40 @@ fn maybe_flush_bounds_unflushed_time() {
 }
 
 #[test]
+fn tick_purges_once_per_day_and_flushes_on_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let mut s = create(&tmp);
+    let old = encounter(&mut rng, NOON - 13 * 86_400);
+    s.add_encounters(std::slice::from_ref(&old), UnixTime(NOON))
+        .unwrap();
+    assert_eq!(
+        s.tick(UnixTime(NOON + 1)).unwrap(),
+        None,
+        "same day: no purge"
+    );
+    assert!(s.is_dirty(), "within the flush interval");
+    assert_eq!(
+        s.tick(UnixTime(NOON + FLUSH_INTERVAL_SECONDS)).unwrap(),
+        None
+    );
+    assert!(!s.is_dirty(), "flushed by the timer");
+    // Next day: the encounter is 14 days old, still kept.
+    let r = s.tick(UnixTime(NOON + 86_400)).unwrap().unwrap();
+    assert_eq!(r.encounters, 0);
+    assert_eq!(s.encounter_count(), 1);
+    assert_eq!(
+        s.tick(UnixTime(NOON + 86_400 + 60)).unwrap(),
+        None,
+        "once per day"
+    );
+    // The day after, it is 15 days old: purged.
+    let r = s.tick(UnixTime(NOON + 2 * 86_400)).unwrap().unwrap();
+    assert_eq!(r.encounters, 1);
+    assert_eq!(s.encounter_count(), 0);
+}
+
+#[test]
 fn memory_backend_behaves_like_sled() {
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     let master = MasterKey::generate();

@@ -218,6 +218,7 @@ pub struct ContactStore<S: Store = SledStore> {
     orphans: Vec<(Tree, Vec<u8>)>,
     dirty: bool,
     last_flush: UnixTime,
+    last_purge_day: Day,
 }
 
 impl<S: Store> std::fmt::Debug for ContactStore<S> {
@@ -435,6 +436,7 @@ impl<S: Store> ContactStore<S> {
             orphans: Vec::new(),
             dirty: false,
             last_flush: now,
+            last_purge_day: now.day(),
         };
         s.load_all()?;
         Ok(s)
@@ -821,7 +823,7 @@ impl<S: Store> ContactStore<S> {
 
     // ------------------------------------------------------------ exposures
 
-    /// Stores (or updates) the exposure to one report.
+    /// Stores (or updates) the exposure to one report and flushes.
     pub fn put_exposure(&mut self, e: &Exposure, now: UnixTime) -> Result<(), StoreError> {
         let Some(latest) = e.days.iter().map(|d| d.day).max() else {
             return Ok(());
@@ -861,8 +863,8 @@ impl<S: Store> ContactStore<S> {
                 },
             ),
         );
-        self.dirty = true;
-        Ok(())
+        // An exposure found is a durability point: flush now.
+        self.flush_at(now)
     }
 
     /// Every stored exposure, newest first.
@@ -1029,6 +1031,19 @@ impl<S: Store> ContactStore<S> {
         self.flush()?;
         self.last_flush = now;
         Ok(())
+    }
+
+    /// The store's periodic duty, for the node's timer: purges once per new
+    /// day of the injected clock and flushes pending writes at least every
+    /// [`FLUSH_INTERVAL_SECONDS`]. Returns the purge report when it purged.
+    pub fn tick(&mut self, now: UnixTime) -> Result<Option<PurgeReport>, StoreError> {
+        if now.day() > self.last_purge_day {
+            let report = self.purge(now)?;
+            self.last_purge_day = now.day();
+            return Ok(Some(report));
+        }
+        self.maybe_flush(now)?;
+        Ok(None)
     }
 
     /// Flushes when there are pending writes and the last flush is at least

@@ -501,6 +501,35 @@ fn damage_is_reported_then_recovered_without_losing_readable_records() {
 }
 
 #[test]
+fn a_record_under_an_unknown_day_tag_is_damage_not_garbage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    {
+        let mut s = create(&tmp);
+        s.add_encounters(&[encounter(&mut rng, NOON - 60)], UnixTime(NOON))
+            .unwrap();
+        // Corrupt the 8-byte day tag of the record's key.
+        let (k, v) = s
+            .backend()
+            .scan_prefix(Tree::Encounters, &[])
+            .unwrap()
+            .remove(0);
+        let mut moved = k.clone();
+        moved[0] ^= 0x80;
+        s.backend()
+            .apply(vec![
+                (Tree::Encounters, k, None),
+                (Tree::Encounters, moved, Some(v)),
+            ])
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let err = reopen(&tmp, NOON).unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("unknown day"), "{err}");
+}
+
+#[test]
 fn maybe_flush_bounds_unflushed_time() {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(8);

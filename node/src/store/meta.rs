@@ -61,6 +61,25 @@ impl KdfParams {
     /// Upper bounds accepted from a metadata file (a hostile file must not
     /// make opening allocate without limit).
     pub const MAX_M_KIB: u32 = 4 * 1024 * 1024;
+
+    /// Refuses costs below [`KdfParams::TEST_ONLY`] or above the maxima.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let min = KdfParams::TEST_ONLY;
+        if self.m_kib < min.m_kib || self.t < min.t || self.p < min.p {
+            return Err(StoreError::BadMeta(
+                "Argon2 parameters are below the accepted minimum".into(),
+            ));
+        }
+        if self.m_kib > KdfParams::MAX_M_KIB
+            || self.t > KdfParams::MAX_T
+            || self.p > KdfParams::MAX_P
+        {
+            return Err(StoreError::BadMeta(
+                "Argon2 parameters exceed the accepted maximum".into(),
+            ));
+        }
+        Ok(())
+    }
     /// Most passes accepted from a metadata file.
     pub const MAX_T: u32 = 64;
     /// Most lanes accepted from a metadata file.
@@ -90,8 +109,9 @@ enum KeyKind {
     KeyFile,
     Passphrase {
         salt: String,
-        #[serde(flatten)]
-        params: KdfParams,
+        m_kib: u32,
+        t: u32,
+        p: u32,
     },
 }
 
@@ -220,13 +240,16 @@ pub(crate) fn create_meta(
             if pass.is_empty() {
                 return Err(StoreError::BadMeta("the passphrase is empty".into()));
             }
+            kdf.check()?;
             let mut salt = [0u8; 16];
             rand::rng().fill_bytes(&mut salt);
             (
                 derive_passphrase(pass, &salt, kdf)?,
                 KeyKind::Passphrase {
                     salt: hex(&salt),
-                    params: kdf,
+                    m_kib: kdf.m_kib,
+                    t: kdf.t,
+                    p: kdf.p,
                 },
             )
         }
@@ -293,17 +316,15 @@ pub(crate) fn open_meta(dir: &Path, source: &KeySource) -> Result<MasterKey, Sto
     }
     let master = match (&meta.key, source) {
         (KeyKind::KeyFile, KeySource::KeyFile(path)) => read_key_file(path)?,
-        (KeyKind::Passphrase { salt, params }, KeySource::Passphrase(pass)) => {
-            if params.m_kib > KdfParams::MAX_M_KIB
-                || params.t > KdfParams::MAX_T
-                || params.p > KdfParams::MAX_P
-            {
-                return Err(StoreError::BadMeta(
-                    "Argon2 parameters exceed the accepted maximum".into(),
-                ));
-            }
+        (KeyKind::Passphrase { salt, m_kib, t, p }, KeySource::Passphrase(pass)) => {
+            let params = KdfParams {
+                m_kib: *m_kib,
+                t: *t,
+                p: *p,
+            };
+            params.check()?;
             let salt = unhex(salt).ok_or_else(|| StoreError::BadMeta("salt is not hex".into()))?;
-            derive_passphrase(pass, &salt, *params)?
+            derive_passphrase(pass, &salt, params)?
         }
         (KeyKind::KeyFile, KeySource::Passphrase(_)) => {
             return Err(StoreError::KeySourceMismatch(

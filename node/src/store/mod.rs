@@ -338,9 +338,15 @@ impl ContactStore<SledStore> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dir.exists() {
-        return Ok(());
+        // Our data directory: owner-only, whatever it was before.
+        return std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |e| StoreError::Io {
+                path: dir.to_owned(),
+                reason: e.to_string(),
+            },
+        );
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -362,7 +368,7 @@ fn copy_readable<A: Store, B: Store>(
     let mut bad = 0;
     let mut day_sealers: HashMap<[u8; DAY_TAG_LEN], Sealer> = HashMap::new();
     let mut writes = Vec::new();
-    for (k, v) in old.scan_prefix(Tree::DayKeys, &[]).unwrap_or_default() {
+    for (k, v) in old.scan_prefix(Tree::DayKeys, &[])? {
         match keys
             .seal
             .open(Tree::DayKeys, &k, &v)
@@ -382,16 +388,16 @@ fn copy_readable<A: Store, B: Store>(
         if tree == Tree::DayKeys {
             continue;
         }
-        for (k, v) in old.scan_prefix(tree, &[]).unwrap_or_default() {
-            let ok = if DAY_SCOPED.contains(&tree) {
+        for (k, v) in old.scan_prefix(tree, &[])? {
+            let plain = if DAY_SCOPED.contains(&tree) {
                 k.get(..DAY_TAG_LEN)
                     .and_then(|t| <[u8; DAY_TAG_LEN]>::try_from(t).ok())
                     .and_then(|t| day_sealers.get(&t))
                     .and_then(|s| s.open(tree, &k, &v))
-                    .is_some()
             } else {
-                keys.seal.open(tree, &k, &v).is_some()
+                keys.seal.open(tree, &k, &v)
             };
+            let ok = plain.is_some_and(|p| plaintext_is_valid(tree, &p));
             if ok {
                 writes.push((tree, k, Some(v)));
                 kept += 1;
@@ -438,7 +444,7 @@ impl<S: Store> ContactStore<S> {
             last_flush: now,
             last_purge_day: now.day(),
         };
-        s.load_all()?;
+        s.load_all(now)?;
         Ok(s)
     }
 
@@ -449,7 +455,7 @@ impl<S: Store> ContactStore<S> {
         }
     }
 
-    fn load_all(&mut self) -> Result<(), StoreError> {
+    fn load_all(&mut self, now: UnixTime) -> Result<(), StoreError> {
         let mut bad: Vec<String> = Vec::new();
         for (k, v) in self.backend.scan_prefix(Tree::DayKeys, &[])? {
             let rec = self
@@ -477,6 +483,14 @@ impl<S: Store> ContactStore<S> {
         }
         let by_tag: HashMap<[u8; DAY_TAG_LEN], Day> =
             self.days.iter().map(|(d, e)| (e.tag, *d)).collect();
+        // Tags of days that retention has already forgotten: records under
+        // them are leftovers of an interrupted purge. Any other unknown tag
+        // is damage.
+        let cutoff = self.cutoff(now);
+        let purged_tags: std::collections::HashSet<[u8; DAY_TAG_LEN]> =
+            (cutoff.minus(ORPHAN_LOOKBACK_DAYS).0..cutoff.0)
+                .map(|d| self.keys.day_tag(d))
+                .collect();
         for tree in DAY_SCOPED {
             for (k, v) in self.backend.scan_prefix(tree, &[])? {
                 let day = k
@@ -484,9 +498,16 @@ impl<S: Store> ContactStore<S> {
                     .and_then(|t| <[u8; DAY_TAG_LEN]>::try_from(t).ok())
                     .and_then(|t| by_tag.get(&t).copied());
                 let Some(day) = day else {
-                    // A leftover of a day whose key is gone: unreadable by
-                    // design, removed by the next purge.
-                    self.orphans.push((tree, k));
+                    let tag = k
+                        .get(..DAY_TAG_LEN)
+                        .and_then(|t| <[u8; DAY_TAG_LEN]>::try_from(t).ok());
+                    if tag.is_some_and(|t| purged_tags.contains(&t)) {
+                        // A leftover of a forgotten day: unreadable by
+                        // design, removed by the next purge.
+                        self.orphans.push((tree, k));
+                    } else {
+                        bad.push(format!("a record in {} under an unknown day", tree.name()));
+                    }
                     continue;
                 };
                 let Some(plain) = self
@@ -826,8 +847,12 @@ impl<S: Store> ContactStore<S> {
     /// Stores (or updates) the exposure to one report and flushes.
     pub fn put_exposure(&mut self, e: &Exposure, now: UnixTime) -> Result<(), StoreError> {
         let Some(latest) = e.days.iter().map(|d| d.day).max() else {
+            // No day with a counted contact: nothing to warn about or keep.
             return Ok(());
         };
+        if latest < self.cutoff(now) {
+            return Ok(());
+        }
         let found_at = self
             .exposures
             .get(&e.report_key)
@@ -1076,6 +1101,29 @@ impl<S: Store> ContactStore<S> {
         &self.backend
     }
 }
+
+/// True when authenticated plaintext decodes as its tree's record type (the
+/// same check loading applies).
+fn plaintext_is_valid(tree: Tree, plain: &[u8]) -> bool {
+    match tree {
+        Tree::DayKeys => DayKeyRecord::decode(plain).is_ok_and(|r| r.key.len() == KEY_LEN),
+        Tree::EpochKeys => EpochKeyRecord::decode(plain).is_ok_and(|r| r.secret.len() == 32),
+        Tree::Encounters => EncounterRecord::decode(plain)
+            .ok()
+            .and_then(|r| r.to_encounter())
+            .is_some(),
+        Tree::AnnouncementMeta => {
+            AnnouncementMetaRecord::decode(plain).is_ok_and(|r| r.id.len() == 32)
+        }
+        Tree::Exposures => ExposureRecord::decode(plain).is_ok_and(|r| r.report_key.len() == 32),
+        Tree::Issuers => IssuerRecord::decode(plain).is_ok_and(|r| r.key.len() == 32),
+        Tree::Announcements | Tree::Meta => true,
+    }
+}
+
+/// How far back (days before the retention cutoff) an unknown day tag is
+/// still recognised as a leftover of a purged day rather than damage.
+pub const ORPHAN_LOOKBACK_DAYS: u32 = 60;
 
 /// The encounter reference of a record key: 8 bytes of its keyed hash.
 fn enc_ref(key: &[u8]) -> EncounterRef {

@@ -3,9 +3,12 @@
 //! The adapters around the pure protocol core: the encrypted store, the radio
 //! backends, the libp2p mesh, the clock, and the one task that drives them.
 //! This crate is being built issue by issue: today it holds the encrypted
-//! contact store ([`store`]).
+//! contact store ([`store`]), the clocks ([`clock`]) and the radio layer
+//! ([`radio`]).
 #![deny(missing_docs)]
 
 pub use meshtrace_protocol as protocol;
 
+pub mod clock;
+pub mod radio;
 pub mod store;

@@ -1,0 +1,1 @@
+//! Bluetooth LE backend (btleplug scanning, BlueZ advertising through bluer).

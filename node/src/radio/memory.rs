@@ -1,0 +1,1 @@
+//! In-memory air (see `memory` in the radio module docs).

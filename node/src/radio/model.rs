@@ -1,0 +1,333 @@
+//! The radio propagation model shared by the simulated airs (UDP and
+//! in-memory): log-distance path loss with log-normal shadowing, per-device
+//! offsets, a range cutoff, random loss and receiver duty cycling.
+//!
+//! Defaults follow published phone measurements:
+//! * **−59 dBm at 1 m** for a phone advertising at 0 dBm reference power —
+//!   the iBeacon "measured power" convention and the figure reported for
+//!   phones in the DP-3T and GAEN calibration work. Simulated devices
+//!   advertise a calibrated TX power of **−14 dBm** (Android's low-power
+//!   advertising level is −15 dBm), so the attenuation at 1 m is
+//!   `−14 − (−59) = 45 dB`, close to free-space loss at 2.4 GHz (40 dB at
+//!   1 m) plus antenna and body losses.
+//! * **Path-loss exponent 2.5**: 2 in free space, about 3 indoors with
+//!   obstructions (Leith & Farrell, "Coronavirus contact tracing: evaluating
+//!   the potential of using Bluetooth received signal strength for
+//!   proximity detection", 2020).
+//! * **Shadowing σ = 6 dB** (reported 4–8 dB; heavy tails from body
+//!   blocking, which the range cutoff and risk buckets absorb).
+//! * **Per-device offsets**: TX and RX offsets drawn once per device with
+//!   σ = 3 dB, after calibration (Google's calibration table corrects
+//!   per-model differences of up to ~30 dB; what remains is smaller).
+
+/// Parameters of the simulated air.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PathLossModel {
+    /// RSSI at 1 m for 0 dBm reference power, in dBm.
+    pub rssi_at_1m_dbm: f64,
+    /// Path-loss exponent.
+    pub exponent: f64,
+    /// Standard deviation of log-normal shadowing, dB.
+    pub shadowing_sigma_db: f64,
+    /// Receptions beyond this distance never happen (m).
+    pub max_range_m: f64,
+    /// Receptions weaker than this never happen (dBm).
+    pub sensitivity_dbm: f64,
+    /// Probability that a reception in range is lost anyway.
+    pub loss_probability: f64,
+}
+
+/// Calibrated TX power simulated devices advertise (dBm).
+pub const SIM_TX_POWER_DBM: i8 = -14;
+/// Standard deviation of per-device TX/RX offsets (dB).
+pub const DEVICE_OFFSET_SIGMA_DB: f64 = 3.0;
+
+impl Default for PathLossModel {
+    fn default() -> PathLossModel {
+        PathLossModel {
+            rssi_at_1m_dbm: -59.0,
+            exponent: 2.5,
+            shadowing_sigma_db: 6.0,
+            max_range_m: 20.0,
+            sensitivity_dbm: -100.0,
+            loss_probability: 0.0,
+        }
+    }
+}
+
+/// Why a model is invalid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid radio model: {0}")]
+pub struct ModelError(pub &'static str);
+
+impl PathLossModel {
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if !(self.exponent.is_finite() && (1.0..=6.0).contains(&self.exponent)) {
+            return Err(ModelError("exponent must be within 1.0..=6.0"));
+        }
+        if !(self.shadowing_sigma_db.is_finite() && (0.0..=20.0).contains(&self.shadowing_sigma_db))
+        {
+            return Err(ModelError("shadowing sigma must be within 0..=20 dB"));
+        }
+        if !(self.max_range_m.is_finite() && self.max_range_m > 0.0) {
+            return Err(ModelError("range cutoff must be positive"));
+        }
+        if !(0.0..=1.0).contains(&self.loss_probability) {
+            return Err(ModelError("loss probability must be within 0..=1"));
+        }
+        if !self.rssi_at_1m_dbm.is_finite() || !self.sensitivity_dbm.is_finite() {
+            return Err(ModelError("RSSI figures must be finite"));
+        }
+        Ok(())
+    }
+
+    /// Mean RSSI (dBm) at `distance_m` for a sender advertising `tx_power`
+    /// (dBm, calibrated) with device offsets, before shadowing.
+    pub fn mean_rssi(&self, distance_m: f64, tx_power_dbm: f64, offsets_db: f64) -> f64 {
+        let d = distance_m.max(0.1);
+        // The 1 m figure is for 0 dBm reference; our devices advertise their
+        // calibrated power, which the 1 m figure already accounts for at
+        // SIM_TX_POWER_DBM.
+        self.rssi_at_1m_dbm + (tx_power_dbm - f64::from(SIM_TX_POWER_DBM))
+            - 10.0 * self.exponent * d.log10()
+            + offsets_db
+    }
+
+    /// One reception: `None` when out of range, below sensitivity or lost;
+    /// otherwise the RSSI in whole dBm. `gauss` is a standard normal sample,
+    /// `uniform` a sample in `[0, 1)`.
+    pub fn receive(
+        &self,
+        distance_m: f64,
+        tx_power_dbm: f64,
+        offsets_db: f64,
+        gauss: f64,
+        uniform: f64,
+    ) -> Option<i16> {
+        if !(distance_m.is_finite()) || distance_m > self.max_range_m {
+            return None;
+        }
+        if uniform < self.loss_probability {
+            return None;
+        }
+        let rssi =
+            self.mean_rssi(distance_m, tx_power_dbm, offsets_db) + gauss * self.shadowing_sigma_db;
+        if rssi < self.sensitivity_dbm {
+            return None;
+        }
+        // Real radios report whole dBm below the "unknown" marker 127.
+        Some(rssi.round().clamp(-127.0, 20.0) as i16)
+    }
+}
+
+/// Receiver duty cycle: the scanner listens `window` out of every
+/// `interval` (both ms). Listening all the time (`window == interval`) finds
+/// every advertisement but costs the most battery; Android's low-power scan
+/// mode listens 512 ms every 5 s (~10 %).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DutyCycle {
+    /// Listening time per interval (ms).
+    pub scan_window_ms: u64,
+    /// Interval (ms).
+    pub scan_interval_ms: u64,
+    /// Advertising interval (ms): how often a device repeats its frame.
+    pub advertising_interval_ms: u64,
+}
+
+impl Default for DutyCycle {
+    fn default() -> DutyCycle {
+        // Balanced: listen 20 % (1 s of every 5 s); advertise every 250 ms
+        // (GAEN advertises every 200–270 ms).
+        DutyCycle {
+            scan_window_ms: 1_000,
+            scan_interval_ms: 5_000,
+            advertising_interval_ms: 250,
+        }
+    }
+}
+
+impl DutyCycle {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.scan_interval_ms == 0 || self.scan_window_ms == 0 {
+            return Err(ModelError("scan window and interval must be positive"));
+        }
+        if self.scan_window_ms > self.scan_interval_ms {
+            return Err(ModelError("scan window cannot exceed the scan interval"));
+        }
+        if !(20..=10_240).contains(&self.advertising_interval_ms) {
+            return Err(ModelError(
+                "advertising interval must be within 20..=10240 ms (BLE limits)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the scanner listens at `millis` (phase from the epoch).
+    pub fn listening(&self, millis: u64) -> bool {
+        millis % self.scan_interval_ms < self.scan_window_ms
+    }
+}
+
+/// A position on the simulated floor, in metres.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Position {
+    /// East, m.
+    pub x: f64,
+    /// North, m.
+    pub y: f64,
+}
+
+impl Position {
+    /// Distance to `other` in metres.
+    pub fn distance(&self, other: &Position) -> f64 {
+        ((self.x - other.x).powi(2) + (self.y - other.y).powi(2)).sqrt()
+    }
+}
+
+/// Where a simulated device is over time: waypoints `(unix seconds,
+/// position)`, linearly interpolated, constant before the first and after the
+/// last. A single waypoint is a fixed position.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Trajectory {
+    waypoints: Vec<(u64, Position)>,
+}
+
+impl Trajectory {
+    /// A device that never moves.
+    pub fn fixed(p: Position) -> Trajectory {
+        Trajectory {
+            waypoints: vec![(0, p)],
+        }
+    }
+
+    /// A scripted path; waypoints are sorted by time. `None` when empty or
+    /// when a coordinate is not finite.
+    pub fn new(mut waypoints: Vec<(u64, Position)>) -> Option<Trajectory> {
+        if waypoints.is_empty()
+            || waypoints
+                .iter()
+                .any(|(_, p)| !p.x.is_finite() || !p.y.is_finite())
+        {
+            return None;
+        }
+        waypoints.sort_by_key(|w| w.0);
+        Some(Trajectory { waypoints })
+    }
+
+    /// The position at `t` (unix seconds, fractional).
+    pub fn at(&self, t: f64) -> Position {
+        let Some(first) = self.waypoints.first() else {
+            return Position::default();
+        };
+        if t <= first.0 as f64 {
+            return first.1;
+        }
+        for w in self.waypoints.windows(2) {
+            let (t0, p0) = (w[0].0 as f64, w[0].1);
+            let (t1, p1) = (w[1].0 as f64, w[1].1);
+            if t <= t1 {
+                let f = if t1 > t0 { (t - t0) / (t1 - t0) } else { 1.0 };
+                return Position {
+                    x: p0.x + f * (p1.x - p0.x),
+                    y: p0.y + f * (p1.y - p0.y),
+                };
+            }
+        }
+        self.waypoints.last().map(|w| w.1).unwrap_or_default()
+    }
+}
+
+/// A standard normal sample from two uniforms in `(0, 1]` and `[0, 1)`
+/// (Box–Muller).
+pub fn gaussian(u1: f64, u2: f64) -> f64 {
+    let u1 = u1.max(f64::MIN_POSITIVE);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attenuation_at_reference_distances() {
+        let m = PathLossModel::default();
+        let tx = f64::from(SIM_TX_POWER_DBM);
+        let att = |d: f64| tx - m.mean_rssi(d, tx, 0.0);
+        assert!((att(1.0) - 45.0).abs() < 1e-9);
+        assert!((att(2.0) - 52.53).abs() < 0.01);
+        assert!((att(10.0) - 70.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cutoffs_apply() {
+        let m = PathLossModel::default();
+        let tx = f64::from(SIM_TX_POWER_DBM);
+        assert!(m.receive(30.0, tx, 0.0, 0.0, 0.5).is_none(), "beyond range");
+        assert!(m.receive(1.0, tx, 0.0, 0.0, 0.5).is_some());
+        let lossy = PathLossModel {
+            loss_probability: 0.3,
+            ..m
+        };
+        assert!(lossy.receive(1.0, tx, 0.0, 0.0, 0.2).is_none());
+        assert!(lossy.receive(1.0, tx, 0.0, 0.0, 0.4).is_some());
+        let deaf = PathLossModel {
+            sensitivity_dbm: -60.0,
+            ..m
+        };
+        assert!(deaf.receive(5.0, tx, 0.0, 0.0, 0.5).is_none());
+    }
+
+    #[test]
+    fn duty_cycle_and_validation() {
+        let d = DutyCycle::default();
+        assert!(d.validate().is_ok());
+        assert!(d.listening(0));
+        assert!(d.listening(999));
+        assert!(!d.listening(1_000));
+        assert!(d.listening(5_000));
+        let bad = DutyCycle {
+            scan_window_ms: 6_000,
+            ..d
+        };
+        assert!(bad.validate().is_err());
+        assert!(PathLossModel::default().validate().is_ok());
+        let bad = PathLossModel {
+            exponent: f64::NAN,
+            ..PathLossModel::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn trajectories_interpolate() {
+        let p = |x, y| Position { x, y };
+        let t = Trajectory::new(vec![(200, p(10.0, 0.0)), (100, p(0.0, 0.0))]).unwrap();
+        assert_eq!(t.at(50.0), p(0.0, 0.0));
+        assert_eq!(t.at(150.0), p(5.0, 0.0));
+        assert_eq!(t.at(500.0), p(10.0, 0.0));
+        assert!(Trajectory::new(vec![]).is_none());
+        assert!(Trajectory::new(vec![(0, p(f64::NAN, 0.0))]).is_none());
+        assert_eq!(p(0.0, 0.0).distance(&p(3.0, 4.0)), 5.0);
+    }
+
+    #[test]
+    fn gaussian_has_the_right_moments() {
+        // A deterministic grid of uniforms: mean ≈ 0, variance ≈ 1.
+        let n = 200;
+        let mut xs = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                xs.push(gaussian(
+                    (i as f64 + 0.5) / n as f64,
+                    (j as f64 + 0.5) / n as f64,
+                ));
+            }
+        }
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        assert!(mean.abs() < 0.01, "{mean}");
+        assert!((var - 1.0).abs() < 0.02, "{var}");
+    }
+}

@@ -1,0 +1,1 @@
+//! UDP multicast air on loopback (see the radio module docs).

@@ -34,6 +34,34 @@ pub mod ble;
 /// sightings are dropped and counted (a sighting repeats every few seconds).
 pub const EVENT_QUEUE: usize = 4096;
 
+/// How a frame is put on the air (see `docs/protocol.md` §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Carrier {
+    /// One BLE 5 extended advertisement carrying the whole frame.
+    #[default]
+    Extended,
+    /// Two legacy (31-byte) advertisements, one half each.
+    Legacy,
+}
+
+impl Carrier {
+    /// The advertising payloads (AD structures) that carry `frame`.
+    pub fn payloads(self, frame: &Frame) -> Vec<Vec<u8>> {
+        match self {
+            Carrier::Extended => vec![meshtrace_protocol::advertising_data(
+                &frame.encode_extended(),
+            )],
+            Carrier::Legacy => {
+                let (a, b) = frame.encode_legacy();
+                vec![
+                    meshtrace_protocol::advertising_data(&a),
+                    meshtrace_protocol::advertising_data(&b),
+                ]
+            }
+        }
+    }
+}
+
 /// A frame heard on the air.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RadioSighting {

@@ -1,1 +1,1179 @@
-//! UDP multicast air on loopback (see the radio module docs).
+//! The `udp-sim` radio: a loopback multicast "air" so that several meshtrace
+//! processes on one machine hear each other.
+//!
+//! Every [`UdpRadio`] joins one IPv4 multicast group on the loopback
+//! interface (default [`DEFAULT_GROUP`]:[`DEFAULT_PORT`]) with
+//! `IP_MULTICAST_TTL` 0, so nothing ever leaves the host. Each radio has a
+//! virtual position ([`Trajectory`]) on a shared floor; the receiver decides
+//! with the [`PathLossModel`] whether (and with which RSSI) a packet is heard.
+//!
+//! # Sending
+//!
+//! A sender task re-sends the current frame every
+//! [`DutyCycle::advertising_interval_ms`] of *clock* time. Each advertising
+//! event puts one packet per advertising payload on the air, exactly as
+//! [`Carrier::payloads`] gives them (one for the extended carrier, two for
+//! the legacy carrier), and counts one `advertised` in [`RadioStats`]. With a
+//! fast clock (e.g. a `ScaledClock`) the real interval shrinks with the
+//! clock's rate (measured, since a [`SharedClock`] does not reveal its
+//! scale), but never below [`MIN_REAL_ADVERTISING_INTERVAL`].
+//!
+//! # Receiving
+//!
+//! For each datagram the receiver:
+//!
+//! 1. decodes the packet (bounded by [`MAX_PACKET_LEN`]); a malformed or
+//!    oversized packet is dropped and counted (`malformed` / `oversized` in
+//!    [`RadioStats`], `bad_packets` in [`UdpAirStats`]);
+//! 2. drops its own packets (same `sender_id`);
+//! 3. drops packets arriving outside its scan window ([`DutyCycle`], with a
+//!    per-device phase drawn from the seed);
+//! 4. computes the distance between the sender's position (carried in the
+//!    packet, taken at send time) and its own position at receive time, and
+//!    asks [`PathLossModel::receive`] for an RSSI with the frame's advertised
+//!    TX power, the sender's TX offset plus its own RX offset, and noise from
+//!    its seeded RNG; no RSSI means not heard (counted in
+//!    [`UdpAirStats::not_received`] only);
+//! 5. feeds the advertising payload to the shared [`FrameDecoder`], which
+//!    reassembles legacy halves and delivers sightings on the event channel.
+//!
+//! # Packet layout
+//!
+//! All integers and floats are big-endian. A packet is exactly
+//! `HEADER_LEN + payload length` bytes (no trailing bytes):
+//!
+//! | Offset | Length | Field |
+//! |---|---|---|
+//! | 0 | 6 | magic `b"MTAIR1"` ([`PACKET_MAGIC`]) |
+//! | 6 | 8 | `sender_id` (u64) |
+//! | 14 | 8 | sender `x` at send time, metres (f64, finite) |
+//! | 22 | 8 | sender `y` at send time, metres (f64, finite) |
+//! | 30 | 4 | sender TX offset, dB (f32, finite) |
+//! | 34 | 2 | payload length `n` (u16), at most [`MAX_PAYLOAD_LEN`] |
+//! | 36 | n | advertising payload (AD structures), as [`Carrier::payloads`] gives it |
+//!
+//! [`HEADER_LEN`] is 36 bytes, so a packet is at most [`MAX_PACKET_LEN`] =
+//! 36 + 1650 bytes.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use meshtrace_protocol::{
+    Decoded, Frame, MAX_ADVERTISING_DATA_LEN, RotatingId, UnixTime, decode_service_data,
+    find_service_data,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_core::Rng;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::model::{
+    DEVICE_OFFSET_SIGMA_DB, DutyCycle, PathLossModel, Position, SIM_TX_POWER_DBM, Trajectory,
+    gaussian,
+};
+use super::{
+    Carrier, EVENT_QUEUE, FrameDecoder, Radio, RadioCounters, RadioError, RadioEvent, RadioStats,
+};
+use crate::clock::SharedClock;
+
+/// Default multicast group of the simulated air (administratively scoped).
+pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 84);
+/// Default UDP port of the simulated air.
+pub const DEFAULT_PORT: u16 = 47784;
+/// Interface the air uses: loopback only.
+pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// First bytes of every packet.
+pub const PACKET_MAGIC: [u8; 6] = *b"MTAIR1";
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 36;
+/// Largest advertising payload a packet carries (the protocol's limit).
+pub const MAX_PAYLOAD_LEN: usize = MAX_ADVERTISING_DATA_LEN;
+/// Largest packet accepted; anything longer is dropped as oversized.
+pub const MAX_PACKET_LEN: usize = HEADER_LEN + MAX_PAYLOAD_LEN;
+
+/// However fast the clock runs, the sender waits at least this long (real
+/// time) between two advertising events.
+pub const MIN_REAL_ADVERTISING_INTERVAL: Duration = Duration::from_millis(5);
+/// The sender looks at the clock at least this often (real time), so that a
+/// clock that jumps (a manual clock) is followed.
+pub const MAX_REAL_POLL: Duration = Duration::from_millis(100);
+/// Real time during which the sender measures the clock's rate before it
+/// trusts the measurement (it polls every
+/// [`MIN_REAL_ADVERTISING_INTERVAL`] meanwhile).
+pub const RATE_WARMUP: Duration = Duration::from_millis(20);
+/// Socket errors in a row after which the radio reports
+/// [`RadioEvent::Failed`] and stops.
+pub const MAX_CONSECUTIVE_IO_ERRORS: u32 = 16;
+/// Largest per-device offset accepted, dB (either sign).
+pub const MAX_DEVICE_OFFSET_DB: f64 = 30.0;
+
+const OFF_SENDER: usize = 6;
+const OFF_X: usize = 14;
+const OFF_Y: usize = 22;
+const OFF_TX_OFFSET: usize = 30;
+const OFF_LEN: usize = 34;
+
+/// Settings of one [`UdpRadio`].
+#[derive(Clone, Debug)]
+pub struct UdpAirConfig {
+    /// Multicast group of the air (must be an IPv4 multicast address).
+    /// Default [`DEFAULT_GROUP`].
+    pub group: Ipv4Addr,
+    /// UDP port of the air; radios on different ports do not hear each
+    /// other. Default [`DEFAULT_PORT`].
+    pub port: u16,
+    /// Interface the group is joined on and packets are sent from; must be a
+    /// loopback address. Default 127.0.0.1.
+    pub interface: Ipv4Addr,
+    /// Where this device is over time (a fixed position or a scripted path,
+    /// in clock time). Default: fixed at the origin.
+    pub trajectory: Trajectory,
+    /// The propagation model the receiver applies.
+    pub model: PathLossModel,
+    /// Advertising interval (clock time) and the receiver's scan window.
+    pub duty: DutyCycle,
+    /// How frames are put on the air (one or two packets per event).
+    pub carrier: Carrier,
+    /// The calibrated TX power of this device (dBm): what the node should put
+    /// in its frames (see [`UdpRadio::frame`]). Default
+    /// [`SIM_TX_POWER_DBM`].
+    pub tx_power_dbm: i8,
+    /// This device's TX offset (dB), added to the RSSI others measure.
+    /// `None` draws it from `seed` with σ = [`DEVICE_OFFSET_SIGMA_DB`].
+    pub tx_offset_db: Option<f64>,
+    /// This device's RX offset (dB), added to the RSSI it measures. `None`
+    /// draws it from `seed` with σ = [`DEVICE_OFFSET_SIGMA_DB`].
+    pub rx_offset_db: Option<f64>,
+    /// Seed of the receiver's noise (shadowing, loss), the drawn offsets and
+    /// the scan phase. Default: random.
+    pub seed: u64,
+    /// Identifies this device's packets (own packets are dropped on
+    /// reception). Default: random; two radios must not share it.
+    pub sender_id: u64,
+}
+
+impl Default for UdpAirConfig {
+    fn default() -> UdpAirConfig {
+        UdpAirConfig {
+            group: DEFAULT_GROUP,
+            port: DEFAULT_PORT,
+            interface: LOOPBACK,
+            trajectory: Trajectory::fixed(Position::default()),
+            model: PathLossModel::default(),
+            duty: DutyCycle::default(),
+            carrier: Carrier::default(),
+            tx_power_dbm: SIM_TX_POWER_DBM,
+            tx_offset_db: None,
+            rx_offset_db: None,
+            seed: rand::random(),
+            sender_id: rand::random(),
+        }
+    }
+}
+
+impl UdpAirConfig {
+    /// Checks the settings; the error names the offending one.
+    pub fn validate(&self) -> Result<(), RadioError> {
+        let err = |m: String| Err(RadioError::Config(m));
+        if !self.group.is_multicast() {
+            return err(format!(
+                "udp-sim group {} is not an IPv4 multicast address",
+                self.group
+            ));
+        }
+        if self.port == 0 {
+            return err("udp-sim port must not be 0".into());
+        }
+        if !self.interface.is_loopback() {
+            return err(format!(
+                "udp-sim interface {} is not a loopback address (the simulated air never leaves the host)",
+                self.interface
+            ));
+        }
+        self.model
+            .validate()
+            .map_err(|e| RadioError::Config(e.to_string()))?;
+        self.duty
+            .validate()
+            .map_err(|e| RadioError::Config(e.to_string()))?;
+        if !(-100..=20).contains(&self.tx_power_dbm) {
+            return err(format!(
+                "udp-sim TX power {} dBm is outside -100..=20 dBm",
+                self.tx_power_dbm
+            ));
+        }
+        for (name, v) in [("TX", self.tx_offset_db), ("RX", self.rx_offset_db)] {
+            if let Some(v) = v
+                && !(v.is_finite() && v.abs() <= MAX_DEVICE_OFFSET_DB)
+            {
+                return err(format!(
+                    "udp-sim {name} offset {v} dB is not within ±{MAX_DEVICE_OFFSET_DB} dB"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One packet on the simulated air (see the module docs for the layout).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AirPacket {
+    /// The sending radio.
+    pub sender_id: u64,
+    /// The sender's position when it sent the packet.
+    pub position: Position,
+    /// The sender's TX offset (dB).
+    pub tx_offset_db: f32,
+    /// One advertising payload (AD structures).
+    pub payload: Vec<u8>,
+}
+
+/// Why a packet was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// Fewer bytes than the header.
+    #[error("packet of {0} bytes is shorter than the {HEADER_LEN}-byte header")]
+    Short(usize),
+    /// The packet does not start with [`PACKET_MAGIC`].
+    #[error("packet does not start with the udp-sim magic")]
+    BadMagic,
+    /// The packet or its declared payload exceeds the limits.
+    #[error("packet of {0} bytes (or its payload) exceeds the limit")]
+    Oversized(usize),
+    /// The payload is shorter than its declared length.
+    #[error("payload truncated: {declared} bytes declared, {got} present")]
+    Truncated {
+        /// Declared payload length.
+        declared: usize,
+        /// Bytes present after the header.
+        got: usize,
+    },
+    /// Bytes follow the payload.
+    #[error("{0} bytes after the payload")]
+    TrailingBytes(usize),
+    /// A position or offset is NaN or infinite.
+    #[error("non-finite position or offset")]
+    NonFinite,
+}
+
+impl AirPacket {
+    /// The packet's bytes. Fails when the payload exceeds
+    /// [`MAX_PAYLOAD_LEN`] or a number is not finite.
+    pub fn encode(&self) -> Result<Vec<u8>, PacketError> {
+        if self.payload.len() > MAX_PAYLOAD_LEN {
+            return Err(PacketError::Oversized(HEADER_LEN + self.payload.len()));
+        }
+        if !(self.position.x.is_finite()
+            && self.position.y.is_finite()
+            && self.tx_offset_db.is_finite())
+        {
+            return Err(PacketError::NonFinite);
+        }
+        let len = u16::try_from(self.payload.len())
+            .map_err(|_| PacketError::Oversized(HEADER_LEN + self.payload.len()))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + self.payload.len());
+        out.extend_from_slice(&PACKET_MAGIC);
+        out.extend_from_slice(&self.sender_id.to_be_bytes());
+        out.extend_from_slice(&self.position.x.to_be_bytes());
+        out.extend_from_slice(&self.position.y.to_be_bytes());
+        out.extend_from_slice(&self.tx_offset_db.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.payload);
+        Ok(out)
+    }
+
+    /// Parses a packet; never reads past `bytes` and never allocates more
+    /// than [`MAX_PAYLOAD_LEN`].
+    pub fn decode(bytes: &[u8]) -> Result<AirPacket, PacketError> {
+        if bytes.len() > MAX_PACKET_LEN {
+            return Err(PacketError::Oversized(bytes.len()));
+        }
+        let Some((header, payload)) = bytes.split_at_checked(HEADER_LEN) else {
+            return Err(PacketError::Short(bytes.len()));
+        };
+        if header[..OFF_SENDER] != PACKET_MAGIC {
+            return Err(PacketError::BadMagic);
+        }
+        let be8 = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&header[at..at + 8]);
+            b
+        };
+        let sender_id = u64::from_be_bytes(be8(OFF_SENDER));
+        let x = f64::from_be_bytes(be8(OFF_X));
+        let y = f64::from_be_bytes(be8(OFF_Y));
+        let tx_offset_db = f32::from_be_bytes([
+            header[OFF_TX_OFFSET],
+            header[OFF_TX_OFFSET + 1],
+            header[OFF_TX_OFFSET + 2],
+            header[OFF_TX_OFFSET + 3],
+        ]);
+        let declared = usize::from(u16::from_be_bytes([header[OFF_LEN], header[OFF_LEN + 1]]));
+        if declared > MAX_PAYLOAD_LEN {
+            return Err(PacketError::Oversized(HEADER_LEN + declared));
+        }
+        if payload.len() < declared {
+            return Err(PacketError::Truncated {
+                declared,
+                got: payload.len(),
+            });
+        }
+        if payload.len() > declared {
+            return Err(PacketError::TrailingBytes(payload.len() - declared));
+        }
+        if !(x.is_finite() && y.is_finite() && tx_offset_db.is_finite()) {
+            return Err(PacketError::NonFinite);
+        }
+        Ok(AirPacket {
+            sender_id,
+            position: Position { x, y },
+            tx_offset_db,
+            payload: payload.to_vec(),
+        })
+    }
+}
+
+/// Counters specific to the simulated air, since the radio started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpAirStats {
+    /// Datagrams received (all of them, including own and bad ones).
+    pub packets: u64,
+    /// Own packets dropped (looped back to the sender).
+    pub own: u64,
+    /// Packets bad enough to be dropped before decoding (also counted as
+    /// `malformed` or `oversized` in [`RadioStats`]).
+    pub bad_packets: u64,
+    /// Packets that arrived outside the scan window.
+    pub not_listening: u64,
+    /// Packets the propagation model did not let through (out of range,
+    /// below sensitivity, or lost).
+    pub not_received: u64,
+    /// Packets handed to the frame decoder with an RSSI.
+    pub heard: u64,
+    /// Datagrams put on the air (one or two per advertising event).
+    pub packets_sent: u64,
+    /// Socket errors (send or receive).
+    pub io_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct AirCounters {
+    packets: AtomicU64,
+    own: AtomicU64,
+    bad_packets: AtomicU64,
+    not_listening: AtomicU64,
+    not_received: AtomicU64,
+    heard: AtomicU64,
+    packets_sent: AtomicU64,
+    io_errors: AtomicU64,
+}
+
+impl AirCounters {
+    fn add(a: &AtomicU64) {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> UdpAirStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        UdpAirStats {
+            packets: g(&self.packets),
+            own: g(&self.own),
+            bad_packets: g(&self.bad_packets),
+            not_listening: g(&self.not_listening),
+            not_received: g(&self.not_received),
+            heard: g(&self.heard),
+            packets_sent: g(&self.packets_sent),
+            io_errors: g(&self.io_errors),
+        }
+    }
+}
+
+/// A radio on the loopback multicast air. Dropping it stops its tasks.
+#[derive(Debug)]
+pub struct UdpRadio {
+    frame_tx: watch::Sender<Option<Frame>>,
+    events: mpsc::Receiver<RadioEvent>,
+    counters: Arc<RadioCounters>,
+    air: Arc<AirCounters>,
+    tasks: Vec<JoinHandle<()>>,
+    sender_id: u64,
+    tx_power_dbm: i8,
+    tx_offset_db: f64,
+    rx_offset_db: f64,
+}
+
+impl Drop for UdpRadio {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn unit(rng: &mut StdRng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn gauss(rng: &mut StdRng) -> f64 {
+    let u1 = 1.0 - unit(rng);
+    let u2 = unit(rng);
+    gaussian(u1, u2)
+}
+
+fn io_err(what: &str, e: std::io::Error) -> RadioError {
+    RadioError::Io(format!("udp-sim: {what}: {e}"))
+}
+
+/// The socket of the air: bound to `0.0.0.0:port` with `SO_REUSEADDR` and
+/// `SO_REUSEPORT` (every process on the machine shares the port), member of
+/// the group on the loopback interface, sending there with TTL 0 and
+/// loopback on.
+fn open_socket(config: &UdpAirConfig) -> Result<UdpSocket, RadioError> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| io_err("socket", e))?;
+    s.set_reuse_address(true)
+        .map_err(|e| io_err("SO_REUSEADDR", e))?;
+    s.set_reuse_port(true)
+        .map_err(|e| io_err("SO_REUSEPORT", e))?;
+    let bind = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, config.port);
+    s.bind(&SockAddr::from(bind))
+        .map_err(|e| io_err(&format!("bind {bind}"), e))?;
+    s.join_multicast_v4(&config.group, &config.interface)
+        .map_err(|e| io_err(&format!("join {} on {}", config.group, config.interface), e))?;
+    // Only the groups this socket joined, not every group joined on the
+    // machine for this port.
+    #[cfg(target_os = "linux")]
+    s.set_multicast_all_v4(false)
+        .map_err(|e| io_err("IP_MULTICAST_ALL", e))?;
+    s.set_multicast_if_v4(&config.interface)
+        .map_err(|e| io_err("IP_MULTICAST_IF", e))?;
+    s.set_multicast_loop_v4(true)
+        .map_err(|e| io_err("IP_MULTICAST_LOOP", e))?;
+    s.set_multicast_ttl_v4(0)
+        .map_err(|e| io_err("IP_MULTICAST_TTL", e))?;
+    s.set_nonblocking(true)
+        .map_err(|e| io_err("O_NONBLOCK", e))?;
+    UdpSocket::from_std(std::net::UdpSocket::from(s)).map_err(|e| io_err("tokio socket", e))
+}
+
+impl UdpRadio {
+    /// Validates `config`, opens the socket and starts the sender and
+    /// receiver tasks on the current tokio runtime. Nothing is sent until
+    /// [`Radio::advertise`] is called.
+    pub async fn start(config: UdpAirConfig, clock: SharedClock) -> Result<UdpRadio, RadioError> {
+        config.validate()?;
+        let socket = Arc::new(open_socket(&config)?);
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        // Fixed draw order: TX offset, RX offset, scan phase, then noise.
+        let tx_draw = gauss(&mut rng) * DEVICE_OFFSET_SIGMA_DB;
+        let rx_draw = gauss(&mut rng) * DEVICE_OFFSET_SIGMA_DB;
+        let phase_ms = rng.next_u64() % config.duty.scan_interval_ms;
+        let tx_offset_db = config.tx_offset_db.unwrap_or(tx_draw);
+        let rx_offset_db = config.rx_offset_db.unwrap_or(rx_draw);
+
+        let counters = Arc::new(RadioCounters::default());
+        let air = Arc::new(AirCounters::default());
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (frame_tx, frame_rx) = watch::channel(None);
+        let group = SocketAddr::V4(SocketAddrV4::new(config.group, config.port));
+
+        let sender = Sender {
+            socket: socket.clone(),
+            group,
+            frame_rx,
+            clock: clock.clone(),
+            trajectory: config.trajectory.clone(),
+            interval_ms: config.duty.advertising_interval_ms,
+            carrier: config.carrier,
+            sender_id: config.sender_id,
+            tx_offset_db: tx_offset_db as f32,
+            counters: counters.clone(),
+            air: air.clone(),
+            events: events_tx.clone(),
+        };
+        let receiver = Receiver {
+            socket,
+            clock,
+            trajectory: config.trajectory,
+            model: config.model,
+            duty: config.duty,
+            phase_ms,
+            sender_id: config.sender_id,
+            rx_offset_db,
+            rng,
+            decoder: FrameDecoder::new(counters.clone()),
+            air: air.clone(),
+            events: events_tx,
+        };
+        let tasks = vec![tokio::spawn(sender.run()), tokio::spawn(receiver.run())];
+        Ok(UdpRadio {
+            frame_tx,
+            events,
+            counters,
+            air,
+            tasks,
+            sender_id: config.sender_id,
+            tx_power_dbm: config.tx_power_dbm,
+            tx_offset_db,
+            rx_offset_db,
+        })
+    }
+
+    /// This radio's sender ID.
+    pub fn sender_id(&self) -> u64 {
+        self.sender_id
+    }
+
+    /// The calibrated TX power of this device (dBm).
+    pub fn tx_power_dbm(&self) -> i8 {
+        self.tx_power_dbm
+    }
+
+    /// The frame this device should advertise for `id` (its TX power).
+    pub fn frame(&self, id: RotatingId) -> Frame {
+        Frame {
+            tx_power: self.tx_power_dbm,
+            id,
+        }
+    }
+
+    /// The TX and RX offsets in use (dB), drawn or configured.
+    pub fn offsets_db(&self) -> (f64, f64) {
+        (self.tx_offset_db, self.rx_offset_db)
+    }
+
+    /// Counters of the simulated air.
+    pub fn air_stats(&self) -> UdpAirStats {
+        self.air.snapshot()
+    }
+}
+
+impl Radio for UdpRadio {
+    fn advertise(&mut self, frame: Frame) -> Result<(), RadioError> {
+        if self.frame_tx.is_closed() {
+            return Err(RadioError::Stopped);
+        }
+        self.frame_tx.send_replace(Some(frame));
+        Ok(())
+    }
+
+    fn events(&mut self) -> &mut mpsc::Receiver<RadioEvent> {
+        &mut self.events
+    }
+
+    fn stats(&self) -> RadioStats {
+        self.counters.snapshot()
+    }
+}
+
+/// Converts the clock time left until the next advertising event into a real
+/// wait, from the clock's measured rate (clock ms per real ms).
+fn real_wait(left_clock_ms: u64, rate: Option<f64>) -> Duration {
+    let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
+        return MIN_REAL_ADVERTISING_INTERVAL;
+    };
+    let secs = left_clock_ms as f64 / rate / 1000.0;
+    if !secs.is_finite() || secs >= MAX_REAL_POLL.as_secs_f64() {
+        return MAX_REAL_POLL;
+    }
+    Duration::from_secs_f64(secs.max(0.0)).max(MIN_REAL_ADVERTISING_INTERVAL)
+}
+
+struct Sender {
+    socket: Arc<UdpSocket>,
+    group: SocketAddr,
+    frame_rx: watch::Receiver<Option<Frame>>,
+    clock: SharedClock,
+    trajectory: Trajectory,
+    interval_ms: u64,
+    carrier: Carrier,
+    sender_id: u64,
+    tx_offset_db: f32,
+    counters: Arc<RadioCounters>,
+    air: Arc<AirCounters>,
+    events: mpsc::Sender<RadioEvent>,
+}
+
+impl Sender {
+    async fn run(mut self) {
+        let real0 = Instant::now();
+        let clock0 = self.clock.now_millis();
+        let mut due: Option<u64> = None;
+        let mut errors = 0u32;
+        loop {
+            let frame = *self.frame_rx.borrow_and_update();
+            let Some(frame) = frame else {
+                if self.frame_rx.changed().await.is_err() {
+                    return;
+                }
+                due = None;
+                continue;
+            };
+            let now = self.clock.now_millis();
+            if due.is_none_or(|d| now >= d) {
+                match self.send(&frame, now).await {
+                    Ok(()) => errors = 0,
+                    Err(e) => {
+                        errors += 1;
+                        if errors >= MAX_CONSECUTIVE_IO_ERRORS {
+                            let _ = self
+                                .events
+                                .send(RadioEvent::Failed(io_err("send", e)))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+                // From the actual send: after a stall the sender does not
+                // burst to catch up.
+                due = Some(now.saturating_add(self.interval_ms));
+            }
+            let left = due.map_or(self.interval_ms, |d| d.saturating_sub(now));
+            let elapsed = real0.elapsed();
+            let rate = (elapsed >= RATE_WARMUP)
+                .then(|| now.saturating_sub(clock0) as f64 / (elapsed.as_secs_f64() * 1000.0));
+            tokio::select! {
+                _ = tokio::time::sleep(real_wait(left, rate)) => {}
+                changed = self.frame_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // A new frame goes on the air at once.
+                    due = None;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, frame: &Frame, now_ms: u64) -> std::io::Result<()> {
+        let position = self.trajectory.at(now_ms as f64 / 1000.0);
+        let mut result = Ok(());
+        for payload in self.carrier.payloads(frame) {
+            let packet = AirPacket {
+                sender_id: self.sender_id,
+                position,
+                tx_offset_db: self.tx_offset_db,
+                payload,
+            };
+            // Carrier payloads are far below the limit and the numbers are
+            // finite (validated config, finite trajectories).
+            let Ok(bytes) = packet.encode() else {
+                continue;
+            };
+            match self.socket.send_to(&bytes, self.group).await {
+                Ok(_) => AirCounters::add(&self.air.packets_sent),
+                Err(e) => {
+                    AirCounters::add(&self.air.io_errors);
+                    result = Err(e);
+                }
+            }
+        }
+        if result.is_ok() {
+            self.counters.count_advertised();
+        }
+        result
+    }
+}
+
+struct Receiver {
+    socket: Arc<UdpSocket>,
+    clock: SharedClock,
+    trajectory: Trajectory,
+    model: PathLossModel,
+    duty: DutyCycle,
+    phase_ms: u64,
+    sender_id: u64,
+    rx_offset_db: f64,
+    rng: StdRng,
+    decoder: FrameDecoder,
+    air: Arc<AirCounters>,
+    events: mpsc::Sender<RadioEvent>,
+}
+
+/// An advertising payload that the decoder counts as malformed (an AD
+/// structure running past the end).
+const MALFORMED_AD: [u8; 1] = [2];
+
+impl Receiver {
+    async fn run(mut self) {
+        // One byte more than the limit: a longer datagram is truncated by
+        // the kernel to this size and recognised as oversized.
+        let mut buf = vec![0u8; MAX_PACKET_LEN + 1];
+        let mut errors = 0u32;
+        loop {
+            match self.socket.recv_from(&mut buf).await {
+                Ok((n, _)) => {
+                    errors = 0;
+                    let n = n.min(buf.len());
+                    self.handle(&buf[..n]);
+                }
+                Err(e) => {
+                    AirCounters::add(&self.air.io_errors);
+                    errors += 1;
+                    if errors >= MAX_CONSECUTIVE_IO_ERRORS {
+                        let _ = self
+                            .events
+                            .send(RadioEvent::Failed(io_err("receive", e)))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a bad packet in the radio's counters through the decoder (the
+    /// only way in): an oversized packet as an over-long payload, anything
+    /// else as a truncated AD structure.
+    fn count_bad(&mut self, e: PacketError) {
+        AirCounters::add(&self.air.bad_packets);
+        let at = self.clock.now();
+        match e {
+            PacketError::Oversized(_) => {
+                let big = [0u8; MAX_ADVERTISING_DATA_LEN + 1];
+                let _ = self.decoder.advertising_data(&big, None, at);
+            }
+            _ => {
+                let _ = self.decoder.advertising_data(&MALFORMED_AD, None, at);
+            }
+        }
+    }
+
+    fn handle(&mut self, bytes: &[u8]) {
+        AirCounters::add(&self.air.packets);
+        let packet = match AirPacket::decode(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.count_bad(e);
+                return;
+            }
+        };
+        if packet.sender_id == self.sender_id {
+            AirCounters::add(&self.air.own);
+            return;
+        }
+        let now_ms = self.clock.now_millis();
+        if !self.duty.listening(now_ms.wrapping_add(self.phase_ms)) {
+            AirCounters::add(&self.air.not_listening);
+            return;
+        }
+        let here = self.trajectory.at(now_ms as f64 / 1000.0);
+        let distance = here.distance(&packet.position);
+        // The advertised TX power drives the model; a payload that does not
+        // decode is judged at the simulated default (the decoder counts it).
+        let tx_power = match find_service_data(&packet.payload)
+            .ok()
+            .flatten()
+            .map(decode_service_data)
+        {
+            Some(Ok(Decoded::Full(f))) => f.tx_power,
+            Some(Ok(Decoded::Half(h))) => h.tx_power,
+            _ => SIM_TX_POWER_DBM,
+        };
+        // Fixed draw order per packet: one normal, one loss uniform.
+        let g = gauss(&mut self.rng);
+        let u = unit(&mut self.rng);
+        let offsets = f64::from(packet.tx_offset_db) + self.rx_offset_db;
+        let Some(rssi) = self
+            .model
+            .receive(distance, f64::from(tx_power), offsets, g, u)
+        else {
+            AirCounters::add(&self.air.not_received);
+            return;
+        };
+        AirCounters::add(&self.air.heard);
+        let at = UnixTime(now_ms / 1000);
+        if let Some(s) = self
+            .decoder
+            .advertising_data(&packet.payload, Some(rssi), at)
+        {
+            self.decoder.deliver(&self.events, s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ScaledClock, SystemClock};
+    use meshtrace_protocol::advertising_data;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn frame(b: u8) -> Frame {
+        Frame {
+            tx_power: SIM_TX_POWER_DBM,
+            id: RotatingId([b; 32]),
+        }
+    }
+
+    /// A port nobody on this machine is using right now (the OS picks it).
+    fn free_port() -> u16 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    }
+
+    fn always_listening() -> DutyCycle {
+        DutyCycle {
+            scan_window_ms: 1_000,
+            scan_interval_ms: 1_000,
+            advertising_interval_ms: 20,
+        }
+    }
+
+    fn config(port: u16, x: f64, seed: u64) -> UdpAirConfig {
+        UdpAirConfig {
+            port,
+            trajectory: Trajectory::fixed(Position { x, y: 0.0 }),
+            duty: always_listening(),
+            seed,
+            ..UdpAirConfig::default()
+        }
+    }
+
+    fn system() -> SharedClock {
+        Arc::new(SystemClock)
+    }
+
+    async fn next_sighting(r: &mut UdpRadio) -> super::super::RadioSighting {
+        match tokio::time::timeout(WAIT, r.events().recv()).await {
+            Ok(Some(RadioEvent::Sighting(s))) => s,
+            other => panic!("expected a sighting within {WAIT:?}, got {other:?}"),
+        }
+    }
+
+    /// Waits (bounded) until `cond` holds on the radio's counters.
+    async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let r = tokio::time::timeout(WAIT, async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(r.is_ok(), "timed out after {WAIT:?} waiting for {what}");
+    }
+
+    #[test]
+    fn packet_round_trip_and_layout() {
+        for carrier in [Carrier::Extended, Carrier::Legacy] {
+            for payload in carrier.payloads(&frame(7)) {
+                let p = AirPacket {
+                    sender_id: 0x0102_0304_0506_0708,
+                    position: Position { x: 1.5, y: -2.25 },
+                    tx_offset_db: -1.75,
+                    payload: payload.clone(),
+                };
+                let bytes = p.encode().unwrap();
+                assert_eq!(bytes.len(), HEADER_LEN + payload.len());
+                assert_eq!(&bytes[..6], b"MTAIR1");
+                assert_eq!(&bytes[6..14], &[1, 2, 3, 4, 5, 6, 7, 8]);
+                assert_eq!(&bytes[14..22], &1.5f64.to_be_bytes());
+                assert_eq!(&bytes[22..30], &(-2.25f64).to_be_bytes());
+                assert_eq!(&bytes[30..34], &(-1.75f32).to_be_bytes());
+                assert_eq!(&bytes[34..36], &(payload.len() as u16).to_be_bytes());
+                assert_eq!(&bytes[36..], &payload[..]);
+                assert_eq!(AirPacket::decode(&bytes).unwrap(), p);
+            }
+        }
+        // The largest payload fits exactly.
+        let max = AirPacket {
+            sender_id: 1,
+            position: Position::default(),
+            tx_offset_db: 0.0,
+            payload: vec![0; MAX_PAYLOAD_LEN],
+        };
+        let bytes = max.encode().unwrap();
+        assert_eq!(bytes.len(), MAX_PACKET_LEN);
+        assert_eq!(AirPacket::decode(&bytes).unwrap(), max);
+    }
+
+    #[test]
+    fn malformed_packets_are_refused() {
+        let good = AirPacket {
+            sender_id: 9,
+            position: Position { x: 1.0, y: 2.0 },
+            tx_offset_db: 0.5,
+            payload: advertising_data(&frame(3).encode_extended()),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(AirPacket::decode(&[]), Err(PacketError::Short(0)));
+        assert_eq!(
+            AirPacket::decode(&good[..HEADER_LEN - 1]),
+            Err(PacketError::Short(HEADER_LEN - 1))
+        );
+        let mut magic = good.clone();
+        magic[5] = b'2';
+        assert_eq!(AirPacket::decode(&magic), Err(PacketError::BadMagic));
+        assert!(matches!(
+            AirPacket::decode(&good[..good.len() - 1]),
+            Err(PacketError::Truncated { .. })
+        ));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(
+            AirPacket::decode(&trailing),
+            Err(PacketError::TrailingBytes(1))
+        );
+        let mut declared = good.clone();
+        declared[34..36].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert!(matches!(
+            AirPacket::decode(&declared),
+            Err(PacketError::Oversized(_))
+        ));
+        assert!(matches!(
+            AirPacket::decode(&vec![0; MAX_PACKET_LEN + 1]),
+            Err(PacketError::Oversized(_))
+        ));
+        let mut nan = good.clone();
+        nan[14..22].copy_from_slice(&f64::NAN.to_be_bytes());
+        assert_eq!(AirPacket::decode(&nan), Err(PacketError::NonFinite));
+        let too_big = AirPacket {
+            sender_id: 1,
+            position: Position::default(),
+            tx_offset_db: 0.0,
+            payload: vec![0; MAX_PAYLOAD_LEN + 1],
+        };
+        assert!(matches!(too_big.encode(), Err(PacketError::Oversized(_))));
+        // Every prefix of a good packet is refused without a panic.
+        for n in 0..good.len() {
+            assert!(AirPacket::decode(&good[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        assert!(UdpAirConfig::default().validate().is_ok());
+        let bad = |c: UdpAirConfig, needle: &str| match c.validate() {
+            Err(RadioError::Config(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("expected a config error about {needle}, got {other:?}"),
+        };
+        bad(
+            UdpAirConfig {
+                group: Ipv4Addr::new(10, 0, 0, 1),
+                ..UdpAirConfig::default()
+            },
+            "multicast",
+        );
+        bad(
+            UdpAirConfig {
+                port: 0,
+                ..UdpAirConfig::default()
+            },
+            "port",
+        );
+        bad(
+            UdpAirConfig {
+                interface: Ipv4Addr::new(192, 168, 1, 2),
+                ..UdpAirConfig::default()
+            },
+            "loopback",
+        );
+        bad(
+            UdpAirConfig {
+                tx_offset_db: Some(f64::NAN),
+                ..UdpAirConfig::default()
+            },
+            "TX offset",
+        );
+        bad(
+            UdpAirConfig {
+                rx_offset_db: Some(40.0),
+                ..UdpAirConfig::default()
+            },
+            "RX offset",
+        );
+        bad(
+            UdpAirConfig {
+                duty: DutyCycle {
+                    advertising_interval_ms: 5,
+                    ..DutyCycle::default()
+                },
+                ..UdpAirConfig::default()
+            },
+            "advertising interval",
+        );
+        bad(
+            UdpAirConfig {
+                tx_power_dbm: 21,
+                ..UdpAirConfig::default()
+            },
+            "TX power",
+        );
+    }
+
+    #[test]
+    fn real_wait_follows_the_clock_rate_within_bounds() {
+        // Before the rate is known: poll at the minimum.
+        assert_eq!(real_wait(250, None), MIN_REAL_ADVERTISING_INTERVAL);
+        // Real time: 50 ms of clock is 50 ms.
+        assert_eq!(real_wait(50, Some(1.0)), Duration::from_millis(50));
+        // 60×: 600 ms of clock is 10 ms.
+        assert_eq!(real_wait(600, Some(60.0)), Duration::from_millis(10));
+        // 10 000×: never below the floor.
+        assert_eq!(
+            real_wait(250, Some(10_000.0)),
+            MIN_REAL_ADVERTISING_INTERVAL
+        );
+        // A stopped clock is still looked at.
+        assert_eq!(real_wait(250, Some(0.0)), MIN_REAL_ADVERTISING_INTERVAL);
+        assert_eq!(real_wait(250, Some(0.001)), MAX_REAL_POLL);
+    }
+
+    #[tokio::test]
+    async fn malformed_packets_are_counted_not_fatal() {
+        let port = free_port();
+        let mut radio = UdpRadio::start(config(port, 0.0, 1), system())
+            .await
+            .unwrap();
+        let raw = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        raw.set_multicast_if_v4(&LOOPBACK).unwrap();
+        raw.set_multicast_ttl_v4(0).unwrap();
+        raw.bind(&SockAddr::from(SocketAddrV4::new(LOOPBACK, 0)))
+            .unwrap();
+        let raw = std::net::UdpSocket::from(raw);
+        let to = SocketAddrV4::new(DEFAULT_GROUP, port);
+        let good = |id: u8| {
+            AirPacket {
+                sender_id: 77,
+                position: Position { x: 1.0, y: 0.0 },
+                tx_offset_db: 0.0,
+                payload: advertising_data(&frame(id).encode_extended()),
+            }
+            .encode()
+            .unwrap()
+        };
+        let g = good(5);
+        let mut bad_magic = g.clone();
+        bad_magic[0] = b'X';
+        let bad: Vec<Vec<u8>> = vec![
+            vec![],
+            b"MTAIR1".to_vec(),
+            bad_magic,
+            g[..g.len() - 3].to_vec(),
+            vec![0xff; 4000],
+        ];
+        for b in &bad {
+            raw.send_to(b, to).unwrap();
+        }
+        // A good packet from the same socket arrives after the bad ones.
+        raw.send_to(&good(5), to).unwrap();
+        let s = next_sighting(&mut radio).await;
+        assert_eq!(s.frame, frame(5));
+        let stats = radio.stats();
+        let air = radio.air_stats();
+        assert_eq!(air.bad_packets, 5, "{air:?}");
+        assert_eq!(stats.malformed, 4, "{stats:?}");
+        assert_eq!(stats.oversized, 1, "{stats:?}");
+        assert_eq!(stats.sightings, 1, "{stats:?}");
+        // Still alive: a second good packet is heard too.
+        raw.send_to(&good(6), to).unwrap();
+        assert_eq!(next_sighting(&mut radio).await.frame, frame(6));
+    }
+
+    #[tokio::test]
+    async fn one_metre_apart_hear_each_other() {
+        for carrier in [Carrier::Extended, Carrier::Legacy] {
+            let port = free_port();
+            let mut a = UdpRadio::start(
+                UdpAirConfig {
+                    carrier,
+                    ..config(port, 0.0, 11)
+                },
+                system(),
+            )
+            .await
+            .unwrap();
+            let mut b = UdpRadio::start(
+                UdpAirConfig {
+                    carrier,
+                    ..config(port, 1.0, 12)
+                },
+                system(),
+            )
+            .await
+            .unwrap();
+            a.advertise(a.frame(RotatingId([0xaa; 32]))).unwrap();
+            b.advertise(b.frame(RotatingId([0xbb; 32]))).unwrap();
+            let sa = next_sighting(&mut a).await;
+            let sb = next_sighting(&mut b).await;
+            assert_eq!(sa.frame.id, RotatingId([0xbb; 32]), "{carrier:?}");
+            assert_eq!(sb.frame.id, RotatingId([0xaa; 32]), "{carrier:?}");
+            // About 45 dB of attenuation at 1 m, give or take the noise.
+            for s in [sa, sb] {
+                let att = i32::from(s.frame.tx_power) - i32::from(s.rssi.unwrap());
+                assert!((15..=75).contains(&att), "attenuation {att} dB at 1 m");
+            }
+            // Own packets were looped back and dropped, never heard.
+            assert!(a.air_stats().own > 0);
+            assert!(a.stats().advertised > 0 && b.stats().advertised > 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn thirty_metres_apart_hear_nothing() {
+        const ROUNDS: u64 = 30;
+        let port = free_port();
+        let mut a = UdpRadio::start(config(port, 0.0, 21), system())
+            .await
+            .unwrap();
+        let mut b = UdpRadio::start(config(port, 30.0, 22), system())
+            .await
+            .unwrap();
+        a.advertise(a.frame(RotatingId([0xaa; 32]))).unwrap();
+        b.advertise(b.frame(RotatingId([0xbb; 32]))).unwrap();
+        // Each side has sent more than ROUNDS advertising events and each
+        // receiver has judged at least ROUNDS of the other's packets.
+        wait_until(
+            "30 advertising events each, judged by the other side",
+            || {
+                a.stats().advertised > ROUNDS
+                    && b.stats().advertised > ROUNDS
+                    && a.air_stats().not_received >= ROUNDS
+                    && b.air_stats().not_received >= ROUNDS
+            },
+        )
+        .await;
+        for r in [&mut a, &mut b] {
+            assert_eq!(r.stats().sightings, 0);
+            assert_eq!(r.air_stats().heard, 0);
+            assert!(r.events().try_recv().is_err(), "nothing is delivered");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fast_clock_does_not_advertise_faster_than_the_floor() {
+        let clock: SharedClock = Arc::new(ScaledClock::new(UnixTime(1_000_000), 5_000.0).unwrap());
+        let port = free_port();
+        let mut a = UdpRadio::start(config(port, 0.0, 31), clock).await.unwrap();
+        let start = Instant::now();
+        a.advertise(frame(1)).unwrap();
+        wait_until("10 advertising events", || a.stats().advertised >= 10).await;
+        // 20 ms of clock is 4 µs real at 5000×: the floor spaces events.
+        assert!(
+            start.elapsed() >= MIN_REAL_ADVERTISING_INTERVAL * 9,
+            "10 events in {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn advertise_fails_once_the_radio_stopped() {
+        let mut a = UdpRadio::start(config(free_port(), 0.0, 41), system())
+            .await
+            .unwrap();
+        for t in &a.tasks {
+            t.abort();
+        }
+        for t in std::mem::take(&mut a.tasks) {
+            let _ = t.await;
+        }
+        assert_eq!(a.advertise(frame(1)), Err(RadioError::Stopped));
+    }
+}

@@ -10,5 +10,6 @@
 pub use meshtrace_protocol as protocol;
 
 pub mod clock;
+pub mod p2p;
 pub mod radio;
 pub mod store;

@@ -155,6 +155,30 @@ pub fn build_announcements<R: CryptoRng + ?Sized>(
         return Err(BuildError::WrongReportKey);
     }
     cert.check_validity_at(created_at)?;
+    build_unchecked(report_key, cert, tokens, created_at, rng)
+}
+
+/// Builds chunks without checking the certificate's validity at
+/// `created_at`: only for tests that need announcements receivers must
+/// reject (feature `test-utils`).
+#[cfg(feature = "test-utils")]
+pub fn build_announcements_unchecked<R: CryptoRng + ?Sized>(
+    report_key: &ReportSecretKey,
+    cert: &Certificate,
+    tokens: &[EncounterToken],
+    created_at: UnixTime,
+    rng: &mut R,
+) -> Result<Vec<EncodedAnnouncement>, BuildError> {
+    build_unchecked(report_key, cert, tokens, created_at, rng)
+}
+
+fn build_unchecked<R: CryptoRng + ?Sized>(
+    report_key: &ReportSecretKey,
+    cert: &Certificate,
+    tokens: &[EncounterToken],
+    created_at: UnixTime,
+    rng: &mut R,
+) -> Result<Vec<EncodedAnnouncement>, BuildError> {
     let plan = plan_report(cert, tokens)?;
     let mut set: HashSet<EncounterToken> = tokens.iter().copied().collect();
     let total = plan.tokens_per_chunk * plan.chunks as usize;

@@ -84,5 +84,8 @@ pub use wire::{
     CODE_CHECKSUM_DOMAIN, CODE_CHECKSUM_LEN, DecodeError, MAX_NETWORK_ID_LEN, is_valid_network_id,
 };
 
+#[cfg(feature = "test-utils")]
+pub use announce::build_announcements_unchecked;
+
 /// Re-export of the zeroizing wrapper used for secret bytes.
 pub use zeroize::Zeroizing;

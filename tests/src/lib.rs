@@ -1,2 +1,7 @@
 //! End-to-end scenarios and the simulator for meshtrace (test-only crate).
+//!
+//! [`mesh`] has the helpers the mesh tests share: a certified test network
+//! and nodes listening on real TCP sockets on 127.0.0.1.
 #![deny(missing_docs)]
+
+pub mod mesh;

@@ -1,0 +1,152 @@
+//! Helpers for tests on a real libp2p mesh over loopback TCP.
+
+use std::time::{Duration, Instant};
+
+use meshtrace_node::clock::{Clock, SharedClock, SystemClock};
+use meshtrace_node::p2p::libp2p::Multiaddr;
+use meshtrace_node::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
+use meshtrace_protocol::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+/// A test deployment: a network id, a trusted issuer, an RNG.
+pub struct TestNet {
+    /// The network id.
+    pub network_id: String,
+    /// The trusted issuer.
+    pub issuer: IssuerSecretKey,
+    /// Seeded randomness.
+    pub rng: ChaCha20Rng,
+}
+
+/// Bound on every wait in the mesh tests.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+impl TestNet {
+    /// A new deployment.
+    pub fn new(seed: u64) -> TestNet {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let issuer = IssuerSecretKey::generate(&mut rng);
+        TestNet {
+            network_id: format!("test-{seed}"),
+            issuer,
+            rng,
+        }
+    }
+
+    /// The wall clock (announcements are verified against it).
+    pub fn clock(&self) -> SharedClock {
+        std::sync::Arc::new(SystemClock)
+    }
+
+    /// A mesh configuration listening on a fresh loopback TCP port, with
+    /// test-speed timers.
+    pub fn config(&self, light: bool) -> P2pConfig {
+        let mut c = P2pConfig::new(&self.network_id, vec![self.issuer.public()]);
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")];
+        c.light = light;
+        c.heartbeat = Duration::from_millis(100);
+        c.stem_timeout = Duration::from_secs(2);
+        c.sync_interval = Duration::from_secs(2);
+        c
+    }
+
+    /// `n` random tokens.
+    pub fn tokens(&mut self, n: usize) -> Vec<EncounterToken> {
+        (0..n)
+            .map(|_| {
+                let mut t = [0u8; 16];
+                self.rng.fill_bytes(&mut t);
+                EncounterToken(t)
+            })
+            .collect()
+    }
+
+    /// A certified report of `tokens`, created now: its encoded chunks.
+    pub fn report(&mut self, tokens: &[EncounterToken]) -> Vec<Vec<u8>> {
+        let now = SystemClock.now();
+        let key = ReportSecretKey::generate(&mut self.rng);
+        let cert = Certificate::issue(
+            &self.issuer,
+            CertificateParams {
+                network_id: self.network_id.clone(),
+                report_key: key.public(),
+                valid_from: now.minus(60),
+                valid_until: now.plus(86_400),
+                window_first_day: now.day().minus(13),
+                window_last_day: now.day(),
+                max_tokens: 8192,
+            },
+        )
+        .expect("valid certificate");
+        build_announcements(&key, &cert, tokens, now, &mut self.rng)
+            .expect("report builds")
+            .into_iter()
+            .map(|c| c.bytes)
+            .collect()
+    }
+}
+
+/// A running test node.
+pub struct TestNode {
+    /// The mesh handle.
+    pub handle: P2pHandle,
+    /// Its TCP listen address, with `/p2p/<id>`.
+    pub addr: Multiaddr,
+}
+
+/// Starts a node and waits (bounded) until it listens.
+pub async fn start(net: &TestNet, config: P2pConfig, initial: Vec<Vec<u8>>) -> TestNode {
+    start_with_key(
+        net,
+        config,
+        initial,
+        meshtrace_node::p2p::libp2p::identity::Keypair::generate_ed25519(),
+    )
+    .await
+}
+
+/// Starts a node with a given identity.
+pub async fn start_with_key(
+    net: &TestNet,
+    config: P2pConfig,
+    initial: Vec<Vec<u8>>,
+    key: meshtrace_node::p2p::libp2p::identity::Keypair,
+) -> TestNode {
+    let mut handle = p2p::spawn(config, key, net.clock(), initial)
+        .await
+        .expect("mesh starts");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, handle.events.recv()).await {
+            Ok(Some(P2pEvent::Listening(a))) => {
+                let addr = a.with(meshtrace_node::p2p::libp2p::multiaddr::Protocol::P2p(
+                    handle.peer_id(),
+                ));
+                return TestNode { handle, addr };
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("mesh stopped before listening"),
+            Err(_) => panic!("node did not listen within {WAIT:?}"),
+        }
+    }
+}
+
+/// Waits (bounded) until every node sees at least `min` full peers.
+pub async fn wait_for_mesh(nodes: &[&TestNode], min: usize) {
+    let deadline = Instant::now() + WAIT;
+    for n in nodes {
+        loop {
+            let st = n.handle.status().await.expect("status");
+            if st.peers.iter().filter(|p| p.full).count() >= min {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mesh did not form within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -219,6 +219,10 @@ pub struct P2pCounters {
     pub sync_bytes_in: u64,
     /// Requests refused by rate limits.
     pub rate_limited: u64,
+    /// Bytes received on all connections (transport level, all protocols).
+    pub bytes_in: u64,
+    /// Bytes sent on all connections.
+    pub bytes_out: u64,
 }
 
 enum Command {
@@ -436,6 +440,7 @@ pub async fn spawn(
     let gcfg = gossip_config(&config)?;
     let cfg = config.clone();
     let topic_b = topic.clone();
+    let mut registry = libp2p::metrics::Registry::default();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -449,6 +454,7 @@ pub async fn spawn(
         .map_err(|e| P2pError::Transport(e.to_string()))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| P2pError::Transport(e.to_string()))?
+        .with_bandwidth_metrics(&mut registry)
         .with_behaviour(move |key, relay_client| {
             let peer_id = key.public().to_peer_id();
             let mut gossipsub =
@@ -551,6 +557,7 @@ pub async fn spawn(
         rate: HashMap::new(),
         listen: Vec::new(),
         counters: P2pCounters::default(),
+        registry,
         rng: rand::SeedableRng::from_rng(&mut rand::rng()),
     };
     for bytes in initial {
@@ -615,12 +622,39 @@ struct Mesh {
     rate: HashMap<PeerId, RateWindow>,
     listen: Vec<Multiaddr>,
     counters: P2pCounters,
+    registry: libp2p::metrics::Registry,
     rng: rand::rngs::StdRng,
 }
 
 const TICK: Duration = Duration::from_millis(250);
 
 impl Mesh {
+    /// Transport-level byte totals (inbound, outbound) from the bandwidth
+    /// metrics.
+    fn bandwidth(&self) -> (u64, u64) {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            return (0, 0);
+        }
+        let (mut inbound, mut outbound) = (0u64, 0u64);
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total"))
+        {
+            let value = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64;
+            if line.contains("direction=\"Inbound\"") {
+                inbound += value;
+            } else if line.contains("direction=\"Outbound\"") {
+                outbound += value;
+            }
+        }
+        (inbound, outbound)
+    }
+
     fn verify(&self, bytes: &[u8]) -> Result<VerifiedAnnouncement, AnnouncementError> {
         VerifiedAnnouncement::verify(
             bytes,
@@ -699,6 +733,9 @@ impl Mesh {
                 }
             }
             Command::Status(reply) => {
+                let (bytes_in, bytes_out) = self.bandwidth();
+                self.counters.bytes_in = bytes_in;
+                self.counters.bytes_out = bytes_out;
                 let g = &self.swarm.behaviour().gossipsub;
                 let peers = self
                     .connected

@@ -1303,3 +1303,34 @@ impl Mesh {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn identity_is_created_owner_only_and_reloaded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("p2p.key");
+        let a = load_or_create_identity(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = load_or_create_identity(&path).unwrap();
+        assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(matches!(
+            load_or_create_identity(&path),
+            Err(P2pError::Identity { .. })
+        ));
+    }
+
+    #[test]
+    fn names_carry_the_network_id() {
+        assert_eq!(topic_name("campus"), "meshtrace/campus/announcements/1");
+        assert_eq!(
+            protocol("campus", "stem").unwrap().as_ref(),
+            "/meshtrace/campus/stem/1"
+        );
+    }
+}

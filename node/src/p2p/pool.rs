@@ -177,3 +177,88 @@ impl Pool {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshtrace_protocol::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn chunks(n: usize, last_day_offset: u32) -> (Vec<(VerifiedAnnouncement, Vec<u8>)>, UnixTime) {
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(last_day_offset) + n as u64);
+        let issuer = IssuerSecretKey::generate(&mut rng);
+        let now = UnixTime(1_800_000_000);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let key = ReportSecretKey::generate(&mut rng);
+            let cert = Certificate::issue(
+                &issuer,
+                CertificateParams {
+                    network_id: "pool".into(),
+                    report_key: key.public(),
+                    valid_from: now.minus(86_400 * 5),
+                    valid_until: now,
+                    window_first_day: now.day().minus(last_day_offset + 2),
+                    window_last_day: now.day().minus(last_day_offset),
+                    max_tokens: 64,
+                },
+            )
+            .unwrap();
+            let c = build_announcements(&key, &cert, &[], now.minus(60), &mut rng)
+                .unwrap()
+                .remove(0);
+            let trusted = [issuer.public()];
+            let v = VerifiedAnnouncement::verify(
+                &c.bytes,
+                &VerifyContext {
+                    network_id: "pool",
+                    trusted_issuers: &trusted,
+                    now,
+                },
+            )
+            .unwrap();
+            out.push((v, c.bytes));
+        }
+        (out, now)
+    }
+
+    #[test]
+    fn digests_find_exactly_the_days_that_differ() {
+        let (a, _) = chunks(3, 0);
+        let (b, _) = chunks(2, 4);
+        let mut full = Pool::new();
+        let mut partial = Pool::new();
+        for (v, bytes) in a.iter().chain(&b) {
+            assert!(full.insert(v, bytes));
+            assert!(!full.insert(v, bytes), "held once");
+        }
+        for (v, bytes) in &a {
+            partial.insert(v, bytes);
+        }
+        let days = partial.days_to_reconcile(&full.digests());
+        assert_eq!(days, vec![b[0].0.window().1], "only the day it lacks");
+        assert!(
+            full.days_to_reconcile(&partial.digests()).is_empty(),
+            "superset needs nothing"
+        );
+        let ids = full.ids_of_day(days[0]);
+        assert_eq!(partial.missing(&ids).len(), 2);
+        assert!(partial.days_to_reconcile(&partial.digests()).is_empty());
+    }
+
+    #[test]
+    fn expiry_drops_old_days() {
+        let (old, now) = chunks(2, 14);
+        let (recent, _) = chunks(1, 0);
+        let mut p = Pool::new();
+        for (v, b) in old.iter().chain(&recent) {
+            p.insert(v, b);
+        }
+        assert_eq!(p.expire(now), 0);
+        // One day later the 14-day-old window has expired.
+        assert_eq!(p.expire(now.plus(86_400)), 2);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.digests().len(), 1);
+    }
+}

@@ -10,6 +10,7 @@
 pub use meshtrace_protocol as protocol;
 
 pub mod clock;
+pub mod node;
 pub mod p2p;
 pub mod radio;
 pub mod store;

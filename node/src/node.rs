@@ -1,0 +1,621 @@
+//! The node: one task that drives the protocol core with the adapters —
+//! key rotation and advertising, sightings into encounters, the encrypted
+//! store, the mesh, matching and exposures, reports.
+//!
+//! [`start`] spawns the task and returns a [`NodeHandle`]; everything the
+//! CLI and the control socket do goes through it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use meshtrace_protocol::{
+    AnnouncementId, BuildError, Certificate, Encounter, EncounterRef, EncounterToken,
+    EncounterTracker, Epoch, Exposure, Frame, KeySchedule, ReportPlan, ReportPublicKey,
+    ReportRequest, ReportSecretKey, RiskConfig, TokenIndex, UnixTime, VerifiedAnnouncement,
+    VerifyContext, Zeroizing, build_announcements, match_announcement, max_real_tokens,
+    plan_report,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::SharedClock;
+use crate::p2p::{P2pEvent, P2pHandle, P2pStatus};
+use crate::radio::{Radio, RadioEvent, RadioStats};
+use crate::store::{ContactStore, Store, StoreError, StoredExposure};
+
+/// Store metadata name of the pending one-time report key.
+pub const META_REPORT_KEY: &str = "report-key";
+/// Store metadata name of the own chunks not yet confirmed sent.
+pub const META_UNSENT: &str = "unsent-announcements";
+/// Capacity of the command and event channels.
+pub const NODE_CHANNEL: usize = 256;
+
+/// Node settings.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// The deployment's network id.
+    pub network_id: String,
+    /// Calibrated TX power this device advertises (dBm).
+    pub tx_power_dbm: i8,
+    /// This device's RSSI correction (dB, positive when it reads high).
+    pub rx_correction_db: i16,
+    /// Risk rules.
+    pub risk: RiskConfig,
+    /// Encounters shorter than this (exposure seconds) are not announced in
+    /// a report.
+    pub min_report_encounter_seconds: u64,
+    /// Real-time interval of the node's timer.
+    pub tick: Duration,
+}
+
+impl NodeSettings {
+    /// Defaults for `network_id`.
+    pub fn new(network_id: &str) -> NodeSettings {
+        NodeSettings {
+            network_id: network_id.to_owned(),
+            tx_power_dbm: crate::radio::model::SIM_TX_POWER_DBM,
+            rx_correction_db: 0,
+            risk: RiskConfig::default(),
+            min_report_encounter_seconds: 60,
+            tick: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A node failure.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A certificate or request problem, in plain words.
+    #[error("{0}")]
+    Report(String),
+    /// The node task has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// What the node tells its user interface.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    /// A new or updated exposure (with at least one counted contact day).
+    Exposure(StoredExposure),
+    /// The radio reported a failure; the node keeps running without it.
+    RadioFailed(String),
+}
+
+/// What a report will publish (for the user to confirm) or has published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportSummary {
+    /// Padded layout.
+    pub plan: ReportPlan,
+    /// Certified window (first day, last day).
+    pub window: (meshtrace_protocol::Day, meshtrace_protocol::Day),
+    /// Encounters in the window that were left out for the certificate's cap.
+    pub dropped_for_cap: usize,
+    /// Chunk ids (empty for a plan).
+    pub chunks: Vec<AnnouncementId>,
+}
+
+/// A snapshot of the node.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    /// Network id.
+    pub network_id: String,
+    /// Node clock.
+    pub now: UnixTime,
+    /// Stored encounters.
+    pub encounters: usize,
+    /// Encounters still open.
+    pub open_encounters: usize,
+    /// Stored announcements.
+    pub announcements: usize,
+    /// Exposures found.
+    pub exposures: usize,
+    /// Of which high risk.
+    pub high_risk: usize,
+    /// Radio counters.
+    pub radio: RadioStats,
+    /// Mesh status, when the mesh answered.
+    pub mesh: Option<P2pStatus>,
+    /// Own chunks not yet confirmed sent.
+    pub unsent: usize,
+}
+
+enum Command {
+    Tick(oneshot::Sender<()>),
+    Status(oneshot::Sender<NodeStatus>),
+    Exposures(oneshot::Sender<Vec<StoredExposure>>),
+    ReportRequest(oneshot::Sender<Result<String, NodeError>>),
+    ReportPlan(String, oneshot::Sender<Result<ReportSummary, NodeError>>),
+    ReportSubmit(String, oneshot::Sender<Result<ReportSummary, NodeError>>),
+    Shutdown(oneshot::Sender<Result<(), NodeError>>),
+}
+
+/// The handle on a running node.
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    /// Exposures and failures, as they happen (bounded).
+    pub events: mpsc::Receiver<NodeEvent>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeHandle")
+    }
+}
+
+macro_rules! ask {
+    ($self:ident, $variant:ident $(, $arg:expr)*) => {{
+        let (tx, rx) = oneshot::channel();
+        $self
+            .commands
+            .send(Command::$variant($($arg,)* tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }};
+}
+
+impl NodeHandle {
+    /// Runs the node's periodic work now (tests and simulations with a
+    /// manual clock) and waits for it.
+    pub async fn tick(&self) -> Result<(), NodeError> {
+        ask!(self, Tick)
+    }
+
+    /// A status snapshot.
+    pub async fn status(&self) -> Result<NodeStatus, NodeError> {
+        ask!(self, Status)
+    }
+
+    /// Exposures found, newest first.
+    pub async fn exposures(&self) -> Result<Vec<StoredExposure>, NodeError> {
+        ask!(self, Exposures)
+    }
+
+    /// Creates a one-time report key (kept sealed in the store) and returns
+    /// the request code to show the issuer.
+    pub async fn report_request(&self) -> Result<String, NodeError> {
+        ask!(self, ReportRequest)?
+    }
+
+    /// What submitting this certificate would publish.
+    pub async fn report_plan(&self, certificate_code: String) -> Result<ReportSummary, NodeError> {
+        ask!(self, ReportPlan, certificate_code)?
+    }
+
+    /// Builds, stores and publishes the report certified by this code.
+    pub async fn report_submit(&self, certificate_code: String) -> Result<ReportSummary, NodeError> {
+        ask!(self, ReportSubmit, certificate_code)?
+    }
+
+    /// Closes open encounters, flushes the store and stops the node.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        ask!(self, Shutdown)?
+    }
+}
+
+struct Node<S: Store, R: Radio> {
+    settings: NodeSettings,
+    store: ContactStore<S>,
+    radio: R,
+    p2p: P2pHandle,
+    clock: SharedClock,
+    rng: StdRng,
+    keys: KeySchedule,
+    stored_epochs: HashSet<Epoch>,
+    tracker: EncounterTracker,
+    anns: HashMap<AnnouncementId, VerifiedAnnouncement>,
+    chunk_owner: HashMap<(ReportPublicKey, u32), AnnouncementId>,
+    matched: HashMap<ReportPublicKey, BTreeSet<EncounterRef>>,
+    unsent: Vec<AnnouncementId>,
+    events: mpsc::Sender<NodeEvent>,
+}
+
+/// Starts the node task. Stored epoch keys, announcements and exposures are
+/// taken up again; own chunks not yet confirmed sent are handed to the mesh.
+pub async fn start<S, R>(
+    settings: NodeSettings,
+    store: ContactStore<S>,
+    radio: R,
+    p2p: P2pHandle,
+    clock: SharedClock,
+) -> Result<NodeHandle, NodeError>
+where
+    S: Store + 'static,
+    R: Radio + 'static,
+{
+    let (cmd_tx, cmd_rx) = mpsc::channel(NODE_CHANNEL);
+    let (ev_tx, ev_rx) = mpsc::channel(NODE_CHANNEL);
+    let mut node = Node {
+        tracker: EncounterTracker::new(settings.rx_correction_db),
+        settings,
+        store,
+        radio,
+        p2p,
+        clock,
+        rng: StdRng::from_rng(&mut rand::rng()),
+        keys: KeySchedule::new(),
+        stored_epochs: HashSet::new(),
+        anns: HashMap::new(),
+        chunk_owner: HashMap::new(),
+        matched: HashMap::new(),
+        unsent: Vec::new(),
+        events: ev_tx,
+    };
+    node.resume().await?;
+    tokio::spawn(node.run(cmd_rx));
+    Ok(NodeHandle {
+        commands: cmd_tx,
+        events: ev_rx,
+    })
+}
+
+impl<S: Store, R: Radio> Node<S, R> {
+    fn trusted(&self) -> Result<Vec<meshtrace_protocol::IssuerPublicKey>, NodeError> {
+        Ok(self.store.trusted_issuers()?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    async fn resume(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        for k in self.store.epoch_keys()? {
+            self.stored_epochs.insert(k.epoch());
+            self.keys.insert(k);
+        }
+        let trusted = self.trusted()?;
+        let ids: Vec<AnnouncementId> = self.store.announcements().map(|a| a.id).collect();
+        for id in ids {
+            let Some(bytes) = self.store.announcement_bytes(&id)? else { continue };
+            let ctx = VerifyContext {
+                network_id: &self.settings.network_id,
+                trusted_issuers: &trusted,
+                now,
+            };
+            if let Ok(v) = VerifiedAnnouncement::verify(&bytes, &ctx) {
+                self.chunk_owner.insert((v.report_key(), v.chunk_index()), v.id());
+                self.anns.insert(v.id(), v);
+            }
+        }
+        for e in self.store.exposures() {
+            self.matched
+                .insert(e.exposure.report_key, e.exposure.encounters.iter().copied().collect());
+        }
+        if let Some(list) = self.store.meta(META_UNSENT)? {
+            self.unsent = list
+                .chunks_exact(32)
+                .filter_map(|c| c.try_into().ok().map(AnnouncementId))
+                .collect();
+            for id in self.unsent.clone() {
+                if let Some(bytes) = self.store.announcement_bytes(&id)? {
+                    let _ = self.p2p.publish(bytes).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(self.settings.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.on_tick().await {
+                        tracing::error!(error = %e, "node tick failed");
+                    }
+                }
+                ev = self.radio.events().recv() => match ev {
+                    Some(RadioEvent::Sighting(s)) => {
+                        let _ = self.tracker.handle_sighting(&self.keys, s.to_sighting());
+                    }
+                    Some(RadioEvent::Failed(e)) => {
+                        let _ = self.events.try_send(NodeEvent::RadioFailed(e.to_string()));
+                    }
+                    None => {}
+                },
+                ev = self.p2p.events.recv() => match ev {
+                    Some(P2pEvent::Announcement { verified, bytes, .. }) => {
+                        if let Err(e) = self.on_announcement(*verified, bytes).await {
+                            tracing::error!(error = %e, "storing an announcement failed");
+                        }
+                    }
+                    Some(P2pEvent::Sent { id, .. }) => {
+                        if let Err(e) = self.mark_sent(id) {
+                            tracing::error!(error = %e, "updating the outbox failed");
+                        }
+                    }
+                    Some(P2pEvent::Listening(_)) | None => {}
+                },
+                cmd = commands.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    if let Command::Shutdown(reply) = cmd {
+                        let r = self.finish();
+                        let _ = reply.send(r);
+                        break;
+                    }
+                    self.on_command(cmd).await;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        let open = self.tracker.close_all();
+        self.store.add_encounters(&open, now)?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Tick(reply) => {
+                if let Err(e) = self.on_tick().await {
+                    tracing::error!(error = %e, "node tick failed");
+                }
+                let _ = reply.send(());
+            }
+            Command::Status(reply) => {
+                let mesh = self.p2p.status().await.ok();
+                let exposures = self.store.exposures();
+                let _ = reply.send(NodeStatus {
+                    network_id: self.settings.network_id.clone(),
+                    now: self.clock.now(),
+                    encounters: self.store.encounter_count(),
+                    open_encounters: self.tracker.open_count(),
+                    announcements: self.store.announcements().count(),
+                    exposures: exposures.len(),
+                    high_risk: exposures.iter().filter(|e| e.exposure.high_risk).count(),
+                    radio: self.radio.stats(),
+                    mesh,
+                    unsent: self.unsent.len(),
+                });
+            }
+            Command::Exposures(reply) => {
+                let _ = reply.send(self.store.exposures());
+            }
+            Command::ReportRequest(reply) => {
+                let _ = reply.send(self.report_request());
+            }
+            Command::ReportPlan(code, reply) => {
+                let _ = reply.send(self.report(&code, false).await);
+            }
+            Command::ReportSubmit(code, reply) => {
+                let _ = reply.send(self.report(&code, true).await);
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    async fn on_tick(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        let rotation = self.keys.rotate(now, &mut self.rng);
+        // Persist new keys (current and pre-drawn next), erase old ones.
+        let fresh: Vec<Epoch> = self
+            .keys
+            .keys()
+            .map(|k| k.epoch())
+            .filter(|e| !self.stored_epochs.contains(e))
+            .collect();
+        for e in fresh {
+            if let Some(k) = self.keys.get(e) {
+                self.store.put_epoch_key(k)?;
+                self.stored_epochs.insert(e);
+            }
+        }
+        for e in rotation.erased {
+            self.store.remove_epoch_key(e)?;
+            self.stored_epochs.remove(&e);
+        }
+        if let Some(id) = rotation.new_id {
+            let frame = Frame {
+                tx_power: self.settings.tx_power_dbm,
+                id,
+            };
+            if let Err(e) = self.radio.advertise(frame) {
+                let _ = self.events.try_send(NodeEvent::RadioFailed(e.to_string()));
+            }
+        }
+        let closed = self.tracker.poll_closed(now);
+        if !closed.is_empty() {
+            let refs = self.store.add_encounters(&closed, now)?;
+            // Announcements that arrived before these encounters closed.
+            let index = TokenIndex::build(refs.iter().filter_map(|r| {
+                self.store.encounter(*r).map(|e| (e.tokens.clone(), *r))
+            }).flat_map(|(ts, r)| ts.into_iter().map(move |t| (t, r))));
+            let anns: Vec<VerifiedAnnouncement> = self.anns.values().cloned().collect();
+            for a in &anns {
+                self.match_one(a, &index, now).await?;
+            }
+        }
+        if self.store.tick(now)?.is_some() {
+            let expired: Vec<AnnouncementId> = self
+                .anns
+                .iter()
+                .filter(|(_, a)| a.expires_at() <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                if let Some(a) = self.anns.remove(&id) {
+                    self.chunk_owner.remove(&(a.report_key(), a.chunk_index()));
+                    self.matched.remove(&a.report_key());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_announcement(&mut self, v: VerifiedAnnouncement, bytes: Vec<u8>) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        let slot = (v.report_key(), v.chunk_index());
+        match self.chunk_owner.get(&slot) {
+            Some(id) if *id != v.id() => return Ok(()), // equivocation: first wins
+            Some(_) => return Ok(()),                    // already held
+            None => {}
+        }
+        self.chunk_owner.insert(slot, v.id());
+        self.store.put_announcement(&v, &bytes, now)?;
+        let index = self.store.token_index().clone();
+        self.match_one(&v, &index, now).await?;
+        self.anns.insert(v.id(), v);
+        Ok(())
+    }
+
+    /// Matches one chunk against `index`; on new hits rescores the report's
+    /// exposure, stores it (flushed) and tells the user interface.
+    async fn match_one(&mut self, v: &VerifiedAnnouncement, index: &TokenIndex, now: UnixTime) -> Result<(), NodeError> {
+        let store = &self.store;
+        let hits = match_announcement(v, index, |r| store.encounter(r).map(|e| e.day()));
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let set = self.matched.entry(v.report_key()).or_default();
+        let before = set.len();
+        set.extend(hits);
+        if set.len() == before {
+            return Ok(());
+        }
+        let refs: Vec<EncounterRef> = set.iter().copied().collect();
+        let encs: Vec<Encounter> = refs.iter().filter_map(|r| self.store.encounter(*r).cloned()).collect();
+        let days = self.settings.risk.score(&encs);
+        if days.is_empty() {
+            return Ok(());
+        }
+        let exposure = Exposure {
+            report_key: v.report_key(),
+            encounters: refs,
+            high_risk: days.iter().any(|d| d.high_risk),
+            days,
+        };
+        self.store.put_exposure(&exposure, now)?;
+        if let Some(stored) = self
+            .store
+            .exposures()
+            .into_iter()
+            .find(|e| e.exposure.report_key == exposure.report_key)
+        {
+            let _ = self.events.send(NodeEvent::Exposure(stored)).await;
+        }
+        Ok(())
+    }
+
+    fn report_request(&mut self) -> Result<String, NodeError> {
+        let key = ReportSecretKey::generate(&mut self.rng);
+        self.store.set_meta(META_REPORT_KEY, key.to_bytes().as_ref())?;
+        self.store.flush()?;
+        Ok(ReportRequest {
+            network_id: self.settings.network_id.clone(),
+            report_key: key.public(),
+        }
+        .to_code())
+    }
+
+    /// The tokens to announce for `cert`: every stored or open encounter in
+    /// the certified window with enough exposure, longest first, capped.
+    fn report_tokens(&self, cert: &Certificate) -> (Vec<EncounterToken>, usize) {
+        let p = cert.params();
+        let mut encs: Vec<Encounter> = self.store.encounters().map(|(_, e)| e.clone()).collect();
+        encs.extend(self.tracker.open_snapshots());
+        encs.retain(|e| {
+            e.day() >= p.window_first_day
+                && e.day() <= p.window_last_day
+                && e.exposure_seconds() >= self.settings.min_report_encounter_seconds
+        });
+        encs.sort_by_key(|e| std::cmp::Reverse(e.exposure_seconds()));
+        let max = max_real_tokens(p.max_tokens);
+        let mut tokens = Vec::new();
+        let mut dropped = 0;
+        for e in &encs {
+            if tokens.len() + e.tokens.len() > max {
+                dropped += 1;
+                continue;
+            }
+            tokens.extend(e.tokens.iter().copied());
+        }
+        (tokens, dropped)
+    }
+
+    async fn report(&mut self, code: &str, submit: bool) -> Result<ReportSummary, NodeError> {
+        let now = self.clock.now();
+        let cert = Certificate::from_code(code).map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+        let trusted = self.trusted()?;
+        cert.check_trust(&self.settings.network_id, &trusted)
+            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+        cert.check_validity_at(now)
+            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+        let key_bytes = self
+            .store
+            .meta(META_REPORT_KEY)?
+            .ok_or_else(|| NodeError::Report("no pending report request on this node (run `meshtrace report request` first)".into()))?;
+        let key_arr: [u8; 32] = key_bytes[..]
+            .try_into()
+            .map_err(|_| NodeError::Report("the stored report key is damaged".into()))?;
+        let key = ReportSecretKey::from_bytes(&Zeroizing::new(key_arr));
+        if cert.params().report_key != key.public() {
+            return Err(NodeError::Report(
+                "this certificate is for another report request".into(),
+            ));
+        }
+        let (tokens, dropped_for_cap) = self.report_tokens(&cert);
+        let plan = plan_report(&cert, &tokens).map_err(|e| NodeError::Report(e.to_string()))?;
+        let window = (cert.params().window_first_day, cert.params().window_last_day);
+        if !submit {
+            return Ok(ReportSummary {
+                plan,
+                window,
+                dropped_for_cap,
+                chunks: Vec::new(),
+            });
+        }
+        let chunks = build_announcements(&key, &cert, &tokens, now, &mut self.rng)
+            .map_err(|e: BuildError| NodeError::Report(e.to_string()))?;
+        let ctx_trusted = trusted;
+        let mut ids = Vec::new();
+        for c in &chunks {
+            let ctx = VerifyContext {
+                network_id: &self.settings.network_id,
+                trusted_issuers: &ctx_trusted,
+                now,
+            };
+            let v = VerifiedAnnouncement::verify(&c.bytes, &ctx).map_err(|e| NodeError::Report(e.to_string()))?;
+            self.store.put_announcement(&v, &c.bytes, now)?;
+            self.chunk_owner.insert((v.report_key(), v.chunk_index()), v.id());
+            self.anns.insert(v.id(), v);
+            ids.push(c.id);
+        }
+        // Durable before anything leaves: the report survives a crash and is
+        // handed to the mesh again at restart until it is confirmed sent.
+        self.unsent.extend(ids.iter().copied());
+        self.save_unsent()?;
+        self.store.remove_meta(META_REPORT_KEY)?;
+        self.store.flush()?;
+        for c in chunks {
+            let _ = self.p2p.publish(c.bytes).await;
+        }
+        Ok(ReportSummary {
+            plan,
+            window,
+            dropped_for_cap,
+            chunks: ids,
+        })
+    }
+
+    fn save_unsent(&mut self) -> Result<(), NodeError> {
+        let bytes: Vec<u8> = self.unsent.iter().flat_map(|i| i.0).collect();
+        self.store.set_meta(META_UNSENT, &bytes)?;
+        Ok(())
+    }
+
+    fn mark_sent(&mut self, id: AnnouncementId) -> Result<(), NodeError> {
+        let before = self.unsent.len();
+        self.unsent.retain(|x| *x != id);
+        if self.unsent.len() != before {
+            self.save_unsent()?;
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -188,7 +188,10 @@ impl NodeHandle {
     }
 
     /// Builds, stores and publishes the report certified by this code.
-    pub async fn report_submit(&self, certificate_code: String) -> Result<ReportSummary, NodeError> {
+    pub async fn report_submit(
+        &self,
+        certificate_code: String,
+    ) -> Result<ReportSummary, NodeError> {
         ask!(self, ReportSubmit, certificate_code)?
     }
 
@@ -256,7 +259,12 @@ where
 
 impl<S: Store, R: Radio> Node<S, R> {
     fn trusted(&self) -> Result<Vec<meshtrace_protocol::IssuerPublicKey>, NodeError> {
-        Ok(self.store.trusted_issuers()?.into_iter().map(|(k, _)| k).collect())
+        Ok(self
+            .store
+            .trusted_issuers()?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
     }
 
     async fn resume(&mut self) -> Result<(), NodeError> {
@@ -268,20 +276,25 @@ impl<S: Store, R: Radio> Node<S, R> {
         let trusted = self.trusted()?;
         let ids: Vec<AnnouncementId> = self.store.announcements().map(|a| a.id).collect();
         for id in ids {
-            let Some(bytes) = self.store.announcement_bytes(&id)? else { continue };
+            let Some(bytes) = self.store.announcement_bytes(&id)? else {
+                continue;
+            };
             let ctx = VerifyContext {
                 network_id: &self.settings.network_id,
                 trusted_issuers: &trusted,
                 now,
             };
             if let Ok(v) = VerifiedAnnouncement::verify(&bytes, &ctx) {
-                self.chunk_owner.insert((v.report_key(), v.chunk_index()), v.id());
+                self.chunk_owner
+                    .insert((v.report_key(), v.chunk_index()), v.id());
                 self.anns.insert(v.id(), v);
             }
         }
         for e in self.store.exposures() {
-            self.matched
-                .insert(e.exposure.report_key, e.exposure.encounters.iter().copied().collect());
+            self.matched.insert(
+                e.exposure.report_key,
+                e.exposure.encounters.iter().copied().collect(),
+            );
         }
         if let Some(list) = self.store.meta(META_UNSENT)? {
             self.unsent = list
@@ -423,9 +436,11 @@ impl<S: Store, R: Radio> Node<S, R> {
         if !closed.is_empty() {
             let refs = self.store.add_encounters(&closed, now)?;
             // Announcements that arrived before these encounters closed.
-            let index = TokenIndex::build(refs.iter().filter_map(|r| {
-                self.store.encounter(*r).map(|e| (e.tokens.clone(), *r))
-            }).flat_map(|(ts, r)| ts.into_iter().map(move |t| (t, r))));
+            let index = TokenIndex::build(
+                refs.iter()
+                    .filter_map(|r| self.store.encounter(*r).map(|e| (e.tokens.clone(), *r)))
+                    .flat_map(|(ts, r)| ts.into_iter().map(move |t| (t, r))),
+            );
             let anns: Vec<VerifiedAnnouncement> = self.anns.values().cloned().collect();
             for a in &anns {
                 self.match_one(a, &index, now).await?;
@@ -448,12 +463,16 @@ impl<S: Store, R: Radio> Node<S, R> {
         Ok(())
     }
 
-    async fn on_announcement(&mut self, v: VerifiedAnnouncement, bytes: Vec<u8>) -> Result<(), NodeError> {
+    async fn on_announcement(
+        &mut self,
+        v: VerifiedAnnouncement,
+        bytes: Vec<u8>,
+    ) -> Result<(), NodeError> {
         let now = self.clock.now();
         let slot = (v.report_key(), v.chunk_index());
         match self.chunk_owner.get(&slot) {
             Some(id) if *id != v.id() => return Ok(()), // equivocation: first wins
-            Some(_) => return Ok(()),                    // already held
+            Some(_) => return Ok(()),                   // already held
             None => {}
         }
         self.chunk_owner.insert(slot, v.id());
@@ -466,7 +485,12 @@ impl<S: Store, R: Radio> Node<S, R> {
 
     /// Matches one chunk against `index`; on new hits rescores the report's
     /// exposure, stores it (flushed) and tells the user interface.
-    async fn match_one(&mut self, v: &VerifiedAnnouncement, index: &TokenIndex, now: UnixTime) -> Result<(), NodeError> {
+    async fn match_one(
+        &mut self,
+        v: &VerifiedAnnouncement,
+        index: &TokenIndex,
+        now: UnixTime,
+    ) -> Result<(), NodeError> {
         let store = &self.store;
         let hits = match_announcement(v, index, |r| store.encounter(r).map(|e| e.day()));
         if hits.is_empty() {
@@ -479,7 +503,10 @@ impl<S: Store, R: Radio> Node<S, R> {
             return Ok(());
         }
         let refs: Vec<EncounterRef> = set.iter().copied().collect();
-        let encs: Vec<Encounter> = refs.iter().filter_map(|r| self.store.encounter(*r).cloned()).collect();
+        let encs: Vec<Encounter> = refs
+            .iter()
+            .filter_map(|r| self.store.encounter(*r).cloned())
+            .collect();
         let days = self.settings.risk.score(&encs);
         if days.is_empty() {
             return Ok(());
@@ -504,7 +531,8 @@ impl<S: Store, R: Radio> Node<S, R> {
 
     fn report_request(&mut self) -> Result<String, NodeError> {
         let key = ReportSecretKey::generate(&mut self.rng);
-        self.store.set_meta(META_REPORT_KEY, key.to_bytes().as_ref())?;
+        self.store
+            .set_meta(META_REPORT_KEY, key.to_bytes().as_ref())?;
         self.store.flush()?;
         Ok(ReportRequest {
             network_id: self.settings.network_id.clone(),
@@ -540,16 +568,19 @@ impl<S: Store, R: Radio> Node<S, R> {
 
     async fn report(&mut self, code: &str, submit: bool) -> Result<ReportSummary, NodeError> {
         let now = self.clock.now();
-        let cert = Certificate::from_code(code).map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+        let cert = Certificate::from_code(code)
+            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
         let trusted = self.trusted()?;
         cert.check_trust(&self.settings.network_id, &trusted)
             .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
         cert.check_validity_at(now)
             .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
-        let key_bytes = self
-            .store
-            .meta(META_REPORT_KEY)?
-            .ok_or_else(|| NodeError::Report("no pending report request on this node (run `meshtrace report request` first)".into()))?;
+        let key_bytes = self.store.meta(META_REPORT_KEY)?.ok_or_else(|| {
+            NodeError::Report(
+                "no pending report request on this node (run `meshtrace report request` first)"
+                    .into(),
+            )
+        })?;
         let key_arr: [u8; 32] = key_bytes[..]
             .try_into()
             .map_err(|_| NodeError::Report("the stored report key is damaged".into()))?;
@@ -561,7 +592,10 @@ impl<S: Store, R: Radio> Node<S, R> {
         }
         let (tokens, dropped_for_cap) = self.report_tokens(&cert);
         let plan = plan_report(&cert, &tokens).map_err(|e| NodeError::Report(e.to_string()))?;
-        let window = (cert.params().window_first_day, cert.params().window_last_day);
+        let window = (
+            cert.params().window_first_day,
+            cert.params().window_last_day,
+        );
         if !submit {
             return Ok(ReportSummary {
                 plan,
@@ -580,9 +614,11 @@ impl<S: Store, R: Radio> Node<S, R> {
                 trusted_issuers: &ctx_trusted,
                 now,
             };
-            let v = VerifiedAnnouncement::verify(&c.bytes, &ctx).map_err(|e| NodeError::Report(e.to_string()))?;
+            let v = VerifiedAnnouncement::verify(&c.bytes, &ctx)
+                .map_err(|e| NodeError::Report(e.to_string()))?;
             self.store.put_announcement(&v, &c.bytes, now)?;
-            self.chunk_owner.insert((v.report_key(), v.chunk_index()), v.id());
+            self.chunk_owner
+                .insert((v.report_key(), v.chunk_index()), v.id());
             self.anns.insert(v.id(), v);
             ids.push(c.id);
         }

@@ -138,7 +138,11 @@ pub async fn wait_for_mesh(nodes: &[&TestNode], min: usize) {
     let deadline = Instant::now() + WAIT;
     for n in nodes {
         loop {
-            let st = n.handle.status().await.expect("status");
+            let left = deadline.saturating_duration_since(Instant::now());
+            let st = tokio::time::timeout(left, n.handle.status())
+                .await
+                .expect("the mesh answers within the deadline")
+                .expect("status");
             if st.peers.iter().filter(|p| p.full).count() >= min {
                 break;
             }

@@ -53,6 +53,8 @@ pub const MAX_OUTBOX: usize = 1024;
 pub const SYNC_REQUESTS_PER_MINUTE: u32 = 120;
 /// Most stem requests a peer may make per minute before being refused.
 pub const STEM_REQUESTS_PER_MINUTE: u32 = 60;
+/// Timeout of one stem or sync request.
+pub const STEM_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Gossipsub's limit: one announcement plus protobuf framing.
 pub const MAX_GOSSIP_MESSAGE: usize = MAX_ANNOUNCEMENT_BYTES + 1024;
 
@@ -225,10 +227,22 @@ pub struct P2pCounters {
     pub bytes_out: u64,
 }
 
+/// Why the mesh refused an own report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishRefused {
+    /// It does not verify.
+    #[error(transparent)]
+    Invalid(#[from] AnnouncementError),
+    /// [`MAX_OUTBOX`] reports are already waiting; the node keeps its copy
+    /// and hands it over again later.
+    #[error("the mesh outbox is full")]
+    OutboxFull,
+}
+
 enum Command {
     Publish(
         Vec<u8>,
-        oneshot::Sender<Result<AnnouncementId, AnnouncementError>>,
+        oneshot::Sender<Result<AnnouncementId, PublishRefused>>,
     ),
     #[cfg(feature = "test-utils")]
     PublishUnchecked(Vec<u8>),
@@ -261,12 +275,14 @@ impl P2pHandle {
         self.peer_id
     }
 
-    /// Hands an own report chunk to the mesh (stem hop, then gossip). It is
-    /// verified first and queued until it has left; the mesh never drops it.
+    /// Hands an own report chunk to the mesh (stem hops, then gossip). It is
+    /// verified and queued until a stem hop accepts it ([`P2pEvent::Sent`]);
+    /// the caller keeps its own copy until then (the mesh's queue does not
+    /// survive a restart).
     pub async fn publish(
         &self,
         bytes: Vec<u8>,
-    ) -> Result<Result<AnnouncementId, AnnouncementError>, P2pError> {
+    ) -> Result<Result<AnnouncementId, PublishRefused>, P2pError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Publish(bytes, tx))
@@ -343,28 +359,45 @@ struct Behaviour {
     autonat: autonat::Behaviour,
 }
 
-/// Loads the node's libp2p identity from `path`, or creates it (owner-only).
+/// Loads the node's libp2p identity from `path`, or creates it (owner-only,
+/// written atomically). A file that group or others can read is refused.
 pub fn load_or_create_identity(path: &Path) -> Result<Keypair, P2pError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let err = |reason: String| P2pError::Identity {
         path: path.display().to_string(),
         reason,
     };
     match std::fs::read(path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| err(format!("not a valid key: {e}"))),
+        Ok(bytes) => {
+            let mode = std::fs::metadata(path)
+                .map_err(|e| err(e.to_string()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(err(format!(
+                    "permissions {:o} let other users read it; run `chmod 600 {}`",
+                    mode & 0o777,
+                    path.display()
+                )));
+            }
+            Keypair::from_protobuf_encoding(&bytes)
+                .map_err(|e| err(format!("not a valid key: {e}")))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
             let kp = Keypair::generate_ed25519();
             let bytes = kp.to_protobuf_encoding().map_err(|e| err(e.to_string()))?;
+            let tmp = path.with_extension("tmp");
+            let _ = std::fs::remove_file(&tmp);
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
+                .open(&tmp)
                 .map_err(|e| err(e.to_string()))?;
             f.write_all(&bytes).map_err(|e| err(e.to_string()))?;
             f.sync_all().map_err(|e| err(e.to_string()))?;
+            std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
             Ok(kp)
         }
         Err(e) => Err(err(e.to_string())),
@@ -462,7 +495,7 @@ pub async fn spawn(
             let (params, thresholds) = score_params(&topic_b);
             gossipsub.with_peer_score(params, thresholds)?;
             let rr_cfg = request_response::Config::default()
-                .with_request_timeout(Duration::from_secs(20))
+                .with_request_timeout(STEM_REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(64);
             let stem = request_response::Behaviour::with_codec(
                 ProstCodec::new(MAX_STEM_MESSAGE, 1024),
@@ -548,8 +581,11 @@ pub async fn spawn(
         clock,
         pool: Pool::new(),
         events: ev_tx,
+        backlog: VecDeque::new(),
         outbox: VecDeque::new(),
         stem_pending: HashMap::new(),
+        hidden: HashMap::new(),
+        gossip_seen: HashSet::new(),
         stem_out: HashMap::new(),
         sync_out: HashMap::new(),
         full_peers: HashSet::new(),
@@ -578,7 +614,8 @@ pub async fn spawn(
 struct Outgoing {
     id: AnnouncementId,
     bytes: Vec<u8>,
-    attempts: u32,
+    /// Stem hops that failed or were refused.
+    failures: u32,
     next_try: tokio::time::Instant,
 }
 
@@ -588,7 +625,7 @@ struct StemOut {
     own: bool,
 }
 
-/// A forwarded (or own) stem message not yet seen in gossip.
+/// A stem message this node relayed and has not yet seen in gossip.
 struct StemPending {
     bytes: Vec<u8>,
     deadline: tokio::time::Instant,
@@ -597,14 +634,42 @@ struct StemPending {
 enum SyncStep {
     Digests,
     Ids,
-    Fetch,
+    Fetch(HashSet<AnnouncementId>),
 }
 
 struct RateWindow {
     start: tokio::time::Instant,
     stem: u32,
     sync: u32,
+    bytes_out: usize,
 }
+
+/// Each stem relay publishes to gossip with this probability instead of
+/// forwarding (Dandelion++): the expected stem length is `1 / p` hops, and
+/// every stem request looks the same whoever sent it.
+pub fn fluff_probability(stem_hops: u32) -> f64 {
+    if stem_hops == 0 {
+        1.0
+    } else {
+        1.0 / f64::from(stem_hops)
+    }
+}
+/// The value of `StemRequest.hops_left` on the wire: always the same, so a
+/// receiver cannot tell an originator from a relay by it.
+pub const STEM_MARKER: u32 = 1;
+/// Own stem hops that may fail before a full node gossips its report itself.
+pub const MAX_STEM_FAILURES: u32 = 5;
+/// Most events held back while the node does not read them.
+pub const MAX_EVENT_BACKLOG: usize = MAX_POOL_ANNOUNCEMENTS;
+/// Most digest days considered from one peer (the retention window plus
+/// slack for clock skew).
+pub const MAX_SYNC_DAYS: usize = 20;
+/// Most fetch batches started per reconciled day and round.
+pub const MAX_FETCH_BATCHES: usize = 4;
+/// Largest fetch response this node sends (bytes).
+pub const MAX_FETCH_RESPONSE: usize = 1024 * 1024;
+/// Response bytes one peer may pull per minute.
+pub const SYNC_BYTES_PER_MINUTE: usize = 16 * 1024 * 1024;
 
 struct Mesh {
     swarm: Swarm<Behaviour>,
@@ -613,8 +678,14 @@ struct Mesh {
     clock: SharedClock,
     pool: Pool,
     events: mpsc::Sender<P2pEvent>,
+    backlog: VecDeque<P2pEvent>,
     outbox: VecDeque<Outgoing>,
     stem_pending: HashMap<AnnouncementId, StemPending>,
+    /// Hidden pool entries and when they are revealed at the latest.
+    hidden: HashMap<AnnouncementId, tokio::time::Instant>,
+    /// Ids seen in gossip (the first gossip copy of anything else is
+    /// accepted and forwarded).
+    gossip_seen: HashSet<AnnouncementId>,
     stem_out: HashMap<OutboundRequestId, StemOut>,
     sync_out: HashMap<OutboundRequestId, SyncStep>,
     full_peers: HashSet<PeerId>,
@@ -672,17 +743,19 @@ impl Mesh {
         let mut next_sync = tokio::time::Instant::now() + self.config.sync_interval;
         loop {
             tokio::select! {
-                ev = self.swarm.select_next_some() => self.on_swarm(ev).await,
+                ev = self.swarm.select_next_some() => self.on_swarm(ev),
                 cmd = commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => break,
-                    Some(c) => self.on_command(c).await,
+                    Some(c) => self.on_command(c),
                 },
                 _ = tick.tick() => {
-                    self.flush_outbox().await;
-                    self.stem_failsafe().await;
+                    self.drain_backlog();
+                    self.flush_outbox();
+                    self.stem_failsafe();
+                    self.reveal_due();
                     if tokio::time::Instant::now() >= next_sync {
                         next_sync = tokio::time::Instant::now() + self.config.sync_interval;
-                        self.pool.expire(self.clock.now());
+                        self.expire();
                         self.start_sync(None);
                     }
                 }
@@ -690,36 +763,102 @@ impl Mesh {
         }
     }
 
-    async fn emit(&mut self, ev: P2pEvent) {
-        // Bounded: if the node stops reading, the mesh waits for it.
-        let _ = self.events.send(ev).await;
+    /// Never blocks the swarm: when the node is not reading, events wait in
+    /// a bounded backlog (each announcement is delivered once; the pool holds
+    /// them anyway).
+    fn emit(&mut self, ev: P2pEvent) {
+        if !self.backlog.is_empty() {
+            self.drain_backlog();
+        }
+        if self.backlog.is_empty() {
+            if let Err(mpsc::error::TrySendError::Full(ev)) = self.events.try_send(ev) {
+                self.backlog.push_back(ev);
+            }
+        } else if self.backlog.len() < MAX_EVENT_BACKLOG {
+            self.backlog.push_back(ev);
+        } else {
+            tracing::warn!("event backlog full: the node is not reading mesh events");
+        }
     }
 
-    async fn on_command(&mut self, c: Command) {
+    fn drain_backlog(&mut self) {
+        while let Some(ev) = self.backlog.pop_front() {
+            match self.events.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    self.backlog.push_front(ev);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        self.pool.expire(self.clock.now());
+        let pool = &self.pool;
+        self.gossip_seen.retain(|id| pool.contains(id));
+        self.hidden.retain(|id, _| pool.contains(id));
+    }
+
+    fn hide(&mut self, id: AnnouncementId) {
+        let until = tokio::time::Instant::now() + self.config.stem_timeout * 3;
+        self.hidden.insert(id, until);
+    }
+
+    fn reveal(&mut self, id: &AnnouncementId) {
+        if self.hidden.remove(id).is_some() {
+            self.pool.reveal(id);
+        }
+    }
+
+    fn reveal_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<AnnouncementId> = self
+            .hidden
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.reveal(&id);
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
         match c {
             Command::Publish(bytes, reply) => {
+                if self.outbox.len() >= MAX_OUTBOX {
+                    let _ = reply.send(Err(PublishRefused::OutboxFull));
+                    return;
+                }
                 let v = match self.verify(&bytes) {
                     Ok(v) => v,
                     Err(e) => {
-                        let _ = reply.send(Err(e));
+                        let _ = reply.send(Err(PublishRefused::Invalid(e)));
                         return;
                     }
                 };
                 let id = v.id();
                 let _ = reply.send(Ok(id));
-                self.pool.insert(&v, &bytes);
-                if self.outbox.len() >= MAX_OUTBOX {
-                    // Never drop a report: the oldest waits in the store and
-                    // is handed to the mesh again by the node at restart.
-                    tracing::warn!(outbox = self.outbox.len(), "outbox full");
+                if self.pool.insert_hidden(&v, &bytes) {
+                    self.hide(id);
                 }
-                self.outbox.push_back(Outgoing {
-                    id,
-                    bytes,
-                    attempts: 0,
-                    next_try: tokio::time::Instant::now(),
-                });
-                self.flush_outbox().await;
+                // The reporter never forwards its own report in gossip: to
+                // its neighbours it must not be the first to hand it on.
+                self.gossip_seen.insert(id);
+                if self.outbox.iter().all(|o| o.id != id) {
+                    self.outbox.push_back(Outgoing {
+                        id,
+                        bytes,
+                        failures: 0,
+                        next_try: tokio::time::Instant::now(),
+                    });
+                }
+                self.flush_outbox();
             }
             #[cfg(feature = "test-utils")]
             Command::PublishUnchecked(bytes) => {
@@ -770,9 +909,10 @@ impl Mesh {
         candidates.choose(&mut self.rng).copied()
     }
 
-    /// Tries to send every due report: a stem hop to a random full peer, or
-    /// (stem disabled, or after repeated failures) straight to gossip.
-    async fn flush_outbox(&mut self) {
+    /// Sends every due report as a stem hop to a random full peer. A full
+    /// node whose stem hops keep failing (or with stem disabled) gossips the
+    /// report itself; a light node keeps trying stem hops.
+    fn flush_outbox(&mut self) {
         let now = tokio::time::Instant::now();
         let mut keep = VecDeque::new();
         while let Some(mut o) = self.outbox.pop_front() {
@@ -780,48 +920,46 @@ impl Mesh {
                 keep.push_back(o);
                 continue;
             }
-            o.attempts += 1;
-            let direct = self.config.stem_hops == 0 || o.attempts > 5;
-            if !direct && let Some(peer) = self.random_full_peer(&[]) {
-                let req = StemRequest {
-                    hops_left: self.config.stem_hops.saturating_sub(1),
-                    announcement: o.bytes.clone(),
-                };
-                let rid = self.swarm.behaviour_mut().stem.send_request(&peer, req);
-                self.stem_out.insert(
-                    rid,
-                    StemOut {
-                        id: o.id,
-                        own: true,
-                    },
-                );
-                self.stem_pending.insert(
-                    o.id,
-                    StemPending {
-                        bytes: o.bytes.clone(),
-                        deadline: now + self.config.stem_timeout * 3,
-                    },
-                );
-                // Kept until the hop is acknowledged.
-                o.next_try = now + self.config.stem_timeout;
-                keep.push_back(o);
-                continue;
-            }
-            if direct && !self.config.light {
+            let direct = !self.config.light
+                && (self.config.stem_hops == 0 || o.failures >= MAX_STEM_FAILURES);
+            if direct {
                 match self.gossip_publish(&o.bytes) {
                     Ok(()) => {
+                        self.reveal(&o.id);
+                        self.gossip_seen.insert(o.id);
                         self.emit(P2pEvent::Sent {
                             id: o.id,
                             via_stem: false,
-                        })
-                        .await;
+                        });
                         continue;
                     }
                     Err(e) => tracing::debug!(error = %e, "publish deferred"),
                 }
+                o.next_try = now + TICK * 4;
+                keep.push_back(o);
+                continue;
             }
-            let backoff = Duration::from_millis(250u64 << o.attempts.min(6));
-            o.next_try = now + backoff;
+            match self.random_full_peer(&[]) {
+                Some(peer) => {
+                    let req = StemRequest {
+                        hops_left: STEM_MARKER,
+                        announcement: o.bytes.clone(),
+                    };
+                    let rid = self.swarm.behaviour_mut().stem.send_request(&peer, req);
+                    self.stem_out.insert(
+                        rid,
+                        StemOut {
+                            id: o.id,
+                            own: true,
+                        },
+                    );
+                    // Kept until the hop is acknowledged; the request itself
+                    // times out before the next try.
+                    o.next_try = now + STEM_REQUEST_TIMEOUT + TICK;
+                }
+                // No full peer yet: wait without counting a failure.
+                None => o.next_try = now + TICK * 4,
+            }
             keep.push_back(o);
         }
         self.outbox = keep;
@@ -839,10 +977,11 @@ impl Mesh {
         }
     }
 
-    /// Fail-safe of Dandelion: a stem message we relayed (or sent) that has
-    /// not come back through gossip in time is published by us.
-    async fn stem_failsafe(&mut self) {
+    /// Fail-safe of Dandelion: a stem message we relayed that has not come
+    /// back through gossip in time is published by us.
+    fn stem_failsafe(&mut self) {
         if self.config.light {
+            self.stem_pending.clear();
             return;
         }
         let now = tokio::time::Instant::now();
@@ -853,41 +992,33 @@ impl Mesh {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            if let Some(p) = self.stem_pending.remove(&id)
-                && self.gossip_publish(&p.bytes).is_err()
-            {
-                // No mesh yet: try again later.
-                self.stem_pending.insert(
-                    id,
-                    StemPending {
-                        bytes: p.bytes,
-                        deadline: now + self.config.stem_timeout,
-                    },
-                );
+            if let Some(p) = self.stem_pending.remove(&id) {
+                if self.gossip_publish(&p.bytes).is_ok() {
+                    self.gossip_seen.insert(id);
+                    self.reveal(&id);
+                } else {
+                    // No mesh yet: try again later.
+                    self.stem_pending.insert(
+                        id,
+                        StemPending {
+                            bytes: p.bytes,
+                            deadline: now + self.config.stem_timeout,
+                        },
+                    );
+                }
             }
         }
     }
 
+    /// Per-peer limits: requests per minute and response bytes per minute.
     fn allow(&mut self, peer: PeerId, stem: bool) -> bool {
-        let now = tokio::time::Instant::now();
-        let w = self.rate.entry(peer).or_insert(RateWindow {
-            start: now,
-            stem: 0,
-            sync: 0,
-        });
-        if now.duration_since(w.start) >= Duration::from_secs(60) {
-            *w = RateWindow {
-                start: now,
-                stem: 0,
-                sync: 0,
-            };
-        }
+        let w = self.window(peer);
         let ok = if stem {
             w.stem += 1;
             w.stem <= STEM_REQUESTS_PER_MINUTE
         } else {
             w.sync += 1;
-            w.sync <= SYNC_REQUESTS_PER_MINUTE
+            w.sync <= SYNC_REQUESTS_PER_MINUTE && w.bytes_out < SYNC_BYTES_PER_MINUTE
         };
         if !ok {
             self.counters.rate_limited += 1;
@@ -895,18 +1026,29 @@ impl Mesh {
         ok
     }
 
+    fn window(&mut self, peer: PeerId) -> &mut RateWindow {
+        let now = tokio::time::Instant::now();
+        let w = self.rate.entry(peer).or_insert(RateWindow {
+            start: now,
+            stem: 0,
+            sync: 0,
+            bytes_out: 0,
+        });
+        if now.duration_since(w.start) >= Duration::from_secs(60) {
+            *w = RateWindow {
+                start: now,
+                stem: 0,
+                sync: 0,
+                bytes_out: 0,
+            };
+        }
+        w
+    }
+
     fn start_sync(&mut self, with: Option<PeerId>) {
         let peer = match with {
             Some(p) => Some(p),
-            None => {
-                let all: Vec<PeerId> = self
-                    .full_peers
-                    .iter()
-                    .filter(|p| self.connected.contains(p))
-                    .copied()
-                    .collect();
-                all.choose(&mut self.rng).copied()
-            }
+            None => self.random_full_peer(&[]),
         };
         if let Some(p) = peer {
             let rid = self.swarm.behaviour_mut().sync.send_request(
@@ -919,22 +1061,31 @@ impl Mesh {
         }
     }
 
-    async fn accept_new(&mut self, v: VerifiedAnnouncement, bytes: Vec<u8>, origin: Origin) {
-        if self.pool.insert(&v, &bytes) {
+    fn accept_new(&mut self, v: VerifiedAnnouncement, bytes: Vec<u8>, origin: Origin) {
+        let hidden = matches!(origin, Origin::Stem(_) | Origin::Local);
+        let id = v.id();
+        let inserted = if hidden {
+            self.pool.insert_hidden(&v, &bytes)
+        } else {
+            self.pool.insert(&v, &bytes)
+        };
+        if inserted {
+            if hidden {
+                self.hide(id);
+            }
             self.emit(P2pEvent::Announcement {
                 verified: Box::new(v),
                 bytes,
                 origin,
-            })
-            .await;
+            });
         }
     }
 
-    async fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 self.listen.push(address.clone());
-                self.emit(P2pEvent::Listening(address)).await;
+                self.emit(P2pEvent::Listening(address));
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
@@ -957,10 +1108,11 @@ impl Mesh {
             } => {
                 self.connected.remove(&peer_id);
                 self.full_peers.remove(&peer_id);
+                self.rate.remove(&peer_id);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossip(ev).await,
-            SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => self.on_stem(ev).await,
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossip(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => self.on_stem(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
                 for (peer, addr) in list {
                     if !self.connected.contains(&peer) {
@@ -983,12 +1135,12 @@ impl Mesh {
         }
     }
 
-    async fn on_gossip(&mut self, ev: gossipsub::Event) {
+    fn on_gossip(&mut self, ev: gossipsub::Event) {
         match ev {
             gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
                 self.full_peers.insert(peer_id);
                 if !self.outbox.is_empty() {
-                    self.flush_outbox().await;
+                    self.flush_outbox();
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } if topic == self.topic.hash() => {
@@ -1000,17 +1152,27 @@ impl Mesh {
                 message,
             } => {
                 let id = AnnouncementId::of(&message.data);
-                // Seen in gossip: a pending stem hop has fluffed.
+                // Seen in gossip: a pending stem hop has fluffed, and
+                // catch-up may serve it now.
                 self.stem_pending.remove(&id);
-                let acceptance = if self.pool.contains(&id) {
+                self.reveal(&id);
+                let acceptance = if self.gossip_seen.contains(&id) {
                     self.counters.ignored += 1;
                     MessageAcceptance::Ignore
+                } else if self.pool.contains(&id) {
+                    // Held from a stem hop, catch-up or our own report, but
+                    // this is its first gossip copy: forward it, so a stem
+                    // relay whose neighbours only reach it through us still
+                    // spreads it.
+                    self.gossip_seen.insert(id);
+                    self.counters.accepted += 1;
+                    MessageAcceptance::Accept
                 } else {
                     match self.verify(&message.data) {
                         Ok(v) => {
+                            self.gossip_seen.insert(id);
                             self.counters.accepted += 1;
-                            self.accept_new(v, message.data, Origin::Gossip(propagation_source))
-                                .await;
+                            self.accept_new(v, message.data, Origin::Gossip(propagation_source));
                             MessageAcceptance::Accept
                         }
                         Err(e) if e.disposition() == Disposition::Ignore => {
@@ -1033,7 +1195,7 @@ impl Mesh {
         }
     }
 
-    async fn on_stem(&mut self, ev: request_response::Event<StemRequest, StemResponse>) {
+    fn on_stem(&mut self, ev: request_response::Event<StemRequest, StemResponse>) {
         use request_response::{Event, Message};
         match ev {
             Event::Message {
@@ -1064,46 +1226,13 @@ impl Mesh {
                     return;
                 };
                 let id = v.id();
-                let known = self.pool.contains(&id);
-                let bytes = request.announcement;
-                if !known {
-                    self.accept_new(v, bytes.clone(), Origin::Stem(peer)).await;
-                }
-                if known {
+                if self.pool.contains(&id) {
+                    // A loop in the stem, or already fluffed: nothing to do.
                     return;
                 }
-                // Continue the stem or fluff.
-                let next = if request.hops_left > 0 {
-                    self.random_full_peer(&[peer])
-                } else {
-                    None
-                };
-                let now = tokio::time::Instant::now();
-                if let Some(next) = next {
-                    let rid = self.swarm.behaviour_mut().stem.send_request(
-                        &next,
-                        StemRequest {
-                            hops_left: request.hops_left - 1,
-                            announcement: bytes.clone(),
-                        },
-                    );
-                    self.stem_out.insert(rid, StemOut { id, own: false });
-                    self.stem_pending.insert(
-                        id,
-                        StemPending {
-                            bytes,
-                            deadline: now + self.config.stem_timeout,
-                        },
-                    );
-                } else if self.gossip_publish(&bytes).is_err() {
-                    self.stem_pending.insert(
-                        id,
-                        StemPending {
-                            bytes,
-                            deadline: now + self.config.stem_timeout / 4,
-                        },
-                    );
-                }
+                let bytes = request.announcement;
+                self.accept_new(v, bytes.clone(), Origin::Stem(peer));
+                self.relay_stem(id, bytes, peer);
             }
             Event::Message {
                 message:
@@ -1113,27 +1242,30 @@ impl Mesh {
                     },
                 ..
             } => {
-                if let Some(out) = self.stem_out.remove(&request_id)
-                    && out.own
-                {
+                let Some(out) = self.stem_out.remove(&request_id) else {
+                    return;
+                };
+                if out.own {
                     if response.accepted {
                         self.outbox.retain(|o| o.id != out.id);
                         self.emit(P2pEvent::Sent {
                             id: out.id,
                             via_stem: true,
-                        })
-                        .await;
-                    } else if let Some(o) = self.outbox.iter_mut().find(|o| o.id == out.id) {
-                        o.next_try = tokio::time::Instant::now();
+                        });
+                    } else {
+                        self.own_stem_failed(out.id);
                     }
+                } else if !response.accepted
+                    && let Some(p) = self.stem_pending.get_mut(&out.id)
+                {
+                    // The next hop refused: fluff now.
+                    p.deadline = tokio::time::Instant::now();
                 }
             }
             Event::OutboundFailure { request_id, .. } => {
                 if let Some(out) = self.stem_out.remove(&request_id) {
                     if out.own {
-                        if let Some(o) = self.outbox.iter_mut().find(|o| o.id == out.id) {
-                            o.next_try = tokio::time::Instant::now();
-                        }
+                        self.own_stem_failed(out.id);
                     } else if let Some(p) = self.stem_pending.get_mut(&out.id) {
                         // The next hop failed: fluff now.
                         p.deadline = tokio::time::Instant::now();
@@ -1144,7 +1276,58 @@ impl Mesh {
         }
     }
 
-    async fn on_sync(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
+    fn own_stem_failed(&mut self, id: AnnouncementId) {
+        if let Some(o) = self.outbox.iter_mut().find(|o| o.id == id) {
+            o.failures += 1;
+            o.next_try = tokio::time::Instant::now();
+        }
+    }
+
+    /// Dandelion++ step of a relay: fluff with probability `1 / stem_hops`,
+    /// otherwise forward to a random full peer other than the sender; keep a
+    /// fail-safe either way.
+    fn relay_stem(&mut self, id: AnnouncementId, bytes: Vec<u8>, from: PeerId) {
+        let now = tokio::time::Instant::now();
+        let fluff = rand::RngExt::random_bool(
+            &mut self.rng,
+            fluff_probability(self.config.stem_hops).clamp(0.0, 1.0),
+        );
+        let next = if fluff {
+            None
+        } else {
+            self.random_full_peer(&[from])
+        };
+        if let Some(next) = next {
+            let rid = self.swarm.behaviour_mut().stem.send_request(
+                &next,
+                StemRequest {
+                    hops_left: STEM_MARKER,
+                    announcement: bytes.clone(),
+                },
+            );
+            self.stem_out.insert(rid, StemOut { id, own: false });
+            self.stem_pending.insert(
+                id,
+                StemPending {
+                    bytes,
+                    deadline: now + self.config.stem_timeout,
+                },
+            );
+        } else if self.gossip_publish(&bytes).is_ok() {
+            self.gossip_seen.insert(id);
+            self.reveal(&id);
+        } else {
+            self.stem_pending.insert(
+                id,
+                StemPending {
+                    bytes,
+                    deadline: now + self.config.stem_timeout / 4,
+                },
+            );
+        }
+    }
+
+    fn on_sync(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
         use request_response::{Event, Message};
         match ev {
             Event::Message {
@@ -1163,6 +1346,8 @@ impl Mesh {
                 } else {
                     self.answer_sync(request)
                 };
+                let size = prost::Message::encoded_len(&resp);
+                self.window(peer).bytes_out += size;
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
             }
             Event::Message {
@@ -1181,73 +1366,93 @@ impl Mesh {
                 if !response.refused.is_empty() {
                     return;
                 }
-                match step {
-                    SyncStep::Digests => {
-                        let theirs: Vec<DayDigest> = response
-                            .digests
-                            .iter()
-                            .filter_map(|d| {
-                                Some(DayDigest {
-                                    day: Day(d.day),
-                                    count: d.count,
-                                    xor: d.xor.as_slice().try_into().ok()?,
-                                })
-                            })
-                            .collect();
-                        let days = self.pool.days_to_reconcile(&theirs);
-                        if days.is_empty() {
-                            self.counters.sync_rounds += 1;
-                        }
-                        for day in days {
-                            let rid = self.swarm.behaviour_mut().sync.send_request(
-                                &peer,
-                                SyncRequest {
-                                    kind: Some(sync_request::Kind::Ids(day.0)),
-                                },
-                            );
-                            self.sync_out.insert(rid, SyncStep::Ids);
-                        }
-                    }
-                    SyncStep::Ids => {
-                        let ids: Vec<AnnouncementId> = response
-                            .ids
-                            .chunks_exact(32)
-                            .filter_map(|c| c.try_into().ok().map(AnnouncementId))
-                            .collect();
-                        let missing = self.pool.missing(&ids);
-                        if missing.is_empty() {
-                            self.counters.sync_rounds += 1;
-                        }
-                        for batch in missing.chunks(MAX_FETCH_IDS) {
-                            let rid = self.swarm.behaviour_mut().sync.send_request(
-                                &peer,
-                                SyncRequest {
-                                    kind: Some(sync_request::Kind::Fetch(
-                                        batch.iter().flat_map(|i| i.0).collect(),
-                                    )),
-                                },
-                            );
-                            self.sync_out.insert(rid, SyncStep::Fetch);
-                        }
-                    }
-                    SyncStep::Fetch => {
-                        for bytes in response.announcements {
-                            match self.verify(&bytes) {
-                                Ok(v) => self.accept_new(v, bytes, Origin::Sync(peer)).await,
-                                Err(e) if e.disposition() == Disposition::Reject => {
-                                    self.counters.rejected += 1
-                                }
-                                Err(_) => {}
-                            }
-                        }
-                        self.counters.sync_rounds += 1;
-                    }
-                }
+                self.on_sync_response(peer, step, response);
             }
             Event::OutboundFailure { request_id, .. } => {
                 self.sync_out.remove(&request_id);
             }
             _ => {}
+        }
+    }
+
+    fn on_sync_response(&mut self, peer: PeerId, step: SyncStep, response: SyncResponse) {
+        match step {
+            SyncStep::Digests => {
+                // Only days that can hold unexpired announcements, and a
+                // bounded number of them.
+                let today = self.clock.now().day();
+                let oldest = today.minus(meshtrace_protocol::RETENTION_DAYS + 1);
+                let theirs: Vec<DayDigest> = response
+                    .digests
+                    .iter()
+                    .filter(|d| Day(d.day) >= oldest && Day(d.day) <= today.plus(1))
+                    .take(MAX_SYNC_DAYS)
+                    .filter_map(|d| {
+                        Some(DayDigest {
+                            day: Day(d.day),
+                            count: d.count,
+                            xor: d.xor.as_slice().try_into().ok()?,
+                        })
+                    })
+                    .collect();
+                let days = self.pool.days_to_reconcile(&theirs);
+                if days.is_empty() {
+                    self.counters.sync_rounds += 1;
+                }
+                for day in days {
+                    let rid = self.swarm.behaviour_mut().sync.send_request(
+                        &peer,
+                        SyncRequest {
+                            kind: Some(sync_request::Kind::Ids(day.0)),
+                        },
+                    );
+                    self.sync_out.insert(rid, SyncStep::Ids);
+                }
+            }
+            SyncStep::Ids => {
+                let ids: Vec<AnnouncementId> = response
+                    .ids
+                    .chunks_exact(32)
+                    .take(wire::MAX_IDS_PER_DAY)
+                    .filter_map(|c| c.try_into().ok().map(AnnouncementId))
+                    .collect();
+                let missing = self.pool.missing(&ids);
+                if missing.is_empty() {
+                    self.counters.sync_rounds += 1;
+                }
+                // A bounded number of batches per round; the next round
+                // continues where this one stopped.
+                for batch in missing.chunks(MAX_FETCH_IDS).take(MAX_FETCH_BATCHES) {
+                    let rid = self.swarm.behaviour_mut().sync.send_request(
+                        &peer,
+                        SyncRequest {
+                            kind: Some(sync_request::Kind::Fetch(
+                                batch.iter().flat_map(|i| i.0).collect(),
+                            )),
+                        },
+                    );
+                    self.sync_out
+                        .insert(rid, SyncStep::Fetch(batch.iter().copied().collect()));
+                }
+            }
+            SyncStep::Fetch(asked) => {
+                for bytes in response.announcements {
+                    let id = AnnouncementId::of(&bytes);
+                    if !asked.contains(&id) {
+                        // Not what we asked for.
+                        self.counters.rejected += 1;
+                        continue;
+                    }
+                    match self.verify(&bytes) {
+                        Ok(v) => self.accept_new(v, bytes, Origin::Sync(peer)),
+                        Err(e) if e.disposition() == Disposition::Reject => {
+                            self.counters.rejected += 1
+                        }
+                        Err(_) => {}
+                    }
+                }
+                self.counters.sync_rounds += 1;
+            }
         }
     }
 
@@ -1284,7 +1489,7 @@ impl Mesh {
                         continue;
                     };
                     if let Some(b) = self.pool.get(&AnnouncementId(id)) {
-                        if total + b.len() > MAX_SYNC_RESPONSE - 4096 {
+                        if total + b.len() > MAX_FETCH_RESPONSE {
                             break;
                         }
                         total += b.len();
@@ -1318,6 +1523,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         let b = load_or_create_identity(&path).unwrap();
         assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_or_create_identity(&path).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, b"garbage").unwrap();
         assert!(matches!(
             load_or_create_identity(&path),

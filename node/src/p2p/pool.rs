@@ -29,6 +29,7 @@ struct Entry {
     bytes: Vec<u8>,
     day: Day,
     expires_at: UnixTime,
+    hidden: bool,
 }
 
 /// Valid, unexpired announcements.
@@ -69,6 +70,24 @@ impl Pool {
 
     /// Adds a verified announcement; `false` when it was already held.
     pub fn insert(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
+        self.insert_with(ann, bytes, false)
+    }
+
+    /// Adds an announcement that catch-up must not serve yet (an own report
+    /// or one received by stem, until it has been seen in gossip): serving it
+    /// would point at the few nodes that hold it, i.e. at its origin.
+    pub fn insert_hidden(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
+        self.insert_with(ann, bytes, true)
+    }
+
+    /// Lets catch-up serve a hidden announcement.
+    pub fn reveal(&mut self, id: &AnnouncementId) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.hidden = false;
+        }
+    }
+
+    fn insert_with(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8], hidden: bool) -> bool {
         if self.entries.contains_key(&ann.id()) {
             return false;
         }
@@ -82,6 +101,7 @@ impl Pool {
                 bytes: bytes.to_vec(),
                 day,
                 expires_at: ann.expires_at(),
+                hidden,
             },
         );
         self.by_day.entry(day).or_default().insert(ann.id());
@@ -124,9 +144,16 @@ impl Pool {
         gone.len()
     }
 
-    /// The bytes of one announcement.
+    /// The bytes of one announcement that catch-up may serve.
     pub fn get(&self, id: &AnnouncementId) -> Option<&[u8]> {
-        self.entries.get(id).map(|e| &e.bytes[..])
+        self.entries
+            .get(id)
+            .filter(|e| !e.hidden)
+            .map(|e| &e.bytes[..])
+    }
+
+    fn visible(&self, id: &AnnouncementId) -> bool {
+        self.entries.get(id).is_some_and(|e| !e.hidden)
     }
 
     /// Digests of every day held, ascending.
@@ -135,17 +162,20 @@ impl Pool {
             .iter()
             .map(|(day, ids)| {
                 let mut xor = [0u8; 32];
-                for id in ids {
+                let mut count = 0u32;
+                for id in ids.iter().filter(|id| self.visible(id)) {
+                    count += 1;
                     for (x, b) in xor.iter_mut().zip(id.0) {
                         *x ^= b;
                     }
                 }
                 DayDigest {
                     day: *day,
-                    count: ids.len() as u32,
+                    count,
                     xor,
                 }
             })
+            .filter(|d| d.count > 0)
             .collect()
     }
 
@@ -153,7 +183,7 @@ impl Pool {
     pub fn ids_of_day(&self, day: Day) -> Vec<AnnouncementId> {
         self.by_day
             .get(&day)
-            .map(|s| s.iter().copied().collect())
+            .map(|s| s.iter().filter(|id| self.visible(id)).copied().collect())
             .unwrap_or_default()
     }
 
@@ -245,6 +275,21 @@ mod tests {
         let ids = full.ids_of_day(days[0]);
         assert_eq!(partial.missing(&ids).len(), 2);
         assert!(partial.days_to_reconcile(&partial.digests()).is_empty());
+    }
+
+    #[test]
+    fn hidden_announcements_are_not_served_until_revealed() {
+        let (a, _) = chunks(2, 1);
+        let mut p = Pool::new();
+        p.insert(&a[0].0, &a[0].1);
+        p.insert_hidden(&a[1].0, &a[1].1);
+        assert_eq!(p.digests()[0].count, 1);
+        assert_eq!(p.ids_of_day(a[0].0.window().1), vec![a[0].0.id()]);
+        assert!(p.get(&a[1].0.id()).is_none());
+        assert!(p.contains(&a[1].0.id()), "still held for gossip dedupe");
+        p.reveal(&a[1].0.id());
+        assert_eq!(p.digests()[0].count, 2);
+        assert!(p.get(&a[1].0.id()).is_some());
     }
 
     #[test]

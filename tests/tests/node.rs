@@ -1,0 +1,170 @@
+//! The node task end to end, in one process: three nodes with the real
+//! protocol, encrypted stores, the libp2p mesh on loopback TCP and a shared
+//! in-memory radio air, driven by a manual clock. A and B spend 20 minutes
+//! 1 m apart, C is 40 m away; B tests positive, an issuer certifies, B
+//! reports: A is warned (high risk), C is not.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshtrace_node::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use meshtrace_node::node::{self, NodeEvent, NodeHandle, NodeSettings};
+use meshtrace_node::p2p::{self, libp2p::identity::Keypair};
+use meshtrace_node::radio::memory::{DeviceConfig, MemoryAir};
+use meshtrace_node::radio::model::{DutyCycle, PathLossModel, Position, Trajectory};
+use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, StoreConfig};
+use meshtrace_protocol::*;
+use meshtrace_tests::mesh::{TestNet, WAIT};
+
+struct Setup {
+    nodes: Vec<NodeHandle>,
+    clock: ManualClock,
+    air: MemoryAir,
+}
+
+async fn setup(net: &TestNet, positions: &[f64]) -> Setup {
+    let start = SystemClock.now();
+    let clock = ManualClock::new(start);
+    let shared: SharedClock = Arc::new(clock.clone());
+    let air = MemoryAir::new(PathLossModel::default(), DutyCycle::default(), 42).unwrap();
+    let mut nodes = Vec::new();
+    let mut first_addr = None;
+    for x in positions {
+        let mut store = ContactStore::with_backend(
+            MemoryStore::new(),
+            &MasterKey::generate(),
+            StoreConfig::default(),
+            start,
+        )
+        .unwrap();
+        store
+            .add_trusted_issuer(net.issuer.public(), "clinic")
+            .unwrap();
+        let radio = air
+            .add_device(DeviceConfig {
+                trajectory: Trajectory::fixed(Position { x: *x, y: 0.0 }),
+                ..DeviceConfig::default()
+            })
+            .unwrap();
+        let mut mesh = p2p::spawn(
+            net.config(false),
+            Keypair::generate_ed25519(),
+            shared.clone(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        // Wait for the listen address (bounded).
+        let addr = loop {
+            match tokio::time::timeout(WAIT, mesh.events.recv()).await {
+                Ok(Some(p2p::P2pEvent::Listening(a))) => break a,
+                Ok(Some(_)) => {}
+                _ => panic!("mesh did not listen"),
+            }
+        };
+        match &first_addr {
+            None => {
+                first_addr = Some(addr.with(p2p::libp2p::multiaddr::Protocol::P2p(mesh.peer_id())))
+            }
+            Some(a) => mesh.dial(a.clone()).await.unwrap(),
+        }
+        let handle = node::start(
+            NodeSettings::new(&net.network_id),
+            store,
+            radio,
+            mesh,
+            shared.clone(),
+        )
+        .await
+        .unwrap();
+        nodes.push(handle);
+    }
+    Setup { nodes, clock, air }
+}
+
+/// Advances the manual clock second by second, running the air and every
+/// node's timer.
+async fn run_for(s: &Setup, seconds: u64) {
+    for _ in 0..seconds {
+        s.clock.advance_millis(1000);
+        s.air.step(s.clock.now_millis());
+        for n in &s.nodes {
+            n.tick().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_contact_is_warned_and_a_distant_one_is_not() {
+    let mut net = TestNet::new(50);
+    let mut s = setup(&net, &[0.0, 1.0, 40.0]).await;
+    // 20 minutes together, then 10 minutes for the encounters to close.
+    run_for(&s, 20 * 60).await;
+    s.air
+        .set_enabled(meshtrace_node::radio::memory::DeviceId(1), false);
+    run_for(&s, 10 * 60).await;
+    for (i, n) in s.nodes.iter().enumerate() {
+        let st = n.status().await.unwrap();
+        println!(
+            "node {i}: {} encounters, radio {:?}",
+            st.encounters, st.radio
+        );
+    }
+    assert!(s.nodes[0].status().await.unwrap().encounters > 0);
+    assert_eq!(
+        s.nodes[2].status().await.unwrap().encounters,
+        0,
+        "C heard nobody"
+    );
+
+    // B tests positive: request → issuer → certificate → submit.
+    let b = &s.nodes[1];
+    let request = ReportRequest::from_code(&b.report_request().await.unwrap()).unwrap();
+    let now = s.clock.now();
+    let cert = Certificate::issue(
+        &net.issuer,
+        CertificateParams {
+            network_id: request.network_id.clone(),
+            report_key: request.report_key,
+            valid_from: now,
+            valid_until: now.plus(2 * 86_400),
+            window_first_day: now.day().minus(2),
+            window_last_day: now.day(),
+            max_tokens: 4096,
+        },
+    )
+    .unwrap();
+    let plan = b.report_plan(cert.to_code()).await.unwrap();
+    assert!(plan.plan.real_tokens > 0, "{plan:?}");
+    let sent = b.report_submit(cert.to_code()).await.unwrap();
+    assert_eq!(sent.chunks.len(), 1);
+    // The same certificate cannot be used twice (the one-time key is gone).
+    assert!(b.report_submit(cert.to_code()).await.is_err());
+
+    // A is warned within a bounded time.
+    let deadline = Instant::now() + WAIT;
+    let exposure = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.nodes[0].events.recv()).await {
+            Ok(Some(NodeEvent::Exposure(e))) => break e,
+            Ok(Some(_)) => {}
+            _ => panic!("A was not warned within {WAIT:?}"),
+        }
+    };
+    assert!(exposure.exposure.high_risk, "{exposure:?}");
+    assert_eq!(s.nodes[0].exposures().await.unwrap().len(), 1);
+    // C received the announcement too, and has no exposure.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if s.nodes[2].status().await.unwrap().announcements >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "C never received the report");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(s.nodes[2].exposures().await.unwrap().is_empty());
+    for n in &s.nodes {
+        n.shutdown().await.unwrap();
+    }
+    let _ = &mut net;
+}

@@ -377,15 +377,9 @@ impl VerifiedAnnouncement {
                 "more tokens than the certificate allows",
             ));
         }
-        let tokens: Vec<EncounterToken> = b
-            .tokens
-            .chunks_exact(TOKEN_LEN)
-            .map(|c| {
-                let mut t = [0u8; TOKEN_LEN];
-                t.copy_from_slice(c);
-                EncounterToken(t)
-            })
-            .collect();
+        let tokens = crate::token::tokens_from_bytes(&b.tokens).ok_or(
+            AnnouncementError::Invalid("token bytes are not a multiple of 16"),
+        )?;
         if tokens.windows(2).any(|w| w[0] >= w[1]) {
             return Err(AnnouncementError::Invalid(
                 "tokens are not strictly ascending",

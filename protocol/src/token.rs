@@ -49,6 +49,24 @@ impl EncounterToken {
     }
 }
 
+/// Splits concatenated 16-byte tokens; `None` when the length is not a
+/// multiple of [`TOKEN_LEN`].
+pub fn tokens_from_bytes(bytes: &[u8]) -> Option<Vec<EncounterToken>> {
+    if !bytes.len().is_multiple_of(TOKEN_LEN) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(TOKEN_LEN)
+            .map(|c| {
+                let mut t = [0u8; TOKEN_LEN];
+                t.copy_from_slice(c);
+                EncounterToken(t)
+            })
+            .collect(),
+    )
+}
+
 impl fmt::Debug for EncounterToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "EncounterToken({})", short_hex(&self.0))

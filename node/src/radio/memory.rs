@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand_core::Rng;
 use tokio::sync::mpsc;
 
-use super::model::{DEVICE_OFFSET_SIGMA_DB, DutyCycle, PathLossModel, Trajectory, gaussian};
+use super::model::{DEVICE_OFFSET_SIGMA_DB, DutyCycle, PathLossModel, Trajectory};
 use super::{
     Carrier, EVENT_QUEUE, FrameDecoder, Radio, RadioCounters, RadioError, RadioEvent, RadioStats,
 };
@@ -114,8 +114,8 @@ impl MemoryAir {
         let (tx_offset_db, rx_offset_db) = match config.offsets_db {
             Some(o) => o,
             None => {
-                let a = gauss(&mut st.rng) * DEVICE_OFFSET_SIGMA_DB;
-                let b = gauss(&mut st.rng) * DEVICE_OFFSET_SIGMA_DB;
+                let a = super::model::standard_normal(&mut st.rng) * DEVICE_OFFSET_SIGMA_DB;
+                let b = super::model::standard_normal(&mut st.rng) * DEVICE_OFFSET_SIGMA_DB;
                 (a, b)
             }
         };
@@ -203,8 +203,8 @@ impl MemoryAir {
                 for p in &payloads {
                     // Fixed draw order: two normals' worth of uniforms, one
                     // loss uniform, per payload and pair.
-                    let g = gauss(&mut st.rng);
-                    let u = unit(&mut st.rng);
+                    let g = super::model::standard_normal(&mut st.rng);
+                    let u = super::model::uniform(&mut st.rng);
                     let offsets = tx_off + st.devices[r].rx_offset_db;
                     let Some(rssi) = st
                         .model
@@ -220,16 +220,6 @@ impl MemoryAir {
             }
         }
     }
-}
-
-fn unit(rng: &mut StdRng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn gauss(rng: &mut StdRng) -> f64 {
-    let u1 = 1.0 - unit(rng);
-    let u2 = unit(rng);
-    gaussian(u1, u2)
 }
 
 /// A device's radio on a [`MemoryAir`].

@@ -239,6 +239,18 @@ impl Trajectory {
     }
 }
 
+/// A uniform sample in `[0, 1)` with 53 random bits.
+pub fn uniform(rng: &mut impl rand_core::Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A standard normal sample drawn from `rng` (two uniforms, Box–Muller).
+pub fn standard_normal(rng: &mut impl rand_core::Rng) -> f64 {
+    let u1 = 1.0 - uniform(rng);
+    let u2 = uniform(rng);
+    gaussian(u1, u2)
+}
+
 /// A standard normal sample from two uniforms in `(0, 1]` and `[0, 1)`
 /// (Box–Muller).
 pub fn gaussian(u1: f64, u2: f64) -> f64 {

@@ -74,7 +74,6 @@ use tokio::task::JoinHandle;
 
 use super::model::{
     DEVICE_OFFSET_SIGMA_DB, DutyCycle, PathLossModel, Position, SIM_TX_POWER_DBM, Trajectory,
-    gaussian,
 };
 use super::{
     Carrier, EVENT_QUEUE, FrameDecoder, Radio, RadioCounters, RadioError, RadioEvent, RadioStats,
@@ -416,16 +415,6 @@ impl Drop for UdpRadio {
     }
 }
 
-fn unit(rng: &mut StdRng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn gauss(rng: &mut StdRng) -> f64 {
-    let u1 = 1.0 - unit(rng);
-    let u2 = unit(rng);
-    gaussian(u1, u2)
-}
-
 fn io_err(what: &str, e: std::io::Error) -> RadioError {
     RadioError::Io(format!("udp-sim: {what}: {e}"))
 }
@@ -471,8 +460,8 @@ impl UdpRadio {
         let socket = Arc::new(open_socket(&config)?);
         let mut rng = StdRng::seed_from_u64(config.seed);
         // Fixed draw order: TX offset, RX offset, scan phase, then noise.
-        let tx_draw = gauss(&mut rng) * DEVICE_OFFSET_SIGMA_DB;
-        let rx_draw = gauss(&mut rng) * DEVICE_OFFSET_SIGMA_DB;
+        let tx_draw = super::model::standard_normal(&mut rng) * DEVICE_OFFSET_SIGMA_DB;
+        let rx_draw = super::model::standard_normal(&mut rng) * DEVICE_OFFSET_SIGMA_DB;
         let phase_ms = rng.next_u64() % config.duty.scan_interval_ms;
         let tx_offset_db = config.tx_offset_db.unwrap_or(tx_draw);
         let rx_offset_db = config.rx_offset_db.unwrap_or(rx_draw);
@@ -777,8 +766,8 @@ impl Receiver {
             _ => SIM_TX_POWER_DBM,
         };
         // Fixed draw order per packet: one normal, one loss uniform.
-        let g = gauss(&mut self.rng);
-        let u = unit(&mut self.rng);
+        let g = super::model::standard_normal(&mut self.rng);
+        let u = super::model::uniform(&mut self.rng);
         let offsets = f64::from(packet.tx_offset_db) + self.rx_offset_db;
         let Some(rssi) = self
             .model

@@ -2,7 +2,7 @@
 //! sealed value. Decoding failures of authenticated plaintext mean a bug or a
 //! newer writer, and are reported as damage.
 
-use meshtrace_protocol::{Day, DayRisk, Encounter, EncounterToken, TOKEN_LEN, UnixTime};
+use meshtrace_protocol::{Day, DayRisk, Encounter, UnixTime};
 use prost::Message;
 
 #[derive(Clone, PartialEq, Message)]
@@ -58,19 +58,11 @@ impl EncounterRecord {
     }
 
     pub(crate) fn to_encounter(&self) -> Option<Encounter> {
-        if !self.tokens.len().is_multiple_of(TOKEN_LEN) || !self.profile.len().is_multiple_of(5) {
+        if !self.profile.len().is_multiple_of(5) {
             return None;
         }
         Some(Encounter {
-            tokens: self
-                .tokens
-                .chunks_exact(TOKEN_LEN)
-                .map(|c| {
-                    let mut t = [0u8; TOKEN_LEN];
-                    t.copy_from_slice(c);
-                    EncounterToken(t)
-                })
-                .collect(),
+            tokens: meshtrace_protocol::tokens_from_bytes(&self.tokens)?,
             first_seen: UnixTime(self.first_seen),
             last_seen: UnixTime(self.last_seen),
             profile: self

@@ -1,0 +1,209 @@
+//! `meshtrace issuer keygen` and `meshtrace issuer certify`, run as the real
+//! binary: the certificate they print verifies against the printed key, and
+//! bad input fails with one clear line and a non-zero exit.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+use meshtrace_node::protocol::{
+    Certificate, IssuerPublicKey, ReportRequest, ReportSecretKey, UnixTime,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn meshtrace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn today() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
+
+fn request(network: &str) -> (String, ReportSecretKey) {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let key = ReportSecretKey::generate(&mut rng);
+    let code = ReportRequest {
+        network_id: network.into(),
+        report_key: key.public(),
+    }
+    .to_code();
+    (code, key)
+}
+
+fn fails_with(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+}
+
+#[test]
+fn keygen_then_certify_gives_a_certificate_that_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("issuer.key");
+    let k = key.to_str().unwrap();
+    let out = meshtrace(&["issuer", "keygen", "--out", k]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = IssuerPublicKey::from_hex(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Never overwrite an issuer key.
+    fails_with(&meshtrace(&["issuer", "keygen", "--out", k]), "issuer.key");
+
+    let (code, report_key) = request("campus");
+    let start = today().day().minus(3).to_string();
+    let out = meshtrace(&[
+        "issuer",
+        "certify",
+        &code,
+        "--key",
+        k,
+        "--network",
+        "campus",
+        "--window-start",
+        &start,
+        "--max-tokens",
+        "4096",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert = Certificate::from_code(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    cert.verify("campus", &[public], today()).unwrap();
+    assert_eq!(cert.params().report_key, report_key.public());
+    assert_eq!(cert.params().window_first_day, today().day().minus(3));
+    assert_eq!(cert.params().window_last_day, today().day());
+    assert_eq!(cert.params().max_tokens, 4096);
+}
+
+#[test]
+fn certify_refuses_bad_input_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("issuer.key");
+    let k = key.to_str().unwrap();
+    assert!(
+        meshtrace(&["issuer", "keygen", "--out", k])
+            .status
+            .success()
+    );
+    let (code, _) = request("campus");
+    let start = today().day().minus(2).to_string();
+    let truncated = &code[..code.len() - 5];
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            truncated,
+            "--key",
+            k,
+            "--window-start",
+            &start,
+        ]),
+        "request code",
+    );
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            "hello",
+            "--key",
+            k,
+            "--window-start",
+            &start,
+        ]),
+        "request code",
+    );
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            &code,
+            "--key",
+            k,
+            "--network",
+            "town",
+            "--window-start",
+            &start,
+        ]),
+        "network",
+    );
+    let future = today().day().plus(2).to_string();
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            &code,
+            "--key",
+            k,
+            "--window-start",
+            &start,
+            "--window-end",
+            &future,
+        ]),
+        "future",
+    );
+    let long_ago = today().day().minus(30).to_string();
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            &code,
+            "--key",
+            k,
+            "--window-start",
+            &long_ago,
+        ]),
+        "window",
+    );
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            &code,
+            "--key",
+            k,
+            "--window-start",
+            "2026-02-30",
+        ]),
+        "not a valid date",
+    );
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            &code,
+            "--key",
+            "/nonexistent/issuer.key",
+            "--window-start",
+            &start,
+        ]),
+        "issuer.key",
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    fails_with(
+        &meshtrace(&[
+            "issuer",
+            "certify",
+            &code,
+            "--key",
+            k,
+            "--window-start",
+            &start,
+        ]),
+        "chmod 600",
+    );
+}

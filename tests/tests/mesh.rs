@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use meshtrace_node::p2p::{Origin, P2pEvent};
+use meshtrace_node::p2p::{self, Origin, P2pEvent};
 use meshtrace_protocol::*;
 use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start, wait_for_mesh};
 use rand_core::Rng;
@@ -262,5 +262,95 @@ async fn invalid_announcements_are_rejected_and_not_forwarded() {
     bad.handle.shutdown().await;
     for h in honest {
         h.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variants_of_a_published_chunk_are_neither_stored_nor_forwarded() {
+    let mut net = TestNet::new(22);
+    // reporter - a - b
+    let reporter = start(&net, net.config(false), Vec::new()).await;
+    let mut a = start(&net, net.config(false), Vec::new()).await;
+    let mut b = start(&net, net.config(false), Vec::new()).await;
+    a.handle.dial(reporter.addr.clone()).await.unwrap();
+    b.handle.dial(a.addr.clone()).await.unwrap();
+    wait_for_mesh(&[&reporter, &a, &b], 1).await;
+    // One certificate, two different chunk-0 variants (other dummies).
+    let now = UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let key = ReportSecretKey::generate(&mut net.rng);
+    let cert = Certificate::issue(
+        &net.issuer,
+        CertificateParams {
+            network_id: net.network_id.clone(),
+            report_key: key.public(),
+            valid_from: now.minus(60),
+            valid_until: now.plus(86_400),
+            window_first_day: now.day().minus(3),
+            window_last_day: now.day(),
+            max_tokens: 1024,
+        },
+    )
+    .unwrap();
+    let toks = net.tokens(5);
+    let first = build_announcements(&key, &cert, &toks, now, &mut net.rng)
+        .unwrap()
+        .remove(0)
+        .bytes;
+    let second = build_announcements(&key, &cert, &toks, now, &mut net.rng)
+        .unwrap()
+        .remove(0)
+        .bytes;
+    assert_ne!(first, second);
+    reporter
+        .handle
+        .publish(first.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let first_id = AnnouncementId::of(&first);
+    for (name, node) in [("a", &mut a), ("b", &mut b)] {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, node.handle.events.recv()).await {
+                Ok(Some(P2pEvent::Announcement { verified, .. })) => {
+                    assert_eq!(verified.id(), first_id, "{name}");
+                    break;
+                }
+                Ok(Some(_)) => {}
+                _ => panic!("{name} did not receive the first chunk"),
+            }
+        }
+    }
+    // The holder of the certificate now floods a variant.
+    assert!(matches!(
+        reporter.handle.publish(second.clone()).await.unwrap(),
+        Err(p2p::PublishRefused::Equivocation)
+    ));
+    reporter.handle.publish_unchecked(second).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let st = a.handle.status().await.unwrap();
+        if st.counters.equivocations >= 1 {
+            assert_eq!(st.pool, 1, "the variant is not stored");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a never saw the variant: {:?}",
+            st.counters
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let st = b.handle.status().await.unwrap();
+    assert_eq!(st.pool, 1, "the variant was forwarded to b");
+    assert_eq!(st.counters.equivocations, 0, "{:?}", st.counters);
+    for n in [reporter, a, b] {
+        n.handle.shutdown().await;
     }
 }

@@ -225,6 +225,10 @@ pub struct P2pCounters {
     pub bytes_in: u64,
     /// Bytes sent on all connections.
     pub bytes_out: u64,
+    /// Valid chunks dropped because the same report key already had a
+    /// different chunk with that index (a certificate holder flooding
+    /// variants): first one wins, the rest are neither stored nor forwarded.
+    pub equivocations: u64,
 }
 
 /// Why the mesh refused an own report.
@@ -237,6 +241,10 @@ pub enum PublishRefused {
     /// and hands it over again later.
     #[error("the mesh outbox is full")]
     OutboxFull,
+    /// The mesh already holds a different chunk with the same report key
+    /// and index.
+    #[error("a different chunk of this report with the same index is already published")]
+    Equivocation,
 }
 
 enum Command {
@@ -585,6 +593,7 @@ pub async fn spawn(
         outbox: VecDeque::new(),
         stem_pending: HashMap::new(),
         hidden: HashMap::new(),
+        slots: HashMap::new(),
         gossip_seen: HashSet::new(),
         stem_out: HashMap::new(),
         sync_out: HashMap::new(),
@@ -597,8 +606,13 @@ pub async fn spawn(
         rng: rand::SeedableRng::from_rng(&mut rand::rng()),
     };
     for bytes in initial {
-        if let Ok(v) = state.verify(&bytes) {
-            state.pool.insert(&v, &bytes);
+        if let Ok(v) = state.verify(&bytes)
+            && !state.slot_taken(&v)
+            && state.pool.insert(&v, &bytes)
+        {
+            state
+                .slots
+                .insert((v.report_key(), v.chunk_index()), v.id());
         }
     }
     let task = tokio::spawn(state.run(cmd_rx));
@@ -683,6 +697,8 @@ struct Mesh {
     stem_pending: HashMap<AnnouncementId, StemPending>,
     /// Hidden pool entries and when they are revealed at the latest.
     hidden: HashMap<AnnouncementId, tokio::time::Instant>,
+    /// The chunk held for each (report key, chunk index): first one wins.
+    slots: HashMap<(meshtrace_protocol::ReportPublicKey, u32), AnnouncementId>,
     /// Ids seen in gossip (the first gossip copy of anything else is
     /// accepted and forwarded).
     gossip_seen: HashSet<AnnouncementId>,
@@ -802,6 +818,14 @@ impl Mesh {
         let pool = &self.pool;
         self.gossip_seen.retain(|id| pool.contains(id));
         self.hidden.retain(|id, _| pool.contains(id));
+        self.slots.retain(|_, id| pool.contains(id));
+    }
+
+    /// True when a different chunk already holds this chunk's slot.
+    fn slot_taken(&self, v: &VerifiedAnnouncement) -> bool {
+        self.slots
+            .get(&(v.report_key(), v.chunk_index()))
+            .is_some_and(|id| *id != v.id())
     }
 
     fn hide(&mut self, id: AnnouncementId) {
@@ -842,10 +866,15 @@ impl Mesh {
                         return;
                     }
                 };
+                if self.slot_taken(&v) {
+                    let _ = reply.send(Err(PublishRefused::Equivocation));
+                    return;
+                }
                 let id = v.id();
                 let _ = reply.send(Ok(id));
                 if self.pool.insert_hidden(&v, &bytes) {
                     self.hide(id);
+                    self.slots.insert((v.report_key(), v.chunk_index()), id);
                 }
                 // The reporter never forwards its own report in gossip: to
                 // its neighbours it must not be the first to hand it on.
@@ -1062,8 +1091,13 @@ impl Mesh {
     }
 
     fn accept_new(&mut self, v: VerifiedAnnouncement, bytes: Vec<u8>, origin: Origin) {
+        if self.slot_taken(&v) {
+            self.counters.equivocations += 1;
+            return;
+        }
         let hidden = matches!(origin, Origin::Stem(_) | Origin::Local);
         let id = v.id();
+        self.slots.insert((v.report_key(), v.chunk_index()), id);
         let inserted = if hidden {
             self.pool.insert_hidden(&v, &bytes)
         } else {
@@ -1169,6 +1203,13 @@ impl Mesh {
                     MessageAcceptance::Accept
                 } else {
                     match self.verify(&message.data) {
+                        Ok(v) if self.slot_taken(&v) => {
+                            // Valid, but a variant of a chunk we hold:
+                            // neither stored nor forwarded.
+                            self.gossip_seen.insert(id);
+                            self.counters.equivocations += 1;
+                            MessageAcceptance::Ignore
+                        }
                         Ok(v) => {
                             self.gossip_seen.insert(id);
                             self.counters.accepted += 1;
@@ -1226,8 +1267,9 @@ impl Mesh {
                     return;
                 };
                 let id = v.id();
-                if self.pool.contains(&id) {
-                    // A loop in the stem, or already fluffed: nothing to do.
+                if self.pool.contains(&id) || self.slot_taken(&v) {
+                    // A loop in the stem, already fluffed, or a variant of a
+                    // chunk we hold: nothing to do.
                     return;
                 }
                 let bytes = request.announcement;

@@ -436,14 +436,24 @@ impl<S: Store, R: Radio> Node<S, R> {
         if !closed.is_empty() {
             let refs = self.store.add_encounters(&closed, now)?;
             // Announcements that arrived before these encounters closed.
+            let store = &self.store;
             let index = TokenIndex::build(
                 refs.iter()
-                    .filter_map(|r| self.store.encounter(*r).map(|e| (e.tokens.clone(), *r)))
-                    .flat_map(|(ts, r)| ts.into_iter().map(move |t| (t, r))),
+                    .filter_map(|r| store.encounter(*r).map(|e| (*r, e)))
+                    .flat_map(|(r, e)| e.tokens.iter().map(move |t| (*t, r))),
             );
-            let anns: Vec<VerifiedAnnouncement> = self.anns.values().cloned().collect();
-            for a in &anns {
-                self.match_one(a, &index, now).await?;
+            let found: Vec<(ReportPublicKey, Vec<EncounterRef>)> = self
+                .anns
+                .values()
+                .map(|a| {
+                    let hits =
+                        match_announcement(a, &index, |r| store.encounter(r).map(|e| e.day()));
+                    (a.report_key(), hits)
+                })
+                .filter(|(_, hits)| !hits.is_empty())
+                .collect();
+            for (report_key, hits) in found {
+                self.add_hits(report_key, hits, now).await?;
             }
         }
         if self.store.tick(now)?.is_some() {
@@ -477,26 +487,26 @@ impl<S: Store, R: Radio> Node<S, R> {
         }
         self.chunk_owner.insert(slot, v.id());
         self.store.put_announcement(&v, &bytes, now)?;
-        let index = self.store.token_index().clone();
-        self.match_one(&v, &index, now).await?;
+        let hits = self.store.match_announcement(&v);
+        self.add_hits(v.report_key(), hits, now).await?;
         self.anns.insert(v.id(), v);
         Ok(())
     }
 
     /// Matches one chunk against `index`; on new hits rescores the report's
     /// exposure, stores it (flushed) and tells the user interface.
-    async fn match_one(
+    /// Adds matched encounters to a report's exposure; when the set grows,
+    /// rescores it, stores it (flushed) and tells the user interface.
+    async fn add_hits(
         &mut self,
-        v: &VerifiedAnnouncement,
-        index: &TokenIndex,
+        report_key: ReportPublicKey,
+        hits: Vec<EncounterRef>,
         now: UnixTime,
     ) -> Result<(), NodeError> {
-        let store = &self.store;
-        let hits = match_announcement(v, index, |r| store.encounter(r).map(|e| e.day()));
         if hits.is_empty() {
             return Ok(());
         }
-        let set = self.matched.entry(v.report_key()).or_default();
+        let set = self.matched.entry(report_key).or_default();
         let before = set.len();
         set.extend(hits);
         if set.len() == before {
@@ -512,18 +522,12 @@ impl<S: Store, R: Radio> Node<S, R> {
             return Ok(());
         }
         let exposure = Exposure {
-            report_key: v.report_key(),
+            report_key,
             encounters: refs,
             high_risk: days.iter().any(|d| d.high_risk),
             days,
         };
-        self.store.put_exposure(&exposure, now)?;
-        if let Some(stored) = self
-            .store
-            .exposures()
-            .into_iter()
-            .find(|e| e.exposure.report_key == exposure.report_key)
-        {
+        if let Some(stored) = self.store.put_exposure(&exposure, now)? {
             let _ = self.events.send(NodeEvent::Exposure(stored)).await;
         }
         Ok(())

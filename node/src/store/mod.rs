@@ -765,6 +765,19 @@ impl<S: Store> ContactStore<S> {
         })
     }
 
+    /// The stored encounters matching one announcement chunk (within its
+    /// certified window), using the token index.
+    pub fn match_announcement(&mut self, ann: &VerifiedAnnouncement) -> Vec<EncounterRef> {
+        self.token_index();
+        let encounters = &self.encounters;
+        match &self.index {
+            Some(index) => meshtrace_protocol::match_announcement(ann, index, |r| {
+                encounters.get(&r).map(|e| e.day)
+            }),
+            None => Vec::new(),
+        }
+    }
+
     // ------------------------------------------------------------ announcements
 
     /// Stores a verified announcement's bytes for catch-up; `false` when it
@@ -844,14 +857,20 @@ impl<S: Store> ContactStore<S> {
 
     // ------------------------------------------------------------ exposures
 
-    /// Stores (or updates) the exposure to one report and flushes.
-    pub fn put_exposure(&mut self, e: &Exposure, now: UnixTime) -> Result<(), StoreError> {
+    /// Stores (or updates) the exposure to one report and flushes. Returns
+    /// what was stored; `None` when there was nothing to keep (no counted
+    /// contact day, or only days beyond retention).
+    pub fn put_exposure(
+        &mut self,
+        e: &Exposure,
+        now: UnixTime,
+    ) -> Result<Option<StoredExposure>, StoreError> {
         let Some(latest) = e.days.iter().map(|d| d.day).max() else {
             // No day with a counted contact: nothing to warn about or keep.
-            return Ok(());
+            return Ok(None);
         };
         if latest < self.cutoff(now) {
-            return Ok(());
+            return Ok(None);
         }
         let found_at = self
             .exposures
@@ -877,19 +896,15 @@ impl<S: Store> ContactStore<S> {
             writes.push((Tree::Exposures, old_key.clone(), None));
         }
         self.backend.apply(writes)?;
-        self.exposures.insert(
-            e.report_key,
-            (
-                key,
-                StoredExposure {
-                    exposure: e.clone(),
-                    found_at,
-                    updated_at: now,
-                },
-            ),
-        );
+        let stored = StoredExposure {
+            exposure: e.clone(),
+            found_at,
+            updated_at: now,
+        };
+        self.exposures.insert(e.report_key, (key, stored.clone()));
         // An exposure found is a durability point: flush now.
-        self.flush_at(now)
+        self.flush_at(now)?;
+        Ok(Some(stored))
     }
 
     /// Every stored exposure, newest first.

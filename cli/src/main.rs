@@ -3,6 +3,9 @@
 //! This build has the store maintenance commands (`store check`, `store
 //! recover`); the node commands arrive with their issues.
 
+mod demo;
+mod simulate;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,6 +38,12 @@ enum Command {
     /// Issuer tools: create an issuer key, certify a positive user's request.
     #[command(subcommand)]
     Issuer(IssuerCommand),
+    /// The zero-setup demonstration: real nodes on this machine, a scripted
+    /// day in accelerated time, one report, the alerts and a summary.
+    Demo(demo::DemoArgs),
+    /// The town-scale evaluation: thousands of simulated people running the
+    /// real protocol code, scored against ground truth.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +209,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Issuer(IssuerCommand::Keygen { out }) => issuer_keygen(&out),
         Command::Issuer(IssuerCommand::Certify(a)) => issuer_certify(&a),
+        Command::Demo(a) => demo::run(&a),
+        Command::Simulate(a) => simulate::run(&a),
         Command::Store(StoreCommand::Check(a)) => {
             let store =
                 ContactStore::open(&a.data_dir, &a.key_source()?, StoreConfig::default(), now())?;

@@ -57,6 +57,22 @@ impl ScaledClock {
         })
     }
 
+    /// A scaled clock that agrees with every other clock anchored at the same
+    /// `origin_millis` (a real UNIX time): it reads `origin + (real − origin)
+    /// × scale`, so processes started at different moments share one
+    /// simulated time. `None` when `scale` is out of range or the origin
+    /// is in the future.
+    pub fn anchored(origin_millis: u64, scale: f64) -> Option<ScaledClock> {
+        let real = SystemClock.now_millis();
+        if real < origin_millis {
+            return None;
+        }
+        let sim = origin_millis as f64 + (real - origin_millis) as f64 * scale;
+        let mut c = ScaledClock::new(UnixTime(0), scale)?;
+        c.start_millis = sim as u64;
+        Some(c)
+    }
+
     /// The scale factor.
     pub fn scale(&self) -> f64 {
         self.scale

@@ -10,6 +10,9 @@
 pub use meshtrace_protocol as protocol;
 
 pub mod clock;
+pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod node;
 pub mod p2p;
 pub mod radio;

@@ -4,4 +4,5 @@
 //! and nodes listening on real TCP sockets on 127.0.0.1.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod mesh;

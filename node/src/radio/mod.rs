@@ -132,6 +132,18 @@ pub trait Radio: Send {
     fn stats(&self) -> RadioStats;
 }
 
+impl<R: Radio + ?Sized> Radio for Box<R> {
+    fn advertise(&mut self, frame: Frame) -> Result<(), RadioError> {
+        (**self).advertise(frame)
+    }
+    fn events(&mut self) -> &mut mpsc::Receiver<RadioEvent> {
+        (**self).events()
+    }
+    fn stats(&self) -> RadioStats {
+        (**self).stats()
+    }
+}
+
 /// Counters of a radio, since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RadioStats {

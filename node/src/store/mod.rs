@@ -337,7 +337,9 @@ impl ContactStore<SledStore> {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+/// Creates `dir` (and its parents) owner-only, or makes an existing one
+/// owner-only.
+pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dir.exists() {
         // Our data directory: owner-only, whatever it was before.

@@ -1,0 +1,682 @@
+//! The node commands: `init`, `run`, `status`, `exposures`, `peers`,
+//! `report request | submit`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use meshtrace_node::config::{
+    self, CarrierSetting, Config, IssuerEntry, RadioKind, parse_issuer_key, parse_multiaddr,
+};
+use meshtrace_node::control::{self, ControlError, Request};
+use meshtrace_node::daemon::{self, DaemonOptions, IDENTITY_FILE};
+use meshtrace_node::node::META_REPORT_KEY;
+use meshtrace_node::protocol::{Certificate, ReportRequest, ReportSecretKey};
+use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig, StoreError};
+use serde_json::Value;
+
+use crate::{Paths, now};
+
+/// Options of `meshtrace init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The deployment's network id (the issuer and every node agree on it).
+    #[arg(long, value_name = "NAME", default_value = "meshtrace")]
+    network: String,
+    /// Trust this issuer: its public key (64 hex digits), optionally named
+    /// as NAME=KEY. Repeatable.
+    #[arg(long = "trust-issuer", value_name = "[NAME=]KEY")]
+    trust_issuer: Vec<String>,
+    /// Protect the store with a passphrase read from this environment
+    /// variable (Argon2id) instead of a key file.
+    #[arg(long, value_name = "VAR", conflicts_with = "key_file")]
+    passphrase_env: Option<String>,
+    /// Keep the store's master key in this file (created owner-only)
+    /// [default: DIR/master.key].
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The radio the node will use.
+    #[arg(long, value_enum, value_name = "KIND")]
+    radio: Option<RadioArg>,
+    /// udp-sim only: this device's position in metres, as X,Y.
+    #[arg(long, value_name = "X,Y", value_parser = parse_position)]
+    position: Option<[f64; 2]>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The radio kinds on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RadioArg {
+    /// Bluetooth Low Energy through BlueZ (Linux).
+    Ble,
+    /// The simulated air over loopback UDP multicast.
+    UdpSim,
+}
+
+impl From<RadioArg> for RadioKind {
+    fn from(r: RadioArg) -> RadioKind {
+        match r {
+            RadioArg::Ble => RadioKind::Ble,
+            RadioArg::UdpSim => RadioKind::UdpSim,
+        }
+    }
+}
+
+/// Carriers on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum CarrierArg {
+    /// One BLE 5 extended advertisement.
+    Extended,
+    /// Two legacy advertisements.
+    Legacy,
+}
+
+/// Options of `meshtrace run`; each overrides the config file.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The radio.
+    #[arg(long, value_enum, value_name = "KIND")]
+    radio: Option<RadioArg>,
+    /// How frames go on the air.
+    #[arg(long, value_enum, value_name = "CARRIER")]
+    carrier: Option<CarrierArg>,
+    /// BLE only: the adapter (e.g. hci0).
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+    /// Calibrated TX power advertised in frames (dBm).
+    #[arg(long, value_name = "DBM", allow_negative_numbers = true)]
+    tx_power: Option<i8>,
+    /// This device's RSSI correction (dB).
+    #[arg(long, value_name = "DB", allow_negative_numbers = true)]
+    rx_correction: Option<i16>,
+    /// udp-sim only: this device's position in metres, as X,Y.
+    #[arg(long, value_name = "X,Y", value_parser = parse_position, allow_negative_numbers = true)]
+    position: Option<[f64; 2]>,
+    /// udp-sim only: the UDP port of the simulated air.
+    #[arg(long, value_name = "PORT")]
+    udp_port: Option<u16>,
+    /// Listen on this multiaddr (repeatable; replaces the configured list).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// Also dial this peer at start (repeatable; multiaddr with /p2p/ID).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
+    /// Find peers on the local network with mDNS.
+    #[arg(long, conflicts_with = "no_mdns")]
+    mdns: bool,
+    /// Do not use mDNS.
+    #[arg(long)]
+    no_mdns: bool,
+    /// Light mode: stay out of the gossip mesh (phones, metered links).
+    #[arg(long)]
+    light: bool,
+    /// Stem hops before an own report is gossiped.
+    #[arg(long, value_name = "N")]
+    stem_hops: Option<u32>,
+    /// Run this shell command on each new or updated exposure, with the
+    /// exposure as JSON on its standard input.
+    #[arg(long, value_name = "CMD")]
+    on_exposure: Option<String>,
+    /// Also trust this issuer ([NAME=]KEY; repeatable).
+    #[arg(long = "trust-issuer", value_name = "[NAME=]KEY")]
+    trust_issuer: Vec<String>,
+    /// Simulated radios only: run the clock N times faster than real time,
+    /// so that hours pass in minutes (demos, tests).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    time_scale: Option<f64>,
+    /// With --time-scale: the real UNIX time (milliseconds) at which the
+    /// simulated clock equals real time [default: now]. Daemons given the
+    /// same origin share one simulated time.
+    #[arg(long, value_name = "MS", requires = "time_scale")]
+    time_origin: Option<u64>,
+}
+
+/// Options of the read commands.
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Create a one-time report key and print the request code to show the
+    /// issuer (a clinic, a test centre) with your positive test.
+    Request {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Submit the certificate code the issuer gave you: shows what will be
+    /// published, asks to confirm, then publishes it through the mesh.
+    Submit {
+        /// The certificate code (MTCT1:…).
+        certificate: String,
+        /// Publish without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Print the result as JSON (needs --yes).
+        #[arg(long, requires = "yes")]
+        json: bool,
+    },
+}
+
+fn parse_position(s: &str) -> Result<[f64; 2], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [x, y] = parts[..] else {
+        return Err(format!("{s:?} is not X,Y (metres), e.g. 1.5,0"));
+    };
+    match (x.parse::<f64>(), y.parse::<f64>()) {
+        (Ok(x), Ok(y)) if x.is_finite() && y.is_finite() => Ok([x, y]),
+        _ => Err(format!("{s:?} is not X,Y (metres), e.g. 1.5,0")),
+    }
+}
+
+fn parse_trust(s: &str) -> Result<IssuerEntry> {
+    let (name, key) = match s.split_once('=') {
+        Some((n, k)) => (n.trim().to_owned(), k.trim()),
+        None => (String::new(), s.trim()),
+    };
+    let parsed = parse_issuer_key(key).map_err(|e| anyhow!("--trust-issuer: {e}"))?;
+    let name = if name.is_empty() {
+        format!("issuer {}", &parsed.to_hex()[..8])
+    } else {
+        name
+    };
+    Ok(IssuerEntry {
+        name,
+        key: parsed.to_hex(),
+    })
+}
+
+/// The data directory: `--data-dir`, else the config's `data_dir`, else the
+/// platform data directory.
+pub(crate) fn data_dir(paths: &Paths, config: Option<&Config>) -> Result<PathBuf> {
+    if let Some(d) = &paths.data_dir {
+        return Ok(d.clone());
+    }
+    if let Some(d) = config.and_then(|c| c.data_dir.clone()) {
+        return Ok(d);
+    }
+    config::platform_dirs()
+        .map(|d| d.data_dir().to_owned())
+        .ok_or_else(|| anyhow!("no home directory to put the data in; pass --data-dir"))
+}
+
+fn config_path(paths: &Paths) -> Result<PathBuf> {
+    config::config_path(paths.config.as_deref(), paths.data_dir.as_deref())
+        .ok_or_else(|| anyhow!("no home directory for the config; pass --data-dir or --config"))
+}
+
+/// Loads the node's config and data directory.
+fn load(paths: &Paths) -> Result<(Config, PathBuf)> {
+    let path = config_path(paths)?;
+    let config = Config::load(&path)?;
+    let dir = data_dir(paths, Some(&config))?;
+    Ok((config, dir))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("{}", p.display()))
+}
+
+pub(crate) fn init(paths: &Paths, a: &InitArgs) -> Result<ExitCode> {
+    let cfg_path = absolute(&config_path(paths)?)?;
+    let dir = absolute(&data_dir(paths, None)?)?;
+    let mut config = Config::new(&a.network);
+    config.data_dir = Some(dir.clone());
+    for t in &a.trust_issuer {
+        config.issuers.push(parse_trust(t)?);
+    }
+    if let Some(r) = a.radio {
+        config.radio.kind = r.into();
+    }
+    config.radio.position = a.position;
+    if let Some(f) = &a.key_file {
+        config.store.key_file = Some(absolute(f)?);
+    }
+    config.store.passphrase_env = a.passphrase_env.clone();
+    config.validate(Path::new("(flags)"))?;
+    // Refuse before creating anything.
+    if cfg_path.exists() {
+        bail!(
+            "{} already exists; this node is initialised (remove it to start over)",
+            cfg_path.display()
+        );
+    }
+    if dir.join(meshtrace_node::store::META_FILE).exists() {
+        bail!("a meshtrace store already exists in {}", dir.display());
+    }
+    let source = daemon::key_source(&config, &dir)?;
+    if let KeySource::KeyFile(k) = &source
+        && k.exists()
+        && a.key_file.is_none()
+    {
+        bail!(
+            "{} already exists; pass --key-file to use an existing key",
+            k.display()
+        );
+    }
+    let store = ContactStore::create(
+        &dir,
+        &source,
+        KdfParams::DEFAULT,
+        StoreConfig::default(),
+        now(),
+    )?;
+    drop(store);
+    let identity = meshtrace_node::p2p::load_or_create_identity(&dir.join(IDENTITY_FILE))?;
+    config.write_new(&cfg_path)?;
+    let peer_id = identity.public().to_peer_id();
+    let key_desc = match &source {
+        KeySource::KeyFile(k) => format!("key file {}", k.display()),
+        KeySource::Passphrase(_) => format!(
+            "passphrase from ${}",
+            a.passphrase_env.as_deref().unwrap_or("")
+        ),
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "config": cfg_path,
+                "data_dir": dir,
+                "network": config.network,
+                "peer_id": peer_id.to_string(),
+                "trusted_issuers": config.issuers.len(),
+            })
+        );
+    } else {
+        println!(
+            "initialised a meshtrace node for network {:?}",
+            config.network
+        );
+        println!("  config:    {}", cfg_path.display());
+        println!(
+            "  data:      {} (store sealed with {key_desc})",
+            dir.display()
+        );
+        println!("  peer id:   {peer_id}");
+        println!("  issuers:   {} trusted", config.issuers.len());
+        if config.issuers.is_empty() {
+            println!(
+                "  note: add your community's issuer as [[issuer]] in the config, or pass --trust-issuer to run"
+            );
+        }
+        println!("start it with: meshtrace {}run", global_flags(paths));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn global_flags(paths: &Paths) -> String {
+    let mut s = String::new();
+    if let Some(d) = &paths.data_dir {
+        s.push_str(&format!("--data-dir {} ", d.display()));
+    }
+    if let Some(c) = &paths.config {
+        s.push_str(&format!("--config {} ", c.display()));
+    }
+    s
+}
+
+fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
+    let r = &mut config.radio;
+    if let Some(k) = a.radio {
+        r.kind = k.into();
+    }
+    if let Some(c) = a.carrier {
+        r.carrier = Some(match c {
+            CarrierArg::Extended => CarrierSetting::Extended,
+            CarrierArg::Legacy => CarrierSetting::Legacy,
+        });
+    }
+    if a.adapter.is_some() {
+        r.adapter = a.adapter.clone();
+    }
+    if a.tx_power.is_some() {
+        r.tx_power_dbm = a.tx_power;
+    }
+    if let Some(c) = a.rx_correction {
+        r.rx_correction_db = c;
+    }
+    if a.position.is_some() {
+        r.position = a.position;
+    }
+    if a.udp_port.is_some() {
+        r.udp_port = a.udp_port;
+    }
+    let p = &mut config.p2p;
+    if !a.listen.is_empty() {
+        p.listen = a.listen.clone();
+    }
+    for b in &a.bootstrap {
+        parse_multiaddr(b).map_err(|e| anyhow!("--bootstrap: {e}"))?;
+        p.bootstrap.push(b.clone());
+    }
+    if a.mdns {
+        p.mdns = true;
+    }
+    if a.no_mdns {
+        p.mdns = false;
+    }
+    if a.light {
+        p.light = true;
+    }
+    if let Some(h) = a.stem_hops {
+        p.stem_hops = h;
+    }
+    if a.on_exposure.is_some() {
+        config.hooks.on_exposure = a.on_exposure.clone();
+    }
+    for t in &a.trust_issuer {
+        let e = parse_trust(t)?;
+        if !config.issuers.iter().any(|i| i.key == e.key) {
+            config.issuers.push(e);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn run(paths: &Paths, a: RunArgs) -> Result<ExitCode> {
+    let (mut config, dir) = load(paths)?;
+    apply_run_flags(&mut config, &a)?;
+    config.validate(Path::new("(after command-line flags)"))?;
+    init_logging();
+    let opts = DaemonOptions {
+        config,
+        data_dir: dir,
+        time_scale: a.time_scale,
+        time_origin_millis: a.time_origin,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(daemon::run(opts, |status| {
+        let mesh = &status["mesh"];
+        tracing::info!(
+            network = %status["network"].as_str().unwrap_or(""),
+            peer_id = %mesh["peer_id"].as_str().unwrap_or("?"),
+            listen = %mesh["listen"],
+            radio = %status["radio"]["kind"].as_str().unwrap_or(""),
+            "meshtrace is running"
+        );
+    }))?;
+    // The runtime's remaining tasks (mesh, radio) are dropped with it.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,libp2p_kad=error,libp2p_swarm=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Sends a request to the node's daemon.
+fn ask(paths: &Paths, req: &Request) -> Result<Value, ControlError> {
+    let dir = match load(paths) {
+        Ok((_, d)) => d,
+        Err(e) => return Err(ControlError::Refused(format!("{e:#}"))),
+    };
+    control::request(&dir, req)
+}
+
+fn print_json(v: &Value) {
+    println!("{v}");
+}
+
+pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
+    let s = ask(paths, &Request::Status)?;
+    if a.json {
+        print_json(&s);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &s["mesh"];
+    println!(
+        "meshtrace running (pid {}) for network {}",
+        s["pid"], s["network"]
+    );
+    println!("  data dir:      {}", s["data_dir"].as_str().unwrap_or(""));
+    println!(
+        "  node time:     {}{}",
+        s["now_utc"].as_str().unwrap_or(""),
+        if s["time_scale"].as_f64() == Some(1.0) {
+            String::new()
+        } else {
+            format!(", clock ×{}", s["time_scale"])
+        }
+    );
+    println!(
+        "  radio:         {} — {} sightings, {} malformed",
+        s["radio"]["kind"].as_str().unwrap_or(""),
+        s["radio"]["sightings"],
+        s["radio"]["malformed"]
+    );
+    println!(
+        "  encounters:    {} stored, {} open",
+        s["encounters"], s["open_encounters"]
+    );
+    println!(
+        "  reports held:  {} announcement chunks",
+        s["announcements"]
+    );
+    println!(
+        "  exposures:     {} ({} high risk)",
+        s["exposures"], s["high_risk"]
+    );
+    if !m.is_null() {
+        println!(
+            "  mesh:          {} peers, peer id {}",
+            m["peers"].as_array().map_or(0, Vec::len),
+            m["peer_id"].as_str().unwrap_or("")
+        );
+    }
+    if s["unsent_report_chunks"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "  your report:   {} chunks waiting to be sent",
+            s["unsent_report_chunks"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn peers(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
+    let p = ask(paths, &Request::Peers)?;
+    if a.json {
+        print_json(&p);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("peer id: {}", p["peer_id"].as_str().unwrap_or(""));
+    for l in p["listen"].as_array().into_iter().flatten() {
+        println!("listening on {}", l.as_str().unwrap_or(""));
+    }
+    let peers = p["peers"].as_array().cloned().unwrap_or_default();
+    println!("{} connected peers", peers.len());
+    for peer in peers {
+        println!(
+            "  {} ({})",
+            peer["peer_id"].as_str().unwrap_or(""),
+            if peer["full"].as_bool() == Some(true) {
+                "full"
+            } else {
+                "light"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn exposures(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
+    let list = match ask(paths, &Request::Exposures) {
+        Ok(v) => v,
+        Err(ControlError::NotRunning(_)) => {
+            // No daemon: read the store directly.
+            let (config, dir) = load(paths)?;
+            let source = daemon::key_source(&config, &dir)?;
+            let store = ContactStore::open(&dir, &source, StoreConfig::default(), now())?;
+            control::exposures_json(&store.exposures())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if a.json {
+        print_json(&list);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let items = list.as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("No exposures found.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &items {
+        let high = e["high_risk"].as_bool() == Some(true);
+        println!(
+            "{} — report {}, found {}",
+            if high {
+                "HIGH RISK: a person you were close to for 15 minutes or more has reported a positive test"
+            } else {
+                "Low risk: a brief or distant contact has reported a positive test"
+            },
+            e["report"].as_str().unwrap_or(""),
+            e["found_at_utc"].as_str().unwrap_or("")
+        );
+        for d in e["days"].as_array().into_iter().flatten() {
+            println!(
+                "  {}: {} weighted minutes ({} close), {} contact(s){}",
+                d["day"].as_str().unwrap_or(""),
+                d["weighted_minutes"],
+                d["close_minutes"],
+                d["contacts"],
+                if d["high_risk"].as_bool() == Some(true) {
+                    " — high risk"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if items.iter().any(|e| e["high_risk"].as_bool() == Some(true)) {
+        println!("Follow your health authority's advice for close contacts.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn report(paths: &Paths, cmd: &ReportCommand) -> Result<ExitCode> {
+    match cmd {
+        ReportCommand::Request { json } => {
+            let code = match ask(paths, &Request::ReportRequest) {
+                Ok(v) => v["request"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow!("the daemon sent no request code"))?,
+                Err(ControlError::NotRunning(_)) => offline_request(paths)?,
+                Err(e) => return Err(e.into()),
+            };
+            if *json {
+                print_json(&serde_json::json!({ "request": code }));
+            } else {
+                println!("{code}");
+                eprintln!(
+                    "Show this code to your issuer with your positive test. \
+                     It carries only the network name and a one-time key."
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::Submit {
+            certificate,
+            yes,
+            json,
+        } => submit(paths, certificate.trim(), *yes, *json),
+    }
+}
+
+/// `report request` without a running daemon: the one-time key goes into
+/// the store directly.
+fn offline_request(paths: &Paths) -> Result<String> {
+    let (config, dir) = load(paths)?;
+    let source = daemon::key_source(&config, &dir)?;
+    let mut store =
+        ContactStore::open(&dir, &source, StoreConfig::default(), now()).map_err(|e| match e {
+            StoreError::Locked(_) => {
+                anyhow!("the node is starting or stopping; try again in a moment")
+            }
+            e => e.into(),
+        })?;
+    let key = ReportSecretKey::generate(&mut rand::rng());
+    store.set_meta(META_REPORT_KEY, key.to_bytes().as_ref())?;
+    store.flush()?;
+    Ok(ReportRequest {
+        network_id: config.network.clone(),
+        report_key: key.public(),
+    }
+    .to_code())
+}
+
+fn submit(paths: &Paths, certificate: &str, yes: bool, json: bool) -> Result<ExitCode> {
+    // Check the code locally first: a typo gets a precise message even
+    // when the daemon is down.
+    Certificate::from_code(certificate).context("the certificate code")?;
+    let plan = ask(
+        paths,
+        &Request::ReportPlan {
+            certificate: certificate.to_owned(),
+        },
+    )?;
+    let padded = plan["padded_tokens"].as_u64().unwrap_or(0);
+    let describe = format!(
+        "This publishes {} chunk(s), {} encounter tokens padded to {} (nobody can tell how many are real), for your contacts from {} to {}.",
+        plan["chunks"],
+        plan["real_tokens"],
+        padded,
+        plan["window_first_day"].as_str().unwrap_or(""),
+        plan["window_last_day"].as_str().unwrap_or(""),
+    );
+    if !yes {
+        println!("{describe}");
+        if plan["left_out_for_cap"].as_u64().unwrap_or(0) > 0 {
+            println!(
+                "{} short encounters are left out: the certificate allows fewer tokens.",
+                plan["left_out_for_cap"]
+            );
+        }
+        println!(
+            "Only these random tokens and the issuer's certificate are published: no IDs, no times, no places."
+        );
+        print!("Publish now? [y/N] ");
+        std::io::stdout().flush().ok();
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the answer")?;
+        if !matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            bail!("not confirmed; nothing was published");
+        }
+    }
+    let sent = ask(
+        paths,
+        &Request::ReportSubmit {
+            certificate: certificate.to_owned(),
+        },
+    )?;
+    if json {
+        print_json(&sent);
+    } else {
+        println!(
+            "Published {} chunk(s) through the mesh. Thank you: your contacts will be warned without learning who you are.",
+            sent["chunks"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,720 @@
+//! The node's configuration file (TOML): what `meshtrace init` writes and
+//! `meshtrace run` reads. Every field has a default except the network;
+//! unknown keys are rejected by name, and [`Config::validate`] checks every
+//! value with an error that names the setting.
+//!
+//! Where things live: the config file is `config.toml` in the platform
+//! config directory (`~/.config/meshtrace/` on Linux) and the data in the
+//! platform data directory (`~/.local/share/meshtrace/`). A node created
+//! with `--data-dir D` keeps its config beside its data, in `D/config.toml`,
+//! so that several nodes can live on one machine.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use libp2p::Multiaddr;
+use meshtrace_protocol::{IssuerPublicKey, MAX_NETWORK_ID_LEN, is_valid_network_id};
+use serde::{Deserialize, Serialize};
+
+use crate::radio::Carrier;
+
+/// Name of the config file.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Largest config file accepted (bytes).
+pub const MAX_CONFIG_LEN: u64 = 256 * 1024;
+/// Most trusted issuers.
+pub const MAX_ISSUERS: usize = 64;
+/// Longest issuer name (bytes).
+pub const MAX_ISSUER_NAME_LEN: usize = 64;
+/// Most listen or bootstrap addresses.
+pub const MAX_ADDRESSES: usize = 32;
+/// Most stem hops.
+pub const MAX_STEM_HOPS: u32 = 8;
+/// Largest coordinate of a simulated position (m, either sign).
+pub const MAX_POSITION_M: f64 = 1_000_000.0;
+/// Largest minimum-duration setting for reported encounters (s).
+pub const MAX_MIN_REPORT_ENCOUNTER_SECONDS: u64 = 3_600;
+
+/// A configuration problem, in one line naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("config {path}{line}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// `" line N"` when known.
+        line: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("config {path}: {setting}: {reason}")]
+    Invalid {
+        /// The file (or `"flags"` for command-line values).
+        path: PathBuf,
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file cannot be written.
+    #[error("cannot write config {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The node configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The deployment's network id (all nodes and the issuer agree on it).
+    pub network: String,
+    /// The data directory [default: the directory holding the config file
+    /// when it is `DIR/config.toml` written by `init --data-dir`, else the
+    /// platform data directory].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// How the store's master key is obtained.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// Issuers this deployment trusts.
+    #[serde(default, rename = "issuer", skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<IssuerEntry>,
+    /// The radio.
+    #[serde(default)]
+    pub radio: RadioSection,
+    /// The mesh.
+    #[serde(default)]
+    pub p2p: P2pSection,
+    /// Reporting rules.
+    #[serde(default)]
+    pub report: ReportSection,
+    /// Commands run on events.
+    #[serde(default)]
+    pub hooks: HooksSection,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// The master key file (owner-only) [default: `DATA_DIR/master.key`];
+    /// relative paths are taken from the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Take the master key from a passphrase in this environment variable
+    /// (Argon2id) instead of a key file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_env: Option<String>,
+}
+
+/// `[[issuer]]`: one trusted issuer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerEntry {
+    /// A name for people (shown in exposures).
+    pub name: String,
+    /// The issuer's public key (64 hex digits, from `meshtrace issuer keygen`).
+    pub key: String,
+}
+
+/// Which radio the node uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RadioKind {
+    /// Bluetooth Low Energy through BlueZ (Linux).
+    #[default]
+    Ble,
+    /// The simulated air over loopback UDP multicast (several nodes on one
+    /// machine).
+    UdpSim,
+}
+
+impl std::fmt::Display for RadioKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RadioKind::Ble => "ble",
+            RadioKind::UdpSim => "udp-sim",
+        })
+    }
+}
+
+/// How frames go on the air.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CarrierSetting {
+    /// One BLE 5 extended advertisement.
+    Extended,
+    /// Two legacy advertisements.
+    Legacy,
+}
+
+impl From<CarrierSetting> for Carrier {
+    fn from(c: CarrierSetting) -> Carrier {
+        match c {
+            CarrierSetting::Extended => Carrier::Extended,
+            CarrierSetting::Legacy => Carrier::Legacy,
+        }
+    }
+}
+
+/// `[radio]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadioSection {
+    /// `"ble"` or `"udp-sim"` [default: ble].
+    #[serde(default)]
+    pub kind: RadioKind,
+    /// Calibrated TX power advertised in frames (dBm) [default: the
+    /// simulated device's for udp-sim, −8 dBm for BLE].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_power_dbm: Option<i8>,
+    /// This device's RSSI correction (dB, positive when it reads high).
+    #[serde(default)]
+    pub rx_correction_db: i16,
+    /// `"extended"` or `"legacy"` [default: extended for udp-sim; for BLE,
+    /// what the adapter supports].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<CarrierSetting>,
+    /// BLE only: the adapter (e.g. `"hci0"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// udp-sim only (ignored by the ble radio): this device's position
+    /// `[x, y]` in metres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<[f64; 2]>,
+    /// udp-sim only: the UDP port of the air (nodes on other ports do not
+    /// hear each other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_port: Option<u16>,
+    /// udp-sim only: the multicast group of the air.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_group: Option<Ipv4Addr>,
+}
+
+/// BLE TX power used when none is configured (dBm): a typical phone's
+/// calibrated advertising power.
+pub const DEFAULT_BLE_TX_POWER_DBM: i8 = -8;
+
+/// `[p2p]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pSection {
+    /// Listen addresses (multiaddrs).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`).
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// Find peers on the local network with mDNS.
+    #[serde(default = "yes")]
+    pub mdns: bool,
+    /// Light mode (phones, metered links): not in the gossip mesh.
+    #[serde(default)]
+    pub light: bool,
+    /// Relay connections for peers behind NAT.
+    #[serde(default)]
+    pub relay_server: bool,
+    /// Stem hops before an own report is gossiped.
+    #[serde(default = "default_stem_hops")]
+    pub stem_hops: u32,
+}
+
+fn default_listen() -> Vec<String> {
+    vec![
+        "/ip4/0.0.0.0/tcp/0".to_owned(),
+        "/ip4/0.0.0.0/udp/0/quic-v1".to_owned(),
+    ]
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_stem_hops() -> u32 {
+    2
+}
+
+impl Default for P2pSection {
+    fn default() -> P2pSection {
+        P2pSection {
+            listen: default_listen(),
+            bootstrap: Vec::new(),
+            mdns: true,
+            light: false,
+            relay_server: false,
+            stem_hops: default_stem_hops(),
+        }
+    }
+}
+
+/// `[report]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// Encounters shorter than this (seconds of exposure) are left out of a
+    /// report.
+    #[serde(default = "default_min_report")]
+    pub min_encounter_seconds: u64,
+}
+
+fn default_min_report() -> u64 {
+    60
+}
+
+impl Default for ReportSection {
+    fn default() -> ReportSection {
+        ReportSection {
+            min_encounter_seconds: default_min_report(),
+        }
+    }
+}
+
+/// `[hooks]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksSection {
+    /// A shell command run on each new or updated exposure, with the
+    /// exposure as JSON on its standard input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exposure: Option<String>,
+}
+
+/// The platform directories (`None` when the home directory is unknown).
+pub fn platform_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "meshtrace")
+}
+
+/// The config file to use: `explicit`, else `DATA_DIR/config.toml` when a
+/// data directory was given, else the platform config file.
+pub fn config_path(explicit: Option<&Path>, data_dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_owned());
+    }
+    if let Some(d) = data_dir {
+        return Some(d.join(CONFIG_FILE));
+    }
+    platform_dirs().map(|d| d.config_dir().join(CONFIG_FILE))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+impl Config {
+    /// A configuration with defaults for `network`.
+    pub fn new(network: &str) -> Config {
+        Config {
+            network: network.to_owned(),
+            data_dir: None,
+            store: StoreSection::default(),
+            issuers: Vec::new(),
+            radio: RadioSection::default(),
+            p2p: P2pSection::default(),
+            report: ReportSection::default(),
+            hooks: HooksSection::default(),
+        }
+    }
+
+    /// Parses TOML text; `path` names the source in errors. The result is
+    /// not yet validated.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            line: e
+                .span()
+                .map(|s| format!(" line {}", line_of(text, s.start)))
+                .unwrap_or_default(),
+            reason: e.message().trim().replace('\n', " "),
+        })
+    }
+
+    /// Reads, parses and validates the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read = |reason: String| ConfigError::Read {
+            path: path.to_owned(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| {
+            read(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "no such file (create one with `meshtrace init`)".into()
+                }
+                _ => e.to_string(),
+            })
+        })?;
+        if !meta.is_file() {
+            return Err(read("not a regular file".into()));
+        }
+        if meta.len() > MAX_CONFIG_LEN {
+            return Err(read(format!(
+                "larger than {MAX_CONFIG_LEN} bytes; is this the right file?"
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| read(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| read("not UTF-8 text".into()))?;
+        let config = Config::parse(&text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// The TOML text of this configuration, with a header comment.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let body = toml::to_string(self).map_err(|e| ConfigError::Write {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        Ok(format!(
+            "# meshtrace node configuration; see README.md (Configuration).\n\
+             # Every setting can be overridden by a flag of `meshtrace run`.\n\n{body}"
+        ))
+    }
+
+    /// Writes the file owner-only; refuses to replace an existing one.
+    pub fn write_new(&self, path: &Path) -> Result<(), ConfigError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |reason: String| ConfigError::Write {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = self.to_toml()?;
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            crate::store::create_private_dir(parent).map_err(|e| err(e.to_string()))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                err(match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => "the file already exists".into(),
+                    _ => e.to_string(),
+                })
+            })?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// Checks every value; the error names the setting.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |setting: &'static str, reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            setting,
+            reason,
+        };
+        if !is_valid_network_id(&self.network) {
+            return Err(bad(
+                "network",
+                format!(
+                    "{:?} is not a network id (1–{MAX_NETWORK_ID_LEN} characters: \
+                     letters, digits, '-', '_', '.')",
+                    self.network
+                ),
+            ));
+        }
+        if let (Some(_), Some(_)) = (&self.store.key_file, &self.store.passphrase_env) {
+            return Err(bad(
+                "store",
+                "set key_file or passphrase_env, not both".into(),
+            ));
+        }
+        if let Some(v) = &self.store.passphrase_env
+            && (v.is_empty() || v.contains('=') || v.contains('\0'))
+        {
+            return Err(bad(
+                "store.passphrase_env",
+                format!("{v:?} is not an environment variable name"),
+            ));
+        }
+        if self.issuers.len() > MAX_ISSUERS {
+            return Err(bad(
+                "issuer",
+                format!("more than {MAX_ISSUERS} trusted issuers"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for i in &self.issuers {
+            let key = parse_issuer_key(&i.key).map_err(|r| bad("issuer.key", r))?;
+            if !seen.insert(key.to_hex()) {
+                return Err(bad("issuer.key", format!("{} is listed twice", i.key)));
+            }
+            if i.name.trim().is_empty() || i.name.len() > MAX_ISSUER_NAME_LEN {
+                return Err(bad(
+                    "issuer.name",
+                    format!("{:?} must be 1–{MAX_ISSUER_NAME_LEN} bytes", i.name),
+                ));
+            }
+        }
+        let r = &self.radio;
+        if let Some(p) = r.tx_power_dbm
+            && !(-100..=20).contains(&p)
+        {
+            return Err(bad(
+                "radio.tx_power_dbm",
+                format!("{p} is outside -100..=20 dBm"),
+            ));
+        }
+        if r.rx_correction_db.abs() > 40 {
+            return Err(bad(
+                "radio.rx_correction_db",
+                format!("{} is outside ±40 dB", r.rx_correction_db),
+            ));
+        }
+        if let Some([x, y]) = r.position
+            && !(x.is_finite()
+                && y.is_finite()
+                && x.abs() <= MAX_POSITION_M
+                && y.abs() <= MAX_POSITION_M)
+        {
+            return Err(bad(
+                "radio.position",
+                format!("[{x}, {y}] is not within ±{MAX_POSITION_M} m"),
+            ));
+        }
+        if r.udp_port == Some(0) {
+            return Err(bad("radio.udp_port", "must not be 0".into()));
+        }
+        if let Some(g) = r.udp_group
+            && !g.is_multicast()
+        {
+            return Err(bad(
+                "radio.udp_group",
+                format!("{g} is not an IPv4 multicast address"),
+            ));
+        }
+        let p = &self.p2p;
+        for (setting, list) in [("p2p.listen", &p.listen), ("p2p.bootstrap", &p.bootstrap)] {
+            if list.len() > MAX_ADDRESSES {
+                return Err(bad(setting, format!("more than {MAX_ADDRESSES} addresses")));
+            }
+            for a in list {
+                parse_multiaddr(a).map_err(|r| bad(setting, r))?;
+            }
+        }
+        if p.listen.is_empty() && !p.light {
+            return Err(bad(
+                "p2p.listen",
+                "a full node needs at least one listen address (or set light = true)".into(),
+            ));
+        }
+        if p.stem_hops > MAX_STEM_HOPS {
+            return Err(bad(
+                "p2p.stem_hops",
+                format!("{} is more than {MAX_STEM_HOPS}", p.stem_hops),
+            ));
+        }
+        if self.report.min_encounter_seconds > MAX_MIN_REPORT_ENCOUNTER_SECONDS {
+            return Err(bad(
+                "report.min_encounter_seconds",
+                format!(
+                    "{} is more than {MAX_MIN_REPORT_ENCOUNTER_SECONDS}",
+                    self.report.min_encounter_seconds
+                ),
+            ));
+        }
+        if let Some(c) = &self.hooks.on_exposure
+            && c.trim().is_empty()
+        {
+            return Err(bad("hooks.on_exposure", "is empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The trusted issuer keys with their names (validated config).
+    pub fn trusted_issuers(&self) -> Vec<(IssuerPublicKey, String)> {
+        self.issuers
+            .iter()
+            .filter_map(|i| parse_issuer_key(&i.key).ok().map(|k| (k, i.name.clone())))
+            .collect()
+    }
+
+    /// Parsed listen addresses (validated config).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.p2p
+            .listen
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    }
+
+    /// Parsed bootstrap addresses (validated config).
+    pub fn bootstrap_addrs(&self) -> Vec<Multiaddr> {
+        self.p2p
+            .bootstrap
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    }
+}
+
+/// Parses an issuer public key (64 hex digits).
+pub fn parse_issuer_key(s: &str) -> Result<IssuerPublicKey, String> {
+    IssuerPublicKey::from_hex(s.trim())
+        .ok_or_else(|| format!("{s:?} is not an issuer public key (64 hex digits)"))
+}
+
+/// Parses a multiaddr.
+pub fn parse_multiaddr(s: &str) -> Result<Multiaddr, String> {
+    s.parse::<Multiaddr>()
+        .map_err(|e| format!("{s:?} is not a multiaddr ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> &'static Path {
+        Path::new("test.toml")
+    }
+
+    #[test]
+    fn round_trip_through_toml() {
+        let mut c = Config::new("campus-1");
+        c.issuers.push(IssuerEntry {
+            name: "clinic".into(),
+            key: "11".repeat(32),
+        });
+        c.radio.kind = RadioKind::UdpSim;
+        c.radio.position = Some([1.5, -2.0]);
+        c.hooks.on_exposure = Some("notify-send hi".into());
+        let text = c.to_toml().unwrap();
+        let back = Config::parse(&text, p()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn defaults_apply_to_a_minimal_file() {
+        let c = Config::parse("network = \"town\"\n", p()).unwrap();
+        c.validate(p()).unwrap();
+        assert_eq!(c.radio.kind, RadioKind::Ble);
+        assert!(c.p2p.mdns);
+        assert_eq!(c.p2p.listen, default_listen());
+        assert_eq!(c.report.min_encounter_seconds, 60);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name_with_the_line() {
+        let e = Config::parse("network = \"town\"\n\n[p2p]\nmdsn = false\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mdsn"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        let e = Config::parse("network = \"town\"\ncolour = 1\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn mistyped_and_missing_values_are_named() {
+        let e = Config::parse("network = 5\n", p()).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        let e = Config::parse("[radio]\nkind = \"ble\"\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network"), "{e}");
+        let e = Config::parse("network = \"t\"\n[radio]\nkind = \"wifi\"\n", p())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wifi"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let cases: Vec<(&str, &str)> = vec![
+            ("network = \"has space\"\n", "network"),
+            (
+                "network = \"t\"\n[[issuer]]\nname = \"x\"\nkey = \"abc\"\n",
+                "issuer.key",
+            ),
+            (
+                "network = \"t\"\n[radio]\ntx_power_dbm = 50\n",
+                "radio.tx_power_dbm",
+            ),
+            (
+                "network = \"t\"\n[radio]\nkind = \"udp-sim\"\nudp_group = \"10.0.0.1\"\n",
+                "radio.udp_group",
+            ),
+            (
+                "network = \"t\"\n[p2p]\nbootstrap = [\"nope\"]\n",
+                "p2p.bootstrap",
+            ),
+            ("network = \"t\"\n[p2p]\nstem_hops = 99\n", "p2p.stem_hops"),
+            ("network = \"t\"\n[p2p]\nlisten = []\n", "p2p.listen"),
+            (
+                "network = \"t\"\n[store]\nkey_file = \"k\"\npassphrase_env = \"P\"\n",
+                "store",
+            ),
+            (
+                "network = \"t\"\n[hooks]\non_exposure = \" \"\n",
+                "hooks.on_exposure",
+            ),
+        ];
+        for (text, setting) in cases {
+            let c = Config::parse(text, p()).unwrap();
+            let e = c.validate(p()).unwrap_err().to_string();
+            assert!(e.contains(&format!(": {setting}:")), "{text:?} → {e}");
+        }
+    }
+
+    #[test]
+    fn load_reports_missing_and_oversized_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.toml");
+        let e = Config::load(&missing).unwrap_err().to_string();
+        assert!(e.contains("meshtrace init"), "{e}");
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_LEN as usize + 1]).unwrap();
+        assert!(
+            Config::load(&big)
+                .unwrap_err()
+                .to_string()
+                .contains("larger")
+        );
+        let bin = dir.path().join("bin.toml");
+        std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(
+            Config::load(&bin)
+                .unwrap_err()
+                .to_string()
+                .contains("UTF-8")
+        );
+    }
+
+    #[test]
+    fn write_new_is_owner_only_and_never_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join(CONFIG_FILE);
+        let c = Config::new("town");
+        c.write_new(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(Config::load(&path).unwrap(), c);
+        let e = c.write_new(&path).unwrap_err().to_string();
+        assert!(e.contains("already exists"), "{e}");
+    }
+}

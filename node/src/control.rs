@@ -370,7 +370,11 @@ mod tests {
             assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
         }
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"format-disk"}"#).is_err());
-        assert!(serde_json::from_str::<Request>(r#"{"cmd":"status","x":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"cmd":"report-plan","certificate":"x","y":1}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"report-plan"}"#).is_err());
     }
 
     #[test]

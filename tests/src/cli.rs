@@ -45,10 +45,10 @@ pub fn run_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn meshtrace");
-    if let Some(mut i) = child.stdin.take() {
-        if let Some(text) = stdin {
-            let _ = i.write_all(text.as_bytes());
-        }
+    if let Some(mut i) = child.stdin.take()
+        && let Some(text) = stdin
+    {
+        let _ = i.write_all(text.as_bytes());
     }
     wait_output(child, CLI_WAIT)
 }

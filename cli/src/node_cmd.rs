@@ -497,9 +497,10 @@ pub(crate) fn peers(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
         print_json(&p);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("peer id: {}", p["peer_id"].as_str().unwrap_or(""));
+    let id = p["peer_id"].as_str().unwrap_or("");
+    println!("peer id: {id}");
     for l in p["listen"].as_array().into_iter().flatten() {
-        println!("listening on {}", l.as_str().unwrap_or(""));
+        println!("reachable at {}/p2p/{id}", l.as_str().unwrap_or(""));
     }
     let peers = p["peers"].as_array().cloned().unwrap_or_default();
     println!("{} connected peers", peers.len());

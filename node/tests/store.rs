@@ -553,6 +553,15 @@ fn maybe_flush_bounds_unflushed_time() {
             .unwrap()
     );
     assert!(!s.is_dirty());
+    // The clock is set back by hours: pending writes are still flushed on
+    // the next call, not held until the clock catches up.
+    s.add_encounters(&[encounter(&mut rng, NOON - 20)], UnixTime(NOON + 103))
+        .unwrap();
+    assert!(
+        s.maybe_flush(UnixTime(NOON - 3 * 3600)).unwrap(),
+        "flushed after a backwards clock jump"
+    );
+    assert!(!s.is_dirty());
 }
 
 #[test]

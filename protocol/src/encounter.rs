@@ -69,6 +69,17 @@ pub struct Encounter {
 }
 
 impl Encounter {
+    /// Whether an open encounter is over at `now`: idle for longer than
+    /// [`ENCOUNTER_IDLE_SECONDS`], longer than
+    /// [`MAX_ENCOUNTER_SPAN_SECONDS`], or the clock was set back to more than
+    /// [`ENCOUNTER_IDLE_SECONDS`] before it began (otherwise it would stay
+    /// open until the clock caught up).
+    pub fn ends_at(&self, now: UnixTime) -> bool {
+        now.seconds_since(self.last_seen) > ENCOUNTER_IDLE_SECONDS
+            || now.seconds_since(self.first_seen) > MAX_ENCOUNTER_SPAN_SECONDS
+            || self.first_seen.seconds_since(now) > ENCOUNTER_IDLE_SECONDS
+    }
+
     /// The day the encounter started.
     pub fn day(&self) -> Day {
         self.first_seen.day()
@@ -148,9 +159,7 @@ impl EncounterTracker {
         let att = attenuation_db(s.tx_power, s.rssi, self.rx_correction_db);
         // Close a stale or over-long encounter with this ID first.
         if let Some(o) = self.open.get(&s.id) {
-            let idle = s.at.seconds_since(o.enc.last_seen) > ENCOUNTER_IDLE_SECONDS;
-            let long = s.at.seconds_since(o.enc.first_seen) > MAX_ENCOUNTER_SPAN_SECONDS;
-            if (idle || long)
+            if o.enc.ends_at(s.at)
                 && let Some(o) = self.open.remove(&s.id)
             {
                 self.closed.push(o.snapshot());
@@ -236,10 +245,7 @@ impl EncounterTracker {
         let done: Vec<RotatingId> = self
             .open
             .iter()
-            .filter(|(_, o)| {
-                now.seconds_since(o.enc.last_seen) > ENCOUNTER_IDLE_SECONDS
-                    || now.seconds_since(o.enc.first_seen) > MAX_ENCOUNTER_SPAN_SECONDS
-            })
+            .filter(|(_, o)| o.enc.ends_at(now))
             .map(|(id, _)| *id)
             .collect();
         for id in done {
@@ -364,5 +370,21 @@ mod tests {
         mine.rotate(t0, &mut rng);
         assert_eq!(tr.handle_sighting(&mine, s), Err(SightingError::NoToken));
         assert_eq!(tr.open_count(), 0);
+    }
+
+    #[test]
+    fn an_encounter_ends_when_the_clock_is_set_back() {
+        let e = Encounter {
+            first_seen: UnixTime(10_000),
+            last_seen: UnixTime(10_100),
+            ..Encounter::default()
+        };
+        assert!(!e.ends_at(UnixTime(10_200)));
+        assert!(
+            !e.ends_at(UnixTime(10_000 - ENCOUNTER_IDLE_SECONDS)),
+            "small step back"
+        );
+        assert!(e.ends_at(UnixTime(10_000 - ENCOUNTER_IDLE_SECONDS - 1)));
+        assert!(e.ends_at(UnixTime(10_100 + ENCOUNTER_IDLE_SECONDS + 1)));
     }
 }

@@ -205,6 +205,14 @@ impl Daemon {
         format!("{listen}/p2p/{id}")
     }
 
+    /// Kills it with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns the exit
     /// status.
     pub fn stop(&mut self) -> std::process::ExitStatus {

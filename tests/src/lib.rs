@@ -6,3 +6,4 @@
 
 pub mod cli;
 pub mod mesh;
+pub mod world;

@@ -4,94 +4,20 @@
 //! 1 m apart, C is 40 m away; B tests positive, an issuer certifies, B
 //! reports: A is warned (high risk), C is not.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshtrace_node::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use meshtrace_node::node::{self, NodeEvent, NodeHandle, NodeSettings};
-use meshtrace_node::p2p::{self, libp2p::identity::Keypair};
-use meshtrace_node::radio::memory::{DeviceConfig, MemoryAir};
-use meshtrace_node::radio::model::{DutyCycle, PathLossModel, Position, Trajectory};
-use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, StoreConfig};
+use meshtrace_node::clock::Clock;
+use meshtrace_node::node::NodeEvent;
 use meshtrace_protocol::*;
 use meshtrace_tests::mesh::{TestNet, WAIT};
+use meshtrace_tests::world::World;
 
-struct Setup {
-    nodes: Vec<NodeHandle>,
-    clock: ManualClock,
-    air: MemoryAir,
+async fn setup(net: &TestNet, positions: &[f64]) -> World {
+    World::new(net, positions).await
 }
 
-async fn setup(net: &TestNet, positions: &[f64]) -> Setup {
-    let start = SystemClock.now();
-    let clock = ManualClock::new(start);
-    let shared: SharedClock = Arc::new(clock.clone());
-    let air = MemoryAir::new(PathLossModel::default(), DutyCycle::default(), 42).unwrap();
-    let mut nodes = Vec::new();
-    let mut first_addr = None;
-    for x in positions {
-        let mut store = ContactStore::with_backend(
-            MemoryStore::new(),
-            &MasterKey::generate(),
-            StoreConfig::default(),
-            start,
-        )
-        .unwrap();
-        store
-            .add_trusted_issuer(net.issuer.public(), "clinic")
-            .unwrap();
-        let radio = air
-            .add_device(DeviceConfig {
-                trajectory: Trajectory::fixed(Position { x: *x, y: 0.0 }),
-                ..DeviceConfig::default()
-            })
-            .unwrap();
-        let mut mesh = p2p::spawn(
-            net.config(false),
-            Keypair::generate_ed25519(),
-            shared.clone(),
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-        // Wait for the listen address (bounded).
-        let addr = loop {
-            match tokio::time::timeout(WAIT, mesh.events.recv()).await {
-                Ok(Some(p2p::P2pEvent::Listening(a))) => break a,
-                Ok(Some(_)) => {}
-                _ => panic!("mesh did not listen"),
-            }
-        };
-        match &first_addr {
-            None => {
-                first_addr = Some(addr.with(p2p::libp2p::multiaddr::Protocol::P2p(mesh.peer_id())))
-            }
-            Some(a) => mesh.dial(a.clone()).await.unwrap(),
-        }
-        let handle = node::start(
-            NodeSettings::new(&net.network_id),
-            store,
-            radio,
-            mesh,
-            shared.clone(),
-        )
-        .await
-        .unwrap();
-        nodes.push(handle);
-    }
-    Setup { nodes, clock, air }
-}
-
-/// Advances the manual clock second by second, running the air and every
-/// node's timer.
-async fn run_for(s: &Setup, seconds: u64) {
-    for _ in 0..seconds {
-        s.clock.advance_millis(1000);
-        s.air.step(s.clock.now_millis());
-        for n in &s.nodes {
-            n.tick().await.unwrap();
-        }
-    }
+async fn run_for(s: &World, seconds: u64) {
+    s.run_for(seconds).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

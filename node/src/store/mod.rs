@@ -1089,9 +1089,13 @@ impl<S: Store> ContactStore<S> {
     }
 
     /// Flushes when there are pending writes and the last flush is at least
-    /// [`FLUSH_INTERVAL_SECONDS`] old. Returns whether it flushed.
+    /// [`FLUSH_INTERVAL_SECONDS`] old — or the clock went back past it (a
+    /// clock set backwards must not hold writes back until it catches up).
+    /// Returns whether it flushed.
     pub fn maybe_flush(&mut self, now: UnixTime) -> Result<bool, StoreError> {
-        if self.dirty && now.seconds_since(self.last_flush) >= FLUSH_INTERVAL_SECONDS {
+        let due = now < self.last_flush
+            || now.seconds_since(self.last_flush) >= FLUSH_INTERVAL_SECONDS;
+        if self.dirty && due {
             self.flush_at(now)?;
             return Ok(true);
         }

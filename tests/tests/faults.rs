@@ -1,0 +1,157 @@
+//! Faults: a daemon killed (SIGKILL) under radio and mesh load keeps what it
+//! flushed and starts again; clocks that jump hours forwards and backwards
+//! do not stop a node from recording, storing, matching and warning.
+//!
+//! A network partition that heals is covered by `catchup.rs` (a node that
+//! was offline catches up on every report it missed).
+
+use std::time::{Duration, Instant};
+
+use meshtrace_node::clock::Clock;
+use meshtrace_node::node::NodeEvent;
+use meshtrace_protocol::*;
+use meshtrace_tests::cli::*;
+use meshtrace_tests::mesh::{TestNet, WAIT};
+use meshtrace_tests::world::World;
+
+#[test]
+fn a_daemon_killed_under_load_keeps_its_flushed_data_and_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("issuer.key");
+    let o = meshtrace(&["issuer", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let issuer = stdout(&o).trim().to_owned();
+    let port = free_udp_port().to_string();
+    let origin = now_millis().to_string();
+    let dir = |n: &str| tmp.path().join(n).display().to_string();
+    for (name, x) in [("a", "0,0"), ("b", "1,0")] {
+        let o = meshtrace(&[
+            "--data-dir",
+            &dir(name),
+            "init",
+            "--network",
+            "faults",
+            "--trust-issuer",
+            &issuer,
+            "--radio",
+            "udp-sim",
+            "--position",
+            x,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let run = |extra: &[&str]| {
+        let mut v = vec![
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--udp-port",
+            &port,
+            "--time-scale",
+            "60",
+            "--time-origin",
+            &origin,
+        ];
+        v.extend_from_slice(extra);
+        v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = run(&[]);
+    let a = Daemon::start(
+        &tmp.path().join("a"),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let a_addr = a.address();
+    let args = run(&["--bootstrap", &a_addr]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut b = Daemon::start(&tmp.path().join("b"), &args);
+
+    // Wait until B has stored encounters (closed at epoch rotations, i.e.
+    // within about 15 simulated minutes), then a little longer so that they
+    // are flushed (the store flushes every 2 simulated seconds).
+    let stored = wait_for(CLI_WAIT, "B to store encounters", || {
+        let n = b.json(&["status"])["encounters"].as_u64().unwrap();
+        (n > 0).then_some(n)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // SIGKILL while the radio and the mesh are busy.
+    b.kill();
+    let o = meshtrace(&["--data-dir", &dir("b"), "store", "check", "--json"]);
+    let check = json_ok(&o);
+    assert_eq!(check["ok"], true);
+    assert!(
+        check["encounters"].as_u64().unwrap() >= stored,
+        "flushed encounters lost: {check} < {stored}"
+    );
+    // It starts again on the same store (the stale socket is replaced).
+    let b = Daemon::start(&tmp.path().join("b"), &args);
+    let st = b.json(&["status"]);
+    assert!(st["encounters"].as_u64().unwrap() >= stored, "{st}");
+    drop(a);
+}
+
+fn cert_for(net: &TestNet, request: &str, now: UnixTime) -> String {
+    let request = ReportRequest::from_code(request).unwrap();
+    Certificate::issue(
+        &net.issuer,
+        CertificateParams {
+            network_id: request.network_id.clone(),
+            report_key: request.report_key,
+            valid_from: now,
+            valid_until: now.plus(2 * 86_400),
+            window_first_day: now.day().minus(2),
+            window_last_day: now.day(),
+            max_tokens: 4096,
+        },
+    )
+    .unwrap()
+    .to_code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_jumps_forwards_and_backwards_do_not_stop_a_node() {
+    let net = TestNet::new(61);
+    let mut w = World::new(&net, &[0.0, 1.0]).await;
+    // Sixteen minutes together, the clock jumps three hours forward, sixteen
+    // more minutes, then it is set back two hours, sixteen more minutes:
+    // three pieces of close contact, each long enough to be high risk on its
+    // own (the jumps may cross midnight).
+    w.run_for(16 * 60).await;
+    w.clock.advance_millis(3 * 3600 * 1000);
+    w.run_for(16 * 60).await;
+    let back = w.clock.now_millis() - 2 * 3600 * 1000;
+    w.clock.set_millis(back);
+    w.run_for(16 * 60).await;
+    // Apart, so that every encounter closes.
+    w.air
+        .set_enabled(meshtrace_node::radio::memory::DeviceId(1), false);
+    w.run_for(10 * 60).await;
+    let a = w.nodes[0].status().await.unwrap();
+    let b = w.nodes[1].status().await.unwrap();
+    assert!(a.encounters >= 3, "A recorded {} encounters", a.encounters);
+    assert!(b.encounters >= 3, "B recorded {} encounters", b.encounters);
+    assert_eq!(b.open_encounters, 0);
+
+    // B reports; A is warned, and every piece counts.
+    let b_node = &w.nodes[1];
+    let request = b_node.report_request().await.unwrap();
+    let cert = cert_for(&net, &request, w.clock.now());
+    let sent = b_node.report_submit(cert).await.unwrap();
+    assert_eq!(sent.chunks.len(), 1);
+    // (B's handle must stay alive: dropping it stops B.)
+    let a_events = &mut w.nodes[0].events;
+    let deadline = Instant::now() + WAIT;
+    let mut last = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, a_events.recv()).await {
+            Ok(Some(NodeEvent::Exposure(e))) => {
+                if e.exposure.high_risk && e.exposure.encounters.len() >= 3 {
+                    break;
+                }
+                last = Some(e);
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("A was not warned of all three pieces within {WAIT:?}; last: {last:?}"),
+        }
+    }
+}

@@ -21,6 +21,8 @@ pub struct World {
     pub clock: ManualClock,
     /// The shared air.
     pub air: MemoryAir,
+    /// The first node's dialable mesh address.
+    pub first_addr: p2p::libp2p::Multiaddr,
 }
 
 impl World {
@@ -84,7 +86,12 @@ impl World {
             .expect("node");
             nodes.push(handle);
         }
-        World { nodes, clock, air }
+        World {
+            nodes,
+            clock,
+            air,
+            first_addr: first_addr.expect("at least one node"),
+        }
     }
 
     /// Advances the clock second by second, running the air and every

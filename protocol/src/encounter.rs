@@ -158,12 +158,10 @@ impl EncounterTracker {
     ) -> Result<(), SightingError> {
         let att = attenuation_db(s.tx_power, s.rssi, self.rx_correction_db);
         // Close a stale or over-long encounter with this ID first.
-        if let Some(o) = self.open.get(&s.id) {
-            if o.enc.ends_at(s.at)
-                && let Some(o) = self.open.remove(&s.id)
-            {
-                self.closed.push(o.snapshot());
-            }
+        if self.open.get(&s.id).is_some_and(|o| o.enc.ends_at(s.at))
+            && let Some(o) = self.open.remove(&s.id)
+        {
+            self.closed.push(o.snapshot());
         }
         let new_tokens: Vec<_> = {
             let covered = self.open.get(&s.id).map(|o| &o.covered[..]).unwrap_or(&[]);

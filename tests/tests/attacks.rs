@@ -113,9 +113,9 @@ async fn one_way_replay_elsewhere_and_later_warns_nobody_and_a_sniffer_links_not
     // A and B together; C far away.
     let mut w = World::new(&net, &[0.0, 1.0, 500.0]).await;
     let mut recorder = device(&w, 0.5);
-    let mut replayers = vec![device(&w, 500.5), device(&w, 500.5)];
+    let mut replayers = [device(&w, 500.5), device(&w, 500.5)];
     // Sniffers everywhere record every frame on the air.
-    let mut sniffers = vec![device(&w, 0.0), device(&w, 500.0)];
+    let mut sniffers = [device(&w, 0.0), device(&w, 500.0)];
     let mut all_ids = BTreeSet::new();
     // The mesh observer receives every announcement.
     let mut observer = p2p::spawn(
@@ -217,8 +217,8 @@ async fn a_two_way_relay_is_the_known_limit() {
     let mut w = World::new(&net, &[0.0, 500.0]).await;
     let mut near_a = device(&w, 0.5);
     let mut near_c = device(&w, 500.5);
-    let mut to_c = vec![device(&w, 500.5), device(&w, 500.5)];
-    let mut to_a = vec![device(&w, 0.5), device(&w, 0.5)];
+    let mut to_c = [device(&w, 500.5), device(&w, 500.5)];
+    let mut to_a = [device(&w, 0.5), device(&w, 0.5)];
     let tx = meshtrace_node::radio::model::SIM_TX_POWER_DBM;
     // 20 minutes of real-time relaying in both directions (the relays'
     // own frames are left out: they advertise only what they heard).

@@ -1093,8 +1093,8 @@ impl<S: Store> ContactStore<S> {
     /// clock set backwards must not hold writes back until it catches up).
     /// Returns whether it flushed.
     pub fn maybe_flush(&mut self, now: UnixTime) -> Result<bool, StoreError> {
-        let due = now < self.last_flush
-            || now.seconds_since(self.last_flush) >= FLUSH_INTERVAL_SECONDS;
+        let due =
+            now < self.last_flush || now.seconds_since(self.last_flush) >= FLUSH_INTERVAL_SECONDS;
         if self.dirty && due {
             self.flush_at(now)?;
             return Ok(true);

@@ -11,6 +11,11 @@
 //!   exchange IDs as if they met, so C is warned. This is the design's known
 //!   limit; the test measures it (docs/threat-model.md has what bounds it).
 //!
+//! * Flood: a peer in its own process sends 10,000 invalid messages a second
+//!   for 30 s; an honest report made meanwhile still reaches everyone within
+//!   twice its normal latency, the attacker is graylisted, and the honest
+//!   nodes' memory stays bounded.
+//!
 //! Fake reports (no or forged certificate, untrusted issuer, over the cap,
 //! outside the window, equivocation) are rejected and relayed by nobody:
 //! `mesh.rs` (`invalid_announcements_are_rejected_and_not_forwarded`,
@@ -263,4 +268,175 @@ async fn a_two_way_relay_is_the_known_limit() {
         "wormhole: C warned, high_risk = {}, days = {:?}",
         e.exposure.high_risk, e.exposure.days
     );
+}
+
+/// Resident memory of this process (kB), from /proc.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Publishes `bytes` from `from` and returns the real time until every node
+/// in `to` delivered it (bounded by `WAIT`).
+async fn delivery_time(
+    from: &meshtrace_tests::mesh::TestNode,
+    to: &mut [meshtrace_tests::mesh::TestNode],
+    bytes: Vec<u8>,
+) -> Duration {
+    let id = AnnouncementId::of(&bytes);
+    let start = Instant::now();
+    from.handle.publish(bytes).await.unwrap().unwrap();
+    for (i, n) in to.iter_mut().enumerate() {
+        let deadline = start + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, n.handle.events.recv()).await {
+                Ok(Some(P2pEvent::Announcement { verified, .. })) if verified.id() == id => break,
+                Ok(Some(P2pEvent::Announcement { verified, .. })) => {
+                    panic!("node {i} accepted something else: {:?}", verified.id())
+                }
+                Ok(Some(_)) => {}
+                _ => panic!("node {i} did not receive the report within {WAIT:?}"),
+            }
+        }
+    }
+    start.elapsed()
+}
+
+/// Invalid messages per second the flooding peer sends.
+const FLOOD_RATE: u64 = 10_000;
+/// How long it floods.
+const FLOOD_SECONDS: u64 = 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
+    use meshtrace_tests::mesh::{start, wait_for_mesh};
+    use std::io::BufRead;
+    let mut net = TestNet::new(73);
+    let mut honest = Vec::new();
+    for _ in 0..5 {
+        honest.push(start(&net, net.config(false), Vec::new()).await);
+    }
+    for i in 1..honest.len() {
+        let addr = honest[i - 1].addr.clone();
+        honest[i].handle.dial(addr).await.unwrap();
+    }
+    let addr = honest[0].addr.clone();
+    honest[4].handle.dial(addr).await.unwrap();
+    {
+        let refs: Vec<_> = honest.iter().collect();
+        wait_for_mesh(&refs, 2).await;
+    }
+    let (origin, rest) = honest.split_first_mut().unwrap();
+    // Normal latency first.
+    let t = net.tokens(5);
+    let normal = delivery_time(origin, rest, net.report(&t).remove(0)).await;
+    let rss_before = rss_kb();
+
+    // The attacker, in its own process, next to nodes 1 and 3.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("meshtrace-flood-child");
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            net.network_id.clone(),
+            net.issuer.public().to_hex(),
+            FLOOD_RATE.to_string(),
+            FLOOD_SECONDS.to_string(),
+            rest[0].addr.to_string(),
+            rest[2].addr.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let attacker: p2p::libp2p::PeerId = line
+        .trim()
+        .strip_prefix("peer ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("flood child said {line:?}"));
+    // It forms its mesh for two seconds, then floods; the honest report
+    // goes out five seconds into the flood.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let t = net.tokens(5);
+    let flooded = delivery_time(origin, rest, net.report(&t).remove(0)).await;
+    // The neighbours graylisted the attacker (one invalid message costs
+    // -100, below the -80 graylist threshold; the penalty decays by 10 % a
+    // second, so it is looked at while the flood goes on).
+    let mut scores = Vec::new();
+    for i in [0, 2] {
+        let st = rest[i].handle.status().await.unwrap();
+        let score = st
+            .peers
+            .iter()
+            .find(|p| p.peer == attacker)
+            .and_then(|p| p.score);
+        scores.push(score);
+        assert!(st.counters.rejected >= 1, "{:?}", st.counters);
+        assert!(
+            score.is_none_or(|s| s < -80.0),
+            "node {} did not graylist the attacker (score {score:?})",
+            i + 1
+        );
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let mut last = String::new();
+        let mut l = String::new();
+        while out.read_line(&mut l).unwrap_or(0) > 0 {
+            last = std::mem::take(&mut l);
+        }
+        (child.wait().unwrap(), last)
+    })
+    .await
+    .unwrap();
+    let sent: u64 = status
+        .1
+        .trim()
+        .strip_prefix("sent ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("flood child ended with {:?}", status.1));
+    assert!(status.0.success());
+    let rss_after = rss_kb();
+    println!(
+        "flood: {sent} invalid messages in {FLOOD_SECONDS} s; honest report delivered to all in {normal:?} normally, {flooded:?} during the flood; attacker scores {scores:?}; honest nodes' RSS {} → {} MB",
+        rss_before / 1024,
+        rss_after / 1024
+    );
+    assert!(
+        sent >= FLOOD_RATE * FLOOD_SECONDS / 2,
+        "the attacker managed only {sent} messages"
+    );
+    // Within twice the normal latency (with a floor of one second: the
+    // normal latency on loopback is a few milliseconds, below the
+    // scheduling noise of a loaded 2-core machine).
+    let bound = (normal * 2).max(Duration::from_secs(1));
+    assert!(
+        flooded <= bound,
+        "the flood delayed the report: {flooded:?} > {bound:?}"
+    );
+    for n in honest.iter() {
+        let st = n.handle.status().await.unwrap();
+        assert_eq!(st.pool, 2, "only the two honest reports are held");
+    }
+    // Memory stays bounded: the attacker sent 2 × 90 MB; the honest nodes
+    // keep none of it.
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "memory grew from {rss_before} kB to {rss_after} kB"
+    );
+    for h in honest {
+        h.handle.shutdown().await;
+    }
 }

@@ -1,6 +1,7 @@
 //! Faults: a daemon killed (SIGKILL) under radio and mesh load keeps what it
 //! flushed and starts again; clocks that jump hours forwards and backwards
-//! do not stop a node from recording, storing, matching and warning.
+//! do not stop a node from recording, storing, matching and warning; a full
+//! disk stops the daemon cleanly without damage.
 //!
 //! A network partition that heals is covered by `catchup.rs` (a node that
 //! was offline catches up on every report it missed).
@@ -154,4 +155,59 @@ async fn clock_jumps_forwards_and_backwards_do_not_stop_a_node() {
             _ => panic!("A was not warned of all three pieces within {WAIT:?}; last: {last:?}"),
         }
     }
+}
+
+/// A full disk, approximated with a file-size limit of zero blocks
+/// (`ulimit -f 0`, SIGXFSZ ignored so that writes fail with EFBIG instead of
+/// killing the process): the daemon stops with one clear line and a
+/// non-zero exit, the store is intact, and it runs again once space is back.
+#[test]
+fn a_full_disk_stops_the_daemon_cleanly_and_corrupts_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a").display().to_string();
+    let o = meshtrace(&[
+        "--data-dir",
+        &dir,
+        "init",
+        "--network",
+        "full",
+        "--radio",
+        "udp-sim",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = free_udp_port().to_string();
+    let run = format!(
+        "trap '' XFSZ; ulimit -f 0; exec '{}' --data-dir '{dir}' run --listen /ip4/127.0.0.1/tcp/0 --no-mdns --udp-port {port}",
+        meshtrace_bin().display()
+    );
+    let child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&run)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_output(child, CLI_WAIT);
+    assert_one_line_error(&o, "File too large");
+    // Nothing damaged.
+    let check = json_ok(&meshtrace(&[
+        "--data-dir",
+        &dir,
+        "store",
+        "check",
+        "--json",
+    ]));
+    assert_eq!(check["ok"], true);
+    // Space is back: it runs.
+    let mut d = Daemon::start(
+        &tmp.path().join("a"),
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--udp-port",
+            &port,
+        ],
+    );
+    assert!(d.stop().success(), "{}", d.log());
 }

@@ -238,8 +238,21 @@ async fn invalid_announcements_are_rejected_and_not_forwarded() {
     // The neighbour rejected them and scores the bad peer down (one invalid
     // message already puts it below the graylist threshold, so what follows
     // is dropped unread); nodes further away never saw them.
-    let st0 = honest[0].handle.status().await.unwrap();
-    assert!(st0.counters.rejected >= 1, "{:?}", st0.counters);
+    // (The marker travels another path than the invalid messages, so it
+    // may arrive first: wait, bounded, for the rejections.)
+    let deadline = Instant::now() + WAIT;
+    let st0 = loop {
+        let st = honest[0].handle.status().await.unwrap();
+        if st.counters.rejected >= 1 {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the neighbour never rejected the invalid messages: {:?}",
+            st.counters
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(st0.pool, 1, "only the marker is stored: {st0:?}");
     let score = st0
         .peers

@@ -1,5 +1,6 @@
 //! `meshtrace`: the command a user runs.
 
+mod bench;
 mod demo;
 mod issuer;
 mod node_cmd;
@@ -67,6 +68,8 @@ enum Command {
     /// The town-scale evaluation: thousands of simulated people running the
     /// real protocol code, scored against ground truth.
     Simulate(simulate::SimulateArgs),
+    /// Measure this machine: token derivation, verification, matching, store ingest, idle memory.
+    Bench(bench::BenchArgs),
 }
 
 /// Where a command finds its node: the data directory and config file the
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Store(c) => store_cmd::run(&paths, &c),
         Command::Demo(a) => demo::run(&a),
         Command::Simulate(a) => simulate::run(&a),
+        Command::Bench(a) => bench::run(&a),
     }
 }
 

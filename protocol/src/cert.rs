@@ -226,6 +226,19 @@ impl Certificate {
     /// Decodes a certificate and checks its own signature and field bounds
     /// (not trust, network or time: see [`Certificate::verify`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Certificate, CertificateError> {
+        let (cert, signed) = Certificate::decode_unverified(bytes)?;
+        if !cert.issuer.verify(&signed, &cert.signature) {
+            return Err(CertificateError::BadSignature);
+        }
+        Ok(cert)
+    }
+
+    /// [`Certificate::from_bytes`] without the signature check: the decoded
+    /// certificate and the bytes its issuer signed. Only for callers that
+    /// check the signature themselves (batch verification).
+    pub(crate) fn decode_unverified(
+        bytes: &[u8],
+    ) -> Result<(Certificate, Vec<u8>), CertificateError> {
         const WHAT: &str = "certificate";
         let m: CertificateMsg = decode_canonical(bytes, WHAT, MAX_CERTIFICATE_BYTES)?;
         let signature: [u8; SIGNATURE_LEN] = fixed(&m.signature, WHAT, "signature")?;
@@ -252,15 +265,15 @@ impl Certificate {
             max_tokens: b.max_tokens,
         };
         check_params(&params)?;
-        if !issuer.verify(&signing_input(&m.body), &signature) {
-            return Err(CertificateError::BadSignature);
-        }
-        Ok(Certificate {
-            params,
-            issuer,
-            signature,
-            bytes: bytes.to_vec(),
-        })
+        Ok((
+            Certificate {
+                params,
+                issuer,
+                signature,
+                bytes: bytes.to_vec(),
+            },
+            signing_input(&m.body),
+        ))
     }
 
     /// Checks trust and network: the issuer is one of `trusted` and the

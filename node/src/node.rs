@@ -28,6 +28,9 @@ use crate::store::{ContactStore, Store, StoreError, StoredExposure};
 pub const META_REPORT_KEY: &str = "report-key";
 /// Store metadata name of the own chunks not yet confirmed sent.
 pub const META_UNSENT: &str = "unsent-announcements";
+/// Store metadata name of this node's own published report keys (so that
+/// it never matches its own report, also after a restart).
+pub const META_OWN_REPORTS: &str = "own-report-keys";
 /// Capacity of the command and event channels.
 pub const NODE_CHANNEL: usize = 256;
 
@@ -215,6 +218,7 @@ struct Node<S: Store, R: Radio> {
     chunk_owner: HashMap<(ReportPublicKey, u32), AnnouncementId>,
     matched: HashMap<ReportPublicKey, BTreeSet<EncounterRef>>,
     unsent: Vec<AnnouncementId>,
+    own_reports: HashSet<ReportPublicKey>,
     events: mpsc::Sender<NodeEvent>,
 }
 
@@ -247,6 +251,7 @@ where
         chunk_owner: HashMap::new(),
         matched: HashMap::new(),
         unsent: Vec::new(),
+        own_reports: HashSet::new(),
         events: ev_tx,
     };
     node.resume().await?;
@@ -272,6 +277,12 @@ impl<S: Store, R: Radio> Node<S, R> {
         for k in self.store.epoch_keys()? {
             self.stored_epochs.insert(k.epoch());
             self.keys.insert(k);
+        }
+        if let Some(keys) = self.store.meta(META_OWN_REPORTS)? {
+            self.own_reports = keys
+                .chunks_exact(32)
+                .filter_map(|c| c.try_into().ok().map(ReportPublicKey))
+                .collect();
         }
         let trusted = self.trusted()?;
         let ids: Vec<AnnouncementId> = self.store.announcements().map(|a| a.id).collect();
@@ -503,7 +514,8 @@ impl<S: Store, R: Radio> Node<S, R> {
         hits: Vec<EncounterRef>,
         now: UnixTime,
     ) -> Result<(), NodeError> {
-        if hits.is_empty() {
+        // Our own report matches our own encounters: never an exposure.
+        if hits.is_empty() || self.own_reports.contains(&report_key) {
             return Ok(());
         }
         let set = self.matched.entry(report_key).or_default();
@@ -630,6 +642,9 @@ impl<S: Store, R: Radio> Node<S, R> {
         // handed to the mesh again at restart until it is confirmed sent.
         self.unsent.extend(ids.iter().copied());
         self.save_unsent()?;
+        self.own_reports.insert(key.public());
+        let own: Vec<u8> = self.own_reports.iter().flat_map(|k| k.0).collect();
+        self.store.set_meta(META_OWN_REPORTS, &own)?;
         self.store.remove_meta(META_REPORT_KEY)?;
         self.store.flush()?;
         for c in chunks {

@@ -94,3 +94,50 @@ async fn a_close_contact_is_warned_and_a_distant_one_is_not() {
     }
     let _ = &mut net;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporter_never_warns_itself() {
+    let net = TestNet::new(52);
+    let mut w = World::new(&net, &[0.0, 1.0]).await;
+    // Together for 20 minutes; B reports while its encounters with A are
+    // still open (they go into the report), then they close afterwards.
+    w.run_for(20 * 60).await;
+    let b = &w.nodes[1];
+    assert!(b.status().await.unwrap().open_encounters > 0);
+    let request = ReportRequest::from_code(&b.report_request().await.unwrap()).unwrap();
+    let now = w.clock.now();
+    let cert = Certificate::issue(
+        &net.issuer,
+        CertificateParams {
+            network_id: request.network_id.clone(),
+            report_key: request.report_key,
+            valid_from: now,
+            valid_until: now.plus(2 * 86_400),
+            window_first_day: now.day().minus(2),
+            window_last_day: now.day(),
+            max_tokens: 4096,
+        },
+    )
+    .unwrap();
+    b.report_submit(cert.to_code()).await.unwrap();
+    w.air
+        .set_enabled(meshtrace_node::radio::memory::DeviceId(1), false);
+    w.run_for(10 * 60).await;
+    // A is warned (so the report did go round) ...
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, w.nodes[0].events.recv()).await {
+            Ok(Some(NodeEvent::Exposure(e))) if e.exposure.high_risk => break,
+            Ok(Some(_)) => {}
+            _ => panic!("A was not warned within {WAIT:?}"),
+        }
+    }
+    // ... and B, whose closed encounters hold the same tokens, is not.
+    let st = w.nodes[1].status().await.unwrap();
+    assert_eq!(st.open_encounters, 0);
+    assert!(
+        w.nodes[1].exposures().await.unwrap().is_empty(),
+        "the reporter warned itself"
+    );
+}

@@ -1256,7 +1256,13 @@ impl Mesh {
                     return;
                 }
                 let verified = self.verify(&request.announcement);
-                let accepted = verified.is_ok();
+                // A loop in the stem, already fluffed, or a variant of a
+                // chunk we hold: refuse, so that the sender fluffs at once
+                // instead of waiting for its fail-safe timer.
+                let held = verified
+                    .as_ref()
+                    .is_ok_and(|v| self.pool.contains(&v.id()) || self.slot_taken(v));
+                let accepted = verified.is_ok() && !held;
                 let _ = self
                     .swarm
                     .behaviour_mut()
@@ -1267,9 +1273,7 @@ impl Mesh {
                     return;
                 };
                 let id = v.id();
-                if self.pool.contains(&id) || self.slot_taken(&v) {
-                    // A loop in the stem, already fluffed, or a variant of a
-                    // chunk we hold: nothing to do.
+                if held {
                     return;
                 }
                 let bytes = request.announcement;

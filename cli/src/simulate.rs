@@ -1,19 +1,259 @@
 //! `meshtrace simulate`: the town-scale evaluation.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use meshtrace_tests::sim::{self, SimConfig, SimReport};
+
+/// Default town size.
+const DEFAULT_AGENTS: u32 = 2_000;
+/// Default run length (the retention window).
+const DEFAULT_DAYS: u32 = 14;
+/// Default adoption: the 50 % that public campaigns aimed for.
+const DEFAULT_ADOPTION: f64 = 0.5;
 
 /// Options of `meshtrace simulate`.
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {
-    /// Print the result as JSON.
+    /// People in the town.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_AGENTS)]
+    agents: u32,
+    /// Simulated days.
+    #[arg(long, value_name = "D", default_value_t = DEFAULT_DAYS)]
+    days: u32,
+    /// Share of people running the app, 0 to 1.
+    #[arg(long, value_name = "P", default_value_t = DEFAULT_ADOPTION)]
+    adoption: f64,
+    /// Seed: the same seed gives the same results.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// Print the result as JSON (no progress bar).
     #[arg(long)]
     json: bool,
+    /// Write an HTML report with plots (and the JSON) into this directory;
+    /// includes the adoption sweep.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Also run every adoption level from 0 to 100 % in steps of 10 %.
+    #[arg(long)]
+    sweep_adoption: bool,
+    /// Add an attacker who records broadcasts in one shop and replays them
+    /// live in another (it must cause no alert).
+    #[arg(long)]
+    replay_attack: bool,
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+struct Bar {
+    on: bool,
+    started: Instant,
+    last: Mutex<(String, u32)>,
+}
+
+impl Bar {
+    fn new(on: bool) -> Bar {
+        Bar {
+            on,
+            started: Instant::now(),
+            last: Mutex::new((String::new(), u32::MAX)),
+        }
+    }
+
+    fn update(&self, stage: &str, done: u32, total: u32) {
+        if !self.on || total == 0 {
+            return;
+        }
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.0 == stage && last.1 == done {
+            return;
+        }
+        *last = (stage.to_owned(), done);
+        let width = 30;
+        let filled = (done as usize * width) / total as usize;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K[{}{}] day {done}/{total}  {stage}  {:.0} s",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = err.flush();
+    }
+
+    fn clear(&self) {
+        if self.on {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
 }
 
 pub(crate) fn run(args: &SimulateArgs) -> Result<ExitCode> {
-    let _ = args.json;
-    bail!("meshtrace simulate is not part of this build yet")
+    let mut cfg = SimConfig::new(args.agents, args.days, args.adoption, args.seed);
+    cfg.replay_attack = args.replay_attack;
+    if let Err(e) = cfg.validate() {
+        bail!("{e}");
+    }
+    if let Some(dir) = &args.out
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        bail!("--out {} exists and is not a directory", dir.display());
+    }
+    let bar = Bar::new(!args.json && std::io::stderr().is_terminal());
+    let started = Instant::now();
+    let sweep = args.sweep_adoption || args.out.is_some();
+    let report = sim::run(&cfg, sweep, &|stage: &str, done: u32, total: u32| {
+        bar.update(stage, done, total)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.clear();
+    let elapsed = started.elapsed();
+    let html = match &args.out {
+        Some(dir) => Some(
+            sim::html::write_report(&report, dir)
+                .with_context(|| format!("writing the report into {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+        println!("finished in {:.1} s", elapsed.as_secs_f64());
+        if let Some(h) = html {
+            println!("report: {}", h.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1} %", x * 100.0)
+}
+
+fn print_text(r: &SimReport) {
+    let t = &r.tracing;
+    let e = &r.epidemic;
+    let n = &r.network;
+    let s = &r.storage;
+    println!(
+        "town: {} people in {} households, {} with the app ({}), {} days from {} (seed {})",
+        r.config.agents,
+        r.town.households,
+        r.adopters,
+        pct(r.config.adoption),
+        r.config.days,
+        r.config.start,
+        r.config.seed
+    );
+    println!(
+        "epidemic: {} initial cases; {} infections with tracing, {} without; {} positive tests, {} found after an alert",
+        e.initial_infections,
+        e.infections,
+        e.infections_without_tracing,
+        e.positive_tests,
+        e.positives_after_alert
+    );
+    println!(
+        "reports: {} of {} cases ({} had the app); {} alerts: {} true, {} false; {} low-risk matches",
+        t.reports,
+        t.cases,
+        t.cases_with_app,
+        t.alerts,
+        t.true_alerts,
+        t.false_alerts,
+        t.low_risk_exposures
+    );
+    println!(
+        "recall (both have the app): {} of {} true contacts; precision: {}",
+        pct(t.recall),
+        t.true_contacts_both_app,
+        pct(t.precision)
+    );
+    println!(
+        "share of all true contacts warned: {} of {}; infected contacts of reporters warned: {} of {}",
+        pct(t.population_recall),
+        t.true_contacts_all,
+        t.infected_by_reporters_warned,
+        t.infected_by_reporters
+    );
+    println!(
+        "positive test → alert: median {:.1} h, p90 {:.1} h, max {:.1} h ({} within 24 h)",
+        t.alert_delay_hours.p50,
+        t.alert_delay_hours.p90,
+        t.alert_delay_hours.max,
+        pct(t.alerts_within_24h)
+    );
+    println!(
+        "report → alert (the mesh): median {:.1} min, p90 {:.1} min, max {:.0} min",
+        t.report_to_alert_minutes.p50, t.report_to_alert_minutes.p90, t.report_to_alert_minutes.max
+    );
+    if t.false_alerts > 0 {
+        let places: Vec<String> = t
+            .false_alerts_by_place
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!(
+            "false alerts by place: {}; closest approach median {:.1} m",
+            places.join(", "),
+            t.false_alert_closest_m.p50
+        );
+    }
+    println!(
+        "announcement per case: {:.0} bytes on average (max {:.0}), {:.0} real tokens",
+        n.announcement_bytes_per_case.mean,
+        n.announcement_bytes_per_case.max,
+        n.real_tokens_per_case.mean
+    );
+    println!(
+        "received per node per day: {:.0} bytes (full node {:.0}, light node {:.0}; digests {:.0})",
+        n.bytes_received_per_node_per_day,
+        n.full_node_bytes_per_day,
+        n.light_node_bytes_per_day,
+        n.digest_bytes_per_node_per_day
+    );
+    println!(
+        "stored per node: median {:.0} KiB, p90 {:.0} KiB ({:.0} bytes per encounter, {:.2} encounters per heard ID, from {} encounters)",
+        s.stored_bytes_per_node.p50 / 1024.0,
+        s.stored_bytes_per_node.p90 / 1024.0,
+        s.bytes_per_encounter,
+        s.encounters_per_heard_epoch,
+        s.calibration_encounters
+    );
+    if let Some(a) = &r.replay_attack {
+        println!(
+            "replay attack: {} phones heard replayed IDs ({} encounters), {} alerts",
+            a.victims, a.replayed_encounters, a.alerts
+        );
+    }
+    if !r.sweep.is_empty() {
+        println!("adoption  reports  alerts  recall  warned/all  precision  infections");
+        for p in &r.sweep {
+            println!(
+                "{:>7.0} % {:>8} {:>7} {:>7} {:>11} {:>10} {:>11}",
+                p.adoption * 100.0,
+                p.reports,
+                p.alerts,
+                pct(p.recall),
+                pct(p.population_recall),
+                pct(p.precision),
+                p.infections
+            );
+        }
+    }
+    println!(
+        "token derivations (X25519 + HKDF): {}; tracker refusals: {}",
+        t.token_derivations, t.refused_sightings
+    );
 }

@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod mesh;
+pub mod sim;
 pub mod world;

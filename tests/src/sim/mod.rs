@@ -1,0 +1,314 @@
+//! `meshtrace simulate`: a deterministic town in which every person with the
+//! app runs the real protocol code, scored against ground truth.
+//!
+//! * [`run`] simulates a generated town ([`SimConfig`]) with and without
+//!   tracing, optionally sweeping adoption, and returns a [`SimReport`].
+//! * [`run_script`] runs a hand-written [`Script`] (people, stays, positive
+//!   results, a replay attacker) through the same pipeline, for tests.
+//! * [`html::write_report`] renders a report as HTML with SVG plots.
+//!
+//! The model, its parameters and their sources are in `docs/simulation.md`.
+
+mod contacts;
+mod disease;
+mod engine;
+pub mod html;
+mod params;
+mod report;
+mod rng;
+mod town;
+mod tracing;
+
+use std::collections::BTreeMap;
+
+pub use params::*;
+pub use report::*;
+pub use town::TownStats;
+
+use engine::{Mode, World, adopters, simulate};
+use meshtrace_protocol::Day;
+use town::{Layout, Presence, Room, RoomKind, Spot, Town};
+
+/// Progress callback: `(stage, days done, days in the stage)`.
+pub type ProgressFn<'a> = &'a (dyn Fn(&str, u32, u32) + Sync);
+
+/// Runs the town simulation: the run at `cfg.adoption` with tracing, the
+/// same town without tracing (for the epidemic curve), and with `sweep` one
+/// run per level of [`SWEEP_LEVELS`].
+pub fn run(cfg: &SimConfig, sweep: bool, progress: ProgressFn<'_>) -> Result<SimReport, String> {
+    cfg.validate()?;
+    let world = World::Town(Town::generate(cfg.agents, &cfg.town, cfg.seed));
+    let n = cfg.agents as usize;
+    let stage = |label: String| move |d: u32, t: u32| progress(&label, d, t);
+    let main_label = format!("adoption {:.0} %", cfg.adoption * 100.0);
+    let main = simulate(
+        cfg,
+        &world,
+        Mode {
+            app: true,
+            tracing: true,
+        },
+        adopters(cfg.seed, n, cfg.adoption),
+        cfg.days,
+        &stage(main_label),
+    );
+    let baseline = simulate(
+        cfg,
+        &world,
+        Mode {
+            app: false,
+            tracing: false,
+        },
+        vec![false; n],
+        cfg.days,
+        &stage("without tracing".into()),
+    );
+    let mut points = Vec::new();
+    if sweep {
+        for &level in SWEEP_LEVELS.iter() {
+            let o = if (level - cfg.adoption).abs() < 1e-9 {
+                None
+            } else {
+                Some(simulate(
+                    cfg,
+                    &world,
+                    Mode {
+                        app: true,
+                        tracing: true,
+                    },
+                    adopters(cfg.seed, n, level),
+                    cfg.days,
+                    &stage(format!("sweep: adoption {:.0} %", level * 100.0)),
+                ))
+            };
+            let o = o.as_ref().unwrap_or(&main);
+            points.push(SweepPoint {
+                adoption: level,
+                reports: o.tracing.reports,
+                alerts: o.tracing.alerts,
+                true_contacts_both_app: o.tracing.true_contacts_both_app,
+                recall: o.tracing.recall,
+                population_recall: o.tracing.population_recall,
+                precision: o.tracing.precision,
+                infections: o.epidemic.infections,
+            });
+        }
+    }
+    let World::Town(town) = &world else {
+        return Err("internal: not a town".into());
+    };
+    let mut epidemic = main.epidemic;
+    epidemic.infections_without_tracing = baseline.epidemic.infections;
+    epidemic.daily_infections_without_tracing = baseline.epidemic.daily_infections;
+    Ok(SimReport {
+        config: ConfigEcho {
+            agents: cfg.agents,
+            days: cfg.days,
+            adoption: cfg.adoption,
+            seed: cfg.seed,
+            start: Day(tracing::START_DAY).to_string(),
+            contact_minutes: CONTACT_MINUTES,
+            contact_distance_m: f64::from(CONTACT_DISTANCE_M),
+        },
+        town: town.stats.clone(),
+        adopters: main.adopters,
+        epidemic,
+        tracing: main.tracing,
+        network: main.network,
+        storage: main.storage,
+        replay_attack: cfg.replay_attack.then_some(main.replay),
+        sweep: points,
+        alert_delays_hours: main.delays,
+        stored_bytes: main.stored,
+    })
+}
+
+/// A stay in a scripted world: `agent` at `(x, y)` metres in `place` on
+/// `day`, from `from_minute` to `to_minute` (minutes of the day).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stay {
+    /// Who.
+    pub agent: u32,
+    /// Where (any number; people in different places never hear each other).
+    pub place: u32,
+    /// Day (0 = the first simulated day).
+    pub day: u32,
+    /// First minute of the day.
+    pub from_minute: u32,
+    /// Minute of the day the stay ends.
+    pub to_minute: u32,
+    /// Position, metres.
+    pub x: f32,
+    /// Position, metres.
+    pub y: f32,
+}
+
+/// A positive result in a scripted world; the person reports at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Positive {
+    /// Who.
+    pub agent: u32,
+    /// Day of the result (and report).
+    pub day: u32,
+    /// Minute of the day.
+    pub minute: u32,
+    /// First day of the certified contact window.
+    pub window_first_day: u32,
+}
+
+/// A one-way replay attacker in a scripted world: records every broadcast
+/// in one place and plays it back in another, close to each person there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Replay {
+    /// Where it records.
+    pub record_place: u32,
+    /// Where it replays.
+    pub replay_place: u32,
+    /// How much later (0: a live relay).
+    pub delay_minutes: u32,
+}
+
+/// A hand-written world.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Script {
+    /// People (ids `0..people`).
+    pub people: u32,
+    /// Who runs the app.
+    pub app: Vec<u32>,
+    /// Where everyone is.
+    pub stays: Vec<Stay>,
+    /// Positive results.
+    pub positives: Vec<Positive>,
+    /// A replay attacker.
+    pub replay: Option<Replay>,
+}
+
+/// An exposure found on a phone in a scripted run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScriptAlert {
+    /// The reporter.
+    pub reporter: u32,
+    /// The warned phone's person.
+    pub receiver: u32,
+    /// A high-risk exposure (an alert), not only a low-risk match.
+    pub high_risk: bool,
+    /// The phone heard the reporter only through the replay attacker.
+    pub replay_only: bool,
+}
+
+/// What a scripted run found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScriptOutcome {
+    /// Every exposure, sorted.
+    #[serde(skip)]
+    pub alerts: Vec<ScriptAlert>,
+    /// Reports published.
+    pub reports: u32,
+    /// Reports whose chunks verified.
+    pub reports_verified: u32,
+    /// The replay attack.
+    pub replay: ReplayAttack,
+    /// Tokens derived.
+    pub token_derivations: u64,
+    /// Sightings the tracker refused.
+    pub refused_sightings: u64,
+}
+
+use serde::Serialize;
+
+/// Runs a scripted world through the app pipeline (no infection model:
+/// the positives are given). Radio, mesh and risk come from `cfg`.
+pub fn run_script(script: &Script, cfg: &SimConfig) -> ScriptOutcome {
+    let places = script.stays.iter().map(|s| s.place + 1).max().unwrap_or(0);
+    let rooms = (0..places)
+        .map(|_| Room {
+            layout: Layout::Fixed,
+            kind: RoomKind::Other,
+        })
+        .collect();
+    let mut days: BTreeMap<u32, Vec<Presence>> = BTreeMap::new();
+    for s in &script.stays {
+        let base = s.day as i32 * town::DAY_MIN;
+        days.entry(s.day).or_default().push(Presence {
+            agent: s.agent,
+            room: s.place,
+            start: base + s.from_minute as i32,
+            end: base + s.to_minute as i32,
+            spot: Spot::At(s.x, s.y),
+        });
+    }
+    let last = script
+        .stays
+        .iter()
+        .map(|s| s.day)
+        .chain(script.positives.iter().map(|p| p.day))
+        .max()
+        .unwrap_or(0);
+    // Ids beyond `people` still count as people.
+    let people = script
+        .stays
+        .iter()
+        .map(|s| s.agent + 1)
+        .chain(script.positives.iter().map(|p| p.agent + 1))
+        .chain(script.app.iter().map(|a| a + 1))
+        .fold(script.people, u32::max);
+    let world = World::Script {
+        rooms,
+        people,
+        days,
+        positives: script
+            .positives
+            .iter()
+            .map(|p| {
+                (
+                    p.agent,
+                    p.day as i32 * town::DAY_MIN + p.minute as i32,
+                    p.window_first_day as i32,
+                )
+            })
+            .collect(),
+        relay: script.replay.map(|r| tracing::Relay {
+            record_rooms: vec![r.record_place],
+            replay_room: r.replay_place,
+            delay_minutes: r.delay_minutes as i32,
+        }),
+    };
+    let mut app = vec![false; people as usize];
+    for &a in &script.app {
+        if let Some(x) = app.get_mut(a as usize) {
+            *x = true;
+        }
+    }
+    let o = simulate(
+        cfg,
+        &world,
+        Mode {
+            app: true,
+            tracing: false,
+        },
+        app,
+        last + 1,
+        &|_, _| {},
+    );
+    let mut alerts: Vec<ScriptAlert> = o
+        .alerts
+        .iter()
+        .map(
+            |&(reporter, receiver, high_risk, replay_only)| ScriptAlert {
+                reporter,
+                receiver,
+                high_risk,
+                replay_only,
+            },
+        )
+        .collect();
+    alerts.sort();
+    ScriptOutcome {
+        alerts,
+        reports: o.tracing.reports,
+        reports_verified: o.tracing.reports_verified,
+        replay: o.replay,
+        token_derivations: o.tracing.token_derivations,
+        refused_sightings: o.tracing.refused_sightings,
+    }
+}

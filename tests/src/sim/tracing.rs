@@ -1,0 +1,728 @@
+//! The app: every adopting person's phone runs the real protocol code —
+//! rotating keys ([`KeySchedule`]), sightings to encounters
+//! ([`EncounterTracker`], which derives the X25519 tokens), the report flow
+//! (request, [`Certificate`], [`build_announcements`]), verification
+//! ([`VerifiedAnnouncement::verify`]) and matching ([`TokenIndex`],
+//! [`ExposureLedger`], [`RiskConfig`]).
+//!
+//! The radio and the mesh are modelled. Work is done where it can matter:
+//! when a person reports, their phone's log and the log of every phone that
+//! heard them are rebuilt from that contact history (receptions are drawn
+//! from streams keyed by receiver, sender and day, so a pair's receptions
+//! are the same whichever report rebuilds them). An alert only ever comes
+//! from tokens shared with the reporter, so phones that never heard a
+//! reporter cannot be alerted, and skipping their logs changes no result.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use meshtrace_node::radio::model::SIM_TX_POWER_DBM;
+use meshtrace_protocol::{
+    Certificate, CertificateParams, Day, EncodedAnnouncement, Encounter, EncounterTracker, Epoch,
+    EpochKey, IssuerPublicKey, IssuerSecretKey, KeySchedule, MatchOutcome, ReportRequest,
+    ReportSecretKey, RiskConfig, RotatingId, SIGHTING_KEY_WINDOW_SECONDS, Sighting, TokenIndex,
+    UnixTime, VerifiedAnnouncement, VerifyContext, build_announcements, max_real_tokens,
+};
+use rand_chacha::ChaCha20Rng;
+
+use super::contacts::Segment;
+use super::params::{GossipParams, RadioParams};
+use super::rng::{Purpose, chance, lognormal, normal, range, stream, unif};
+use super::town::Presence;
+
+/// Network id of the simulated deployment.
+pub(crate) const NETWORK_ID: &str = "simtown";
+/// Token cap an issuer grants (the `meshtrace issuer certify` default: 8 full
+/// chunks).
+pub(crate) const CERT_MAX_TOKENS: u32 = 16_384;
+/// Encounters shorter than this are not announced (the node's default).
+pub(crate) const MIN_REPORT_ENCOUNTER_SECONDS: u64 = 60;
+/// Validity of a certificate (the issuer command's default, 3 days).
+const CERT_VALID_SECONDS: u64 = 3 * 86_400;
+
+/// Unix time of minute 0: 2026-03-02 00:00 UTC, a Monday.
+pub(crate) const START_DAY: u32 = 20_514;
+const START_MS: i64 = START_DAY as i64 * 86_400_000;
+
+/// Unix time of a simulation millisecond.
+pub(crate) fn unix(ms: i64) -> UnixTime {
+    UnixTime(((START_MS + ms) / 1000) as u64)
+}
+
+/// Protocol day of a simulation day.
+pub(crate) fn proto_day(day: i32) -> Day {
+    Day((START_DAY as i32 + day).max(0) as u32)
+}
+
+/// A phone's fixed properties.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Device {
+    pub(crate) tx_off: f64,
+    pub(crate) rx_off: f64,
+    pub(crate) scan_phase: i64,
+    pub(crate) adv_phase: i64,
+    pub(crate) full_node: bool,
+}
+
+impl Device {
+    pub(crate) fn draw(
+        seed: u64,
+        agent: u32,
+        radio: &RadioParams,
+        gossip: &GossipParams,
+    ) -> Device {
+        let mut rng = stream(seed, Purpose::Device, u64::from(agent), 0);
+        Device {
+            tx_off: radio.device_sigma_db * normal(&mut rng),
+            rx_off: radio.device_sigma_db * normal(&mut rng),
+            scan_phase: (unif(&mut rng) * radio.duty.scan_interval_ms as f64) as i64,
+            adv_phase: (unif(&mut rng) * radio.duty.advertising_interval_ms as f64) as i64,
+            full_node: chance(&mut rng, gossip.full_node_share),
+        }
+    }
+}
+
+/// The key a phone broadcasts in `epoch`: drawn from its own stream so the
+/// same key is found whichever rebuild needs it.
+fn epoch_key(seed: u64, agent: u32, epoch: u32) -> EpochKey {
+    let mut rng = stream(seed, Purpose::Keys, u64::from(agent), u64::from(epoch));
+    EpochKey::generate(Epoch(epoch), &mut rng)
+}
+
+/// Broadcast IDs, cached.
+#[derive(Default)]
+pub(crate) struct Ids(BTreeMap<(u32, u32), RotatingId>);
+
+impl Ids {
+    pub(crate) fn get(&mut self, seed: u64, agent: u32, at: UnixTime) -> RotatingId {
+        let e = at.epoch().0;
+        *self
+            .0
+            .entry((agent, e))
+            .or_insert_with(|| epoch_key(seed, agent, e).public())
+    }
+}
+
+/// One phone's protocol state: its key schedule and encounter tracker.
+pub(crate) struct Phone {
+    agent: u32,
+    keys: KeySchedule,
+    tracker: EncounterTracker,
+    rng: ChaCha20Rng,
+    pub(crate) refused: u64,
+}
+
+impl Phone {
+    pub(crate) fn new(seed: u64, agent: u32) -> Phone {
+        Phone {
+            agent,
+            keys: KeySchedule::new(),
+            tracker: EncounterTracker::new(0),
+            rng: stream(seed, Purpose::Keys, u64::from(agent), u64::MAX),
+            refused: 0,
+        }
+    }
+
+    /// Hears `id` at `at`: the keys around `at` are in place (as on a phone
+    /// that rotates every epoch), then the tracker takes the sighting.
+    pub(crate) fn hear(&mut self, seed: u64, at: UnixTime, id: RotatingId, rssi: i16) {
+        let lo = at.minus(SIGHTING_KEY_WINDOW_SECONDS).epoch().0;
+        let hi = at.plus(SIGHTING_KEY_WINDOW_SECONDS).epoch().0;
+        for e in lo..=hi {
+            if self.keys.get(Epoch(e)).is_none() {
+                self.keys.insert(epoch_key(seed, self.agent, e));
+            }
+        }
+        // Every key rotate would draw is in place: it only erases expired ones.
+        self.keys.rotate(at, &mut self.rng);
+        let s = Sighting {
+            id,
+            rssi,
+            tx_power: SIM_TX_POWER_DBM,
+            at,
+        };
+        if self.tracker.handle_sighting(&self.keys, s).is_err() {
+            self.refused += 1;
+        }
+    }
+
+    /// Every encounter, closing the open ones.
+    pub(crate) fn finish(&mut self) -> Vec<Encounter> {
+        self.tracker.close_all()
+    }
+}
+
+/// Receptions by `rx` of `tx`'s advertisements during `segs` (with their
+/// slow shadowing), up to `cut_ms`: at most one per scan window (the first
+/// advertisement received), as `(ms, rssi)`.
+pub(crate) fn receptions(
+    radio: &RadioParams,
+    rx: &Device,
+    tx: &Device,
+    segs: &[(Segment, f64)],
+    rng: &mut ChaCha20Rng,
+    cut_ms: i64,
+    out: &mut Vec<(i64, i16)>,
+) {
+    let duty = &radio.duty;
+    let interval = duty.scan_interval_ms as i64;
+    let window = duty.scan_window_ms as i64;
+    let adv = duty.advertising_interval_ms as i64;
+    let slow_w = radio.slow_share.sqrt();
+    let fast_w = (1.0 - radio.slow_share).sqrt();
+    for (seg, slow) in segs {
+        let s = i64::from(seg.start) * 60_000;
+        let e = (i64::from(seg.end) * 60_000).min(cut_ms);
+        if e <= s {
+            continue;
+        }
+        let offsets = tx.tx_off + rx.rx_off - f64::from(seg.wall_db);
+        let mut k = (s - rx.scan_phase - window).div_euclid(interval) + 1;
+        loop {
+            let w0 = rx.scan_phase + k * interval;
+            if w0 >= e {
+                break;
+            }
+            k += 1;
+            let (lo, hi) = (w0.max(s), (w0 + window).min(e));
+            let mut m = (lo - tx.adv_phase + adv - 1).div_euclid(adv);
+            loop {
+                let t = tx.adv_phase + m * adv;
+                if t >= hi {
+                    break;
+                }
+                m += 1;
+                if !duty.listening((t - rx.scan_phase).rem_euclid(interval) as u64) {
+                    continue;
+                }
+                let g = slow_w * slow + fast_w * normal(rng);
+                let u = unif(rng);
+                if let Some(rssi) = radio.model.receive(
+                    f64::from(seg.dist),
+                    f64::from(SIM_TX_POWER_DBM),
+                    offsets,
+                    g,
+                    u,
+                ) {
+                    out.push((t, rssi));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A pair's segments of one day, sorted, with their slow shadowing (shared
+/// by both directions: the channel is reciprocal).
+pub(crate) fn with_shadowing(seed: u64, day: u32, mut segs: Vec<Segment>) -> Vec<(Segment, f64)> {
+    segs.sort_by_key(|x| (x.start, x.end));
+    let Some(first) = segs.first() else {
+        return Vec::new();
+    };
+    let mut rng = stream(seed, Purpose::Shadow, first.pair_key(), u64::from(day));
+    segs.into_iter().map(|s| (s, normal(&mut rng))).collect()
+}
+
+/// The receptions stream of `rx` hearing `tx` on `day`.
+pub(crate) fn sight_stream(seed: u64, rx: u32, tx: u32, day: u32) -> ChaCha20Rng {
+    stream(
+        seed,
+        Purpose::Sight,
+        u64::from(rx),
+        (u64::from(tx) << 32) | u64::from(day),
+    )
+}
+
+/// When a node is back online after an offline spell covering `ms`, if any.
+fn offline_until(seed: u64, g: &GossipParams, agent: u32, ms: i64) -> Option<i64> {
+    let day = ms.div_euclid(86_400_000);
+    for d in [day - 1, day] {
+        let mut rng = stream(seed, Purpose::Online, u64::from(agent), d as u64);
+        if chance(&mut rng, g.offline_daily) {
+            let start = d * 86_400_000 + (unif(&mut rng) * 86_400_000.0) as i64;
+            let len = (range(&mut rng, g.offline_hours.0, g.offline_hours.1) * 3_600_000.0) as i64;
+            if ms >= start && ms < start + len {
+                return Some(start + len);
+            }
+        }
+    }
+    None
+}
+
+/// When `agent`'s node receives a chunk published at `pub_ms`.
+fn delivery(
+    seed: u64,
+    g: &GossipParams,
+    dev: &Device,
+    agent: u32,
+    pub_ms: i64,
+    rng: &mut ChaCha20Rng,
+) -> i64 {
+    let sync_ms = g.sync_interval_s * 1000.0;
+    // The announcement reaches the gossip mesh after the stem hops.
+    let in_mesh = pub_ms
+        + (lognormal(rng, g.gossip_latency_median_s, g.gossip_latency_sigma) * 1000.0) as i64;
+    let online_at = offline_until(seed, g, agent, in_mesh);
+    let lost = chance(rng, g.gossip_loss);
+    let pull = (unif(rng) * sync_ms) as i64;
+    match online_at {
+        // Catch-up on reconnection (first sync within 30 s).
+        Some(back) => back + pull / 10,
+        None if dev.full_node && !lost => in_mesh,
+        None => in_mesh + pull,
+    }
+}
+
+/// A report to rebuild.
+#[derive(Clone, Debug)]
+pub(crate) struct ReportJob {
+    pub(crate) seq: u64,
+    pub(crate) agent: u32,
+    /// Positive result (ms).
+    pub(crate) result_ms: i64,
+    /// Report submitted (ms).
+    pub(crate) report_ms: i64,
+    pub(crate) window_first_day: i32,
+    pub(crate) report_day: i32,
+}
+
+/// The one-way replay attacker: sniffers in `record_rooms` (sorted), one
+/// transmitter in `replay_room`.
+#[derive(Clone, Debug)]
+pub(crate) struct Relay {
+    pub(crate) record_rooms: Vec<u32>,
+    pub(crate) replay_room: u32,
+    pub(crate) delay_minutes: i32,
+}
+
+/// A day's contact history (what the rebuilds read).
+pub(crate) struct DayLog {
+    pub(crate) day: u32,
+    pub(crate) presences: Vec<Presence>,
+    /// Segments between two adopters.
+    pub(crate) app_segs: Vec<Segment>,
+    /// For each agent, indices into `app_segs`.
+    pub(crate) by_agent: Vec<Vec<u32>>,
+    /// For each agent, the (other adopter, epoch) pairs in range: what its
+    /// phone heard.
+    pub(crate) heard: Vec<u32>,
+}
+
+impl DayLog {
+    pub(crate) fn partners(&self, agent: u32) -> BTreeMap<u32, Vec<Segment>> {
+        let mut m: BTreeMap<u32, Vec<Segment>> = BTreeMap::new();
+        if let Some(ix) = self.by_agent.get(agent as usize) {
+            for &i in ix {
+                let s = self.app_segs[i as usize];
+                m.entry(s.other(agent)).or_default().push(s);
+            }
+        }
+        m
+    }
+}
+
+/// What the rebuilds share.
+pub(crate) struct Ctx<'a> {
+    pub(crate) seed: u64,
+    pub(crate) radio: &'a RadioParams,
+    pub(crate) gossip: &'a GossipParams,
+    pub(crate) risk: &'a RiskConfig,
+    pub(crate) devices: &'a [Device],
+    pub(crate) adopters: &'a [bool],
+    pub(crate) logs: &'a [DayLog],
+    pub(crate) issuer: &'a IssuerSecretKey,
+    pub(crate) relay: Option<&'a Relay>,
+}
+
+/// An alert (or a low-risk exposure) on one phone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Alert {
+    pub(crate) agent: u32,
+    pub(crate) at_ms: i64,
+    pub(crate) high_risk: bool,
+    /// The phone heard the reporter only through the replay attacker.
+    pub(crate) replay_only: bool,
+}
+
+/// What one report did.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReportOutcome {
+    pub(crate) chunk_bytes: Vec<usize>,
+    pub(crate) real_tokens: usize,
+    pub(crate) alerts: Vec<Alert>,
+    pub(crate) derivations: u64,
+    pub(crate) receivers_with_tokens: u32,
+    pub(crate) replay_victims: u32,
+    pub(crate) replay_encounters: u64,
+    pub(crate) refused_sightings: u64,
+    pub(crate) verified: bool,
+    /// The reporter's whole days: encounters, their record bytes, heard
+    /// (phone, epoch) pairs.
+    pub(crate) calib: (u64, u64, u64),
+}
+
+fn log_of(logs: &[DayLog], day: i32) -> Option<&DayLog> {
+    logs.iter().find(|l| l.day as i32 == day)
+}
+
+/// Rebuilds one report end to end with the real protocol code.
+pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
+    let seed = ctx.seed;
+    let p = job.agent;
+    let from_ms = i64::from(job.window_first_day) * 86_400_000 - 3_600_000;
+    let cut = job.report_ms;
+    let mut ids = Ids::default();
+    // (time, partner, rssi) heard by the reporter; per partner what it heard.
+    let mut heard_by_p: Vec<(i64, u32, i16)> = Vec::new();
+    let mut heard_from_p: BTreeMap<u32, Vec<(i64, i16, bool)>> = BTreeMap::new();
+    let mut buf = Vec::new();
+    for day in job.window_first_day - 1..=job.report_day {
+        let Some(log) = log_of(ctx.logs, day) else {
+            continue;
+        };
+        for (q, segs) in log.partners(p) {
+            let segs = with_shadowing(seed, log.day, segs);
+            buf.clear();
+            let mut rng = sight_stream(seed, p, q, log.day);
+            receptions(
+                ctx.radio,
+                &ctx.devices[p as usize],
+                &ctx.devices[q as usize],
+                &segs,
+                &mut rng,
+                cut,
+                &mut buf,
+            );
+            heard_by_p.extend(buf.iter().filter(|r| r.0 >= from_ms).map(|r| (r.0, q, r.1)));
+            buf.clear();
+            let mut rng = sight_stream(seed, q, p, log.day);
+            receptions(
+                ctx.radio,
+                &ctx.devices[q as usize],
+                &ctx.devices[p as usize],
+                &segs,
+                &mut rng,
+                cut,
+                &mut buf,
+            );
+            heard_from_p.entry(q).or_default().extend(
+                buf.iter()
+                    .filter(|r| r.0 >= from_ms)
+                    .map(|r| (r.0, r.1, false)),
+            );
+        }
+        if let Some(relay) = ctx.relay {
+            relayed(ctx, log, relay, job, from_ms, &mut heard_from_p);
+        }
+    }
+    // The reporter's phone.
+    heard_by_p.sort_unstable();
+    let mut phone = Phone::new(seed, p);
+    for &(t, q, rssi) in &heard_by_p {
+        let at = unix(t);
+        let id = ids.get(seed, q, at);
+        phone.hear(seed, at, id, rssi);
+    }
+    let mine = phone.finish();
+    let mut out = ReportOutcome {
+        refused_sightings: phone.refused,
+        derivations: mine.iter().map(|e| e.tokens.len() as u64).sum(),
+        ..ReportOutcome::default()
+    };
+    // Whole days (the report day is cut short) calibrate the store size.
+    for day in job.window_first_day..job.report_day {
+        if let Some(log) = log_of(ctx.logs, day) {
+            let pd = proto_day(day);
+            let encs = mine.iter().filter(|e| e.day() == pd);
+            for e in encs {
+                out.calib.0 += 1;
+                out.calib.1 += encounter_record_bytes(e);
+            }
+            out.calib.2 += u64::from(log.heard[p as usize]);
+        }
+    }
+    // The report flow: request → certificate → chunks.
+    let report_at = unix(job.report_ms);
+    let first = proto_day(job.window_first_day);
+    let last = proto_day(job.report_day);
+    let mut rng = stream(seed, Purpose::Report, u64::from(p), job.seq);
+    let key = ReportSecretKey::generate(&mut rng);
+    let request = ReportRequest {
+        network_id: NETWORK_ID.into(),
+        report_key: key.public(),
+    };
+    let Ok(request) = ReportRequest::from_code(&request.to_code()) else {
+        return out;
+    };
+    let Ok(cert) = Certificate::issue(
+        ctx.issuer,
+        CertificateParams {
+            network_id: request.network_id,
+            report_key: request.report_key,
+            valid_from: report_at.minus(600),
+            valid_until: report_at.plus(CERT_VALID_SECONDS),
+            window_first_day: first,
+            window_last_day: last,
+            max_tokens: CERT_MAX_TOKENS,
+        },
+    ) else {
+        return out;
+    };
+    let Ok(cert) = Certificate::from_code(&cert.to_code()) else {
+        return out;
+    };
+    let tokens = report_tokens(&mine, first, last);
+    out.real_tokens = tokens.len();
+    let Ok(chunks) = build_announcements(&key, &cert, &tokens, report_at, &mut rng) else {
+        return out;
+    };
+    out.chunk_bytes = chunks.iter().map(|c| c.bytes.len()).collect();
+    // Every phone that heard the reporter: its tracker, index and ledger.
+    let mut receivers = Vec::new();
+    let mut earliest = i64::MAX;
+    let mut latest = i64::MIN;
+    for (q, mut heard) in heard_from_p {
+        heard.sort_unstable();
+        let mut phone = Phone::new(seed, q);
+        for &(t, rssi, relayed) in &heard {
+            let at = unix(t);
+            // A relayed ID is the one broadcast when it was recorded.
+            let id_at = if relayed {
+                unix(t - i64::from(ctx.relay.map_or(0, |r| r.delay_minutes)) * 60_000)
+            } else {
+                at
+            };
+            let id = ids.get(seed, p, id_at);
+            phone.hear(seed, at, id, rssi);
+        }
+        out.refused_sightings += phone.refused;
+        let encounters = phone.finish();
+        out.derivations += encounters
+            .iter()
+            .map(|e| e.tokens.len() as u64)
+            .sum::<u64>();
+        let real = heard.iter().any(|h| !h.2);
+        if !real && !encounters.is_empty() {
+            out.replay_victims += 1;
+            out.replay_encounters += encounters.len() as u64;
+        }
+        if encounters.is_empty() {
+            continue;
+        }
+        let mut grng = stream(seed, Purpose::Gossip, job.seq, u64::from(q));
+        let arrivals: Vec<i64> = chunks
+            .iter()
+            .map(|_| {
+                delivery(
+                    seed,
+                    ctx.gossip,
+                    &ctx.devices[q as usize],
+                    q,
+                    job.report_ms,
+                    &mut grng,
+                )
+            })
+            .collect();
+        for &a in &arrivals {
+            earliest = earliest.min(a);
+            latest = latest.max(a);
+        }
+        receivers.push((q, encounters, arrivals, !real));
+    }
+    out.receivers_with_tokens = receivers.len() as u32;
+    if receivers.is_empty() {
+        earliest = job.report_ms + 1000;
+        latest = earliest;
+    }
+    let trusted = [ctx.issuer.public()];
+    let Some(verified) = verify_all(&chunks, &trusted, earliest, latest) else {
+        return out;
+    };
+    out.verified = true;
+    for (q, encounters, arrivals, replay_only) in receivers {
+        let index = TokenIndex::build(
+            encounters
+                .iter()
+                .enumerate()
+                .flat_map(|(i, e)| e.tokens.iter().map(move |t| (*t, i as u64))),
+        );
+        let mut order: Vec<usize> = (0..chunks.len()).collect();
+        order.sort_by_key(|&i| (arrivals[i], i));
+        let mut ledger = meshtrace_protocol::ExposureLedger::new();
+        let mut alert: Option<Alert> = None;
+        for i in order {
+            let outcome = ledger.ingest(
+                &verified[i],
+                &index,
+                |r| encounters.get(r as usize).cloned(),
+                ctx.risk,
+            );
+            if let MatchOutcome::Exposure(e) = outcome {
+                let a = Alert {
+                    agent: q,
+                    at_ms: arrivals[i],
+                    high_risk: e.high_risk,
+                    replay_only,
+                };
+                match alert {
+                    None => alert = Some(a),
+                    Some(prev) if !prev.high_risk && e.high_risk => alert = Some(a),
+                    _ => {}
+                }
+            }
+        }
+        out.alerts.extend(alert);
+    }
+    out
+}
+
+/// Every chunk verifies at the first and at the last delivery time. Each
+/// check of `verify` that depends on the receiver's clock (expiry, not from
+/// the future) is monotone in it, so the chunk verifies at every delivery in
+/// between: one real verification stands for all receivers.
+fn verify_all(
+    chunks: &[EncodedAnnouncement],
+    trusted: &[IssuerPublicKey],
+    earliest: i64,
+    latest: i64,
+) -> Option<Vec<VerifiedAnnouncement>> {
+    let mut out = Vec::new();
+    for c in chunks {
+        let mut v = None;
+        for t in [earliest, latest] {
+            let ctx = VerifyContext {
+                network_id: NETWORK_ID,
+                trusted_issuers: trusted,
+                now: unix(t),
+            };
+            v = Some(VerifiedAnnouncement::verify(&c.bytes, &ctx).ok()?);
+        }
+        out.push(v?);
+    }
+    Some(out)
+}
+
+/// The tokens a node announces: encounters in the certified window with at
+/// least a minute of exposure, longest first, within the certificate's cap
+/// (as `meshtrace_node`'s report does).
+fn report_tokens(
+    encounters: &[Encounter],
+    first: Day,
+    last: Day,
+) -> Vec<meshtrace_protocol::EncounterToken> {
+    let mut encs: Vec<&Encounter> = encounters
+        .iter()
+        .filter(|e| {
+            e.day() >= first
+                && e.day() <= last
+                && e.exposure_seconds() >= MIN_REPORT_ENCOUNTER_SECONDS
+        })
+        .collect();
+    encs.sort_by_key(|e| std::cmp::Reverse(e.exposure_seconds()));
+    let max = max_real_tokens(CERT_MAX_TOKENS);
+    let mut tokens = Vec::new();
+    for e in encs {
+        if tokens.len() + e.tokens.len() > max {
+            continue;
+        }
+        tokens.extend(e.tokens.iter().copied());
+    }
+    tokens
+}
+
+/// The attacker records the reporter's broadcasts in one room and plays them
+/// back (same bytes, `delay` later) in another, close to whoever is there.
+fn relayed(
+    ctx: &Ctx<'_>,
+    log: &DayLog,
+    relay: &Relay,
+    job: &ReportJob,
+    from_ms: i64,
+    heard_from_p: &mut BTreeMap<u32, Vec<(i64, i16, bool)>>,
+) {
+    let delay = relay.delay_minutes;
+    // What the attacker recorded (any day), shifted to when it plays it.
+    let recorded: Vec<(i32, i32)> = ctx
+        .logs
+        .iter()
+        .flat_map(|l| l.presences.iter())
+        .filter(|x| x.agent == job.agent && relay.record_rooms.binary_search(&x.room).is_ok())
+        .map(|x| (x.start + delay, x.end + delay))
+        .collect();
+    if recorded.is_empty() {
+        return;
+    }
+    let transmitter = Device {
+        tx_off: 0.0,
+        rx_off: 0.0,
+        scan_phase: 0,
+        adv_phase: 0,
+        full_node: false,
+    };
+    let mut victims: BTreeSet<(u32, i32, i32)> = BTreeSet::new();
+    for x in &log.presences {
+        if x.room != relay.replay_room || x.agent == job.agent || !ctx.adopters[x.agent as usize] {
+            continue;
+        }
+        for &(s, e) in &recorded {
+            let (s, e) = (s.max(x.start), e.min(x.end));
+            if s < e {
+                victims.insert((x.agent, s, e));
+            }
+        }
+    }
+    let mut buf = Vec::new();
+    for (q, s, e) in victims {
+        let mut rng = stream(ctx.seed, Purpose::Attack, u64::from(q), s as u64);
+        let seg = Segment {
+            a: q,
+            b: q,
+            start: s,
+            end: e,
+            // The attacker's transmitter is close to its victims.
+            dist: range(&mut rng, 0.5, 2.0) as f32,
+            wall_db: 0.0,
+            kind: super::town::RoomKind::Shop,
+        };
+        buf.clear();
+        receptions(
+            ctx.radio,
+            &ctx.devices[q as usize],
+            &transmitter,
+            &[(seg, 0.0)],
+            &mut rng,
+            job.report_ms,
+            &mut buf,
+        );
+        heard_from_p.entry(q).or_default().extend(
+            buf.iter()
+                .filter(|r| r.0 >= from_ms)
+                .map(|r| (r.0, r.1, true)),
+        );
+    }
+}
+
+/// A node's stored bytes for one encounter record (docs/protocol.md §15.8
+/// and §15.9): a 24-byte record key and the sealed protobuf
+/// `EncounterRecord` (plaintext + 24-byte nonce + 16-byte tag).
+pub(crate) fn encounter_record_bytes(e: &Encounter) -> u64 {
+    fn varint(v: u64) -> u64 {
+        u64::from((64 - v.max(1).leading_zeros()).div_ceil(7))
+    }
+    fn field_bytes(len: u64) -> u64 {
+        if len == 0 { 0 } else { 1 + varint(len) + len }
+    }
+    let tokens = 16 * e.tokens.len() as u64;
+    let profile = 5 * e.profile.len() as u64;
+    let plain = 1
+        + varint(e.first_seen.0)
+        + 1
+        + varint(e.last_seen.0)
+        + field_bytes(tokens)
+        + field_bytes(profile)
+        + if e.sightings > 0 {
+            1 + varint(u64::from(e.sightings))
+        } else {
+            0
+        };
+    24 + plain + 40
+}

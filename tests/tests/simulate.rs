@@ -1,0 +1,260 @@
+//! The town simulator (`meshtrace simulate`): scripted worlds with known
+//! contacts give exactly the expected alerts, a replay attacker causes none,
+//! no app means no alert, and the same seed gives the same results.
+
+use meshtrace_tests::sim::*;
+
+/// Minute of the day.
+fn at(h: u32, m: u32) -> u32 {
+    h * 60 + m
+}
+
+/// `a` at the origin and `b` `dist` metres away, in `place`.
+fn meet(a: u32, b: u32, place: u32, day: u32, from: u32, to: u32, dist: f32) -> [Stay; 2] {
+    let stay = |agent, x| Stay {
+        agent,
+        place,
+        day,
+        from_minute: from,
+        to_minute: to,
+        x,
+        y: 0.0,
+    };
+    [stay(a, 0.0), stay(b, dist)]
+}
+
+fn config() -> SimConfig {
+    SimConfig::new(MIN_AGENTS, 1, 1.0, 7)
+}
+
+fn high(out: &ScriptOutcome) -> Vec<(u32, u32)> {
+    out.alerts
+        .iter()
+        .filter(|a| a.high_risk)
+        .map(|a| (a.reporter, a.receiver))
+        .collect()
+}
+
+fn receivers(out: &ScriptOutcome) -> Vec<u32> {
+    out.alerts.iter().map(|a| a.receiver).collect()
+}
+
+#[test]
+fn known_contacts_give_exactly_the_expected_alerts() {
+    // Person 0 tests positive on day 2; the certified window starts on day 1.
+    let mut stays = Vec::new();
+    // Day 0, before the window: an hour at 1 m with 6.
+    stays.extend(meet(0, 6, 0, 0, at(10, 0), at(11, 0), 1.0));
+    // Day 1: an hour at 1 m with 1 (the one true contact) ...
+    stays.extend(meet(0, 1, 0, 1, at(10, 0), at(11, 0), 1.0));
+    // ... 8 minutes at 1 m with 2 (too short) ...
+    stays.extend(meet(0, 2, 0, 1, at(12, 0), at(12, 8), 1.0));
+    // ... an hour at 19 m with 3 (too far) ...
+    stays.extend(meet(0, 3, 0, 1, at(13, 0), at(14, 0), 19.0));
+    // ... an hour at 1 m with 5, who has no app ...
+    stays.extend(meet(0, 5, 0, 1, at(15, 0), at(16, 0), 1.0));
+    // ... and 4 and 7 an hour together in another place.
+    stays.extend(meet(4, 7, 1, 1, at(10, 0), at(11, 0), 1.0));
+    let script = Script {
+        people: 8,
+        app: vec![0, 1, 2, 3, 4, 6, 7],
+        stays,
+        positives: vec![Positive {
+            agent: 0,
+            day: 2,
+            minute: at(9, 0),
+            window_first_day: 1,
+        }],
+        replay: None,
+    };
+    let out = run_script(&script, &config());
+    assert_eq!(out.reports, 1);
+    assert_eq!(out.reports_verified, 1);
+    assert_eq!(out.refused_sightings, 0);
+    assert!(out.token_derivations > 0);
+    assert_eq!(high(&out), vec![(0, 1)], "{:?}", out.alerts);
+    // The short and the distant contact match tokens but stay low risk; the
+    // others never shared a token with the reporter in the window.
+    let seen = receivers(&out);
+    assert!(seen.contains(&2) && seen.contains(&3), "{:?}", out.alerts);
+    for q in [4, 5, 6, 7] {
+        assert!(!seen.contains(&q), "{q} matched: {:?}", out.alerts);
+    }
+    assert_eq!(out.replay.victims, 0);
+}
+
+#[test]
+fn a_second_reporter_warns_its_own_contacts_only() {
+    let mut stays = Vec::new();
+    stays.extend(meet(0, 1, 0, 0, at(9, 0), at(10, 30), 0.8));
+    stays.extend(meet(2, 3, 1, 0, at(9, 0), at(10, 30), 1.5));
+    // 1 and 3 meet later, briefly and far: nobody's true contact.
+    stays.extend(meet(1, 3, 2, 0, at(18, 0), at(18, 5), 6.0));
+    let script = Script {
+        people: 4,
+        app: vec![0, 1, 2, 3],
+        stays,
+        positives: vec![
+            Positive {
+                agent: 0,
+                day: 1,
+                minute: at(8, 0),
+                window_first_day: 0,
+            },
+            Positive {
+                agent: 2,
+                day: 1,
+                minute: at(12, 0),
+                window_first_day: 0,
+            },
+        ],
+        replay: None,
+    };
+    let out = run_script(&script, &config());
+    assert_eq!(out.reports, 2);
+    assert_eq!(high(&out), vec![(0, 1), (2, 3)]);
+}
+
+fn replay_script(delay_minutes: u32) -> Script {
+    let mut stays = Vec::new();
+    // 0 and 1 really meet in place 0 on day 1; the attacker records there.
+    stays.extend(meet(0, 1, 0, 1, at(10, 0), at(11, 0), 1.0));
+    // 2 stands next to the attacker's transmitter in place 1 while it plays
+    // 0's broadcasts back, live or a day later.
+    let replay_day = 1 + delay_minutes / 1440;
+    stays.push(Stay {
+        agent: 2,
+        place: 1,
+        day: replay_day,
+        from_minute: at(9, 30),
+        to_minute: at(11, 30),
+        x: 0.0,
+        y: 0.0,
+    });
+    Script {
+        people: 3,
+        app: vec![0, 1, 2],
+        stays,
+        positives: vec![Positive {
+            agent: 0,
+            day: 3,
+            minute: at(9, 0),
+            window_first_day: 0,
+        }],
+        replay: Some(Replay {
+            record_place: 0,
+            replay_place: 1,
+            delay_minutes,
+        }),
+    }
+}
+
+#[test]
+fn an_attacker_replaying_recorded_keys_elsewhere_causes_no_alert() {
+    for delay in [0, 1440] {
+        let out = run_script(&replay_script(delay), &config());
+        assert_eq!(out.reports, 1);
+        // The replayed IDs were heard and became encounters on 2's phone ...
+        assert_eq!(out.replay.victims, 1, "delay {delay}");
+        assert!(
+            out.replay.replayed_encounters >= 4,
+            "delay {delay}: {:?}",
+            out.replay
+        );
+        // ... whose tokens the reporter never had: no match at all.
+        assert_eq!(out.replay.alerts, 0);
+        assert_eq!(receivers(&out), vec![1], "delay {delay}: {:?}", out.alerts);
+        assert_eq!(high(&out), vec![(0, 1)]);
+    }
+}
+
+#[test]
+fn without_the_app_nobody_is_warned() {
+    let cfg = SimConfig::new(600, 10, 0.0, 11);
+    let r = run(&cfg, false, &|_, _, _| {}).expect("valid config");
+    assert!(r.epidemic.infections_without_tracing + r.epidemic.initial_infections > 0);
+    assert_eq!(r.adopters, 0);
+    assert_eq!(r.tracing.reports, 0);
+    assert_eq!(r.tracing.alerts, 0);
+    assert_eq!(r.tracing.low_risk_exposures, 0);
+    assert_eq!(r.tracing.token_derivations, 0);
+    assert_eq!(r.network.announcement_bytes_per_case.count, 0);
+    // With no alert acting, the runs with and without tracing are the same.
+    assert_eq!(
+        r.epidemic.daily_infections,
+        r.epidemic.daily_infections_without_tracing
+    );
+}
+
+#[test]
+fn a_town_run_is_consistent_and_deterministic() {
+    let mut cfg = SimConfig::new(800, 12, 0.8, 5);
+    cfg.replay_attack = true;
+    let a = run(&cfg, false, &|_, _, _| {}).expect("valid config");
+    let t = &a.tracing;
+    assert_eq!(t.reports_verified, t.reports);
+    assert_eq!(t.refused_sightings, 0);
+    assert_eq!(t.true_alerts + t.false_alerts, t.alerts);
+    assert!(t.true_contacts_both_app_warned <= t.true_contacts_both_app);
+    assert!(t.true_contacts_all_warned <= t.true_contacts_all);
+    assert_eq!(a.replay_attack.as_ref().map(|r| r.alerts), Some(0));
+    // The same seed gives the same JSON, whatever the number of threads.
+    let mut one = cfg.clone();
+    one.threads = 1;
+    let b = run(&one, false, &|_, _, _| {}).expect("valid config");
+    let ja = serde_json::to_string(&a).expect("json");
+    let jb = serde_json::to_string(&b).expect("json");
+    assert_eq!(ja, jb);
+    // Another seed gives another town.
+    let mut other = cfg.clone();
+    other.seed = 6;
+    let c = run(&other, false, &|_, _, _| {}).expect("valid config");
+    assert_ne!(ja, serde_json::to_string(&c).expect("json"));
+}
+
+#[test]
+fn bad_settings_are_refused_by_name() {
+    let ok = SimConfig::new(2_000, 14, 0.5, 1);
+    assert!(ok.validate().is_ok());
+    let cases: [(SimConfig, &str); 6] = [
+        (SimConfig::new(0, 14, 0.5, 1), "--agents"),
+        (SimConfig::new(MAX_AGENTS + 1, 14, 0.5, 1), "--agents"),
+        (SimConfig::new(2_000, 0, 0.5, 1), "--days"),
+        (SimConfig::new(2_000, MAX_DAYS + 1, 0.5, 1), "--days"),
+        (SimConfig::new(2_000, 14, 1.5, 1), "--adoption"),
+        (SimConfig::new(2_000, 14, f64::NAN, 1), "--adoption"),
+    ];
+    for (cfg, name) in cases {
+        let err = cfg.validate().expect_err("refused");
+        assert!(err.contains(name), "{err}");
+        assert!(run(&cfg, false, &|_, _, _| {}).is_err());
+    }
+}
+
+#[test]
+fn the_html_report_has_titled_plots() {
+    let cfg = SimConfig::new(300, 5, 0.6, 2);
+    let r = run(&cfg, true, &|_, _, _| {}).expect("valid config");
+    assert_eq!(r.sweep.len(), SWEEP_LEVELS.len());
+    assert_eq!(r.sweep[0].alerts, 0, "no app, no alert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = html::write_report(&r, dir.path()).expect("written");
+    let page = std::fs::read_to_string(path).expect("read");
+    assert_eq!(page.matches("<svg").count(), 5);
+    for title in [
+        "Recall and precision against adoption",
+        "Time from positive test to alert",
+        "Bytes received per node per day",
+        "Stored bytes per node",
+        "Epidemic curve with and without tracing",
+        "adoption (share of people running the app, %)",
+        "new infections per day",
+    ] {
+        assert!(page.contains(title), "missing {title:?}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("simulation.json")).expect("json written"),
+    )
+    .expect("valid json");
+    assert_eq!(json["config"]["agents"], 300);
+}

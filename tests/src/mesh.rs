@@ -62,6 +62,26 @@ impl TestNet {
             .collect()
     }
 
+    /// What an issuer of this network hands a positive user for the request
+    /// code `request`: a certificate valid from `now` for two days, for the
+    /// contact window of the last three days, capped at 4,096 tokens.
+    pub fn certify(&self, request: &str, now: UnixTime) -> Certificate {
+        let request = ReportRequest::from_code(request).expect("valid request code");
+        Certificate::issue(
+            &self.issuer,
+            CertificateParams {
+                network_id: request.network_id,
+                report_key: request.report_key,
+                valid_from: now,
+                valid_until: now.plus(2 * 86_400),
+                window_first_day: now.day().minus(2),
+                window_last_day: now.day(),
+                max_tokens: 4096,
+            },
+        )
+        .expect("valid certificate")
+    }
+
     /// A certified report of `tokens`, created now: its encoded chunks.
     pub fn report(&mut self, tokens: &[EncounterToken]) -> Vec<Vec<u8>> {
         let now = SystemClock.now();

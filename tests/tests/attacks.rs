@@ -72,21 +72,8 @@ async fn step(w: &World, attacker: &mut impl FnMut(u64)) {
 /// A (node 0) tests positive and reports; returns the published chunks.
 async fn report_from_a(net: &TestNet, w: &World) -> Vec<AnnouncementId> {
     let a = &w.nodes[0];
-    let request = ReportRequest::from_code(&a.report_request().await.unwrap()).unwrap();
-    let now = w.clock.now();
-    let cert = Certificate::issue(
-        &net.issuer,
-        CertificateParams {
-            network_id: request.network_id.clone(),
-            report_key: request.report_key,
-            valid_from: now,
-            valid_until: now.plus(2 * 86_400),
-            window_first_day: now.day().minus(2),
-            window_last_day: now.day(),
-            max_tokens: 4096,
-        },
-    )
-    .unwrap();
+    let request = a.report_request().await.unwrap();
+    let cert = net.certify(&request, w.clock.now());
     a.report_submit(cert.to_code()).await.unwrap().chunks
 }
 

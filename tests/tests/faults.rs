@@ -90,24 +90,6 @@ fn a_daemon_killed_under_load_keeps_its_flushed_data_and_restarts() {
     drop(a);
 }
 
-fn cert_for(net: &TestNet, request: &str, now: UnixTime) -> String {
-    let request = ReportRequest::from_code(request).unwrap();
-    Certificate::issue(
-        &net.issuer,
-        CertificateParams {
-            network_id: request.network_id.clone(),
-            report_key: request.report_key,
-            valid_from: now,
-            valid_until: now.plus(2 * 86_400),
-            window_first_day: now.day().minus(2),
-            window_last_day: now.day(),
-            max_tokens: 4096,
-        },
-    )
-    .unwrap()
-    .to_code()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_jumps_forwards_and_backwards_do_not_stop_a_node() {
     let net = TestNet::new(61);
@@ -135,7 +117,7 @@ async fn clock_jumps_forwards_and_backwards_do_not_stop_a_node() {
     // B reports; A is warned, and every piece counts.
     let b_node = &w.nodes[1];
     let request = b_node.report_request().await.unwrap();
-    let cert = cert_for(&net, &request, w.clock.now());
+    let cert = net.certify(&request, w.clock.now()).to_code();
     let sent = b_node.report_submit(cert).await.unwrap();
     assert_eq!(sent.chunks.len(), 1);
     // (B's handle must stay alive: dropping it stops B.)

@@ -45,21 +45,8 @@ async fn a_close_contact_is_warned_and_a_distant_one_is_not() {
 
     // B tests positive: request → issuer → certificate → submit.
     let b = &s.nodes[1];
-    let request = ReportRequest::from_code(&b.report_request().await.unwrap()).unwrap();
-    let now = s.clock.now();
-    let cert = Certificate::issue(
-        &net.issuer,
-        CertificateParams {
-            network_id: request.network_id.clone(),
-            report_key: request.report_key,
-            valid_from: now,
-            valid_until: now.plus(2 * 86_400),
-            window_first_day: now.day().minus(2),
-            window_last_day: now.day(),
-            max_tokens: 4096,
-        },
-    )
-    .unwrap();
+    let request = b.report_request().await.unwrap();
+    let cert = net.certify(&request, s.clock.now());
     let plan = b.report_plan(cert.to_code()).await.unwrap();
     assert!(plan.plan.real_tokens > 0, "{plan:?}");
     let sent = b.report_submit(cert.to_code()).await.unwrap();
@@ -104,21 +91,8 @@ async fn a_reporter_never_warns_itself() {
     w.run_for(20 * 60).await;
     let b = &w.nodes[1];
     assert!(b.status().await.unwrap().open_encounters > 0);
-    let request = ReportRequest::from_code(&b.report_request().await.unwrap()).unwrap();
-    let now = w.clock.now();
-    let cert = Certificate::issue(
-        &net.issuer,
-        CertificateParams {
-            network_id: request.network_id.clone(),
-            report_key: request.report_key,
-            valid_from: now,
-            valid_until: now.plus(2 * 86_400),
-            window_first_day: now.day().minus(2),
-            window_last_day: now.day(),
-            max_tokens: 4096,
-        },
-    )
-    .unwrap();
+    let request = b.report_request().await.unwrap();
+    let cert = net.certify(&request, w.clock.now());
     b.report_submit(cert.to_code()).await.unwrap();
     w.air
         .set_enabled(meshtrace_node::radio::memory::DeviceId(1), false);

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use meshtrace_node::clock::Clock;
 use meshtrace_node::node::NodeEvent;
-use meshtrace_protocol::*;
 use meshtrace_tests::cli::*;
 use meshtrace_tests::mesh::{TestNet, WAIT};
 use meshtrace_tests::world::World;

@@ -359,23 +359,15 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
     tokio::time::sleep(Duration::from_secs(7)).await;
     let t = net.tokens(5);
     let flooded = delivery_time(origin, rest, net.report(&t).remove(0)).await;
-    // The neighbours graylisted the attacker (one invalid message costs
-    // -100, below the -80 graylist threshold; the penalty decays by 10 % a
-    // second, so it is looked at while the flood goes on).
+    // The attacker's score at its neighbours, mid-flood (printed).
     let mut scores = Vec::new();
     for i in [0, 2] {
         let st = rest[i].handle.status().await.unwrap();
-        let score = st
-            .peers
-            .iter()
-            .find(|p| p.peer == attacker)
-            .and_then(|p| p.score);
-        scores.push(score);
-        assert!(st.counters.rejected >= 1, "{:?}", st.counters);
-        assert!(
-            score.is_none_or(|s| s < -80.0),
-            "node {} did not graylist the attacker (score {score:?})",
-            i + 1
+        scores.push(
+            st.peers
+                .iter()
+                .find(|p| p.peer == attacker)
+                .and_then(|p| p.score),
         );
     }
     let status = tokio::task::spawn_blocking(move || {
@@ -405,10 +397,27 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
         sent >= FLOOD_RATE * FLOOD_SECONDS / 2,
         "the attacker managed only {sent} messages"
     );
-    // Within twice the normal latency (with a floor of one second: the
-    // normal latency on loopback is a few milliseconds, below the
-    // scheduling noise of a loaded 2-core machine).
-    let bound = (normal * 2).max(Duration::from_secs(1));
+    // The neighbours graylisted the attacker: one invalid message costs
+    // -100, below the -80 graylist threshold, and a graylisted peer's
+    // messages are dropped unread. So they validated (and rejected) only a
+    // handful of the flood — each time the penalty had decayed (10 % a
+    // second) above the threshold — not the hundreds of thousands sent.
+    for i in [0, 2] {
+        let st = rest[i].handle.status().await.unwrap();
+        assert!(st.counters.rejected >= 1, "{:?}", st.counters);
+        assert!(
+            st.counters.rejected * 100 < sent,
+            "node {} validated {} of {sent} flood messages: not graylisted",
+            i + 1,
+            st.counters.rejected
+        );
+    }
+    // Within twice the normal latency, with a floor of the stem fail-safe
+    // plus one second: the normal latency on loopback is a few milliseconds,
+    // below the scheduling noise of a loaded 2-core machine, and a stem hop
+    // that ends at a peer whose gossip nobody accepts is bounded by the
+    // fail-safe (protocol §14.3), not by the flood.
+    let bound = (normal * 2).max(net.config(false).stem_timeout + Duration::from_secs(1));
     assert!(
         flooded <= bound,
         "the flood delayed the report: {flooded:?} > {bound:?}"

@@ -928,11 +928,16 @@ impl Mesh {
         }
     }
 
+    /// A random connected full peer for a stem hop, never one that gossip
+    /// scoring has penalised (negative score: it sent invalid messages), so
+    /// a flooding peer is not handed reports to sit on.
     fn random_full_peer(&mut self, except: &[PeerId]) -> Option<PeerId> {
+        let gossip = &self.swarm.behaviour().gossipsub;
         let candidates: Vec<PeerId> = self
             .full_peers
             .iter()
             .filter(|p| self.connected.contains(p) && !except.contains(p))
+            .filter(|p| gossip.peer_score(p).is_none_or(|s| s >= 0.0))
             .copied()
             .collect();
         candidates.choose(&mut self.rng).copied()
@@ -1293,6 +1298,22 @@ impl Mesh {
                 };
                 if out.own {
                     if response.accepted {
+                        // The Dandelion++ fail-safe covers the reporter too:
+                        // if no copy comes back through gossip within
+                        // `stem_timeout` (a hop that sits on it, or one
+                        // whose gossip nobody accepts), we publish it.
+                        if let Some(pos) = self.outbox.iter().position(|o| o.id == out.id)
+                            && let Some(o) = self.outbox.remove(pos)
+                        {
+                            self.stem_pending.insert(
+                                out.id,
+                                StemPending {
+                                    bytes: o.bytes,
+                                    deadline: tokio::time::Instant::now()
+                                        + self.config.stem_timeout,
+                                },
+                            );
+                        }
                         self.outbox.retain(|o| o.id != out.id);
                         self.emit(P2pEvent::Sent {
                             id: out.id,

@@ -124,6 +124,20 @@ pub(crate) struct RunArgs {
     /// Also trust this issuer ([NAME=]KEY; repeatable).
     #[arg(long = "trust-issuer", value_name = "[NAME=]KEY")]
     trust_issuer: Vec<String>,
+    /// Serve as a relay for peers behind NAT.
+    #[arg(long)]
+    relay_server: bool,
+    /// Leave encounters shorter than this (seconds of exposure) out of a
+    /// report.
+    #[arg(long, value_name = "SECONDS")]
+    min_report_encounter_seconds: Option<u64>,
+    /// The store's master key file (replaces the configured key source).
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_env")]
+    key_file: Option<PathBuf>,
+    /// Read the store passphrase from this environment variable (replaces
+    /// the configured key source).
+    #[arg(long, value_name = "VAR")]
+    passphrase_env: Option<String>,
     /// Simulated radios only: run the clock N times faster than real time,
     /// so that hours pass in minutes (demos, tests).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -369,6 +383,20 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     }
     if let Some(h) = a.stem_hops {
         p.stem_hops = h;
+    }
+    if a.relay_server {
+        p.relay_server = true;
+    }
+    if let Some(m) = a.min_report_encounter_seconds {
+        config.report.min_encounter_seconds = m;
+    }
+    if let Some(f) = &a.key_file {
+        config.store.key_file = Some(absolute(f)?);
+        config.store.passphrase_env = None;
+    }
+    if let Some(v) = &a.passphrase_env {
+        config.store.passphrase_env = Some(v.clone());
+        config.store.key_file = None;
     }
     if a.on_exposure.is_some() {
         config.hooks.on_exposure = a.on_exposure.clone();

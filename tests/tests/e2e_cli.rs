@@ -348,6 +348,36 @@ fn bad_input_without_a_daemon_fails_in_one_line_and_changes_nothing() {
             vec!["--data-dir", &a, "run", "--stem-hops", "99"],
             "stem_hops",
         ),
+        (
+            vec![
+                "--data-dir",
+                &a,
+                "run",
+                "--min-report-encounter-seconds",
+                "99999",
+            ],
+            "min_encounter_seconds",
+        ),
+        (
+            vec![
+                "--data-dir",
+                &a,
+                "run",
+                "--passphrase-env",
+                "MESHTRACE_TEST_UNSET_VAR",
+            ],
+            "is not set",
+        ),
+        (
+            vec![
+                "--data-dir",
+                &a,
+                "run",
+                "--key-file",
+                "/nonexistent/master.key",
+            ],
+            "key file",
+        ),
     ];
     for (args, needle) in &cases {
         let o = meshtrace(args);

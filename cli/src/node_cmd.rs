@@ -138,8 +138,9 @@ pub(crate) struct RunArgs {
     /// the configured key source).
     #[arg(long, value_name = "VAR")]
     passphrase_env: Option<String>,
-    /// Simulated radios only: run the clock N times faster than real time,
-    /// so that hours pass in minutes (demos, tests).
+    /// For demos and tests: run the clock N times faster than real time, so
+    /// that hours pass in minutes (with the BLE radio too, for tests of the
+    /// real Bluetooth stack; never on a node people rely on).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     time_scale: Option<f64>,
     /// With --time-scale: the real UNIX time (milliseconds) at which the

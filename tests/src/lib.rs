@@ -4,6 +4,7 @@
 //! and nodes listening on real TCP sockets on 127.0.0.1.
 #![deny(missing_docs)]
 
+pub mod ble_vm;
 pub mod cli;
 pub mod mesh;
 pub mod sim;

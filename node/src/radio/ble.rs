@@ -41,6 +41,15 @@
 //! longer than 27 bytes), the radio falls back to the legacy carrier for the
 //! rest of its life.
 //!
+//! # Proof on a real stack
+//!
+//! `tests/ble-vm/run.sh` (docs/ble-vm.md) runs two daemons with this backend
+//! on BlueZ 5.82 in a QEMU guest, on two emulated controllers (`btvirt`):
+//! each records the other's rotating IDs, both hold the same encounter
+//! tokens, and every rotation shows up on the air under new addresses. Only
+//! the legacy carrier can be proven there: btvirt crashes on extended
+//! advertising data.
+//!
 //! # BlueZ facts this backend relies on
 //!
 //! * BlueZ builds the advertising data itself from the properties we
@@ -727,6 +736,8 @@ impl Scanner {
     fn sightings(&mut self, service_data: &HashMap<Uuid, Vec<u8>>, rssi: Option<i16>) {
         let at = self.clock.now();
         for s in sightings_from_properties(service_data, rssi, at, &mut self.decoder) {
+            // Counts only: what was heard stays out of the logs.
+            tracing::debug!(adapter = %self.adapter, ?rssi, "BLE radio: sighting delivered by BlueZ");
             self.decoder.deliver(&self.tx, s);
         }
     }
@@ -779,6 +790,14 @@ impl Advertiser {
             }
             other => other,
         };
+        if result.is_ok() {
+            tracing::debug!(
+                adapter = %self.adapter.name(),
+                carrier = ?self.carrier,
+                advertisements = self.handles.len(),
+                "BLE radio: new rotating ID registered with BlueZ"
+            );
+        }
         result.map_err(|e| match from_bluer(&e, "registering an advertisement") {
             RadioError::Other(m) => RadioError::Other(format!(
                 "{m} (adapter {}, {:?} carrier)",

@@ -492,6 +492,14 @@ pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
         s["radio"]["sightings"],
         s["radio"]["malformed"]
     );
+    if let Some(f) = s["radio"]["last_failure"].as_object() {
+        println!(
+            "  RADIO FAILED:  {} time(s), last at {}: {}",
+            s["radio"]["failures"],
+            f["at_utc"].as_str().unwrap_or(""),
+            f["error"].as_str().unwrap_or("")
+        );
+    }
     println!(
         "  encounters:    {} stored, {} open",
         s["encounters"], s["open_encounters"]

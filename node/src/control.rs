@@ -275,6 +275,12 @@ pub fn status_json(s: &NodeStatus, info: &DaemonInfo) -> Value {
             "malformed": s.radio.malformed,
             "oversized": s.radio.oversized,
             "queue_full": s.radio.queue_full,
+            "failures": s.radio_failures,
+            "last_failure": s.last_radio_failure.as_ref().map(|(at, error)| json!({
+                "at": time_json(*at),
+                "at_utc": utc(*at),
+                "error": error,
+            })),
         },
         "time_scale": info.time_scale,
         "encounters": s.encounters,

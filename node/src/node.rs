@@ -121,6 +121,11 @@ pub struct NodeStatus {
     pub high_risk: usize,
     /// Radio counters.
     pub radio: RadioStats,
+    /// Radio failures since start (the node keeps running without the
+    /// radio: nothing new is recorded until it works again).
+    pub radio_failures: u64,
+    /// The latest radio failure: when, and what.
+    pub last_radio_failure: Option<(UnixTime, String)>,
     /// Mesh status, when the mesh answered.
     pub mesh: Option<P2pStatus>,
     /// Own chunks not yet confirmed sent.
@@ -219,6 +224,8 @@ struct Node<S: Store, R: Radio> {
     matched: HashMap<ReportPublicKey, BTreeSet<EncounterRef>>,
     unsent: Vec<AnnouncementId>,
     own_reports: HashSet<ReportPublicKey>,
+    radio_failures: u64,
+    last_radio_failure: Option<(UnixTime, String)>,
     events: mpsc::Sender<NodeEvent>,
 }
 
@@ -252,6 +259,8 @@ where
         matched: HashMap::new(),
         unsent: Vec::new(),
         own_reports: HashSet::new(),
+        radio_failures: 0,
+        last_radio_failure: None,
         events: ev_tx,
     };
     node.resume().await?;
@@ -270,6 +279,13 @@ impl<S: Store, R: Radio> Node<S, R> {
             .into_iter()
             .map(|(k, _)| k)
             .collect())
+    }
+
+    /// Keeps a radio failure for the status and passes it on.
+    fn radio_failed(&mut self, e: String) {
+        self.radio_failures += 1;
+        self.last_radio_failure = Some((self.clock.now(), e.clone()));
+        let _ = self.events.try_send(NodeEvent::RadioFailed(e));
     }
 
     async fn resume(&mut self) -> Result<(), NodeError> {
@@ -335,9 +351,7 @@ impl<S: Store, R: Radio> Node<S, R> {
                     Some(RadioEvent::Sighting(s)) => {
                         let _ = self.tracker.handle_sighting(&self.keys, s.to_sighting());
                     }
-                    Some(RadioEvent::Failed(e)) => {
-                        let _ = self.events.try_send(NodeEvent::RadioFailed(e.to_string()));
-                    }
+                    Some(RadioEvent::Failed(e)) => self.radio_failed(e.to_string()),
                     None => {}
                 },
                 ev = self.p2p.events.recv() => match ev {
@@ -394,6 +408,8 @@ impl<S: Store, R: Radio> Node<S, R> {
                     exposures: exposures.len(),
                     high_risk: exposures.iter().filter(|e| e.exposure.high_risk).count(),
                     radio: self.radio.stats(),
+                    radio_failures: self.radio_failures,
+                    last_radio_failure: self.last_radio_failure.clone(),
                     mesh,
                     unsent: self.unsent.len(),
                 });
@@ -440,7 +456,7 @@ impl<S: Store, R: Radio> Node<S, R> {
                 id,
             };
             if let Err(e) = self.radio.advertise(frame) {
-                let _ = self.events.try_send(NodeEvent::RadioFailed(e.to_string()));
+                self.radio_failed(e.to_string());
             }
         }
         let closed = self.tracker.poll_closed(now);

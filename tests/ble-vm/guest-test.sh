@@ -86,6 +86,8 @@ done
 # --- Graceful stop: open encounters are closed and flushed --------------------
 for n in a b; do
     meshtrace --data-dir /results/$n status --json >/results/$n.status.json
+    grep -q '"failures":0' /results/$n.status.json ||
+        fail "daemon $n reported radio failures: $(grep -o '"last_failure":{[^}]*}' /results/$n.status.json)"
 done
 kill -TERM "$pid_a" "$pid_b"
 for p in "$pid_a" "$pid_b"; do

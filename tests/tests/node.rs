@@ -114,3 +114,103 @@ async fn a_reporter_never_warns_itself() {
         "the reporter warned itself"
     );
 }
+
+/// A radio that refuses to advertise and whose event channel the test holds.
+struct BrokenRadio {
+    events: tokio::sync::mpsc::Receiver<meshtrace_node::radio::RadioEvent>,
+}
+
+impl meshtrace_node::radio::Radio for BrokenRadio {
+    fn advertise(
+        &mut self,
+        _frame: meshtrace_node::protocol::Frame,
+    ) -> Result<(), meshtrace_node::radio::RadioError> {
+        Err(meshtrace_node::radio::RadioError::NoAdapter(
+            "adapter unplugged".into(),
+        ))
+    }
+    fn events(&mut self) -> &mut tokio::sync::mpsc::Receiver<meshtrace_node::radio::RadioEvent> {
+        &mut self.events
+    }
+    fn stats(&self) -> meshtrace_node::radio::RadioStats {
+        Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radio_failures_are_kept_for_the_status_and_the_node_keeps_running() {
+    use meshtrace_node::clock::{ManualClock, SharedClock, SystemClock};
+    use meshtrace_node::node::{self, NodeSettings};
+    use meshtrace_node::p2p::{self, libp2p::identity::Keypair};
+    use meshtrace_node::radio::{RadioError, RadioEvent};
+    use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, StoreConfig};
+    use std::sync::Arc;
+
+    let net = TestNet::new(91);
+    let start = SystemClock.now();
+    let clock = ManualClock::new(start);
+    let shared: SharedClock = Arc::new(clock.clone());
+    let store = ContactStore::with_backend(
+        MemoryStore::new(),
+        &MasterKey::generate(),
+        StoreConfig::default(),
+        start,
+    )
+    .expect("store");
+    let mesh = p2p::spawn(
+        net.config(false),
+        Keypair::generate_ed25519(),
+        shared.clone(),
+        Vec::new(),
+    )
+    .await
+    .expect("mesh");
+    let (radio_tx, radio_rx) = tokio::sync::mpsc::channel(8);
+    let mut n = node::start(
+        NodeSettings::new(&net.network_id),
+        store,
+        BrokenRadio { events: radio_rx },
+        mesh,
+        shared,
+    )
+    .await
+    .expect("node");
+
+    // The first tick rotates in a key and fails to advertise it.
+    clock.advance_millis(1000);
+    n.tick().await.expect("tick");
+    let s = n.status().await.expect("status");
+    assert_eq!(s.radio_failures, 1);
+    let (at, error) = s.last_radio_failure.expect("the failure is kept");
+    assert_eq!(at, clock.now());
+    assert!(error.contains("adapter unplugged"), "{error}");
+
+    // A failure the radio reports later (the scan died) replaces it.
+    clock.advance_millis(5000);
+    radio_tx
+        .send(RadioEvent::Failed(RadioError::Io("scan stopped".into())))
+        .await
+        .expect("send");
+    let deadline = Instant::now() + WAIT;
+    let s = loop {
+        let s = n.status().await.expect("the node still answers");
+        if s.radio_failures == 2 || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(s.radio_failures, 2);
+    let (at, error) = s.last_radio_failure.expect("the failure is kept");
+    assert_eq!(at, clock.now());
+    assert!(error.contains("scan stopped"), "{error}");
+
+    // Both were passed on as events.
+    let mut failed = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), n.events.recv()).await
+    {
+        if matches!(ev, NodeEvent::RadioFailed(_)) {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 2);
+}

@@ -261,7 +261,12 @@ pub async fn run(
         handle.clone(),
         info.clone(),
     ));
-    let hook = tokio::spawn(run_hooks(events, config.hooks.on_exposure.clone()));
+    let (fatal_tx, mut fatal) = tokio::sync::mpsc::channel(1);
+    let hook = tokio::spawn(run_hooks(
+        events,
+        config.hooks.on_exposure.clone(),
+        fatal_tx,
+    ));
     if let Ok(s) = handle.status().await {
         ready(&control::status_json(&s, &info));
     }
@@ -269,6 +274,17 @@ pub async fn run(
     let signal_name = tokio::select! {
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
+        Some(e) = fatal.recv() => {
+            // The node task has stopped: nothing left to flush.
+            server.abort();
+            let _ = std::fs::remove_file(&socket);
+            hook.abort();
+            return Err(DaemonError(format!(
+                "the store cannot write ({e}); meshtrace stopped rather than run without \
+                 saving. Everything flushed before is intact; free space (or fix the disk) \
+                 and start it again"
+            )));
+        }
     };
     tracing::info!(signal = signal_name, "shutting down");
     server.abort();
@@ -278,7 +294,11 @@ pub async fn run(
     result.map_err(|e| DaemonError(format!("shutdown: {e}")))
 }
 
-async fn run_hooks(mut events: tokio::sync::mpsc::Receiver<NodeEvent>, command: Option<String>) {
+async fn run_hooks(
+    mut events: tokio::sync::mpsc::Receiver<NodeEvent>,
+    command: Option<String>,
+    fatal: tokio::sync::mpsc::Sender<String>,
+) {
     while let Some(ev) = events.recv().await {
         match ev {
             NodeEvent::Exposure(e) => {
@@ -295,6 +315,9 @@ async fn run_hooks(mut events: tokio::sync::mpsc::Receiver<NodeEvent>, command: 
                 }
             }
             NodeEvent::RadioFailed(e) => tracing::error!(error = %e, "radio failed"),
+            NodeEvent::StoreFailed(e) => {
+                let _ = fatal.send(e).await;
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::SharedClock;
 use crate::p2p::{P2pEvent, P2pHandle, P2pStatus};
 use crate::radio::{Radio, RadioEvent, RadioStats};
-use crate::store::{ContactStore, Store, StoreError, StoredExposure};
+use crate::store::{BackendError, ContactStore, Store, StoreError, StoredExposure};
 
 /// Store metadata name of the pending one-time report key.
 pub const META_REPORT_KEY: &str = "report-key";
@@ -87,6 +87,11 @@ pub enum NodeEvent {
     Exposure(StoredExposure),
     /// The radio reported a failure; the node keeps running without it.
     RadioFailed(String),
+    /// The store could not write (disk full, I/O error). The node has
+    /// stopped rather than run on without saving: the database refuses every
+    /// later write once one has failed, so only a restart (once the disk
+    /// has room again) resumes recording. What was flushed before is intact.
+    StoreFailed(String),
 }
 
 /// What a report will publish (for the user to confirm) or has published.
@@ -226,6 +231,8 @@ struct Node<S: Store, R: Radio> {
     own_reports: HashSet<ReportPublicKey>,
     radio_failures: u64,
     last_radio_failure: Option<(UnixTime, String)>,
+    /// Set when the node must stop (its store cannot write).
+    stopped: bool,
     events: mpsc::Sender<NodeEvent>,
 }
 
@@ -261,6 +268,7 @@ where
         own_reports: HashSet::new(),
         radio_failures: 0,
         last_radio_failure: None,
+        stopped: false,
         events: ev_tx,
     };
     node.resume().await?;
@@ -343,8 +351,10 @@ impl<S: Store, R: Radio> Node<S, R> {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(e) = self.on_tick().await {
-                        tracing::error!(error = %e, "node tick failed");
+                    if let Err(e) = self.on_tick().await
+                        && self.tick_failed(e)
+                    {
+                        break;
                     }
                 }
                 ev = self.radio.events().recv() => match ev {
@@ -375,7 +385,26 @@ impl<S: Store, R: Radio> Node<S, R> {
                         break;
                     }
                     self.on_command(cmd).await;
+                    if self.stopped {
+                        break;
+                    }
                 }
+            }
+        }
+    }
+
+    /// Logs a failed tick; true when it is fatal (the store cannot write),
+    /// after telling the user interface.
+    fn tick_failed(&mut self, e: NodeError) -> bool {
+        match e {
+            NodeError::Store(StoreError::Backend(BackendError::Io(_)) | StoreError::Io { .. }) => {
+                tracing::error!(error = %e, "the store cannot write; the node stops");
+                let _ = self.events.try_send(NodeEvent::StoreFailed(e.to_string()));
+                true
+            }
+            e => {
+                tracing::error!(error = %e, "node tick failed");
+                false
             }
         }
     }
@@ -391,8 +420,12 @@ impl<S: Store, R: Radio> Node<S, R> {
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Tick(reply) => {
-                if let Err(e) = self.on_tick().await {
-                    tracing::error!(error = %e, "node tick failed");
+                if let Err(e) = self.on_tick().await
+                    && self.tick_failed(e)
+                {
+                    // Dropping the reply tells the caller the node stopped.
+                    self.stopped = true;
+                    return;
                 }
                 let _ = reply.send(());
             }

@@ -1,7 +1,8 @@
 //! Faults: a daemon killed (SIGKILL) under radio and mesh load keeps what it
 //! flushed and starts again; clocks that jump hours forwards and backwards
 //! do not stop a node from recording, storing, matching and warning; a full
-//! disk stops the daemon cleanly without damage.
+//! disk, at start or while running, stops the daemon cleanly without damage
+//! or loss of what was flushed.
 //!
 //! A network partition that heals is covered by `catchup.rs` (a node that
 //! was offline catches up on every report it missed).
@@ -191,4 +192,113 @@ fn a_full_disk_stops_the_daemon_cleanly_and_corrupts_nothing() {
         ],
     );
     assert!(d.stop().success(), "{}", d.log());
+}
+
+/// A disk that fills up while the daemon runs, approximated by lowering the
+/// running daemon's file-size limit to zero (`prlimit`; SIGXFSZ ignored so
+/// that writes fail with EFBIG). The database refuses every write after a
+/// failed one, so running on would lose everything recorded from then on:
+/// the daemon stops by itself with a non-zero exit and one clear last line,
+/// the store is intact and keeps every encounter flushed before, and the
+/// daemon runs again once space is back.
+#[test]
+fn a_disk_that_fills_up_while_running_stops_the_daemon_and_keeps_what_it_flushed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_udp_port().to_string();
+    let origin = now_millis().to_string();
+    let dir = |n: &str| tmp.path().join(n).display().to_string();
+    for (name, x) in [("a", "0,0"), ("b", "1,0")] {
+        let o = meshtrace(&[
+            "--data-dir",
+            &dir(name),
+            "init",
+            "--network",
+            "fills-up",
+            "--radio",
+            "udp-sim",
+            "--position",
+            x,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let run_args = format!(
+        "--listen /ip4/127.0.0.1/tcp/0 --no-mdns --udp-port {port} --time-scale 60 --time-origin {origin}"
+    );
+    let args: Vec<&str> = run_args.split(' ').collect();
+    let _b = Daemon::start(&tmp.path().join("b"), &args);
+    // A with its standard error on a pipe (a log file would be subject to
+    // the same file-size limit).
+    let child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec '{}' --data-dir '{}' run {run_args}",
+            meshtrace_bin().display(),
+            dir("a")
+        ))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let status = |d: &str| {
+        let o = meshtrace(&["--data-dir", d, "status", "--json"]);
+        o.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap())
+    };
+    // A stores encounters with B (closed at rotations, every 15 simulated
+    // seconds); then a little longer so that they are flushed (every 2
+    // simulated seconds).
+    wait_for(CLI_WAIT, "A to store encounters", || {
+        status(&dir("a")).and_then(|s| (s["encounters"].as_u64().unwrap() > 0).then_some(()))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let stored = status(&dir("a")).expect("A answers")["encounters"]
+        .as_u64()
+        .unwrap();
+
+    // The disk is full from now on.
+    let o = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--fsize=0:"])
+        .output()
+        .expect("prlimit (util-linux)");
+    assert!(o.status.success(), "prlimit: {}", stderr(&o));
+    let o = wait_output(child, CLI_WAIT);
+    assert!(
+        !o.status.success(),
+        "the daemon kept running on a full disk"
+    );
+    let err = stderr(&o);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("meshtrace: the store cannot write (")
+            && last.contains("File too large")
+            && last.contains("start it again"),
+        "last line: {last}\nall: {err}"
+    );
+    assert!(
+        !std::path::Path::new(&dir("a"))
+            .join("control.sock")
+            .exists(),
+        "the control socket was left behind"
+    );
+
+    // Nothing damaged, nothing flushed lost.
+    let check = json_ok(&meshtrace(&[
+        "--data-dir",
+        &dir("a"),
+        "store",
+        "check",
+        "--json",
+    ]));
+    assert_eq!(check["ok"], true);
+    let kept = check["encounters"].as_u64().unwrap();
+    assert!(
+        kept >= stored,
+        "{stored} encounters were stored, {kept} kept"
+    );
+    // Space is back: it runs again.
+    let mut a = Daemon::start(&tmp.path().join("a"), &args);
+    assert!(a.stop().success(), "{}", a.log());
 }

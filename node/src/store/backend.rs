@@ -182,9 +182,19 @@ fn map_sled(e: sled::Error) -> BackendError {
         {
             BackendError::Locked
         }
-        sled::Error::Io(io) => BackendError::Io(io.to_string()),
+        sled::Error::Io(io) => BackendError::Io(io_text(&io.to_string())),
         sled::Error::Corruption { at, .. } => BackendError::Corrupt(format!("at {at:?}")),
         other => BackendError::Corrupt(other.to_string()),
+    }
+}
+
+/// sled hands on the errors of its background flusher in their `Debug`
+/// form (`Os { code: 28, kind: StorageFull, message: "No space left on
+/// device" }`): keep the message.
+fn io_text(text: &str) -> String {
+    match text.split_once("message: \"") {
+        Some((_, rest)) => rest.split('"').next().unwrap_or(rest).to_owned(),
+        None => text.to_owned(),
     }
 }
 
@@ -261,5 +271,22 @@ impl Store for SledStore {
 
     fn size_on_disk(&self) -> Result<u64, BackendError> {
         self.db.size_on_disk().map_err(map_sled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn io_errors_read_plainly() {
+        assert_eq!(
+            super::io_text(
+                "Os { code: 28, kind: StorageFull, message: \"No space left on device\" }"
+            ),
+            "No space left on device"
+        );
+        assert_eq!(
+            super::io_text("File too large (os error 27)"),
+            "File too large (os error 27)"
+        );
     }
 }

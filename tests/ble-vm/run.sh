@@ -78,13 +78,17 @@ rootfs=$build/rootfs
 stamp="$suite $packages"
 if [ "$(cat "$rootfs/.ble-vm-stamp" 2>/dev/null)" != "$stamp" ]; then
     step "debootstrap $suite ($packages) from $mirror"
-    rm -rf "$rootfs" "$build/rootfs.tmp"
+    rm -rf "$rootfs"
     mkdir -p "$build"
-    if ! debootstrap --variant=minbase --include="$packages" "$suite" "$build/rootfs.tmp" \
-        "$mirror" >"$build/debootstrap.log" 2>&1; then
+    # One retry: a mirror hiccup should not fail the run.
+    for attempt in 1 2; do
+        rm -rf "$build/rootfs.tmp"
+        debootstrap --variant=minbase --include="$packages" "$suite" "$build/rootfs.tmp" \
+            "$mirror" >"$build/debootstrap.log" 2>&1 && break
         tail -20 "$build/debootstrap.log" >&2
-        die "debootstrap failed (log: $build/debootstrap.log)"
-    fi
+        [ "$attempt" = 2 ] && die "debootstrap failed twice (log: $build/debootstrap.log)"
+        step "debootstrap failed; trying once more"
+    done
     rm -rf "$build/rootfs.tmp/var/cache/apt/archives"/*.deb
     echo "$stamp" >"$build/rootfs.tmp/.ble-vm-stamp"
     mv "$build/rootfs.tmp" "$rootfs"

@@ -15,6 +15,28 @@ use meshtrace_tests::cli::*;
 use meshtrace_tests::mesh::{TestNet, WAIT};
 use meshtrace_tests::world::World;
 
+/// `meshtrace init` of nodes `a` (at 0,0) and `b` (1 m away) in `root`, on
+/// the simulated radio.
+fn init_pair(root: &std::path::Path, network: &str, extra: &[&str]) {
+    for (name, x) in [("a", "0,0"), ("b", "1,0")] {
+        let dir = root.join(name).display().to_string();
+        let mut args = vec![
+            "--data-dir",
+            &dir,
+            "init",
+            "--network",
+            network,
+            "--radio",
+            "udp-sim",
+            "--position",
+            x,
+        ];
+        args.extend_from_slice(extra);
+        let o = meshtrace(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
+
 #[test]
 fn a_daemon_killed_under_load_keeps_its_flushed_data_and_restarts() {
     let tmp = tempfile::tempdir().unwrap();
@@ -25,22 +47,7 @@ fn a_daemon_killed_under_load_keeps_its_flushed_data_and_restarts() {
     let port = free_udp_port().to_string();
     let origin = now_millis().to_string();
     let dir = |n: &str| tmp.path().join(n).display().to_string();
-    for (name, x) in [("a", "0,0"), ("b", "1,0")] {
-        let o = meshtrace(&[
-            "--data-dir",
-            &dir(name),
-            "init",
-            "--network",
-            "faults",
-            "--trust-issuer",
-            &issuer,
-            "--radio",
-            "udp-sim",
-            "--position",
-            x,
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    init_pair(tmp.path(), "faults", &["--trust-issuer", &issuer]);
     let run = |extra: &[&str]| {
         let mut v = vec![
             "--listen",
@@ -207,20 +214,7 @@ fn a_disk_that_fills_up_while_running_stops_the_daemon_and_keeps_what_it_flushed
     let port = free_udp_port().to_string();
     let origin = now_millis().to_string();
     let dir = |n: &str| tmp.path().join(n).display().to_string();
-    for (name, x) in [("a", "0,0"), ("b", "1,0")] {
-        let o = meshtrace(&[
-            "--data-dir",
-            &dir(name),
-            "init",
-            "--network",
-            "fills-up",
-            "--radio",
-            "udp-sim",
-            "--position",
-            x,
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    init_pair(tmp.path(), "fills-up", &[]);
     let run_args = format!(
         "--listen /ip4/127.0.0.1/tcp/0 --no-mdns --udp-port {port} --time-scale 60 --time-origin {origin}"
     );

@@ -458,7 +458,7 @@ impl Config {
         for i in &self.issuers {
             let key = parse_issuer_key(&i.key).map_err(|r| bad("issuer.key", r))?;
             if !seen.insert(key.to_hex()) {
-                return Err(bad("issuer.key", format!("{} is listed twice", i.key)));
+                return Err(bad("issuer.key", format!("{:?} is listed twice", i.key)));
             }
             if i.name.trim().is_empty() || i.name.len() > MAX_ISSUER_NAME_LEN {
                 return Err(bad(
@@ -575,10 +575,15 @@ pub fn parse_issuer_key(s: &str) -> Result<IssuerPublicKey, String> {
         .ok_or_else(|| format!("{s:?} is not an issuer public key (64 hex digits)"))
 }
 
-/// Parses a multiaddr.
+/// Parses a multiaddr. The error is one line: the parser's message may
+/// quote part of the input, so it is escaped like the input.
 pub fn parse_multiaddr(s: &str) -> Result<Multiaddr, String> {
-    s.parse::<Multiaddr>()
-        .map_err(|e| format!("{s:?} is not a multiaddr ({e})"))
+    s.parse::<Multiaddr>().map_err(|e| {
+        format!(
+            "{s:?} is not a multiaddr ({})",
+            e.to_string().escape_debug()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -677,6 +682,28 @@ mod tests {
             let c = Config::parse(text, p()).unwrap();
             let e = c.validate(p()).unwrap_err().to_string();
             assert!(e.contains(&format!(": {setting}:")), "{text:?} → {e}");
+        }
+    }
+
+    /// Found with the `config` fuzz target's invariant (every error is one
+    /// line): a duplicate issuer key and the multiaddr parser's message
+    /// were printed raw, so a newline in the file broke the error in two.
+    #[test]
+    fn errors_quoting_the_file_stay_on_one_line() {
+        let key = "11".repeat(32);
+        let dup = format!(
+            "network = \"t\"\n[[issuer]]\nname = \"a\"\nkey = \"{key}\"\n\
+             [[issuer]]\nname = \"b\"\nkey = \"{key}\\n\"\n"
+        );
+        let bad_addr = "network = \"t\"\n[p2p]\nbootstrap = [\"/x\\ny\"]\n";
+        for (text, setting) in [(&dup[..], "issuer.key"), (bad_addr, "p2p.bootstrap")] {
+            let e = Config::parse(text, p())
+                .unwrap()
+                .validate(p())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!(": {setting}:")), "{e}");
+            assert!(!e.contains('\n'), "one line: {e:?}");
         }
     }
 

@@ -39,8 +39,9 @@ use crate::clock::SharedClock;
 pub use libp2p;
 pub use pool::{DayDigest, MAX_POOL_ANNOUNCEMENTS, Pool};
 pub use wire::{
-    DayDigestMsg, MAX_FETCH_IDS, MAX_STEM_MESSAGE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec,
-    StemRequest, StemResponse, SyncRequest, SyncResponse, sync_request,
+    DayDigestMsg, MAX_FETCH_IDS, MAX_IDS_PER_DAY, MAX_MESSAGE_FIELDS, MAX_STEM_MESSAGE,
+    MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, StemRequest, StemResponse, SyncRequest,
+    SyncResponse, fetch_ids, response_ids, screen_digests, sync_request,
 };
 
 /// Protocol version in every name.
@@ -1445,23 +1446,9 @@ impl Mesh {
     fn on_sync_response(&mut self, peer: PeerId, step: SyncStep, response: SyncResponse) {
         match step {
             SyncStep::Digests => {
-                // Only days that can hold unexpired announcements, and a
-                // bounded number of them.
-                let today = self.clock.now().day();
-                let oldest = today.minus(meshtrace_protocol::RETENTION_DAYS + 1);
-                let theirs: Vec<DayDigest> = response
-                    .digests
-                    .iter()
-                    .filter(|d| Day(d.day) >= oldest && Day(d.day) <= today.plus(1))
-                    .take(MAX_SYNC_DAYS)
-                    .filter_map(|d| {
-                        Some(DayDigest {
-                            day: Day(d.day),
-                            count: d.count,
-                            xor: d.xor.as_slice().try_into().ok()?,
-                        })
-                    })
-                    .collect();
+                // Only days that can hold unexpired announcements, each
+                // once, and a bounded number of them.
+                let theirs = wire::screen_digests(&response.digests, self.clock.now().day());
                 let days = self.pool.days_to_reconcile(&theirs);
                 if days.is_empty() {
                     self.counters.sync_rounds += 1;
@@ -1477,12 +1464,7 @@ impl Mesh {
                 }
             }
             SyncStep::Ids => {
-                let ids: Vec<AnnouncementId> = response
-                    .ids
-                    .chunks_exact(32)
-                    .take(wire::MAX_IDS_PER_DAY)
-                    .filter_map(|c| c.try_into().ok().map(AnnouncementId))
-                    .collect();
+                let ids = wire::response_ids(&response.ids);
                 let missing = self.pool.missing(&ids);
                 if missing.is_empty() {
                     self.counters.sync_rounds += 1;
@@ -1543,7 +1525,7 @@ impl Mesh {
                     .pool
                     .ids_of_day(Day(day))
                     .iter()
-                    .take(wire::MAX_IDS_PER_DAY)
+                    .take(MAX_IDS_PER_DAY)
                     .flat_map(|i| i.0)
                     .collect(),
                 ..Default::default()
@@ -1551,11 +1533,8 @@ impl Mesh {
             Some(sync_request::Kind::Fetch(ids)) => {
                 let mut total = 0usize;
                 let mut out = Vec::new();
-                for c in ids.chunks_exact(32).take(MAX_FETCH_IDS) {
-                    let Ok(id) = <[u8; 32]>::try_from(c) else {
-                        continue;
-                    };
-                    if let Some(b) = self.pool.get(&AnnouncementId(id)) {
+                for id in wire::fetch_ids(&ids) {
+                    if let Some(b) = self.pool.get(&id) {
                         if total + b.len() > MAX_FETCH_RESPONSE {
                             break;
                         }

@@ -92,8 +92,6 @@ fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
 
 /// The local day the digests are screened against (2026-11-27).
 const TODAY: Day = Day(20_784);
-/// The stem response limit the mesh uses (`p2p::spawn`).
-const STEM_RESPONSE_LIMIT: usize = 1024;
 /// Memory a read may hold beyond twice the frame length.
 const SLACK: usize = 64 * 1024;
 
@@ -339,8 +337,8 @@ fuzz_target!(|data: &[u8]| {
             read::<StemRequest, _>(stream, MAX_STEM_MESSAGE, &mut c, true);
         }
         1 => {
-            let mut c = ProstCodec::<StemResponse, StemResponse>::new(0, STEM_RESPONSE_LIMIT);
-            read::<StemResponse, _>(stream, STEM_RESPONSE_LIMIT, &mut c, false);
+            let mut c = ProstCodec::<StemResponse, StemResponse>::new(0, MAX_STEM_RESPONSE);
+            read::<StemResponse, _>(stream, MAX_STEM_RESPONSE, &mut c, false);
         }
         2 => {
             let mut c = ProstCodec::<SyncRequest, SyncRequest>::new(MAX_SYNC_REQUEST, 0);

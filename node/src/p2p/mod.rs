@@ -40,8 +40,8 @@ pub use libp2p;
 pub use pool::{DayDigest, MAX_POOL_ANNOUNCEMENTS, Pool};
 pub use wire::{
     DayDigestMsg, MAX_FETCH_IDS, MAX_IDS_PER_DAY, MAX_MESSAGE_FIELDS, MAX_STEM_MESSAGE,
-    MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, StemRequest, StemResponse, SyncRequest,
-    SyncResponse, fetch_ids, response_ids, screen_digests, sync_request,
+    MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, StemRequest, StemResponse,
+    SyncRequest, SyncResponse, fetch_ids, response_ids, screen_digests, sync_request,
 };
 
 /// Protocol version in every name.
@@ -507,7 +507,7 @@ pub async fn spawn(
                 .with_request_timeout(STEM_REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(64);
             let stem = request_response::Behaviour::with_codec(
-                ProstCodec::new(MAX_STEM_MESSAGE, 1024),
+                ProstCodec::new(MAX_STEM_MESSAGE, MAX_STEM_RESPONSE),
                 [(stem_proto, ProtocolSupport::Full)],
                 rr_cfg.clone(),
             );

@@ -12,6 +12,8 @@ use super::pool::DayDigest;
 
 /// Largest stem request or response (one announcement plus framing).
 pub const MAX_STEM_MESSAGE: usize = MAX_ANNOUNCEMENT_BYTES + 1024;
+/// Largest stem response (an accepted flag; no announcement).
+pub const MAX_STEM_RESPONSE: usize = 1024;
 /// Largest sync request (a fetch of [`MAX_FETCH_IDS`] ids).
 pub const MAX_SYNC_REQUEST: usize = 64 * 1024;
 /// Largest sync response.

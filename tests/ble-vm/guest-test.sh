@@ -10,6 +10,15 @@ log() { echo "ble-vm[$(cut -d' ' -f1 /proc/uptime)s]: $*"; }
 fail() {
     log "FAILED: $*"
     echo "failed: $*" >/results/status
+    dmesg >/results/dmesg.txt 2>&1
+    exit 1
+}
+# The emulator itself died (it has crashed now and then under TCG): not a
+# verdict on meshtrace; run.sh boots the guest once more.
+emulator_died() {
+    log "btvirt (the emulated controllers) died: $*"
+    echo "emulator: btvirt died $*" >/results/status
+    dmesg >/results/dmesg.txt 2>&1
     exit 1
 }
 # Waits up to $1 seconds for the command after it to succeed.
@@ -36,6 +45,8 @@ dbus-daemon --system --fork || fail "dbus-daemon"
 bluetoothd -n >/results/bluetoothd.log 2>&1 &
 wait_for 30 dbus-send --system --print-reply --dest=org.bluez / org.freedesktop.DBus.ObjectManager.GetManagedObjects || fail "bluetoothd did not appear on the system bus"
 log "bluetoothd $(bluetoothd --version) is on the system bus"
+# Two dual-mode controllers (LE-only ones, -L, refuse BlueZ's advertisement
+# registration: "Failed to register advertisement"; see docs/ble-vm.md).
 btvirt -l2 >/results/btvirt.log 2>&1 &
 btvirt_pid=$!
 wait_for 30 test -e /sys/class/bluetooth/hci1 || fail "btvirt created no hci0/hci1"
@@ -75,6 +86,9 @@ elapsed=0
 while [ "$elapsed" -lt "$DURATION" ]; do
     sleep 30
     elapsed=$((elapsed + 30))
+    # Test of run.sh's retry (BLE_VM_KILL_EMULATOR_ONCE=1): the emulator dies.
+    [ "${KILL_EMULATOR:-0}" = 1 ] && kill -9 "$btvirt_pid" && sleep 2
+    kill -0 "$btvirt_pid" 2>/dev/null || emulator_died "after $elapsed s of the daemons' run"
     for n in a b; do
         kill -0 "$(eval echo \$pid_$n)" 2>/dev/null || { cat /results/$n.log; fail "daemon $n died"; }
         log "$n: $(meshtrace --data-dir /results/$n status --json |
@@ -84,6 +98,7 @@ while [ "$elapsed" -lt "$DURATION" ]; do
 done
 
 # --- Graceful stop: open encounters are closed and flushed --------------------
+kill -0 "$btvirt_pid" 2>/dev/null || emulator_died "in the last 30 s of the daemons' run"
 for n in a b; do
     meshtrace --data-dir /results/$n status --json >/results/$n.status.json
     grep -q '"failures":0' /results/$n.status.json ||
@@ -96,6 +111,7 @@ done
 kill -INT "$btmon_pid" "$btvirt_pid" 2>/dev/null
 wait "$btmon_pid" 2>/dev/null
 btmon -r /results/hci.snoop >/results/btmon.txt 2>&1
+dmesg >/results/dmesg.txt 2>&1
 for n in a b; do
     log "$n.log (BLE lines):"
     grep -E "BLE|radio" /results/$n.log | sed -n '1,12p;$p' | sed 's/^/    /'

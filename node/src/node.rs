@@ -231,8 +231,8 @@ struct Node<S: Store, R: Radio> {
     own_reports: HashSet<ReportPublicKey>,
     radio_failures: u64,
     last_radio_failure: Option<(UnixTime, String)>,
-    /// Set when the node must stop (its store cannot write).
-    stopped: bool,
+    /// Set when the node must stop: its store cannot write.
+    store_failure: Option<String>,
     events: mpsc::Sender<NodeEvent>,
 }
 
@@ -268,7 +268,7 @@ where
         own_reports: HashSet::new(),
         radio_failures: 0,
         last_radio_failure: None,
-        stopped: false,
+        store_failure: None,
         events: ev_tx,
     };
     node.resume().await?;
@@ -351,10 +351,8 @@ impl<S: Store, R: Radio> Node<S, R> {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(e) = self.on_tick().await
-                        && self.tick_failed(e)
-                    {
-                        break;
+                    if let Err(e) = self.on_tick().await {
+                        self.tick_failed(e);
                     }
                 }
                 ev = self.radio.events().recv() => match ev {
@@ -385,27 +383,24 @@ impl<S: Store, R: Radio> Node<S, R> {
                         break;
                     }
                     self.on_command(cmd).await;
-                    if self.stopped {
-                        break;
-                    }
                 }
+            }
+            if let Some(e) = self.store_failure.take() {
+                // Waits for room in the channel: the daemon must learn it.
+                let _ = self.events.send(NodeEvent::StoreFailed(e)).await;
+                break;
             }
         }
     }
 
-    /// Logs a failed tick; true when it is fatal (the store cannot write),
-    /// after telling the user interface.
-    fn tick_failed(&mut self, e: NodeError) -> bool {
+    /// Logs a failed tick; a store that cannot write stops the node.
+    fn tick_failed(&mut self, e: NodeError) {
         match e {
             NodeError::Store(StoreError::Backend(BackendError::Io(_)) | StoreError::Io { .. }) => {
                 tracing::error!(error = %e, "the store cannot write; the node stops");
-                let _ = self.events.try_send(NodeEvent::StoreFailed(e.to_string()));
-                true
+                self.store_failure = Some(e.to_string());
             }
-            e => {
-                tracing::error!(error = %e, "node tick failed");
-                false
-            }
+            e => tracing::error!(error = %e, "node tick failed"),
         }
     }
 
@@ -420,14 +415,13 @@ impl<S: Store, R: Radio> Node<S, R> {
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Tick(reply) => {
-                if let Err(e) = self.on_tick().await
-                    && self.tick_failed(e)
-                {
-                    // Dropping the reply tells the caller the node stopped.
-                    self.stopped = true;
-                    return;
+                if let Err(e) = self.on_tick().await {
+                    self.tick_failed(e);
                 }
-                let _ = reply.send(());
+                if self.store_failure.is_none() {
+                    // (Dropped otherwise: the caller learns the node stopped.)
+                    let _ = reply.send(());
+                }
             }
             Command::Status(reply) => {
                 let mesh = self.p2p.status().await.ok();

@@ -271,13 +271,20 @@ pub async fn run(
         ready(&control::status_json(&s, &info));
     }
 
-    let signal_name = tokio::select! {
-        _ = sigint.recv() => "SIGINT",
-        _ = sigterm.recv() => "SIGTERM",
-        Some(e) = fatal.recv() => {
-            // The node task has stopped: nothing left to flush.
-            server.abort();
-            let _ = std::fs::remove_file(&socket);
+    let stop = tokio::select! {
+        _ = sigint.recv() => Ok("SIGINT"),
+        _ = sigterm.recv() => Ok("SIGTERM"),
+        Some(e) = fatal.recv() => Err(e),
+    };
+    server.abort();
+    let _ = std::fs::remove_file(&socket);
+    let result = match stop {
+        Ok(signal_name) => {
+            tracing::info!(signal = signal_name, "shutting down");
+            handle.shutdown().await
+        }
+        // The node task has stopped: nothing left to flush.
+        Err(e) => {
             hook.abort();
             return Err(DaemonError(format!(
                 "the store cannot write ({e}); meshtrace stopped rather than run without \
@@ -286,10 +293,6 @@ pub async fn run(
             )));
         }
     };
-    tracing::info!(signal = signal_name, "shutting down");
-    server.abort();
-    let _ = std::fs::remove_file(&socket);
-    let result = handle.shutdown().await;
     hook.abort();
     result.map_err(|e| DaemonError(format!("shutdown: {e}")))
 }

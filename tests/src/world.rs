@@ -7,6 +7,7 @@ use std::sync::Arc;
 use meshtrace_node::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use meshtrace_node::node::{self, NodeHandle, NodeSettings};
 use meshtrace_node::p2p::{self, libp2p::identity::Keypair};
+use meshtrace_node::protocol::UnixTime;
 use meshtrace_node::radio::memory::{DeviceConfig, MemoryAir};
 use meshtrace_node::radio::model::{DutyCycle, PathLossModel, Position, Trajectory};
 use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, StoreConfig};
@@ -37,13 +38,7 @@ impl World {
         let mut nodes = Vec::new();
         let mut first_addr = None;
         for x in positions {
-            let mut store = ContactStore::with_backend(
-                MemoryStore::new(),
-                &MasterKey::generate(),
-                StoreConfig::default(),
-                start,
-            )
-            .expect("store");
+            let mut store = memory_store(start);
             store
                 .add_trusted_issuer(net.issuer.public(), "clinic")
                 .expect("trust");
@@ -53,14 +48,7 @@ impl World {
                     ..DeviceConfig::default()
                 })
                 .expect("device");
-            let mut mesh = p2p::spawn(
-                net.config(false),
-                Keypair::generate_ed25519(),
-                shared.clone(),
-                Vec::new(),
-            )
-            .await
-            .expect("mesh");
+            let mut mesh = spawn_mesh(net, shared.clone()).await;
             let addr = loop {
                 match tokio::time::timeout(WAIT, mesh.events.recv()).await {
                     Ok(Some(p2p::P2pEvent::Listening(a))) => break a,
@@ -105,4 +93,27 @@ impl World {
             }
         }
     }
+}
+
+/// An empty encrypted store in memory, opened at `start`.
+pub fn memory_store(start: UnixTime) -> ContactStore<MemoryStore> {
+    ContactStore::with_backend(
+        MemoryStore::new(),
+        &MasterKey::generate(),
+        StoreConfig::default(),
+        start,
+    )
+    .expect("store")
+}
+
+/// A full node's mesh for `net` on loopback TCP, with a fresh identity.
+pub async fn spawn_mesh(net: &TestNet, clock: SharedClock) -> p2p::P2pHandle {
+    p2p::spawn(
+        net.config(false),
+        Keypair::generate_ed25519(),
+        clock,
+        Vec::new(),
+    )
+    .await
+    .expect("mesh")
 }

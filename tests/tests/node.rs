@@ -141,30 +141,16 @@ impl meshtrace_node::radio::Radio for BrokenRadio {
 async fn radio_failures_are_kept_for_the_status_and_the_node_keeps_running() {
     use meshtrace_node::clock::{ManualClock, SharedClock, SystemClock};
     use meshtrace_node::node::{self, NodeSettings};
-    use meshtrace_node::p2p::{self, libp2p::identity::Keypair};
     use meshtrace_node::radio::{RadioError, RadioEvent};
-    use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, StoreConfig};
+    use meshtrace_tests::world::{memory_store, spawn_mesh};
     use std::sync::Arc;
 
     let net = TestNet::new(91);
     let start = SystemClock.now();
     let clock = ManualClock::new(start);
     let shared: SharedClock = Arc::new(clock.clone());
-    let store = ContactStore::with_backend(
-        MemoryStore::new(),
-        &MasterKey::generate(),
-        StoreConfig::default(),
-        start,
-    )
-    .expect("store");
-    let mesh = p2p::spawn(
-        net.config(false),
-        Keypair::generate_ed25519(),
-        shared.clone(),
-        Vec::new(),
-    )
-    .await
-    .expect("mesh");
+    let store = memory_store(start);
+    let mesh = spawn_mesh(&net, shared.clone()).await;
     let (radio_tx, radio_rx) = tokio::sync::mpsc::channel(8);
     let mut n = node::start(
         NodeSettings::new(&net.network_id),

@@ -519,6 +519,15 @@ pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
             m["peer_id"].as_str().unwrap_or("")
         );
     }
+    if let Some(h) = s["purge_held"].as_object() {
+        println!(
+            "  old data:      kept for now: the clock reads {}, more than the retention \
+             period after the last date known to be right ({}); nothing is deleted until \
+             a peer confirms the date or the clock is fixed",
+            h["clock_utc"].as_str().unwrap_or(""),
+            h["last_confirmed_utc"].as_str().unwrap_or("")
+        );
+    }
     if s["unsent_report_chunks"].as_u64().unwrap_or(0) > 0 {
         println!(
             "  your report:   {} chunks waiting to be sent",

@@ -8,14 +8,16 @@ use clap::{Args, Subcommand};
 use meshtrace_node::config::Config;
 use meshtrace_node::daemon::key_source;
 use meshtrace_node::protocol::Zeroizing;
+use meshtrace_node::control::utc;
 use meshtrace_node::store::{ContactStore, KeySource, StoreConfig};
 
 use crate::{Paths, now};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StoreCommand {
-    /// Open the store (applying retention, as the node does) and report what
-    /// it holds, or the damage found. Exit status 1 when it cannot be opened.
+    /// Report what the store holds (after retention, as the node applies
+    /// it), or the damage found, without writing into the store (it reads a
+    /// private copy). Exit status 1 when it cannot be opened.
     Check(StoreArgs),
     /// Repair a damaged store: copy every record that authenticates into a
     /// fresh database and move the damaged one aside (it is kept, not deleted).
@@ -67,26 +69,38 @@ pub(crate) fn run(paths: &Paths, cmd: &StoreCommand) -> Result<ExitCode> {
     match cmd {
         StoreCommand::Check(a) => {
             let (dir, source) = locate(paths, a)?;
-            let store = ContactStore::open(&dir, &source, StoreConfig::default(), now())?;
-            let encounters = store.encounter_count();
-            let announcements = store.announcements().count();
-            let exposures = store.exposures().len();
-            let days = store.days().len();
+            let r = ContactStore::check(&dir, &source, StoreConfig::default(), now())?;
             if a.json {
                 println!(
                     "{}",
                     serde_json::json!({
                         "ok": true,
-                        "encounters": encounters,
-                        "announcements": announcements,
-                        "exposures": exposures,
-                        "days": days,
+                        "encounters": r.encounters,
+                        "announcements": r.announcements,
+                        "exposures": r.exposures,
+                        "days": r.days,
+                        "purge_held": r.purge_held.map(|h| serde_json::json!({
+                            "clock": h.clock.0,
+                            "clock_utc": utc(h.clock),
+                            "last_confirmed": h.known_good.0,
+                            "last_confirmed_utc": utc(h.known_good),
+                        })),
                     })
                 );
             } else {
                 println!(
-                    "store OK: {encounters} encounters, {announcements} announcements, {exposures} exposures over {days} days"
+                    "store OK: {} encounters, {} announcements, {} exposures over {} days",
+                    r.encounters, r.announcements, r.exposures, r.days
                 );
+                if let Some(h) = r.purge_held {
+                    println!(
+                        "old data is kept for now: the clock reads {}, more than the retention \
+                         period after the last date known to be right ({}); the node deletes \
+                         it once a peer confirms the date or the clock is fixed",
+                        utc(h.clock),
+                        utc(h.known_good)
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -115,3 +115,74 @@ fn bad_arguments_and_missing_stores_fail_clearly() {
     let out = meshtrace(&["--version"]);
     assert!(out.status.success());
 }
+
+/// Every file under `dir`, path → bytes.
+fn files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn check_writes_nothing_and_recover_ignores_an_unfinished_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    make_store(&dir, false);
+    let d = dir.to_str().unwrap();
+    let before = files(&dir);
+    let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(files(&dir), before, "store check wrote into the store");
+    // What a snapshot write cut short by a full disk leaves behind.
+    std::fs::write(dir.join("db").join("snap.7FFFFFFFFFFFFFFF.generating"), b"").unwrap();
+    let before = files(&dir);
+    let out = meshtrace(&["store", "check", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unfinished snapshot file") && err.contains("store recover"),
+        "{err}"
+    );
+    assert!(!err.contains("None"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert_eq!(files(&dir), before, "store check wrote into the store");
+    let out = meshtrace(&["store", "recover", "--data-dir", d, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["unreadable"], 0, "{report}");
+    let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["encounters"], 5, "every encounter kept");
+}
+
+#[test]
+fn a_refused_recover_leaves_no_half_built_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    make_store(&dir, false);
+    // The store is in use.
+    let held = ContactStore::open(
+        &dir,
+        &KeySource::KeyFile(dir.join("master.key")),
+        StoreConfig::default(),
+        UnixTime(now()),
+    )
+    .unwrap();
+    let out = meshtrace(&["store", "recover", "--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use"), "{err}");
+    assert!(!dir.join("db.recovering").exists(), "db.recovering left behind");
+    drop(held);
+}

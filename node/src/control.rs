@@ -289,6 +289,12 @@ pub fn status_json(s: &NodeStatus, info: &DaemonInfo) -> Value {
         "exposures": s.exposures,
         "high_risk": s.high_risk,
         "unsent_report_chunks": s.unsent,
+        "purge_held": s.purge_held.map(|h| json!({
+            "clock": time_json(h.clock),
+            "clock_utc": utc(h.clock),
+            "last_confirmed": time_json(h.known_good),
+            "last_confirmed_utc": utc(h.known_good),
+        })),
         "mesh": s.mesh.as_ref().map(peers_json),
     })
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::SharedClock;
 use crate::p2p::{P2pEvent, P2pHandle, P2pStatus};
 use crate::radio::{Radio, RadioEvent, RadioStats};
-use crate::store::{BackendError, ContactStore, Store, StoreError, StoredExposure};
+use crate::store::{BackendError, ContactStore, PurgeHold, Store, StoreError, StoredExposure};
 
 /// Store metadata name of the pending one-time report key.
 pub const META_REPORT_KEY: &str = "report-key";
@@ -135,6 +135,9 @@ pub struct NodeStatus {
     pub mesh: Option<P2pStatus>,
     /// Own chunks not yet confirmed sent.
     pub unsent: usize,
+    /// Set while the retention purge is held because the clock is not
+    /// trusted (see [`crate::store::ContactStore::purge_hold`]).
+    pub purge_held: Option<PurgeHold>,
 }
 
 enum Command {
@@ -365,7 +368,7 @@ impl<S: Store, R: Radio> Node<S, R> {
                 ev = self.p2p.events.recv() => match ev {
                     Some(P2pEvent::Announcement { verified, bytes, .. }) => {
                         if let Err(e) = self.on_announcement(*verified, bytes).await {
-                            tracing::error!(error = %e, "storing an announcement failed");
+                            self.failed(e, "storing an announcement failed");
                         }
                     }
                     Some(P2pEvent::Sent { id, .. }) => {
@@ -395,12 +398,18 @@ impl<S: Store, R: Radio> Node<S, R> {
 
     /// Logs a failed tick; a store that cannot write stops the node.
     fn tick_failed(&mut self, e: NodeError) {
+        self.failed(e, "node tick failed");
+    }
+
+    /// Logs a failure as `what`; a store that cannot write (a full disk,
+    /// a file-size limit, an I/O error) stops the node.
+    fn failed(&mut self, e: NodeError, what: &str) {
         match e {
             NodeError::Store(StoreError::Backend(BackendError::Io(_)) | StoreError::Io { .. }) => {
                 tracing::error!(error = %e, "the store cannot write; the node stops");
                 self.store_failure = Some(e.to_string());
             }
-            e => tracing::error!(error = %e, "node tick failed"),
+            e => tracing::error!(error = %e, "{what}"),
         }
     }
 
@@ -408,7 +417,7 @@ impl<S: Store, R: Radio> Node<S, R> {
         let now = self.clock.now();
         let open = self.tracker.close_all();
         self.store.add_encounters(&open, now)?;
-        self.store.flush()?;
+        self.store.flush_clean(now)?;
         Ok(())
     }
 
@@ -439,6 +448,7 @@ impl<S: Store, R: Radio> Node<S, R> {
                     last_radio_failure: self.last_radio_failure.clone(),
                     mesh,
                     unsent: self.unsent.len(),
+                    purge_held: self.store.purge_hold(),
                 });
             }
             Command::Exposures(reply) => {
@@ -511,20 +521,25 @@ impl<S: Store, R: Radio> Node<S, R> {
             }
         }
         if self.store.tick(now)?.is_some() {
-            let expired: Vec<AnnouncementId> = self
-                .anns
-                .iter()
-                .filter(|(_, a)| a.expires_at() <= now)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in expired {
-                if let Some(a) = self.anns.remove(&id) {
-                    self.chunk_owner.remove(&(a.report_key(), a.chunk_index()));
-                    self.matched.remove(&a.report_key());
-                }
-            }
+            self.forget_expired(now);
         }
         Ok(())
+    }
+
+    /// After a purge: forgets the announcements held in memory that expired.
+    fn forget_expired(&mut self, now: UnixTime) {
+        let expired: Vec<AnnouncementId> = self
+            .anns
+            .iter()
+            .filter(|(_, a)| a.expires_at() <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(a) = self.anns.remove(&id) {
+                self.chunk_owner.remove(&(a.report_key(), a.chunk_index()));
+                self.matched.remove(&a.report_key());
+            }
+        }
     }
 
     async fn on_announcement(
@@ -540,6 +555,11 @@ impl<S: Store, R: Radio> Node<S, R> {
             None => {}
         }
         self.chunk_owner.insert(slot, v.id());
+        // A peer's fresh announcement is evidence of the date: it releases
+        // a purge held for an untrusted clock.
+        if self.store.confirm_time(v.created_at(), now)?.is_some() {
+            self.forget_expired(now);
+        }
         self.store.put_announcement(&v, &bytes, now)?;
         let hits = self.store.match_announcement(&v);
         self.add_hits(v.report_key(), hits, now).await?;

@@ -621,3 +621,262 @@ fn memory_backend_behaves_like_sled() {
     s.purge(UnixTime(NOON + 20 * 86_400)).unwrap();
     assert_eq!(s.encounter_count(), 0);
 }
+
+/// A UNIX time in the year 2083 (a clock run at twice real speed since 1970).
+const YEAR_2083: u64 = 3_566_000_000;
+
+/// A store created at `NOON` holding `n` encounters of that morning,
+/// cleanly stopped.
+fn store_with_encounters(tmp: &tempfile::TempDir, n: u64) {
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let mut s = create(tmp);
+    let encs: Vec<Encounter> = (0..n)
+        .map(|i| encounter(&mut rng, NOON - 3600 - 60 * i))
+        .collect();
+    s.add_encounters(&encs, UnixTime(NOON)).unwrap();
+    s.flush_clean(UnixTime(NOON)).unwrap();
+}
+
+#[test]
+fn a_node_off_for_three_weeks_purges_once_a_peer_confirms_the_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    store_with_encounters(&tmp, 3);
+    let back = NOON + 21 * DAY_SECONDS;
+    let mut s = reopen(&tmp, back).unwrap();
+    // Off for longer than retention, or a clock three weeks fast: the node
+    // cannot tell yet, so nothing is deleted.
+    assert_eq!(s.encounter_count(), 3);
+    let hold = s.purge_hold().expect("the purge is held");
+    assert_eq!(hold.known_good, UnixTime(NOON));
+    assert_eq!(hold.clock, UnixTime(back));
+    assert_eq!(s.tick(UnixTime(back + 60)).unwrap(), None);
+    assert_eq!(s.encounter_count(), 3);
+    // An old announcement (created 10 days before the clock) proves nothing.
+    assert_eq!(
+        s.confirm_time(UnixTime(back - 10 * DAY_SECONDS), UnixTime(back + 60))
+            .unwrap(),
+        None
+    );
+    assert!(s.purge_hold().is_some());
+    // A peer's announcement of an hour ago confirms the date: purge.
+    let report = s
+        .confirm_time(UnixTime(back - 3600), UnixTime(back + 120))
+        .unwrap()
+        .expect("the held purge runs");
+    assert_eq!(report.encounters, 3);
+    assert_eq!(s.encounter_count(), 0);
+    assert_eq!(s.purge_hold(), None);
+    assert_eq!(s.known_good_time(), UnixTime(back + 120));
+    drop(s);
+    let s = reopen(&tmp, back + 180).unwrap();
+    assert_eq!(s.purge_hold(), None, "the confirmed date is remembered");
+}
+
+#[test]
+fn a_clock_in_2083_holds_the_purge_and_keeps_every_encounter() {
+    let tmp = tempfile::tempdir().unwrap();
+    store_with_encounters(&tmp, 22);
+    {
+        let mut s = reopen(&tmp, YEAR_2083).unwrap();
+        assert_eq!(s.encounter_count(), 22);
+        assert!(s.purge_hold().is_some());
+        // Running on in 2083: ticks across days, flushes, a clean stop.
+        for i in 0..3 {
+            assert_eq!(
+                s.tick(UnixTime(YEAR_2083 + i * DAY_SECONDS)).unwrap(),
+                None
+            );
+        }
+        s.flush_clean(UnixTime(YEAR_2083 + 3 * DAY_SECONDS))
+            .unwrap();
+        assert_eq!(s.encounter_count(), 22);
+        assert_eq!(s.known_good_time(), UnixTime(NOON), "not moved by 2083");
+    }
+    // Still 2083 on the next start: still held.
+    let s = reopen(&tmp, YEAR_2083 + 4 * DAY_SECONDS).unwrap();
+    assert_eq!(s.encounter_count(), 22);
+    assert!(s.purge_hold().is_some());
+    drop(s);
+    // The clock is fixed: nothing was lost, nothing is held.
+    let s = reopen(&tmp, NOON + 3600).unwrap();
+    assert_eq!(s.encounter_count(), 22);
+    assert_eq!(s.purge_hold(), None);
+}
+
+#[test]
+fn a_clock_jump_larger_than_retention_between_two_ticks_holds_the_purge() {
+    let tmp = tempfile::tempdir().unwrap();
+    store_with_encounters(&tmp, 4);
+    let mut s = reopen(&tmp, NOON + 10).unwrap();
+    assert_eq!(s.tick(UnixTime(NOON + 20)).unwrap(), None);
+    // Between two ticks the clock moves 15 days ahead.
+    let jumped = NOON + 20 + 15 * DAY_SECONDS;
+    assert_eq!(s.tick(UnixTime(jumped)).unwrap(), None);
+    assert_eq!(s.encounter_count(), 4);
+    assert_eq!(
+        s.purge_hold().map(|h| h.known_good),
+        Some(UnixTime(NOON)),
+        "held"
+    );
+    // It comes back: the hold ends, and the ordinary purge keeps them all.
+    let r = s.tick(UnixTime(NOON + 30)).unwrap().expect("the purge runs");
+    assert_eq!(r.encounters, 0);
+    assert_eq!(s.purge_hold(), None);
+    assert_eq!(s.encounter_count(), 4);
+    // A day at a time, the ordinary rule still forgets old days.
+    let mut t = NOON + 30;
+    for _ in 0..15 {
+        t += DAY_SECONDS;
+        s.tick(UnixTime(t)).unwrap();
+    }
+    assert_eq!(s.purge_hold(), None);
+    assert_eq!(s.encounter_count(), 0, "purged by the ordinary rule");
+}
+
+/// Puts a 0-byte unfinished snapshot file in the database, newer than any
+/// real one: what a snapshot write interrupted by a full disk leaves.
+fn add_unfinished_snapshot(tmp: &tempfile::TempDir) {
+    std::fs::write(
+        data_dir(tmp).join(DB_DIR).join("snap.7FFFFFFFFFFFFFFF.generating"),
+        b"",
+    )
+    .unwrap();
+}
+
+fn leftovers(tmp: &tempfile::TempDir) -> Vec<String> {
+    std::fs::read_dir(data_dir(tmp))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".recovering") || n.ends_with(".reading"))
+        .collect()
+}
+
+#[test]
+fn recovery_keeps_at_least_every_record_a_plain_open_reads() {
+    type Damage = fn(&tempfile::TempDir);
+    let flip_one: Damage = |tmp| {
+        let s = reopen(tmp, NOON).unwrap();
+        let (k, mut v) = s
+            .backend()
+            .scan_prefix(Tree::Encounters, &[])
+            .unwrap()
+            .remove(2);
+        v[20] ^= 1;
+        s.backend()
+            .apply(vec![(Tree::Encounters, k, Some(v))])
+            .unwrap();
+        s.backend().flush().unwrap();
+    };
+    let both: Damage = |tmp| {
+        let s = reopen(tmp, NOON).unwrap();
+        let (k, mut v) = s
+            .backend()
+            .scan_prefix(Tree::Encounters, &[])
+            .unwrap()
+            .remove(0);
+        v[20] ^= 1;
+        s.backend()
+            .apply(vec![(Tree::Encounters, k, Some(v))])
+            .unwrap();
+        s.backend().flush().unwrap();
+        drop(s);
+        add_unfinished_snapshot(tmp);
+    };
+    // (what is done to a store of 12 encounters, the encounters readable)
+    let cases: [(&str, Damage, usize); 4] = [
+        ("undamaged", |_| {}, 12),
+        ("an unfinished snapshot", add_unfinished_snapshot, 12),
+        ("one record flipped", flip_one, 11),
+        ("a flipped record and an unfinished snapshot", both, 11),
+    ];
+    for (name, damage, readable) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        store_with_encounters(&tmp, 12);
+        damage(&tmp);
+        if let Err(e) = reopen(&tmp, NOON) {
+            let msg = e.to_string();
+            assert!(matches!(e, StoreError::Damaged { .. }), "{name}: {msg}");
+            assert!(!msg.contains("None") && !msg.contains("Some("), "{name}: {msg}");
+        }
+        let report = ContactStore::recover(&data_dir(&tmp), &key_source(tmp.path()))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.set_aside.exists(), "{name}: the old database is kept");
+        assert_eq!(leftovers(&tmp), Vec::<String>::new(), "{name}");
+        let s = reopen(&tmp, NOON).unwrap_or_else(|e| panic!("{name}: after recovery: {e}"));
+        assert!(
+            s.encounter_count() >= readable,
+            "{name}: {} encounters after recovery, {readable} were readable",
+            s.encounter_count()
+        );
+    }
+}
+
+#[test]
+fn an_unfinished_snapshot_is_named_in_words_not_as_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    store_with_encounters(&tmp, 2);
+    add_unfinished_snapshot(&tmp);
+    let msg = reopen(&tmp, NOON).unwrap_err().to_string();
+    assert!(
+        msg.contains("unfinished snapshot file") && msg.contains(".generating"),
+        "{msg}"
+    );
+    assert!(!msg.contains("None"), "{msg}");
+}
+
+#[test]
+fn a_refused_recovery_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    store_with_encounters(&tmp, 2);
+    let open = reopen(&tmp, NOON).unwrap();
+    let err = ContactStore::recover(&data_dir(&tmp), &key_source(tmp.path())).unwrap_err();
+    assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    assert_eq!(leftovers(&tmp), Vec::<String>::new());
+    drop(open);
+    // A wrong key: refused before anything is touched.
+    let other = tmp.path().join("other.key");
+    create_key_file(&other).unwrap();
+    let before = snapshot(&data_dir(&tmp));
+    let err = ContactStore::recover(&data_dir(&tmp), &KeySource::KeyFile(other)).unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey), "{err}");
+    assert_eq!(snapshot(&data_dir(&tmp)), before);
+}
+
+#[test]
+fn check_writes_nothing_into_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    store_with_encounters(&tmp, 5);
+    let before = snapshot(&data_dir(&tmp));
+    let r = ContactStore::check(
+        &data_dir(&tmp),
+        &key_source(tmp.path()),
+        StoreConfig::default(),
+        UnixTime(NOON + 60),
+    )
+    .unwrap();
+    assert_eq!(r.encounters, 5);
+    assert_eq!(r.purge_held, None);
+    assert_eq!(snapshot(&data_dir(&tmp)), before);
+    // In 2083: reported as held, and still nothing written.
+    let r = ContactStore::check(
+        &data_dir(&tmp),
+        &key_source(tmp.path()),
+        StoreConfig::default(),
+        UnixTime(YEAR_2083),
+    )
+    .unwrap();
+    assert_eq!(r.encounters, 5);
+    assert!(r.purge_held.is_some());
+    // With an unfinished snapshot: damaged, named, nothing written.
+    add_unfinished_snapshot(&tmp);
+    let before = snapshot(&data_dir(&tmp));
+    let err = ContactStore::check(
+        &data_dir(&tmp),
+        &key_source(tmp.path()),
+        StoreConfig::default(),
+        UnixTime(NOON + 60),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("unfinished snapshot"), "{err}");
+    assert_eq!(snapshot(&data_dir(&tmp)), before);
+}

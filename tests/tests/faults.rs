@@ -296,3 +296,149 @@ fn a_disk_that_fills_up_while_running_stops_the_daemon_and_keeps_what_it_flushed
     let mut a = Daemon::start(&tmp.path().join("a"), &args);
     assert!(a.stop().success(), "{}", a.log());
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (e.g. `600k`) at `at`; `None` (with a
+    /// message) where mounting is not permitted.
+    fn mount(at: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let o = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(at)
+            .output()
+            .ok()?;
+        if !o.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a small tmpfs here (needs root): {}",
+                stderr(&o)
+            );
+            return None;
+        }
+        Some(SmallDisk(at.to_owned()))
+    }
+
+    /// Writes a filler file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        loop {
+            if f.write_all(&block).is_err() || f.sync_all().is_err() {
+                return path;
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Every file name under `dir` (recursively), relative.
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A real full disk (ENOSPC, a 600 KB tmpfs) while a node records a
+/// neighbour: the daemon stops by itself, as for EFBIG, with one clear last
+/// line and a non-zero exit; `store check` on the full disk writes nothing
+/// into the store; once there is room the store opens (or recovers) with
+/// every encounter flushed before.
+#[test]
+fn a_really_full_disk_stops_the_daemon_and_check_and_recover_keep_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&tmp.path().join("small"), "600k") else {
+        return;
+    };
+    let port = free_udp_port().to_string();
+    let origin = now_millis().to_string();
+    let a_dir = disk.0.join("a");
+    let a = a_dir.display().to_string();
+    for (dir, x) in [(a.clone(), "0,0"), (tmp.path().join("b").display().to_string(), "1,0")] {
+        let o = meshtrace(&[
+            "--data-dir", &dir, "init", "--network", "enospc", "--radio", "udp-sim",
+            "--position", x,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let run_args = format!(
+        "--listen /ip4/127.0.0.1/tcp/0 --no-mdns --udp-port {port} --time-scale 60 --time-origin {origin}"
+    );
+    let args: Vec<&str> = run_args.split(' ').collect();
+    let _b = Daemon::start(&tmp.path().join("b"), &args);
+    let child = std::process::Command::new(meshtrace_bin())
+        .args(["--data-dir", &a, "run"])
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = || {
+        let o = meshtrace(&["--data-dir", &a, "status", "--json"]);
+        o.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap())
+    };
+    wait_for(CLI_WAIT, "A to store encounters", || {
+        status().and_then(|s| (s["encounters"].as_u64().unwrap() > 0).then_some(()))
+    });
+    // Flushed every 2 simulated seconds: wait for two flush periods.
+    std::thread::sleep(Duration::from_millis(500));
+    let stored = status().expect("A answers")["encounters"].as_u64().unwrap();
+
+    let filler = disk.fill();
+    let o = wait_output(child, CLI_WAIT);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "the daemon kept running on a full disk: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("meshtrace: the store cannot write (")
+            && last.contains("No space left on device")
+            && last.contains("start it again"),
+        "last line: {last}\nall: {err}"
+    );
+
+    // `store check` on the full disk leaves nothing in the store.
+    let before = file_names(&a_dir.join("db"));
+    let o = meshtrace(&["--data-dir", &a, "store", "check", "--json"]);
+    assert!(!stderr(&o).contains("None"), "{}", stderr(&o));
+    assert_eq!(file_names(&a_dir.join("db")), before, "store check wrote into the store");
+
+    // Room again: the store opens with everything flushed, or recovery
+    // (which then must be offered) keeps it all.
+    std::fs::remove_file(&filler).unwrap();
+    let o = meshtrace(&["--data-dir", &a, "store", "check", "--json"]);
+    if !o.status.success() {
+        let e = stderr(&o);
+        assert!(e.contains("store recover") && !e.contains("None"), "{e}");
+        let r = json_ok(&meshtrace(&["--data-dir", &a, "store", "recover", "--json"]));
+        assert!(r["kept"].as_u64().unwrap() > 0, "{r}");
+    }
+    let check = json_ok(&meshtrace(&["--data-dir", &a, "store", "check", "--json"]));
+    let kept = check["encounters"].as_u64().unwrap();
+    assert!(kept >= stored, "{stored} encounters were stored, {kept} kept");
+    let mut again = Daemon::start(&a_dir, &args);
+    assert!(again.stop().success(), "{}", again.log());
+}

@@ -183,9 +183,133 @@ fn map_sled(e: sled::Error) -> BackendError {
             BackendError::Locked
         }
         sled::Error::Io(io) => BackendError::Io(io_text(&io.to_string())),
-        sled::Error::Corruption { at, .. } => BackendError::Corrupt(format!("at {at:?}")),
+        sled::Error::Corruption { at, .. } => BackendError::Corrupt(match at {
+            Some(ptr) => format!("the database log is damaged at byte {}", ptr.lid()),
+            None => "a database file is damaged".to_owned(),
+        }),
+        // sled turns an I/O error of its background writer into a bug
+        // report in some paths: a full disk must still read as one.
+        other if storage_full_text(&other.to_string()) => {
+            BackendError::Io(io_text(&other.to_string()))
+        }
         other => BackendError::Corrupt(other.to_string()),
     }
+}
+
+/// True when an error text (sled passes on I/O errors in their `Debug`
+/// form) is a full disk or a file-size limit: ENOSPC (28), EFBIG (27) or
+/// EDQUOT (122).
+fn storage_full_text(text: &str) -> bool {
+    ["code: 28,", "code: 27,", "code: 122,", "StorageFull", "FileTooLarge", "QuotaExceeded"]
+        .iter()
+        .any(|m| text.contains(m))
+        || ["os error 28)", "os error 27)", "os error 122)"]
+            .iter()
+            .any(|m| text.contains(m))
+}
+
+/// Prefix of sled's snapshot files inside the database directory.
+const SNAPSHOT_PREFIX: &str = "snap.";
+/// Suffix of a snapshot file sled was still writing (renamed when done).
+const UNFINISHED_SNAPSHOT_SUFFIX: &str = ".generating";
+/// The database file inside sled's directory (sled locks it while open).
+const SLED_DB_FILE: &str = "db";
+
+/// The snapshot sled would read on open: the last `snap.*` name in
+/// sorted order (sled 0.34 does not skip unfinished ones).
+pub(crate) fn newest_snapshot(path: &Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(SNAPSHOT_PREFIX) && !n.ends_with(".in___motion"))
+        .collect();
+    names.sort();
+    names.pop()
+}
+
+/// The damage a snapshot file sled never finished writing causes.
+pub(crate) fn unfinished_snapshot(path: &Path, name: &str) -> BackendError {
+    BackendError::Corrupt(format!(
+        "an unfinished snapshot file {} was left by an interrupted write",
+        path.join(name).display()
+    ))
+}
+
+/// Which files of a sled directory [`copy_database`] leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotFiles {
+    /// Every file but snapshots sled never finished writing.
+    FinishedOnly,
+    /// No snapshot at all: sled rebuilds its state from the log.
+    None,
+}
+
+/// A lock on a sled directory taken the way sled takes it (an exclusive
+/// `flock` of its `db` file): while held, no meshtrace process opens it.
+#[derive(Debug)]
+pub struct DatabaseLock {
+    _file: Option<std::fs::File>,
+}
+
+impl DatabaseLock {
+    /// Locks the database in `path` (nothing to lock when it has no
+    /// database file yet). Opens the file read-only: writes nothing.
+    pub fn acquire(path: &Path) -> Result<DatabaseLock, BackendError> {
+        let file = match std::fs::File::open(path.join(SLED_DB_FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(DatabaseLock { _file: None });
+            }
+            Err(e) => {
+                return Err(BackendError::Io(format!(
+                    "{}: {e}",
+                    path.join(SLED_DB_FILE).display()
+                )));
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(DatabaseLock { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(BackendError::Locked),
+            Err(std::fs::TryLockError::Error(e)) => Err(BackendError::Io(format!(
+                "{}: {e}",
+                path.join(SLED_DB_FILE).display()
+            ))),
+        }
+    }
+}
+
+/// Copies the sled directory `from` into `to` (created owner-only; it must
+/// not exist), leaving out the snapshot files `snapshots` says. Reads `from`
+/// only.
+pub(crate) fn copy_database(from: &Path, to: &Path, snapshots: SnapshotFiles) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(to)?;
+    if !from.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        let is_snapshot = text.starts_with(SNAPSHOT_PREFIX);
+        let skip = match snapshots {
+            SnapshotFiles::FinishedOnly => {
+                is_snapshot && text.ends_with(UNFINISHED_SNAPSHOT_SUFFIX)
+            }
+            SnapshotFiles::None => is_snapshot,
+        };
+        if skip {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy_database(&src, &dst, snapshots)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 /// sled hands on the errors of its background flusher in their `Debug`
@@ -201,6 +325,14 @@ fn io_text(text: &str) -> String {
 impl SledStore {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<SledStore, BackendError> {
+        // sled 0.34 reads a snapshot it never finished writing (an
+        // interrupted write, e.g. on a full disk) and fails without naming
+        // it: name it, so that the recovery (which leaves it out) is offered.
+        if let Some(name) = newest_snapshot(path)
+            && name.ends_with(UNFINISHED_SNAPSHOT_SUFFIX)
+        {
+            return Err(unfinished_snapshot(path, &name));
+        }
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(SLED_CACHE_BYTES)

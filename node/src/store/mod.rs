@@ -34,7 +34,7 @@ use meshtrace_protocol::{
 use prost::Message;
 
 pub use backend::{
-    BackendError, Entries, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS, SledStore, Store,
+    BackendError, DatabaseLock, Entries, SnapshotFiles, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS, SledStore, Store,
     Tree, Write,
 };
 pub use crypto::{DAY_TAG_LEN, KEY_LEN, LOOKUP_KEY_LEN, MasterKey, NONCE_LEN, TAG_LEN};
@@ -54,6 +54,14 @@ use records::{
 pub const FLUSH_INTERVAL_SECONDS: u64 = 2;
 /// Longest metadata value.
 pub const MAX_META_VALUE_BYTES: usize = 64 * 1024;
+/// A running node whose clock is trusted records the time as known good
+/// at least this often (seconds of the injected clock).
+pub const KNOWN_GOOD_REFRESH_SECONDS: u64 = 3600;
+/// An announcement from a peer confirms the node's date when it was created
+/// at most this long before or after the node's clock.
+pub const CLOCK_CONFIRM_TOLERANCE_SECONDS: u64 = meshtrace_protocol::DAY_SECONDS;
+/// Metadata name of the last known-good time (8 bytes, big-endian seconds).
+const META_KNOWN_GOOD: &str = "known-good-time";
 /// The command that repairs a damaged store (printed in errors).
 pub const RECOVERY_COMMAND: &str = "meshtrace store recover --data-dir";
 
@@ -176,6 +184,18 @@ pub struct PurgeReport {
     pub orphans: usize,
 }
 
+/// A purge held back because the clock is not trusted: it reads more than
+/// the retention window past the last time known to be right, and no peer
+/// has confirmed that date yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PurgeHold {
+    /// What the clock read at the last check.
+    pub clock: UnixTime,
+    /// The last time known to be right (a flush or clean stop on a trusted
+    /// clock, or a date confirmed by peers).
+    pub known_good: UnixTime,
+}
+
 /// What a recovery kept and set aside.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -219,6 +239,9 @@ pub struct ContactStore<S: Store = SledStore> {
     dirty: bool,
     last_flush: UnixTime,
     last_purge_day: Day,
+    known_good: UnixTime,
+    hold: Option<PurgeHold>,
+    purge_pending: bool,
 }
 
 impl<S: Store> std::fmt::Debug for ContactStore<S> {
@@ -265,13 +288,15 @@ impl ContactStore<SledStore> {
         let backend = SledStore::open(&dir.join(DB_DIR)).map_err(|e| map_backend(dir, e))?;
         let mut s = ContactStore::with_backend(backend, &master, config, now)?;
         s.dir = Some(dir.to_owned());
-        s.flush()?;
+        s.write_known_good(now)?;
+        s.flush_at(now)?;
         Ok(s)
     }
 
     /// Opens an existing store. The key is checked before any database file
     /// is opened; damage is reported, never repaired silently. Data older
-    /// than the retention window is purged.
+    /// than the retention window is purged, unless the clock is not trusted
+    /// (see [`ContactStore::purge_hold`]).
     pub fn open(
         dir: &Path,
         source: &KeySource,
@@ -288,12 +313,19 @@ impl ContactStore<SledStore> {
             other => other,
         })?;
         s.dir = Some(dir.to_owned());
-        s.purge(now)?;
+        s.purge_unless_held(now)?;
         Ok(s)
     }
 
     /// Repairs a damaged store: copies every record that authenticates into
     /// a fresh database and moves the damaged one aside (kept, not deleted).
+    ///
+    /// The damaged database is read from a copy that leaves out snapshot
+    /// files sled never finished writing (a plain open fails on them); when
+    /// that copy still cannot be opened, a copy without any snapshot is
+    /// tried (sled rebuilds from its log). So a recovery never keeps fewer
+    /// authentic records than a plain open reads. A refused recovery (wrong
+    /// key, store in use) leaves no file behind.
     pub fn recover(dir: &Path, source: &KeySource) -> Result<RecoveryReport, StoreError> {
         let master = meta::open_meta(dir, source)?;
         let keys = Keys::derive(&master);
@@ -304,28 +336,55 @@ impl ContactStore<SledStore> {
             .unwrap_or(0);
         let set_aside = dir.join(format!("{DB_DIR}.damaged-{stamp}"));
         let fresh_path = dir.join(format!("{DB_DIR}.recovering"));
+        let reading_path = dir.join(format!("{DB_DIR}.reading"));
         let io = |path: &Path, e: std::io::Error| StoreError::Io {
             path: path.to_owned(),
             reason: e.to_string(),
         };
-        if fresh_path.exists() {
-            std::fs::remove_dir_all(&fresh_path).map_err(|e| io(&fresh_path, e))?;
+        // Held until the repaired database is in place: no daemon opens
+        // the store meanwhile.
+        let _lock = backend::DatabaseLock::acquire(&db_path).map_err(|e| map_backend(dir, e))?;
+        for leftover in [&fresh_path, &reading_path] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(leftover).map_err(|e| io(leftover, e))?;
+            }
         }
+        let _cleanup = RemoveOnDrop(vec![fresh_path.clone(), reading_path.clone()]);
         let mut report = RecoveryReport {
             set_aside: set_aside.clone(),
             ..RecoveryReport::default()
         };
         {
             let fresh = SledStore::open(&fresh_path).map_err(|e| map_backend(dir, e))?;
-            match SledStore::open(&db_path) {
-                Ok(old) => {
+            let mut old = None;
+            for snapshots in [SnapshotFiles::FinishedOnly, SnapshotFiles::None] {
+                if reading_path.exists() {
+                    std::fs::remove_dir_all(&reading_path).map_err(|e| io(&reading_path, e))?;
+                }
+                backend::copy_database(&db_path, &reading_path, snapshots)
+                    .map_err(|e| io(&reading_path, e))?;
+                match SledStore::open(&reading_path) {
+                    Ok(s) => {
+                        old = Some(s);
+                        break;
+                    }
+                    Err(BackendError::Io(e)) => {
+                        return Err(StoreError::Io {
+                            path: reading_path.clone(),
+                            reason: e,
+                        });
+                    }
+                    Err(_) => {}
+                }
+            }
+            match old {
+                Some(old) => {
                     let (kept, bad) = copy_readable(&old, &fresh, &keys)?;
                     report.kept = kept;
                     report.unreadable = bad;
                 }
-                Err(BackendError::Locked) => return Err(StoreError::Locked(dir.to_owned())),
                 // The database cannot be opened at all: nothing is readable.
-                Err(_) => report.unreadable = 1,
+                None => report.unreadable = 1,
             }
             fresh.flush()?;
         }
@@ -334,6 +393,101 @@ impl ContactStore<SledStore> {
         }
         std::fs::rename(&fresh_path, &db_path).map_err(|e| io(&fresh_path, e))?;
         Ok(report)
+    }
+
+    /// Reports what the store holds and the damage found, as opening it
+    /// would (retention applied by the same rule), without writing into the
+    /// store: the database is read from a private copy in the system's
+    /// temporary directory, removed afterwards.
+    pub fn check(
+        dir: &Path,
+        source: &KeySource,
+        config: StoreConfig,
+        now: UnixTime,
+    ) -> Result<CheckReport, StoreError> {
+        let master = meta::open_meta(dir, source)?;
+        let db_path = dir.join(DB_DIR);
+        if !db_path.is_dir() {
+            return Err(StoreError::Damaged {
+                dir: dir.to_owned(),
+                detail: format!("the database directory {} is missing", db_path.display()),
+            });
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let copy = std::env::temp_dir().join(format!(
+            "meshtrace-check-{}-{nanos}",
+            std::process::id()
+        ));
+        let _cleanup = RemoveOnDrop(vec![copy.clone()]);
+        {
+            let _lock =
+                backend::DatabaseLock::acquire(&db_path).map_err(|e| map_backend(dir, e))?;
+            backend::copy_database(&db_path, &copy, SnapshotFiles::FinishedOnly).map_err(
+                |e| StoreError::Io {
+                    path: copy.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
+            // Unfinished snapshots were left out of the copy; a plain open
+            // would still trip over them: report it the same way.
+            if let Some(name) = backend::newest_snapshot(&db_path)
+                && name.ends_with(".generating")
+            {
+                return Err(map_backend(
+                    dir,
+                    backend::unfinished_snapshot(&db_path, &name),
+                ));
+            }
+        }
+        let backend = SledStore::open(&copy).map_err(|e| map_backend(dir, e))?;
+        let mut s = ContactStore::load(backend, &master, config, now).map_err(|e| match e {
+            StoreError::Damaged { detail, .. } => StoreError::Damaged {
+                dir: dir.to_owned(),
+                detail,
+            },
+            other => other,
+        })?;
+        s.dir = Some(dir.to_owned());
+        s.purge_unless_held(now)?;
+        Ok(CheckReport {
+            encounters: s.encounter_count(),
+            announcements: s.announcements().count(),
+            exposures: s.exposures().len(),
+            days: s.days().len(),
+            purge_held: s.purge_hold(),
+        })
+    }
+}
+
+/// What [`ContactStore::check`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Encounters kept.
+    pub encounters: usize,
+    /// Announcements kept.
+    pub announcements: usize,
+    /// Exposures kept.
+    pub exposures: usize,
+    /// Days with data.
+    pub days: usize,
+    /// Set when the clock is not trusted and the purge is held.
+    pub purge_held: Option<PurgeHold>,
+}
+
+/// Removes directories when dropped (scratch copies, a refused recovery's
+/// half-built database).
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            if p.exists() {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
     }
 }
 
@@ -445,8 +599,19 @@ impl<S: Store> ContactStore<S> {
             dirty: false,
             last_flush: now,
             last_purge_day: now.day(),
+            known_good: now,
+            hold: None,
+            purge_pending: false,
         };
         s.load_all(now)?;
+        s.known_good = match s.meta(META_KNOWN_GOOD)? {
+            Some(v) => <[u8; 8]>::try_from(&v[..])
+                .map(|b| UnixTime(u64::from_be_bytes(b)))
+                .map_err(|_| s.damaged("the last known-good time has a bad length".into()))?,
+            // A store written before this record existed: the newest time
+            // it recorded, or (when it holds nothing to lose) now.
+            None => s.latest_record_time().unwrap_or(now),
+        };
         Ok(s)
     }
 
@@ -1059,7 +1224,26 @@ impl<S: Store> ContactStore<S> {
             .retain(|_, (k, _)| days.values().any(|d| k.starts_with(&d.tag)));
         self.index = None;
         self.flush_at(now)?;
+        tracing::info!(
+            today = %now.day(),
+            days = report.days.len(),
+            encounters = report.encounters,
+            announcements = report.announcements,
+            exposures = report.exposures,
+            epoch_keys = report.epoch_keys,
+            leftovers = report.orphans,
+            "purged the data older than the retention window"
+        );
         Ok(report)
+    }
+
+    /// Makes every write durable and, when the clock is trusted, records
+    /// `now` as the last known-good time: the node's clean stop.
+    pub fn flush_clean(&mut self, now: UnixTime) -> Result<(), StoreError> {
+        if now > self.known_good && self.hold.is_none() && self.within_window(now) {
+            self.write_known_good(now)?;
+        }
+        self.flush_at(now)
     }
 
     /// Makes every write durable now.
@@ -1070,19 +1254,140 @@ impl<S: Store> ContactStore<S> {
     }
 
     fn flush_at(&mut self, now: UnixTime) -> Result<(), StoreError> {
+        if now.seconds_since(self.known_good) >= KNOWN_GOOD_REFRESH_SECONDS
+            && self.hold.is_none()
+            && self.within_window(now)
+        {
+            self.write_known_good(now)?;
+        }
         self.flush()?;
         self.last_flush = now;
         Ok(())
     }
 
+    fn write_known_good(&mut self, now: UnixTime) -> Result<(), StoreError> {
+        self.set_meta(META_KNOWN_GOOD, &now.0.to_be_bytes())?;
+        self.known_good = now;
+        Ok(())
+    }
+
+    /// True when `now` is at most the retention window past the last
+    /// known-good time.
+    fn within_window(&self, now: UnixTime) -> bool {
+        let window = u64::from(self.config.retention_days) * meshtrace_protocol::DAY_SECONDS;
+        now.0 <= self.known_good.0.saturating_add(window)
+    }
+
+    /// The newest time any record holds (encounters seen, announcements
+    /// received, exposures updated).
+    fn latest_record_time(&self) -> Option<UnixTime> {
+        let e = self.encounters.values().map(|e| e.encounter.last_seen);
+        let a = self.announcements.values().map(|a| a.info.received_at);
+        let x = self.exposures.values().map(|(_, x)| x.updated_at);
+        e.chain(a).chain(x).max()
+    }
+
+    /// Decides whether the clock is trusted for a purge at `now`: it is
+    /// while `now` is within the retention window of the last known-good
+    /// time. Past it (a node switched off for longer than the window, or a
+    /// clock that is wrong, or jumped while running) the purge is held, and
+    /// logged once, until peers confirm the date
+    /// ([`ContactStore::confirm_time`]) or the clock comes back.
+    fn clock_trusted(&mut self, now: UnixTime) -> bool {
+        if self.within_window(now) {
+            if let Some(h) = self.hold.take() {
+                tracing::info!(
+                    clock = %now.day(),
+                    last_confirmed = %h.known_good.day(),
+                    "the clock is back within the retention window of the last confirmed date: \
+                     the held purge resumes"
+                );
+            }
+            return true;
+        }
+        if self.hold.is_none() {
+            tracing::warn!(
+                clock = %now.day(),
+                last_confirmed = %self.known_good.day(),
+                days_ahead = now.seconds_since(self.known_good) / meshtrace_protocol::DAY_SECONDS,
+                "the clock reads more than the retention window past the last date known to be \
+                 right: nothing is purged until a peer confirms the date (or the clock is fixed)"
+            );
+        }
+        self.hold = Some(PurgeHold {
+            clock: now,
+            known_good: self.known_good,
+        });
+        self.purge_pending = true;
+        false
+    }
+
+    /// Purges as [`ContactStore::purge`] does when the clock is trusted;
+    /// otherwise holds the purge (see [`ContactStore::purge_hold`]) and
+    /// returns `None`.
+    pub fn purge_unless_held(&mut self, now: UnixTime) -> Result<Option<PurgeReport>, StoreError> {
+        if !self.clock_trusted(now) {
+            return Ok(None);
+        }
+        let report = self.purge(now)?;
+        self.purge_pending = false;
+        self.last_purge_day = now.day();
+        Ok(Some(report))
+    }
+
+    /// Set while the purge is held because the clock is not trusted.
+    pub fn purge_hold(&self) -> Option<PurgeHold> {
+        self.hold
+    }
+
+    /// The last time known to be right.
+    pub fn known_good_time(&self) -> UnixTime {
+        self.known_good
+    }
+
+    /// Evidence of the date from outside: a peer's authenticated
+    /// announcement created at `created_at`. When it is within
+    /// [`CLOCK_CONFIRM_TOLERANCE_SECONDS`] of `now`, the clock is confirmed:
+    /// `now` becomes the known-good time and a held purge runs (its report
+    /// is returned).
+    pub fn confirm_time(
+        &mut self,
+        created_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<PurgeReport>, StoreError> {
+        if now.0.abs_diff(created_at.0) > CLOCK_CONFIRM_TOLERANCE_SECONDS {
+            return Ok(None);
+        }
+        let held = self.hold.take();
+        if held.is_some() || now.seconds_since(self.known_good) >= KNOWN_GOOD_REFRESH_SECONDS {
+            self.write_known_good(now)?;
+        }
+        if held.is_none() {
+            return Ok(None);
+        }
+        tracing::info!(
+            today = %now.day(),
+            "a peer's announcement confirms the date: the held purge runs"
+        );
+        let report = self.purge(now)?;
+        self.purge_pending = false;
+        self.last_purge_day = now.day();
+        Ok(Some(report))
+    }
+
     /// The store's periodic duty, for the node's timer: purges once per new
-    /// day of the injected clock and flushes pending writes at least every
-    /// [`FLUSH_INTERVAL_SECONDS`]. Returns the purge report when it purged.
+    /// day of the injected clock (unless the clock is not trusted: see
+    /// [`ContactStore::purge_hold`]), records a trusted clock's time as known
+    /// good at least every [`KNOWN_GOOD_REFRESH_SECONDS`] and flushes
+    /// pending writes at least every [`FLUSH_INTERVAL_SECONDS`]. Returns the
+    /// purge report when it purged.
     pub fn tick(&mut self, now: UnixTime) -> Result<Option<PurgeReport>, StoreError> {
-        if now.day() > self.last_purge_day {
-            let report = self.purge(now)?;
-            self.last_purge_day = now.day();
-            return Ok(Some(report));
+        let trusted = self.clock_trusted(now);
+        if trusted && (now.day() != self.last_purge_day || self.purge_pending) {
+            return self.purge_unless_held(now);
+        }
+        if trusted && now.seconds_since(self.known_good) >= KNOWN_GOOD_REFRESH_SECONDS {
+            self.write_known_good(now)?;
         }
         self.maybe_flush(now)?;
         Ok(None)

@@ -38,6 +38,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::output::{count, outln};
 use script::{Role, Script, Truth};
 
 /// Fewest people the demo runs with.
@@ -116,8 +117,11 @@ struct Outcome {
     report_to_last_alert_ms: Option<u64>,
     /// Nodes besides the reporter holding the report when the wait ended.
     report_reached: usize,
-    /// Real time until every node held the report (checked every 25 ms).
+    /// Real time until every other node held the report (checked every
+    /// 25 ms).
     report_to_all_nodes_ms: Option<u64>,
+    /// Weighted minutes in a day that make an exposure high risk.
+    high_risk_weighted_minutes: f64,
     report: ReportOut,
     people: Vec<PersonOut>,
     simulated_minutes: u64,
@@ -153,7 +157,10 @@ struct PersonOut {
     encounters: usize,
     exposure: Option<ExposureOut>,
     alerted: bool,
+    /// Real time from the report to its first high-risk exposure event.
     alert_ms: Option<u64>,
+    /// Real time from the report to its first low-risk exposure event.
+    notice_ms: Option<u64>,
     verdict: &'static str,
 }
 
@@ -161,6 +168,8 @@ struct PersonOut {
 #[derive(Debug, Serialize)]
 struct ExposureOut {
     high_risk: bool,
+    /// The day of the figures (UTC).
+    day: String,
     weighted_minutes: f64,
     close_minutes: f64,
 }
@@ -218,12 +227,13 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode> {
         std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&outcome).context("encoding the summary")?
-        );
+        )?;
     } else {
-        print_summary(&outcome);
+        print_alerts(&outcome)?;
+        print_summary(&outcome)?;
     }
     if outcome.report_reached + 1 < outcome.nodes {
         bail!(
@@ -272,10 +282,11 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// Prints a story line unless the output is JSON.
+/// Prints a story line unless the output is JSON (returning from the
+/// function when standard output fails, see [`crate::output`]).
 macro_rules! tell {
-    ($quiet:expr) => { if !$quiet { println!(); } };
-    ($quiet:expr, $($arg:tt)*) => { if !$quiet { println!($($arg)*); } };
+    ($quiet:expr) => { if !$quiet { outln!()?; } };
+    ($quiet:expr, $($arg:tt)*) => { if !$quiet { outln!($($arg)*)?; } };
 }
 
 /// What was seen of each node after the report was submitted.
@@ -298,51 +309,17 @@ impl Watch {
         }
     }
 
-    /// Records an exposure event (and tells the story of a new one).
-    fn note(&mut self, i: usize, at: Instant, e: &StoredExposure, ctx: &StoryCtx<'_>) {
+    /// Records when an exposure event arrived (the first of each kind).
+    fn note(&mut self, i: usize, at: Instant, e: &StoredExposure) {
         let slot = if e.exposure.high_risk {
             &mut self.alert_at[i]
         } else {
             &mut self.notice_at[i]
         };
-        if slot.is_some() {
-            return;
-        }
-        *slot = Some(at);
-        let delay = ms(at.saturating_duration_since(ctx.submitted));
-        let day = e
-            .exposure
-            .days
-            .iter()
-            .max_by(|a, b| a.weighted_minutes.total_cmp(&b.weighted_minutes));
-        let (weighted, date) = day.map_or((0.0, String::new()), |d| {
-            (d.weighted_minutes, d.day.to_string())
-        });
-        let name = ctx.script.people[i].name;
-        if e.exposure.high_risk {
-            tell!(
-                ctx.quiet,
-                "  {:>+6} ms  {name} is warned: high-risk exposure, {weighted:.1} weighted minutes on {date}",
-                delay
-            );
-        } else {
-            tell!(
-                ctx.quiet,
-                "  {:>+6} ms  {name} gets a low-risk notice: {weighted:.1} weighted minutes, below the threshold of {}",
-                delay,
-                ctx.threshold
-            );
+        if slot.is_none() {
+            *slot = Some(at);
         }
     }
-}
-
-/// What the story lines of alerts need.
-struct StoryCtx<'a> {
-    script: &'a Script,
-    submitted: Instant,
-    quiet: bool,
-    /// Weighted minutes of a high-risk day.
-    threshold: f64,
 }
 
 /// The mesh settings of every demo node: loopback TCP on a free port, no
@@ -539,6 +516,9 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
     wait_for_mesh(&handles, n.saturating_sub(1).min(DIALS_PER_NODE)).await?;
     let setup = started.elapsed();
     tell!(quiet, "  {n} nodes up in {}", secs(setup));
+    // Every node's first periodic work (its first key, its first
+    // advertisement) at the start of the day, whatever the scheduling.
+    tick_all(&handles).await?;
 
     // The day.
     tell!(quiet);
@@ -611,17 +591,19 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
     );
     tell!(
         quiet,
-        "  {positive}'s node publishes {} encounter tokens, padded to {} chunk(s) of {} tokens,",
-        plan.plan.real_tokens,
-        plan.plan.chunks,
+        "  {positive}'s node publishes {}, padded to {} of {} tokens,",
+        count(
+            plan.plan.real_tokens as u64,
+            "encounter token",
+            "encounter tokens"
+        ),
+        count(plan.plan.chunks as u64, "chunk", "chunks"),
         plan.plan.tokens_per_chunk
     );
     tell!(
         quiet,
         "  through two stem hops (hiding who published it), then gossip; each node matches it on its own"
     );
-    tell!(quiet);
-    tell!(quiet, "Alerts (real time after the report was submitted):");
     let submitted = Instant::now();
     let sent = reporter
         .report_submit(cert.to_code())
@@ -630,14 +612,6 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
     let chunks = sent.chunks.len();
     let mut watch = Watch::new(n);
     watch.reached_at[index] = Some(submitted);
-    let ctx = StoryCtx {
-        script: &script,
-        submitted,
-        quiet,
-        threshold: NodeSettings::new(NETWORK_ID)
-            .risk
-            .high_risk_weighted_minutes(),
-    };
 
     // Wait (bounded) until every node holds the whole report, recording the
     // exposure events as they arrive.
@@ -647,7 +621,7 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
         tokio::select! {
             ev = alerts.recv() => {
                 let Some((i, at, e)) = ev else { break };
-                watch.note(i, at, &e, &ctx);
+                watch.note(i, at, &e);
             }
             _ = poll.tick() => {
                 for (i, h) in handles.iter().enumerate() {
@@ -678,7 +652,7 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
     while missing(&watch) {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, alerts.recv()).await {
-            Ok(Some((i, at, e))) => watch.note(i, at, &e, &ctx),
+            Ok(Some((i, at, e))) => watch.note(i, at, &e),
             _ => break,
         }
     }
@@ -716,6 +690,7 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
                     .max_by(|a, b| a.weighted_minutes.total_cmp(&b.weighted_minutes));
                 ExposureOut {
                     high_risk: e.exposure.high_risk,
+                    day: best.map_or_else(String::new, |d| d.day.to_string()),
                     weighted_minutes: round1(best.map_or(0.0, |d| d.weighted_minutes)),
                     close_minutes: round1(best.map_or(0.0, |d| d.close_minutes)),
                 }
@@ -752,6 +727,7 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
             exposure,
             alerted,
             alert_ms: watch.alert_at[i].map(|a| ms(a.saturating_duration_since(submitted))),
+            notice_ms: watch.notice_at[i].map(|a| ms(a.saturating_duration_since(submitted))),
             verdict,
         });
     }
@@ -787,6 +763,9 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
             .filter(|(i, r)| *i != index && r.is_some())
             .count(),
         report_to_all_nodes_ms: all_reached,
+        high_risk_weighted_minutes: NodeSettings::new(NETWORK_ID)
+            .risk
+            .high_risk_weighted_minutes(),
         report: ReportOut {
             chunks,
             real_tokens: sent.plan.real_tokens,
@@ -808,19 +787,65 @@ async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
     })
 }
 
+/// The alerts of the human output, in the order they came, with the same
+/// figures as the table and the JSON.
+fn print_alerts(o: &Outcome) -> Result<()> {
+    outln!()?;
+    outln!("Alerts (real time after the report was submitted):")?;
+    let mut lines: Vec<(u64, &PersonOut, &ExposureOut)> = o
+        .people
+        .iter()
+        .filter_map(|p| {
+            let e = p.exposure.as_ref()?;
+            let at = if e.high_risk { p.alert_ms } else { p.notice_ms };
+            Some((at?, p, e))
+        })
+        .collect();
+    lines.sort_by_key(|(at, p, _)| (*at, p.node));
+    if lines.is_empty() {
+        outln!("  nobody")?;
+    }
+    for (at, p, e) in lines {
+        if e.high_risk {
+            outln!(
+                "  {:>+6} ms  {} is warned: high-risk exposure, {:.1} weighted minutes on {}",
+                at,
+                p.name,
+                e.weighted_minutes,
+                e.day
+            )?;
+        } else {
+            outln!(
+                "  {:>+6} ms  {} gets a low-risk notice: {:.1} weighted minutes on {}, below the threshold of {}",
+                at,
+                p.name,
+                e.weighted_minutes,
+                e.day,
+                o.high_risk_weighted_minutes
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// The closing table of the human output.
-fn print_summary(o: &Outcome) {
-    println!();
-    println!(
+fn print_summary(o: &Outcome) -> Result<()> {
+    outln!()?;
+    outln!(
         "Who was warned, against the script (a true contact spent ≥ {} minutes within {} m of {}):",
         script::TRUE_CONTACT_MINUTES,
         script::CLOSE_M,
         o.positive
-    );
-    println!(
+    )?;
+    outln!(
         "  {:<6} {:<16} {:<18} {:>9} {:>9} {:>9}  verdict",
-        "name", "their day", "met them at", "close min", "weighted", "alert ms"
-    );
+        "name",
+        "their day",
+        "met them at",
+        "close min",
+        "weighted",
+        "alert ms"
+    )?;
     for p in &o.people {
         let weighted = p
             .exposure
@@ -841,41 +866,59 @@ fn print_summary(o: &Outcome) {
         } else {
             format!("{:.1}", p.close_minutes)
         };
-        println!(
+        outln!(
             "  {:<6} {:<16} {:<18} {:>9} {:>9} {:>9}  {verdict}",
-            p.name, p.role, met, close, weighted, alert
-        );
+            p.name,
+            p.role,
+            met,
+            close,
+            weighted,
+            alert
+        )?;
     }
-    println!();
-    println!(
-        "{} true contacts, {} warned: {} true positives, {} false positives, {} false negatives",
-        o.true_contacts, o.alerted, o.true_positives, o.false_positives, o.false_negatives
-    );
+    outln!()?;
+    outln!(
+        "{}, {} warned: {}, {}, {}",
+        count(o.true_contacts as u64, "true contact", "true contacts"),
+        o.alerted,
+        count(o.true_positives as u64, "true positive", "true positives"),
+        count(
+            o.false_positives as u64,
+            "false positive",
+            "false positives"
+        ),
+        count(
+            o.false_negatives as u64,
+            "false negative",
+            "false negatives"
+        ),
+    )?;
     match (o.report_to_first_alert_ms, o.report_to_last_alert_ms) {
-        (Some(first), Some(last)) => println!(
+        (Some(first), Some(last)) => outln!(
             "report → alerts (real time): first {first} ms, last {last} ms{}",
             o.report_to_all_nodes_ms.map_or(String::new(), |a| format!(
-                "; all {} nodes held the report after {a} ms",
-                o.nodes
+                "; all {} held the report after {a} ms",
+                count(o.report_reached as u64, "other node", "other nodes")
             ))
-        ),
-        _ => println!("no alerts"),
+        )?,
+        _ => outln!("no alerts")?,
     }
-    println!(
+    outln!(
         "timings: setup {} ms, the day {} ms, report and alerts {} ms, shutdown {} ms, total {} ms",
         o.timings_ms.setup,
         o.timings_ms.day,
         o.timings_ms.report,
         o.timings_ms.shutdown,
         o.timings_ms.total
-    );
+    )?;
     match &o.data_dir {
-        Some(d) => println!(
+        Some(d) => outln!(
             "kept: the nodes' data directories and {SUMMARY_FILE} in {}",
             d.display()
-        ),
-        None => println!(
+        )?,
+        None => outln!(
             "nothing kept: the temporary data directories are removed (use --out DIR to keep them)"
-        ),
+        )?,
     }
+    Ok(())
 }

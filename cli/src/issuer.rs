@@ -12,6 +12,7 @@ use meshtrace_node::protocol::{
 use meshtrace_node::store::{create_key_file, read_key_file};
 
 use crate::now;
+use crate::output::outln;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum IssuerCommand {
@@ -21,6 +22,13 @@ pub(crate) enum IssuerCommand {
         /// Where to write the key (refused if the file exists).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Print the public key of an existing issuer key file (the value that
+    /// deployments list as trusted).
+    Pubkey {
+        /// The issuer key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
     },
     /// Certify a report request code after checking the test result out of
     /// band; prints the certificate code for the user.
@@ -70,7 +78,14 @@ pub(crate) fn parse_day(s: &str) -> Result<Day> {
 fn issuer_keygen(out: &Path) -> Result<ExitCode> {
     let seed = create_key_file(out).map_err(|e| anyhow::anyhow!("{e}"))?;
     let key = IssuerSecretKey::from_bytes(&Zeroizing::new(*seed.as_bytes()));
-    println!("{}", key.public().to_hex());
+    outln!("{}", key.public().to_hex())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issuer_pubkey(key: &Path) -> Result<ExitCode> {
+    let seed = read_key_file(key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = IssuerSecretKey::from_bytes(&Zeroizing::new(*seed.as_bytes()));
+    outln!("{}", key.public().to_hex())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -115,13 +130,14 @@ fn issuer_certify(a: &CertifyArgs) -> Result<ExitCode> {
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{}", cert.to_code());
+    outln!("{}", cert.to_code())?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn run(cmd: &IssuerCommand) -> Result<ExitCode> {
     match cmd {
         IssuerCommand::Keygen { out } => issuer_keygen(out),
+        IssuerCommand::Pubkey { key } => issuer_pubkey(key),
         IssuerCommand::Certify(a) => issuer_certify(a),
     }
 }

@@ -1,5 +1,20 @@
 //! `meshtrace`: the command a user runs.
 
+/// Every `println!` of the crate goes through [`output`]: a closed pipe
+/// ends the program quietly and a failed write in one line, never a panic.
+/// The commands' own output uses `outln!` and returns the failure instead,
+/// so that they close what they hold before exiting.
+macro_rules! println {
+    () => {
+        $crate::output::write_line_or_exit(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_line_or_exit(format_args!($($arg)*))
+    };
+}
+
+mod output;
+
 mod bench;
 mod demo;
 mod issuer;
@@ -111,11 +126,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// A panic (a bug) is reported in one plain line rather than Rust's
+/// debugging text; `RUST_BACKTRACE=1` keeps the full report.
+fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_owned());
+        let msg = what.replace('\n', " ");
+        eprintln!(
+            "meshtrace: internal error ({msg}); please report it (RUST_BACKTRACE=1 shows details)"
+        );
+    }));
+}
+
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            if let Some(code) = output::exit_code_for(&e) {
+                return code;
+            }
             // One line: contexts joined by ": ", no embedded newlines.
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("meshtrace: {msg}");

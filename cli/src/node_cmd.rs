@@ -1,7 +1,7 @@
 //! The node commands: `init`, `run`, `status`, `exposures`, `peers`,
 //! `report request | submit`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,11 +12,12 @@ use meshtrace_node::config::{
 };
 use meshtrace_node::control::{self, ControlError, Request};
 use meshtrace_node::daemon::{self, DaemonOptions, IDENTITY_FILE};
-use meshtrace_node::node::META_REPORT_KEY;
-use meshtrace_node::protocol::{Certificate, ReportRequest, ReportSecretKey};
+use meshtrace_node::node::{MAX_PENDING_REPORT_REQUESTS, create_report_request};
+use meshtrace_node::protocol::Certificate;
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig, StoreError};
 use serde_json::Value;
 
+use crate::output::{OutputError, count, outln, write_text};
 use crate::{Paths, now};
 
 /// Options of `meshtrace init`.
@@ -383,12 +384,24 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
         p.light = true;
     }
     if let Some(h) = a.stem_hops {
+        if h > config::MAX_STEM_HOPS {
+            bail!(
+                "--stem-hops must be between 0 and {} (got {h})",
+                config::MAX_STEM_HOPS
+            );
+        }
         p.stem_hops = h;
     }
     if a.relay_server {
         p.relay_server = true;
     }
     if let Some(m) = a.min_report_encounter_seconds {
+        if m > config::MAX_MIN_REPORT_ENCOUNTER_SECONDS {
+            bail!(
+                "--min-report-encounter-seconds must be between 0 and {} (got {m})",
+                config::MAX_MIN_REPORT_ENCOUNTER_SECONDS
+            );
+        }
         config.report.min_encounter_seconds = m;
     }
     if let Some(f) = &a.key_file {
@@ -461,23 +474,29 @@ fn ask(paths: &Paths, req: &Request) -> Result<Value, ControlError> {
     control::request(&dir, req)
 }
 
-fn print_json(v: &Value) {
-    println!("{v}");
+fn print_json(v: &Value) -> Result<(), OutputError> {
+    outln!("{v}")
+}
+
+/// A count from the daemon's JSON (0 when absent).
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
 }
 
 pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
     let s = ask(paths, &Request::Status)?;
     if a.json {
-        print_json(&s);
+        print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
     }
     let m = &s["mesh"];
-    println!(
+    outln!(
         "meshtrace running (pid {}) for network {}",
-        s["pid"], s["network"]
-    );
-    println!("  data dir:      {}", s["data_dir"].as_str().unwrap_or(""));
-    println!(
+        num(&s["pid"]),
+        s["network"].as_str().unwrap_or("")
+    )?;
+    outln!("  data dir:      {}", s["data_dir"].as_str().unwrap_or(""))?;
+    outln!(
         "  node time:     {}{}",
         s["now_utc"].as_str().unwrap_or(""),
         if s["time_scale"].as_f64() == Some(1.0) {
@@ -485,39 +504,49 @@ pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
         } else {
             format!(", clock ×{}", s["time_scale"])
         }
-    );
-    println!(
-        "  radio:         {} — {} sightings, {} malformed",
+    )?;
+    outln!(
+        "  radio:         {} — {}, {} malformed",
         s["radio"]["kind"].as_str().unwrap_or(""),
-        s["radio"]["sightings"],
-        s["radio"]["malformed"]
-    );
+        count(num(&s["radio"]["sightings"]), "sighting", "sightings"),
+        num(&s["radio"]["malformed"])
+    )?;
     if let Some(f) = s["radio"]["last_failure"].as_object() {
-        println!(
-            "  RADIO FAILED:  {} time(s), last at {}: {}",
-            s["radio"]["failures"],
+        outln!(
+            "  RADIO FAILED:  {}, last at {}: {}",
+            count(num(&s["radio"]["failures"]), "time", "times"),
             f["at_utc"].as_str().unwrap_or(""),
             f["error"].as_str().unwrap_or("")
-        );
+        )?;
     }
-    println!(
+    outln!(
         "  encounters:    {} stored, {} open",
-        s["encounters"], s["open_encounters"]
-    );
-    println!(
-        "  reports held:  {} announcement chunks",
-        s["announcements"]
-    );
-    println!(
+        num(&s["encounters"]),
+        num(&s["open_encounters"])
+    )?;
+    outln!(
+        "  reports held:  {}",
+        count(
+            num(&s["announcements"]),
+            "announcement chunk",
+            "announcement chunks"
+        )
+    )?;
+    outln!(
         "  exposures:     {} ({} high risk)",
-        s["exposures"], s["high_risk"]
-    );
+        num(&s["exposures"]),
+        num(&s["high_risk"])
+    )?;
     if !m.is_null() {
-        println!(
-            "  mesh:          {} peers, peer id {}",
-            m["peers"].as_array().map_or(0, Vec::len),
+        outln!(
+            "  mesh:          {}, peer id {}",
+            count(
+                m["peers"].as_array().map_or(0, Vec::len) as u64,
+                "peer",
+                "peers"
+            ),
             m["peer_id"].as_str().unwrap_or("")
-        );
+        )?;
     }
     if let Some(h) = s["purge_held"].as_object() {
         println!(
@@ -529,10 +558,10 @@ pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
         );
     }
     if s["unsent_report_chunks"].as_u64().unwrap_or(0) > 0 {
-        println!(
-            "  your report:   {} chunks waiting to be sent",
-            s["unsent_report_chunks"]
-        );
+        outln!(
+            "  your report:   {} waiting to be sent",
+            count(num(&s["unsent_report_chunks"]), "chunk", "chunks")
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -540,18 +569,18 @@ pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
 pub(crate) fn peers(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
     let p = ask(paths, &Request::Peers)?;
     if a.json {
-        print_json(&p);
+        print_json(&p)?;
         return Ok(ExitCode::SUCCESS);
     }
     let id = p["peer_id"].as_str().unwrap_or("");
-    println!("peer id: {id}");
+    outln!("peer id: {id}")?;
     for l in p["listen"].as_array().into_iter().flatten() {
-        println!("reachable at {}/p2p/{id}", l.as_str().unwrap_or(""));
+        outln!("reachable at {}/p2p/{id}", l.as_str().unwrap_or(""))?;
     }
     let peers = p["peers"].as_array().cloned().unwrap_or_default();
-    println!("{} connected peers", peers.len());
+    outln!("{} connected", count(peers.len() as u64, "peer", "peers"))?;
     for peer in peers {
-        println!(
+        outln!(
             "  {} ({})",
             peer["peer_id"].as_str().unwrap_or(""),
             if peer["full"].as_bool() == Some(true) {
@@ -559,7 +588,7 @@ pub(crate) fn peers(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
             } else {
                 "light"
             }
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -577,17 +606,17 @@ pub(crate) fn exposures(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     if a.json {
-        print_json(&list);
+        print_json(&list)?;
         return Ok(ExitCode::SUCCESS);
     }
     let items = list.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("No exposures found.");
+        outln!("No exposures found.")?;
         return Ok(ExitCode::SUCCESS);
     }
     for e in &items {
         let high = e["high_risk"].as_bool() == Some(true);
-        println!(
+        outln!(
             "{} — report {}, found {}",
             if high {
                 "HIGH RISK: a person you were close to for 15 minutes or more has reported a positive test"
@@ -596,24 +625,24 @@ pub(crate) fn exposures(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
             },
             e["report"].as_str().unwrap_or(""),
             e["found_at_utc"].as_str().unwrap_or("")
-        );
+        )?;
         for d in e["days"].as_array().into_iter().flatten() {
-            println!(
-                "  {}: {} weighted minutes ({} close), {} contact(s){}",
+            outln!(
+                "  {}: {:.1} weighted minutes ({:.1} close), {}{}",
                 d["day"].as_str().unwrap_or(""),
-                d["weighted_minutes"],
-                d["close_minutes"],
-                d["contacts"],
+                d["weighted_minutes"].as_f64().unwrap_or(0.0),
+                d["close_minutes"].as_f64().unwrap_or(0.0),
+                count(num(&d["contacts"]), "contact", "contacts"),
                 if d["high_risk"].as_bool() == Some(true) {
                     " — high risk"
                 } else {
                     ""
                 }
-            );
+            )?;
         }
     }
     if items.iter().any(|e| e["high_risk"].as_bool() == Some(true)) {
-        println!("Follow your health authority's advice for close contacts.");
+        outln!("Follow your health authority's advice for close contacts.")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -621,21 +650,29 @@ pub(crate) fn exposures(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
 pub(crate) fn report(paths: &Paths, cmd: &ReportCommand) -> Result<ExitCode> {
     match cmd {
         ReportCommand::Request { json } => {
-            let code = match ask(paths, &Request::ReportRequest) {
-                Ok(v) => v["request"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| anyhow!("the daemon sent no request code"))?,
+            let answer = match ask(paths, &Request::ReportRequest) {
+                Ok(v) => v,
                 Err(ControlError::NotRunning(_)) => offline_request(paths)?,
                 Err(e) => return Err(e.into()),
             };
+            let code = answer["request"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the daemon sent no request code"))?;
             if *json {
-                print_json(&serde_json::json!({ "request": code }));
+                print_json(&answer)?;
             } else {
-                println!("{code}");
+                outln!("{code}")?;
                 eprintln!(
                     "Show this code to your issuer with your positive test. \
-                     It carries only the network name and a one-time key."
+                     It carries only the network name and a one-time key, \
+                     and can be used until {}.",
+                    answer["expires_at_utc"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(made) = answer["replaced_request_made_at_utc"].as_str() {
+                eprintln!(
+                    "Note: this node keeps at most {MAX_PENDING_REPORT_REQUESTS} requests; \
+                     the oldest one (made {made}) can no longer be used."
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -649,8 +686,8 @@ pub(crate) fn report(paths: &Paths, cmd: &ReportCommand) -> Result<ExitCode> {
 }
 
 /// `report request` without a running daemon: the one-time key goes into
-/// the store directly.
-fn offline_request(paths: &Paths) -> Result<String> {
+/// the store directly, as the daemon would keep it.
+fn offline_request(paths: &Paths) -> Result<Value> {
     let (config, dir) = load(paths)?;
     let source = daemon::key_source(&config, &dir)?;
     let mut store =
@@ -660,14 +697,8 @@ fn offline_request(paths: &Paths) -> Result<String> {
             }
             e => e.into(),
         })?;
-    let key = ReportSecretKey::generate(&mut rand::rng());
-    store.set_meta(META_REPORT_KEY, key.to_bytes().as_ref())?;
-    store.flush()?;
-    Ok(ReportRequest {
-        network_id: config.network.clone(),
-        report_key: key.public(),
-    }
-    .to_code())
+    let made = create_report_request(&mut store, &config.network, now(), &mut rand::rng())?;
+    Ok(control::report_request_json(&made))
 }
 
 fn submit(paths: &Paths, certificate: &str, yes: bool, json: bool) -> Result<ExitCode> {
@@ -682,26 +713,28 @@ fn submit(paths: &Paths, certificate: &str, yes: bool, json: bool) -> Result<Exi
     )?;
     let padded = plan["padded_tokens"].as_u64().unwrap_or(0);
     let describe = format!(
-        "This publishes {} chunk(s), {} encounter tokens padded to {} (nobody can tell how many are real), for your contacts from {} to {}.",
-        plan["chunks"],
-        plan["real_tokens"],
+        "This publishes {}, {} padded to {} (nobody can tell how many are real), for your contacts from {} to {}.",
+        count(num(&plan["chunks"]), "chunk", "chunks"),
+        count(
+            num(&plan["real_tokens"]),
+            "encounter token",
+            "encounter tokens"
+        ),
         padded,
         plan["window_first_day"].as_str().unwrap_or(""),
         plan["window_last_day"].as_str().unwrap_or(""),
     );
     if !yes {
-        println!("{describe}");
-        if plan["left_out_for_cap"].as_u64().unwrap_or(0) > 0 {
-            println!(
-                "{} short encounters are left out: the certificate allows fewer tokens.",
-                plan["left_out_for_cap"]
-            );
+        outln!("{describe}")?;
+        match num(&plan["left_out_for_cap"]) {
+            0 => {}
+            1 => outln!("1 short encounter is left out: the certificate allows fewer tokens.")?,
+            n => outln!("{n} short encounters are left out: the certificate allows fewer tokens.")?,
         }
-        println!(
+        outln!(
             "Only these random tokens and the issuer's certificate are published: no IDs, no times, no places."
-        );
-        print!("Publish now? [y/N] ");
-        std::io::stdout().flush().ok();
+        )?;
+        write_text(format_args!("Publish now? [y/N] "))?;
         let mut line = String::new();
         std::io::stdin()
             .lock()
@@ -718,12 +751,12 @@ fn submit(paths: &Paths, certificate: &str, yes: bool, json: bool) -> Result<Exi
         },
     )?;
     if json {
-        print_json(&sent);
+        print_json(&sent)?;
     } else {
-        println!(
-            "Published {} chunk(s) through the mesh. Thank you: your contacts will be warned without learning who you are.",
-            sent["chunks"]
-        );
+        outln!(
+            "Published {} through the mesh. Thank you: your contacts will be warned without learning who you are.",
+            count(num(&sent["chunks"]), "chunk", "chunks")
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

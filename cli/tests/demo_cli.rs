@@ -222,3 +222,129 @@ fn out_must_be_a_new_or_empty_directory() {
     refused(&run, "is not a directory");
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
 }
+
+/// The figures of a demo run that depend only on the seed and the script
+/// (not the real-time measurements, nor the date of the run).
+fn figures(v: &Value) -> Value {
+    let mut f = v.clone();
+    let o = f.as_object_mut().unwrap();
+    for key in [
+        "day",
+        "report_to_first_alert_ms",
+        "report_to_last_alert_ms",
+        "report_to_all_nodes_ms",
+        "timings_ms",
+        "report",
+    ] {
+        o.remove(key);
+    }
+    for p in o["people"].as_array_mut().unwrap() {
+        let p = p.as_object_mut().unwrap();
+        p.remove("alert_ms");
+        p.remove("notice_ms");
+        if let Some(e) = p.get_mut("exposure").and_then(Value::as_object_mut) {
+            e.remove("day");
+        }
+    }
+    let r = &v["report"];
+    o.insert("real_tokens".into(), r["real_tokens"].clone());
+    o.insert("chunks".into(), r["chunks"].clone());
+    f
+}
+
+#[test]
+fn the_same_seed_gives_the_same_figures_and_the_text_agrees_with_the_json() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["demo", "--seed", "2020", "--json"];
+    let first = meshtrace(&args, tmp.path(), DEMO_TIMEOUT);
+    assert!(first.status.success(), "{}", first.stderr);
+    let first: Value = serde_json::from_str(&first.stdout).unwrap();
+    let second = meshtrace(&args, tmp.path(), DEMO_TIMEOUT);
+    assert!(second.status.success(), "{}", second.stderr);
+    let second: Value = serde_json::from_str(&second.stdout).unwrap();
+    assert_eq!(
+        figures(&first),
+        figures(&second),
+        "two runs with one seed differ"
+    );
+    // Somebody was warned, so the comparison covers exposure figures.
+    assert!(number(&first, "alerted") >= 1, "{first}");
+
+    // The text tells the same numbers as the JSON.
+    let text = meshtrace(&args[..3], tmp.path(), DEMO_TIMEOUT);
+    assert!(text.status.success(), "{}", text.stderr);
+    let out = &text.stdout;
+    for p in first["people"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let Some(e) = p["exposure"].as_object() else {
+            continue;
+        };
+        let weighted = format!("{:.1}", e["weighted_minutes"].as_f64().unwrap());
+        if e["high_risk"] == true {
+            let alert =
+                format!("{name} is warned: high-risk exposure, {weighted} weighted minutes");
+            assert!(out.contains(&alert), "{alert:?} not in:\n{out}");
+        }
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no table row for {name}:\n{out}"));
+        assert!(
+            row.split_whitespace().any(|w| w == weighted),
+            "{name}'s row lacks {weighted}: {row}"
+        );
+    }
+    let reached = number(&first, "report_reached");
+    assert_eq!(reached, 11, "{first}");
+    assert!(
+        out.contains(&format!("all {reached} other nodes held the report")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_the_demo_quietly_and_cleans_up() {
+    use std::io::BufRead;
+    let _heavy = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    // `meshtrace demo | head -1`
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["demo", "--nodes", "3"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("meshtrace demo"), "{first:?}");
+    // (The reader is dropped here: the pipe is closed.)
+    let mut err = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let deadline = Instant::now() + DEMO_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("the demo did not end after its output closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = err_reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "nothing on stderr after a closed pipe");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -207,3 +207,25 @@ fn certify_refuses_bad_input_clearly() {
         "chmod 600",
     );
 }
+
+#[test]
+fn pubkey_prints_the_public_key_of_an_existing_key_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("issuer.key");
+    let k = key.to_str().unwrap();
+    let made = meshtrace(&["issuer", "keygen", "--out", k]);
+    assert!(made.status.success(), "{made:?}");
+    let out = meshtrace(&["issuer", "pubkey", "--key", k]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, made.stdout, "the same public key as keygen's");
+    assert!(out.stderr.is_empty());
+    // A missing key file: one line naming the file.
+    let missing = tmp.path().join("nope.key");
+    let out = meshtrace(&["issuer", "pubkey", "--key", missing.to_str().unwrap()]);
+    fails_with(&out, missing.to_str().unwrap());
+    assert!(out.stdout.is_empty());
+}

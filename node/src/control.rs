@@ -186,7 +186,7 @@ async fn answer(req: Request, node: &NodeHandle, info: &DaemonInfo) -> Result<Va
             Some(m) => peers_json(&m),
             None => return Err("the mesh did not answer".into()),
         },
-        Request::ReportRequest => json!({"request": node.report_request().await.map_err(e)?}),
+        Request::ReportRequest => report_request_json(&node.new_report_request().await.map_err(e)?),
         Request::ReportPlan { certificate } => {
             summary_json(&node.report_plan(certificate).await.map_err(e)?)
         }
@@ -256,6 +256,21 @@ pub fn utc(t: meshtrace_protocol::UnixTime) -> String {
         s / 60 % 60,
         s % 60
     )
+}
+
+/// The JSON form of a new report request: the code, until when it can be
+/// used, and when the older request it replaced was made (only when it
+/// replaced one).
+pub fn report_request_json(r: &crate::node::NewReportRequest) -> Value {
+    let mut v = json!({
+        "request": r.code,
+        "expires_at": time_json(r.expires_at),
+        "expires_at_utc": utc(r.expires_at),
+    });
+    if let Some(t) = r.replaced_made_at {
+        v["replaced_request_made_at_utc"] = json!(utc(t));
+    }
+    v
 }
 
 /// The JSON form of a status snapshot.

@@ -24,8 +24,19 @@ use crate::p2p::{P2pEvent, P2pHandle, P2pStatus};
 use crate::radio::{Radio, RadioEvent, RadioStats};
 use crate::store::{BackendError, ContactStore, PurgeHold, Store, StoreError, StoredExposure};
 
-/// Store metadata name of the pending one-time report key.
+/// Store metadata name of the one pending report key of earlier versions
+/// (taken up as a pending request, see [`META_PENDING_REPORTS`]).
 pub const META_REPORT_KEY: &str = "report-key";
+/// Store metadata name of the report requests waiting for a certificate:
+/// for each, when it was made, until when it can be used, and its one-time
+/// secret key.
+pub const META_PENDING_REPORTS: &str = "pending-report-keys";
+/// Most report requests kept waiting for a certificate at once; a newer
+/// request replaces the oldest (and says so).
+pub const MAX_PENDING_REPORT_REQUESTS: usize = 4;
+/// How long a report request can be certified and used (seconds): a week
+/// for the visit to the issuer.
+pub const REPORT_REQUEST_LIFETIME_SECONDS: u64 = 7 * 86_400;
 /// Store metadata name of the own chunks not yet confirmed sent.
 pub const META_UNSENT: &str = "unsent-announcements";
 /// Store metadata name of this node's own published report keys (so that
@@ -107,6 +118,130 @@ pub struct ReportSummary {
     pub chunks: Vec<AnnouncementId>,
 }
 
+/// A report request just made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReportRequest {
+    /// The code to show the issuer (`MTRQ1:…`).
+    pub code: String,
+    /// Until when a certificate for it can be submitted.
+    pub expires_at: UnixTime,
+    /// When the request that made room for this one was made, if the
+    /// node already held [`MAX_PENDING_REPORT_REQUESTS`] requests (that
+    /// older code can no longer be used).
+    pub replaced_made_at: Option<UnixTime>,
+}
+
+/// One stored pending request: made at, usable until, secret key.
+struct PendingReport {
+    made_at: UnixTime,
+    expires_at: UnixTime,
+    key: Zeroizing<[u8; 32]>,
+}
+
+/// Bytes of one pending request in [`META_PENDING_REPORTS`].
+const PENDING_RECORD_BYTES: usize = 8 + 8 + 32;
+
+/// The pending requests of `store` that have not expired at `now`, oldest
+/// first (with the key of earlier versions, if any, as the oldest).
+fn pending_reports<S: Store>(
+    store: &ContactStore<S>,
+    now: UnixTime,
+) -> Result<Vec<PendingReport>, NodeError> {
+    let mut out = Vec::new();
+    if let Some(old) = store.meta(META_REPORT_KEY)?
+        && let Ok(key) = <[u8; 32]>::try_from(&old[..])
+    {
+        out.push(PendingReport {
+            made_at: now,
+            expires_at: now.plus(REPORT_REQUEST_LIFETIME_SECONDS),
+            key: Zeroizing::new(key),
+        });
+    }
+    if let Some(bytes) = store.meta(META_PENDING_REPORTS)? {
+        for rec in bytes.chunks_exact(PENDING_RECORD_BYTES) {
+            let (made, rest) = rec.split_at(8);
+            let (until, key) = rest.split_at(8);
+            let (Ok(made), Ok(until), Ok(key)) = (
+                <[u8; 8]>::try_from(made),
+                <[u8; 8]>::try_from(until),
+                <[u8; 32]>::try_from(key),
+            ) else {
+                continue;
+            };
+            out.push(PendingReport {
+                made_at: UnixTime(u64::from_le_bytes(made)),
+                expires_at: UnixTime(u64::from_le_bytes(until)),
+                key: Zeroizing::new(key),
+            });
+        }
+    }
+    out.retain(|p| p.expires_at > now);
+    out.sort_by_key(|p| p.made_at);
+    Ok(out)
+}
+
+/// Stores `pending` (not flushed) in place of the previous list.
+fn save_pending_reports<S: Store>(
+    store: &mut ContactStore<S>,
+    pending: &[PendingReport],
+) -> Result<(), NodeError> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(pending.len() * PENDING_RECORD_BYTES));
+    for p in pending {
+        bytes.extend_from_slice(&p.made_at.0.to_le_bytes());
+        bytes.extend_from_slice(&p.expires_at.0.to_le_bytes());
+        bytes.extend_from_slice(p.key.as_ref());
+    }
+    if bytes.is_empty() {
+        store.remove_meta(META_PENDING_REPORTS)?;
+    } else {
+        store.set_meta(META_PENDING_REPORTS, &bytes)?;
+    }
+    if store.meta(META_REPORT_KEY)?.is_some() {
+        store.remove_meta(META_REPORT_KEY)?;
+    }
+    Ok(())
+}
+
+/// Makes a one-time report key, keeps it sealed in `store` (flushed) next
+/// to the other pending requests, and returns the request code. At most
+/// [`MAX_PENDING_REPORT_REQUESTS`] are kept; a new one beyond that replaces
+/// the oldest. The running node and `meshtrace report request` on a stopped
+/// node both come here.
+pub fn create_report_request<S, R>(
+    store: &mut ContactStore<S>,
+    network_id: &str,
+    now: UnixTime,
+    rng: &mut R,
+) -> Result<NewReportRequest, NodeError>
+where
+    S: Store,
+    R: rand_core::CryptoRng + ?Sized,
+{
+    let mut pending = pending_reports(store, now)?;
+    let mut replaced_made_at = None;
+    while pending.len() >= MAX_PENDING_REPORT_REQUESTS {
+        replaced_made_at = Some(pending.remove(0).made_at);
+    }
+    let key = ReportSecretKey::generate(rng);
+    let expires_at = now.plus(REPORT_REQUEST_LIFETIME_SECONDS);
+    pending.push(PendingReport {
+        made_at: now,
+        expires_at,
+        key: key.to_bytes(),
+    });
+    save_pending_reports(store, &pending)?;
+    store.flush()?;
+    Ok(NewReportRequest {
+        code: ReportRequest {
+            network_id: network_id.to_owned(),
+            report_key: key.public(),
+        }
+        .to_code(),
+        expires_at,
+        replaced_made_at,
+    })
+}
+
 /// A snapshot of the node.
 #[derive(Clone, Debug)]
 pub struct NodeStatus {
@@ -144,7 +279,7 @@ enum Command {
     Tick(oneshot::Sender<()>),
     Status(oneshot::Sender<NodeStatus>),
     Exposures(oneshot::Sender<Vec<StoredExposure>>),
-    ReportRequest(oneshot::Sender<Result<String, NodeError>>),
+    ReportRequest(oneshot::Sender<Result<NewReportRequest, NodeError>>),
     ReportPlan(String, oneshot::Sender<Result<ReportSummary, NodeError>>),
     ReportSubmit(String, oneshot::Sender<Result<ReportSummary, NodeError>>),
     Shutdown(oneshot::Sender<Result<(), NodeError>>),
@@ -192,9 +327,16 @@ impl NodeHandle {
         ask!(self, Exposures)
     }
 
-    /// Creates a one-time report key (kept sealed in the store) and returns
-    /// the request code to show the issuer.
+    /// Creates a one-time report key (kept sealed in the store, see
+    /// [`create_report_request`]) and returns the request code to show the
+    /// issuer.
     pub async fn report_request(&self) -> Result<String, NodeError> {
+        Ok(self.new_report_request().await?.code)
+    }
+
+    /// As [`NodeHandle::report_request`], with the request's expiry and
+    /// whether it replaced an older pending request.
+    pub async fn new_report_request(&self) -> Result<NewReportRequest, NodeError> {
         ask!(self, ReportRequest)?
     }
 
@@ -358,13 +500,11 @@ impl<S: Store, R: Radio> Node<S, R> {
                         self.tick_failed(e);
                     }
                 }
-                ev = self.radio.events().recv() => match ev {
-                    Some(RadioEvent::Sighting(s)) => {
-                        let _ = self.tracker.handle_sighting(&self.keys, s.to_sighting());
+                ev = self.radio.events().recv() => {
+                    if let Some(ev) = ev {
+                        self.on_radio_event(ev);
                     }
-                    Some(RadioEvent::Failed(e)) => self.radio_failed(e.to_string()),
-                    None => {}
-                },
+                }
                 ev = self.p2p.events.recv() => match ev {
                     Some(P2pEvent::Announcement { verified, bytes, .. }) => {
                         if let Err(e) = self.on_announcement(*verified, bytes).await {
@@ -396,6 +536,15 @@ impl<S: Store, R: Radio> Node<S, R> {
         }
     }
 
+    fn on_radio_event(&mut self, ev: RadioEvent) {
+        match ev {
+            RadioEvent::Sighting(s) => {
+                let _ = self.tracker.handle_sighting(&self.keys, s.to_sighting());
+            }
+            RadioEvent::Failed(e) => self.radio_failed(e.to_string()),
+        }
+    }
+
     /// Logs a failed tick; a store that cannot write stops the node.
     fn tick_failed(&mut self, e: NodeError) {
         self.failed(e, "node tick failed");
@@ -424,6 +573,15 @@ impl<S: Store, R: Radio> Node<S, R> {
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Tick(reply) => {
+                // What the radio delivered before this tick was asked for
+                // is handled first, so that the tick's work (closing
+                // encounters, rotating keys) depends on what was heard,
+                // not on how the tasks happened to be scheduled: a demo or
+                // simulation on a manual clock gives the same figures
+                // every run.
+                while let Ok(ev) = self.radio.events().try_recv() {
+                    self.on_radio_event(ev);
+                }
                 if let Err(e) = self.on_tick().await {
                     self.tick_failed(e);
                 }
@@ -608,16 +766,14 @@ impl<S: Store, R: Radio> Node<S, R> {
         Ok(())
     }
 
-    fn report_request(&mut self) -> Result<String, NodeError> {
-        let key = ReportSecretKey::generate(&mut self.rng);
-        self.store
-            .set_meta(META_REPORT_KEY, key.to_bytes().as_ref())?;
-        self.store.flush()?;
-        Ok(ReportRequest {
-            network_id: self.settings.network_id.clone(),
-            report_key: key.public(),
-        }
-        .to_code())
+    fn report_request(&mut self) -> Result<NewReportRequest, NodeError> {
+        let now = self.clock.now();
+        create_report_request(
+            &mut self.store,
+            &self.settings.network_id,
+            now,
+            &mut self.rng,
+        )
     }
 
     /// The tokens to announce for `cert`: every stored or open encounter in
@@ -652,23 +808,33 @@ impl<S: Store, R: Radio> Node<S, R> {
         let trusted = self.trusted()?;
         cert.check_trust(&self.settings.network_id, &trusted)
             .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
-        cert.check_validity_at(now)
-            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
-        let key_bytes = self.store.meta(META_REPORT_KEY)?.ok_or_else(|| {
-            NodeError::Report(
-                "no pending report request on this node (run `meshtrace report request` first)"
-                    .into(),
-            )
-        })?;
-        let key_arr: [u8; 32] = key_bytes[..]
-            .try_into()
-            .map_err(|_| NodeError::Report("the stored report key is damaged".into()))?;
-        let key = ReportSecretKey::from_bytes(&Zeroizing::new(key_arr));
-        if cert.params().report_key != key.public() {
+        let report_key = cert.params().report_key;
+        if self.own_reports.contains(&report_key) {
             return Err(NodeError::Report(
-                "this certificate is for another report request".into(),
+                "this certificate was already used: its report has been published, and a certificate works only once".into(),
             ));
         }
+        cert.check_validity_at(now)
+            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+        let pending = pending_reports(&self.store, now)?;
+        if pending.is_empty() {
+            return Err(NodeError::Report(
+                "no pending report request on this node (run `meshtrace report request` first)"
+                    .into(),
+            ));
+        }
+        let key = pending
+            .iter()
+            .map(|p| ReportSecretKey::from_bytes(&p.key))
+            .find(|k| k.public() == report_key)
+            .ok_or_else(|| {
+                NodeError::Report(format!(
+                    "this certificate is for a report request this node no longer holds \
+                     (older than {} days, replaced by newer requests, or made on another node); \
+                     run `meshtrace report request` and ask the issuer again",
+                    REPORT_REQUEST_LIFETIME_SECONDS / 86_400
+                ))
+            })?;
         let (tokens, dropped_for_cap) = self.report_tokens(&cert);
         let plan = plan_report(&cert, &tokens).map_err(|e| NodeError::Report(e.to_string()))?;
         let window = (
@@ -708,7 +874,11 @@ impl<S: Store, R: Radio> Node<S, R> {
         self.own_reports.insert(key.public());
         let own: Vec<u8> = self.own_reports.iter().flat_map(|k| k.0).collect();
         self.store.set_meta(META_OWN_REPORTS, &own)?;
-        self.store.remove_meta(META_REPORT_KEY)?;
+        let left: Vec<PendingReport> = pending
+            .into_iter()
+            .filter(|p| ReportSecretKey::from_bytes(&p.key).public() != report_key)
+            .collect();
+        save_pending_reports(&mut self.store, &left)?;
         self.store.flush()?;
         for c in chunks {
             let _ = self.p2p.publish(c.bytes).await;

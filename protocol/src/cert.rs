@@ -124,13 +124,13 @@ pub enum CertificateError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// The issuer is not in the deployment's trusted list.
-    #[error("certificate issuer {0:?} is not trusted by this deployment")]
+    #[error("certificate issuer {} is not trusted by this deployment", .0.to_hex())]
     UntrustedIssuer(IssuerPublicKey),
     /// The issuer's signature does not verify.
     #[error("certificate signature is invalid")]
     BadSignature,
     /// Issued for another network.
-    #[error("certificate is for network {found:?}, this node is on {expected:?}")]
+    #[error("certificate is for network \"{found}\", this node is on \"{expected}\"")]
     WrongNetwork {
         /// The local network id.
         expected: String,
@@ -432,6 +432,58 @@ mod tests {
             ),
             Err(CertificateError::NotYetValid(_))
         ));
+    }
+
+    #[test]
+    fn refusals_read_plainly() {
+        let mut rng = ChaCha20Rng::seed_from_u64(23);
+        let issuer = IssuerSecretKey::generate(&mut rng);
+        let rk = ReportSecretKey::generate(&mut rng);
+        let p = params(rk.public());
+        let cert = Certificate::issue(&issuer, p.clone()).unwrap();
+        let stranger = IssuerSecretKey::generate(&mut rng).public();
+        let untrusted = cert
+            .verify("campus", &[stranger], p.valid_from)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            untrusted,
+            format!(
+                "certificate issuer {} is not trusted by this deployment",
+                issuer.public().to_hex()
+            )
+        );
+        let expired = cert
+            .verify("campus", &[issuer.public()], p.valid_until.plus(86_400))
+            .unwrap_err()
+            .to_string();
+        // valid_until is 1_800_259_200 s: 2027-01-18 08:00 UTC.
+        assert_eq!(expired, "certificate expired at 2027-01-18 08:00 UTC");
+        let early = cert
+            .verify("campus", &[issuer.public()], p.valid_from.minus(86_400))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            early,
+            "certificate is not valid before 2027-01-15 08:00 UTC"
+        );
+        let network = cert
+            .verify("other", &[issuer.public()], p.valid_from)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            network,
+            "certificate is for network \"campus\", this node is on \"other\""
+        );
+        let code = cert.to_code();
+        for cut in [1, 7, 20] {
+            let e = Certificate::from_code(&code[..code.len() - cut]).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "certificate code is incomplete: it seems cut off (copy the whole code)",
+                "{cut} characters cut off"
+            );
+        }
     }
 
     #[test]

@@ -46,9 +46,12 @@ impl UnixTime {
     }
 }
 
+/// The UTC date and time, to the minute: `2026-12-02 14:05 UTC` (people
+/// read it in messages; the protocol never shows raw seconds).
 impl fmt::Display for UnixTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}s", self.0)
+        let s = self.0 % DAY_SECONDS;
+        write!(f, "{} {:02}:{:02} UTC", self.day(), s / 3600, s / 60 % 60)
     }
 }
 
@@ -171,6 +174,12 @@ mod tests {
 
     #[test]
     fn epoch_and_day_boundaries() {
+        assert_eq!(UnixTime(0).to_string(), "1970-01-01 00:00 UTC");
+        assert_eq!(UnixTime(1_796_259_744).to_string(), "2026-12-03 01:02 UTC");
+        assert_eq!(
+            UnixTime(951_782_400 + 3_599).to_string(),
+            "2000-02-29 00:59 UTC"
+        );
         assert_eq!(UnixTime(899).epoch(), Epoch(0));
         assert_eq!(UnixTime(900).epoch(), Epoch(1));
         assert_eq!(Epoch(3).start(), UnixTime(2700));

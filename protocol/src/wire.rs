@@ -135,6 +135,9 @@ pub enum DecodeError {
     /// A text code whose checksum does not match (a typo or a truncated copy).
     #[error("{0} code checksum mismatch (mistyped or incomplete code)")]
     BadChecksum(&'static str),
+    /// A text code that ends too early: a copy that was cut off.
+    #[error("{0} code is incomplete: it seems cut off (copy the whole code)")]
+    Truncated(&'static str),
 }
 
 /// Decodes `bytes` as `M`, refusing oversized and non-canonical input.
@@ -229,17 +232,77 @@ pub(crate) fn from_code(
             max: max_chars,
         });
     }
+    if !body
+        .bytes()
+        .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+    {
+        return Err(DecodeError::BadBase32(what));
+    }
+    // Every character is base32 here: a length that no encoding has, or
+    // stray bits after the last byte, mean the copy stops mid-code.
     let buf = data_encoding::BASE32_NOPAD
         .decode(body.as_bytes())
-        .map_err(|_| DecodeError::BadBase32(what))?;
+        .map_err(|e| match e.kind {
+            data_encoding::DecodeKind::Length | data_encoding::DecodeKind::Trailing => {
+                DecodeError::Truncated(what)
+            }
+            _ => DecodeError::BadBase32(what),
+        })?;
     if buf.len() < CODE_CHECKSUM_LEN {
-        return Err(DecodeError::BadChecksum(what));
+        return Err(DecodeError::Truncated(what));
     }
     let (payload, sum) = buf.split_at(buf.len() - CODE_CHECKSUM_LEN);
     if sum != checksum(prefix, payload) {
-        return Err(DecodeError::BadChecksum(what));
+        return Err(if fields_end_before(&buf, payload.len()) {
+            DecodeError::BadChecksum(what)
+        } else {
+            DecodeError::Truncated(what)
+        });
     }
     Ok(payload.to_vec())
+}
+
+/// Whether the protobuf fields of `buf` end exactly at `end`, where the
+/// checksum of a whole code begins. A code cut short fails this: its last
+/// field runs past the end, or into the checksum's place; a typo usually
+/// leaves the field layout intact.
+fn fields_end_before(buf: &[u8], end: usize) -> bool {
+    fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *buf.get(*pos)?;
+            *pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut pos = 0;
+    while pos < end {
+        let Some(key) = varint(buf, &mut pos) else {
+            return false;
+        };
+        let skip = match key & 7 {
+            0 => varint(buf, &mut pos).map(|_| 0),
+            1 => Some(8),
+            2 => varint(buf, &mut pos),
+            5 => Some(4),
+            _ => None,
+        };
+        let Some(next) = skip
+            .and_then(|n| usize::try_from(n).ok())
+            .and_then(|n| pos.checked_add(n))
+        else {
+            return false;
+        };
+        if next > buf.len() {
+            return false;
+        }
+        pos = next;
+    }
+    pos == end
 }
 
 #[cfg(test)]
@@ -291,7 +354,9 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_catch_typos() {
-        let payload = b"hello meshtrace".to_vec();
+        // Shaped like the real codes: protobuf fields, a long one last.
+        let mut payload = vec![0x0a, 3, b'a', b'b', b'c', 0x12, 32];
+        payload.extend_from_slice(&[0x5a; 32]);
         let code = to_code("MTXX1:", &payload);
         assert!(
             code.chars()
@@ -315,6 +380,34 @@ mod tests {
         assert_eq!(
             from_code("MTXX1:", "test", "MTXX1:!!!!", 100),
             Err(DecodeError::BadBase32("test"))
+        );
+    }
+
+    #[test]
+    fn cut_off_codes_are_reported_as_incomplete() {
+        let mut payload = vec![0x0a, 3, b'a', b'b', b'c', 0x12, 32];
+        payload.extend_from_slice(&[0x5a; 32]);
+        let code = to_code("MTXX1:", &payload);
+        for cut in 1..=12 {
+            let short = &code[..code.len() - cut];
+            assert_eq!(
+                from_code("MTXX1:", "test", short, 100),
+                Err(DecodeError::Truncated("test")),
+                "{cut} characters cut off"
+            );
+        }
+        assert_eq!(
+            from_code("MTXX1:", "test", "MTXX1:AB", 100),
+            Err(DecodeError::Truncated("test"))
+        );
+        // A typo inside the payload is still a typo.
+        let mut typo = code.clone().into_bytes();
+        let i = 12;
+        typo[i] = if typo[i] == b'A' { b'B' } else { b'A' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(
+            from_code("MTXX1:", "test", &typo, 100),
+            Err(DecodeError::BadChecksum("test"))
         );
     }
 

@@ -207,7 +207,7 @@ fn a_report_warns_the_close_contact_and_not_the_distant_one() {
 
     // The same certificate cannot be used twice.
     let o = a.cmd(&["report", "submit", &cert, "--yes"]);
-    assert_one_line_error(&o, "no pending report request");
+    assert_one_line_error(&o, "already used");
 
     for mut d in [a, b, c] {
         let s = d.stop();
@@ -348,7 +348,7 @@ fn bad_input_without_a_daemon_fails_in_one_line_and_changes_nothing() {
         ),
         (
             vec!["--data-dir", &a, "run", "--stem-hops", "99"],
-            "stem_hops",
+            "--stem-hops must be between 0 and 8 (got 99)",
         ),
         (
             vec![
@@ -358,7 +358,7 @@ fn bad_input_without_a_daemon_fails_in_one_line_and_changes_nothing() {
                 "--min-report-encounter-seconds",
                 "99999",
             ],
-            "min_encounter_seconds",
+            "--min-report-encounter-seconds must be between 0 and 3600 (got 99999)",
         ),
         (
             vec![
@@ -485,11 +485,15 @@ fn bad_certificates_are_refused_by_the_daemon_and_leave_the_report_pending() {
     let i = corrupted.len() / 2;
     corrupted[i] = if corrupted[i] == b'A' { b'B' } else { b'A' };
     let corrupted = String::from_utf8(corrupted).unwrap();
+    // Plain words: a date rather than seconds, the issuer's key in hex
+    // rather than a Rust form, a cut-off code called incomplete.
+    let expired_at = format!("certificate expired at {}", now.minus(2 * 86_400));
+    let stranger_hex = format!("issuer {} is not trusted", stranger.public().to_hex());
     for (code, needle) in [
-        (&other, "network"),
-        (&expired, "expired"),
-        (&untrusted, "issuer"),
-        (&truncated, "certificate"),
+        (&other, "network \"other-town\""),
+        (&expired, expired_at.as_str()),
+        (&untrusted, stranger_hex.as_str()),
+        (&truncated, "certificate code is incomplete"),
         (&corrupted, "certificate"),
     ] {
         let o = a.cmd(&["report", "submit", code, "--yes"]);
@@ -532,4 +536,109 @@ fn bad_certificates_are_refused_by_the_daemon_and_leave_the_report_pending() {
     assert!(o.status.success(), "{}", stderr(&o));
     let st = a.json(&["status"]);
     assert_eq!(st["announcements"].as_u64(), Some(1), "{st}");
+}
+
+/// Issues a certificate for `request` with the test issuer of `net`.
+fn certificate_for(net: &Net, request: &str) -> String {
+    let o = net.certify(request, &["--network", "e2e-town"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_owned()
+}
+
+#[test]
+fn earlier_report_requests_stay_usable_and_a_spent_certificate_says_already_used() {
+    let net = Net::new();
+    net.init("a", 0.0);
+    let dir = net.dir("a");
+    // Two requests on the stopped node, a third through the daemon.
+    let request = |what: &str| {
+        let o = meshtrace(&["--data-dir", &dir, "report", "request", "--json"]);
+        let v = json_ok(&o);
+        assert!(
+            v["expires_at_utc"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(" UTC")),
+            "{what}: {v}"
+        );
+        v["request"].as_str().unwrap().to_owned()
+    };
+    let first = request("first, offline");
+    let second = request("second, offline");
+    let a = net.start("a", &[]);
+    let third = request("third, daemon");
+
+    // The first request's certificate is accepted after later requests.
+    let cert1 = certificate_for(&net, &first);
+    let sent = a.json(&["report", "submit", &cert1, "--yes"]);
+    assert_eq!(sent["chunks"].as_u64(), Some(1), "{sent}");
+    // Used once: the same certificate is refused as already used.
+    let o = a.cmd(&["report", "submit", &cert1, "--yes"]);
+    assert_one_line_error(&o, "already used");
+    // The second and third are still pending: their plans are shown.
+    for (name, r) in [("second", &second), ("third", &third)] {
+        let cert = certificate_for(&net, r);
+        let o = run_with_stdin(
+            &["--data-dir", &dir, "report", "submit", &cert],
+            Some("n\n"),
+        );
+        assert_one_line_error(&o, "not confirmed");
+        assert!(stdout(&o).contains("1 chunk"), "{name}: {}", stdout(&o));
+    }
+
+    // Second, third, fourth and fifth pending: a sixth request replaces
+    // the oldest (the second) and says so.
+    let _fourth = request("fourth");
+    let _fifth = request("fifth");
+    let o = a.cmd(&["report", "request"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the oldest one (made ")
+            && stderr(&o).contains("can no longer be used"),
+        "{}",
+        stderr(&o)
+    );
+    let cert2 = certificate_for(&net, &second);
+    let o = a.cmd(&["report", "submit", &cert2, "--yes"]);
+    assert_one_line_error(&o, "no longer holds");
+    // The third still works.
+    let cert3 = certificate_for(&net, &third);
+    let sent = a.json(&["report", "submit", &cert3, "--yes"]);
+    assert_eq!(sent["chunks"].as_u64(), Some(1), "{sent}");
+}
+
+#[test]
+fn a_closed_or_full_standard_output_is_no_panic() {
+    let net = Net::new();
+    net.init("a", 0.0);
+    let dir = net.dir("a");
+    // A full disk: one line, exit status 1.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    for json in [false, true] {
+        let mut args = vec!["--data-dir", dir.as_str(), "exposures"];
+        if json {
+            args.push("--json");
+        }
+        let o = std::process::Command::new(meshtrace_bin())
+            .args(&args)
+            .stdout(full.try_clone().unwrap())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_one_line_error(&o, "cannot write to the standard output: no space left");
+    }
+    // A reader that has gone away: quiet, exit status 0.
+    let mut child = std::process::Command::new(meshtrace_bin())
+        .args(["--data-dir", &dir, "exposures"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = wait_output(child, CLI_WAIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
 }

@@ -90,7 +90,14 @@ fn issuer_pubkey(key: &Path) -> Result<ExitCode> {
 }
 
 fn issuer_certify(a: &CertifyArgs) -> Result<ExitCode> {
-    let request = ReportRequest::from_code(&a.request).context("the request code")?;
+    let request = ReportRequest::from_code(&a.request).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("request") {
+            anyhow::anyhow!("{text}")
+        } else {
+            anyhow::anyhow!("the request code: {text}")
+        }
+    })?;
     if let Some(n) = &a.network
         && *n != request.network_id
     {

@@ -704,7 +704,14 @@ fn offline_request(paths: &Paths) -> Result<Value> {
 fn submit(paths: &Paths, certificate: &str, yes: bool, json: bool) -> Result<ExitCode> {
     // Check the code locally first: a typo gets a precise message even
     // when the daemon is down.
-    Certificate::from_code(certificate).context("the certificate code")?;
+    Certificate::from_code(certificate).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("certificate") {
+            anyhow!("{text}")
+        } else {
+            anyhow!("the certificate code: {text}")
+        }
+    })?;
     let plan = ask(
         paths,
         &Request::ReportPlan {

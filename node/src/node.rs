@@ -242,6 +242,17 @@ where
     })
 }
 
+/// A refused certificate in one phrase: the protocol's messages name the
+/// certificate already; the others get it as a prefix.
+fn certificate_refused(e: meshtrace_protocol::CertificateError) -> NodeError {
+    let text = e.to_string();
+    NodeError::Report(if text.contains("certificate") {
+        text
+    } else {
+        format!("certificate: {text}")
+    })
+}
+
 /// A snapshot of the node.
 #[derive(Clone, Debug)]
 pub struct NodeStatus {
@@ -803,19 +814,17 @@ impl<S: Store, R: Radio> Node<S, R> {
 
     async fn report(&mut self, code: &str, submit: bool) -> Result<ReportSummary, NodeError> {
         let now = self.clock.now();
-        let cert = Certificate::from_code(code)
-            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+        let cert = Certificate::from_code(code).map_err(certificate_refused)?;
         let trusted = self.trusted()?;
         cert.check_trust(&self.settings.network_id, &trusted)
-            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+            .map_err(certificate_refused)?;
         let report_key = cert.params().report_key;
         if self.own_reports.contains(&report_key) {
             return Err(NodeError::Report(
                 "this certificate was already used: its report has been published, and a certificate works only once".into(),
             ));
         }
-        cert.check_validity_at(now)
-            .map_err(|e| NodeError::Report(format!("certificate: {e}")))?;
+        cert.check_validity_at(now).map_err(certificate_refused)?;
         let pending = pending_reports(&self.store, now)?;
         if pending.is_empty() {
             return Err(NodeError::Report(

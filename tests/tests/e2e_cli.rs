@@ -485,15 +485,21 @@ fn bad_certificates_are_refused_by_the_daemon_and_leave_the_report_pending() {
     let i = corrupted.len() / 2;
     corrupted[i] = if corrupted[i] == b'A' { b'B' } else { b'A' };
     let corrupted = String::from_utf8(corrupted).unwrap();
-    // Plain words: a date rather than seconds, the issuer's key in hex
-    // rather than a Rust form, a cut-off code called incomplete.
-    let expired_at = format!("certificate expired at {}", now.minus(2 * 86_400));
-    let stranger_hex = format!("issuer {} is not trusted", stranger.public().to_hex());
+    // Plain words, said once: a date rather than seconds, the issuer's key
+    // in hex rather than a Rust form, a cut-off code called incomplete.
+    let expired_at = format!(
+        "meshtrace: certificate expired at {}",
+        now.minus(2 * 86_400)
+    );
+    let stranger_hex = format!(
+        "meshtrace: certificate issuer {} is not trusted",
+        stranger.public().to_hex()
+    );
     for (code, needle) in [
         (&other, "network \"other-town\""),
         (&expired, expired_at.as_str()),
         (&untrusted, stranger_hex.as_str()),
-        (&truncated, "certificate code is incomplete"),
+        (&truncated, "meshtrace: certificate code is incomplete"),
         (&corrupted, "certificate"),
     ] {
         let o = a.cmd(&["report", "submit", code, "--yes"]);

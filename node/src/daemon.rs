@@ -192,8 +192,7 @@ pub fn check_permissions(config: &Config, data_dir: &Path) -> Result<(), DaemonE
         check_not_writable_by_others(&k, "key file", Kind::File).map_err(DaemonError)?;
     }
     if let Some(script) = config.hooks.on_exposure.as_deref().and_then(hook_script) {
-        check_not_writable_by_others(script, "exposure hook", Kind::Script)
-            .map_err(DaemonError)?;
+        check_not_writable_by_others(script, "exposure hook", Kind::Script).map_err(DaemonError)?;
     }
     Ok(())
 }
@@ -214,6 +213,8 @@ pub async fn run(
     }
     control::check_socket_path(dir).map_err(DaemonError)?;
     check_permissions(config, dir)?;
+    // A fixed port in use is refused before anything starts.
+    p2p::check_ports_free(&config.listen_addrs()).map_err(|e| DaemonError(e.to_string()))?;
     let (clock, scale) = clock(&opts)?;
     let source = key_source(config, dir)?;
     let mut store = ContactStore::open(dir, &source, StoreConfig::default(), clock.now()).map_err(

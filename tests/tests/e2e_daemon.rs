@@ -182,7 +182,12 @@ fn a_config_other_users_can_change_is_refused_with_the_fix_to_run() {
     let cfg = n.root.join("a").join("config.toml");
     set_mode(&cfg, 0o666);
     let hint = format!("chmod 600 {}", cfg.display());
-    for cmd in [&["exposures"][..], &["status"], &["report", "request"], &["run"]] {
+    for cmd in [
+        &["exposures"][..],
+        &["status"],
+        &["report", "request"],
+        &["run"],
+    ] {
         let o = meshtrace(&[&["--data-dir", a.as_str()][..], cmd].concat());
         assert_one_line_error(&o, &hint);
     }
@@ -191,7 +196,7 @@ fn a_config_other_users_can_change_is_refused_with_the_fix_to_run() {
     set_mode(&cfg, 0o600);
     assert!(meshtrace(&["--data-dir", &a, "exposures"]).status.success());
     // Another user's config (the tests run as root in CI).
-    if std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)) == Ok(0) {
+    if meshtrace_node::perms::current_uid() == Some(0) {
         std::os::unix::fs::chown(&cfg, Some(65534), None).unwrap();
         let o = meshtrace(&["--data-dir", &a, "exposures"]);
         assert_one_line_error(&o, "belongs to another user (user id 65534)");
@@ -230,7 +235,10 @@ fn a_data_dir_or_hook_script_other_users_can_change_is_refused_by_run() {
             .map(str::to_owned)
     });
     assert!(line.contains("WARN"), "{line}");
-    assert!(line.contains(&format!("chmod 700 {}", dir.display())), "{line}");
+    assert!(
+        line.contains(&format!("chmod 700 {}", dir.display())),
+        "{line}"
+    );
 }
 
 #[test]
@@ -246,11 +254,13 @@ fn weak_or_invalid_issuer_keys_are_refused_by_init_run_and_the_config() {
         let trust = format!("clinic={key}");
         let o = meshtrace(&["--data-dir", &fresh, "init", "--trust-issuer", &trust]);
         assert_one_line_error(&o, "not a usable issuer public key");
-        let o = meshtrace(&[
-            &["--data-dir", a.as_str(), "run", "--trust-issuer", &trust][..],
-            &n.run_args(&[]),
-        ]
-        .concat());
+        let o = meshtrace(
+            &[
+                &["--data-dir", a.as_str(), "run", "--trust-issuer", &trust][..],
+                &n.run_args(&[]),
+            ]
+            .concat(),
+        );
         assert_one_line_error(&o, "not a usable issuer public key");
     }
     assert!(!Path::new(&fresh).exists(), "a failed init created {fresh}");

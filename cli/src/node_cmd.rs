@@ -44,6 +44,11 @@ pub(crate) struct InitArgs {
     /// udp-sim only: this device's position in metres, as X,Y.
     #[arg(long, value_name = "X,Y", value_parser = parse_position)]
     position: Option<[f64; 2]>,
+    /// Write a config for the store already in the data directory (after
+    /// config.toml was lost) instead of creating a new store; the key file
+    /// or passphrase must open it.
+    #[arg(long)]
+    reuse_store: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -232,6 +237,20 @@ fn config_path(paths: &Paths) -> Result<PathBuf> {
 /// Loads the node's config and data directory.
 fn load(paths: &Paths) -> Result<(Config, PathBuf)> {
     let path = config_path(paths)?;
+    if !path.exists()
+        && let Some(dir) = &paths.data_dir
+        && dir.join(meshtrace_node::store::META_FILE).exists()
+    {
+        // The store is there but its config is gone: say how to get it back.
+        bail!(
+            "config {} is missing, but the store in {} is intact; write a new config for it \
+             with `meshtrace {}init --reuse-store --network NAME` (plus the --trust-issuer \
+             and --key-file or --passphrase-env options it was created with)",
+            path.display(),
+            dir.display(),
+            global_flags(paths)
+        );
+    }
     let config = Config::load(&path)?;
     let dir = data_dir(paths, Some(&config))?;
     Ok((config, dir))
@@ -265,27 +284,53 @@ pub(crate) fn init(paths: &Paths, a: &InitArgs) -> Result<ExitCode> {
             cfg_path.display()
         );
     }
-    if dir.join(meshtrace_node::store::META_FILE).exists() {
-        bail!("a meshtrace store already exists in {}", dir.display());
-    }
-    let source = daemon::key_source(&config, &dir)?;
-    if let KeySource::KeyFile(k) = &source
-        && k.exists()
-        && a.key_file.is_none()
-    {
+    control::check_socket_path(&dir).map_err(|e| anyhow!(e))?;
+    // An existing directory keeps its owner; one another user could change
+    // is refused (the store makes it 0700).
+    meshtrace_node::perms::check_not_writable_by_others(
+        &dir,
+        "data directory",
+        meshtrace_node::perms::Kind::Dir,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let has_store = dir.join(meshtrace_node::store::META_FILE).exists();
+    if has_store && !a.reuse_store {
         bail!(
-            "{} already exists; pass --key-file to use an existing key",
-            k.display()
+            "a meshtrace store already exists in {}; to write a new config for it, add \
+             --reuse-store (with the same --network, --trust-issuer and key options as before)",
+            dir.display()
         );
     }
-    let store = ContactStore::create(
-        &dir,
-        &source,
-        KdfParams::DEFAULT,
-        StoreConfig::default(),
-        now(),
-    )?;
-    drop(store);
+    if !has_store && a.reuse_store {
+        bail!(
+            "--reuse-store: there is no meshtrace store in {}",
+            dir.display()
+        );
+    }
+    let source = daemon::key_source(&config, &dir)?;
+    if has_store {
+        // The key must open it; nothing is written to it.
+        let store = ContactStore::open(&dir, &source, StoreConfig::default(), now())?;
+        drop(store);
+    } else {
+        if let KeySource::KeyFile(k) = &source
+            && k.exists()
+            && a.key_file.is_none()
+        {
+            bail!(
+                "{} already exists; pass --key-file to use an existing key",
+                k.display()
+            );
+        }
+        let store = ContactStore::create(
+            &dir,
+            &source,
+            KdfParams::DEFAULT,
+            StoreConfig::default(),
+            now(),
+        )?;
+        drop(store);
+    }
     let identity = meshtrace_node::p2p::load_or_create_identity(&dir.join(IDENTITY_FILE))?;
     config.write_new(&cfg_path)?;
     let peer_id = identity.public().to_peer_id();

@@ -66,6 +66,11 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// Another user could change the file (it is group- or
+    /// world-writable, or not the user's): the message names the file and
+    /// the fix.
+    #[error("{0}")]
+    Unsafe(String),
     /// The file cannot be written.
     #[error("cannot write config {path}: {reason}")]
     Write {
@@ -368,6 +373,8 @@ impl Config {
                 "larger than {MAX_CONFIG_LEN} bytes; is this the right file?"
             )));
         }
+        crate::perms::check_not_writable_by_others(path, "config", crate::perms::Kind::File)
+            .map_err(ConfigError::Unsafe)?;
         let bytes = std::fs::read(path).map_err(|e| read(e.to_string()))?;
         let text = String::from_utf8(bytes).map_err(|_| read("not UTF-8 text".into()))?;
         let config = Config::parse(&text, path)?;
@@ -395,9 +402,15 @@ impl Config {
             path: path.to_owned(),
             reason,
         };
-        let text = self.to_toml()?;
+        let text = self.to_toml().map_err(|e| match e {
+            ConfigError::Write { reason, .. } => err(reason),
+            other => other,
+        })?;
+        // A missing parent is created owner-only; an existing one (which may
+        // be shared, like /etc) keeps its mode.
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
+            && !parent.exists()
         {
             crate::store::create_private_dir(parent).map_err(|e| err(e.to_string()))?;
         }
@@ -522,14 +535,14 @@ impl Config {
         if p.stem_hops > MAX_STEM_HOPS {
             return Err(bad(
                 "p2p.stem_hops",
-                format!("{} is more than {MAX_STEM_HOPS}", p.stem_hops),
+                format!("{} is outside 0–{MAX_STEM_HOPS}", p.stem_hops),
             ));
         }
         if self.report.min_encounter_seconds > MAX_MIN_REPORT_ENCOUNTER_SECONDS {
             return Err(bad(
                 "report.min_encounter_seconds",
                 format!(
-                    "{} is more than {MAX_MIN_REPORT_ENCOUNTER_SECONDS}",
+                    "{} is outside 0–{MAX_MIN_REPORT_ENCOUNTER_SECONDS} seconds",
                     self.report.min_encounter_seconds
                 ),
             ));
@@ -571,8 +584,15 @@ impl Config {
 
 /// Parses an issuer public key (64 hex digits).
 pub fn parse_issuer_key(s: &str) -> Result<IssuerPublicKey, String> {
-    IssuerPublicKey::from_hex(s.trim())
-        .ok_or_else(|| format!("{s:?} is not an issuer public key (64 hex digits)"))
+    let key = IssuerPublicKey::from_hex(s.trim())
+        .ok_or_else(|| format!("{s:?} is not an issuer public key (64 hex digits)"))?;
+    if !key.is_strong() {
+        return Err(format!(
+            "{s:?} is not a usable issuer public key (not a valid Ed25519 key, or a weak one \
+             that anybody could sign for); copy the key `meshtrace issuer keygen` printed"
+        ));
+    }
+    Ok(key)
 }
 
 /// Parses a multiaddr. The error is one line: the parser's message may
@@ -723,12 +743,56 @@ mod tests {
         );
         let bin = dir.path().join("bin.toml");
         std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
+        // (Explicitly owner-only: the umask varies.)
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         assert!(
             Config::load(&bin)
                 .unwrap_err()
                 .to_string()
                 .contains("UTF-8")
         );
+    }
+
+    #[test]
+    fn weak_or_invalid_issuer_keys_are_refused() {
+        let identity = format!("01{}", "00".repeat(31));
+        for key in ["00".repeat(32), "ff".repeat(32), "FF".repeat(32), identity] {
+            let text = format!("network = \"t\"\n[[issuer]]\nname = \"x\"\nkey = \"{key}\"\n");
+            let e = Config::parse(&text, p())
+                .unwrap()
+                .validate(p())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(": issuer.key:"), "{e}");
+            assert!(e.contains("not a usable issuer public key"), "{e}");
+            assert!(parse_issuer_key(&key).is_err());
+        }
+    }
+
+    #[test]
+    fn load_refuses_a_config_other_users_can_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        Config::new("town").write_new(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains(&format!("chmod 600 {}", path.display())), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Config::load(&path).unwrap();
+    }
+
+    #[test]
+    fn write_new_leaves_an_existing_parent_directory_as_it_is() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Config::new("town")
+            .write_new(&dir.path().join(CONFIG_FILE))
+            .unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
     }
 
     #[test]

@@ -87,6 +87,24 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_FILE)
 }
 
+/// Refuses a data directory whose control socket path would be longer than
+/// the kernel accepts ([`MAX_SOCKET_PATH`]): no daemon could run on it.
+pub fn check_socket_path(data_dir: &Path) -> Result<(), String> {
+    let path = socket_path(data_dir);
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "data directory {} is too deep: its control socket {} would be {len} bytes long, \
+             and the system allows at most {MAX_SOCKET_PATH}; choose a shorter path (a directory \
+             {} bytes long or less)",
+            data_dir.display(),
+            path.display(),
+            MAX_SOCKET_PATH - SOCKET_FILE.len() - 1
+        ));
+    }
+    Ok(())
+}
+
 /// What the daemon says about itself in `status`.
 #[derive(Clone, Debug)]
 pub struct DaemonInfo {
@@ -199,6 +217,11 @@ async fn answer(req: Request, node: &NodeHandle, info: &DaemonInfo) -> Result<Va
 /// Sends one request to the daemon using `data_dir` and returns its result.
 pub fn request(data_dir: &Path, req: &Request) -> Result<Value, ControlError> {
     let path = socket_path(data_dir);
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        // No daemon can listen there (`bind` refuses such a path), and the
+        // kernel refuses to connect to it: nothing is running.
+        return Err(ControlError::NotRunning(data_dir.to_owned()));
+    }
     let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
         Err(e)

@@ -1,7 +1,8 @@
 //! The daemon behind `meshtrace run`: opens the store, starts the radio,
 //! the mesh and the node task, serves the control socket, runs the
 //! exposure hook, and shuts down gracefully (open encounters closed, store
-//! flushed, socket removed) on SIGINT or SIGTERM.
+//! flushed, socket removed) on SIGINT, SIGTERM or SIGHUP (closing the
+//! terminal of a daemon started with `&` sends SIGHUP).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -178,7 +179,25 @@ fn sync_issuers<S: crate::store::Store>(
     Ok(())
 }
 
-/// Runs the daemon until SIGINT or SIGTERM. `ready` is called once the
+/// Refuses a data directory, key file or hook script that another user
+/// could change (see [`crate::perms`]); warns when other users can read into
+/// the data directory.
+pub fn check_permissions(config: &Config, data_dir: &Path) -> Result<(), DaemonError> {
+    use crate::perms::{Kind, check_not_writable_by_others, hook_script};
+    check_not_writable_by_others(data_dir, "data directory", Kind::Dir).map_err(DaemonError)?;
+    if let Some(w) = crate::perms::readable_by_others_warning(data_dir) {
+        tracing::warn!("{w}");
+    }
+    if let KeySource::KeyFile(k) = key_source(config, data_dir)? {
+        check_not_writable_by_others(&k, "key file", Kind::File).map_err(DaemonError)?;
+    }
+    if let Some(script) = config.hooks.on_exposure.as_deref().and_then(hook_script) {
+        check_not_writable_by_others(script, "exposure hook", Kind::Script).map_err(DaemonError)?;
+    }
+    Ok(())
+}
+
+/// Runs the daemon until SIGINT, SIGTERM or SIGHUP. `ready` is called once the
 /// control socket answers, with the status the daemon reports.
 pub async fn run(
     opts: DaemonOptions,
@@ -192,6 +211,10 @@ pub async fn run(
             dir.display()
         )));
     }
+    control::check_socket_path(dir).map_err(DaemonError)?;
+    check_permissions(config, dir)?;
+    // A fixed port in use is refused before anything starts.
+    p2p::check_ports_free(&config.listen_addrs()).map_err(|e| DaemonError(e.to_string()))?;
     let (clock, scale) = clock(&opts)?;
     let source = key_source(config, dir)?;
     let mut store = ContactStore::open(dir, &source, StoreConfig::default(), clock.now()).map_err(
@@ -207,6 +230,7 @@ pub async fn run(
     // still ends in a clean shutdown.
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| DaemonError(e.to_string()))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| DaemonError(e.to_string()))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| DaemonError(e.to_string()))?;
     sync_issuers(&mut store, config)?;
     store.flush()?;
     let keypair = p2p::load_or_create_identity(&dir.join(IDENTITY_FILE))
@@ -274,6 +298,7 @@ pub async fn run(
     let stop = tokio::select! {
         _ = sigint.recv() => Ok("SIGINT"),
         _ = sigterm.recv() => Ok("SIGTERM"),
+        _ = sighup.recv() => Ok("SIGHUP"),
         Some(e) = fatal.recv() => Err(e),
     };
     server.abort();

@@ -15,5 +15,6 @@ pub mod control;
 pub mod daemon;
 pub mod node;
 pub mod p2p;
+pub mod perms;
 pub mod radio;
 pub mod store;

@@ -307,6 +307,13 @@ fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8; SIGNATURE_LEN]) -> b
     vk.verify_strict(msg, &sig).is_ok()
 }
 
+fn is_strong_ed25519(public: &[u8; 32]) -> bool {
+    match VerifyingKey::from_bytes(public) {
+        Ok(vk) => !vk.is_weak() && vk.to_edwards().compress().as_bytes() == public,
+        Err(_) => false,
+    }
+}
+
 macro_rules! ed_public {
     ($name:ident, $what:literal) => {
         #[doc = $what]
@@ -322,6 +329,15 @@ macro_rules! ed_public {
             /// Strict Ed25519 verification (`verify_strict`, weak keys refused).
             pub fn verify(&self, msg: &[u8], sig: &[u8; SIGNATURE_LEN]) -> bool {
                 verify_ed25519(&self.0, msg, sig)
+            }
+
+            /// Whether these bytes are a key a signature can be checked
+            /// against: the canonical encoding of a curve point that is not
+            /// of small order. Strict verification refuses every signature
+            /// under any other key, so configuring one is a mistake (`00…00`
+            /// and `ff…ff` are the usual ones).
+            pub fn is_strong(&self) -> bool {
+                is_strong_ed25519(&self.0)
             }
 
             /// Lower-case hex of the 32 bytes (how keys appear in config).
@@ -428,6 +444,37 @@ mod tests {
         let ik = IssuerSecretKey::generate(&mut rng);
         let ihex: String = ik.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert!(!format!("{ik:?}").contains(&ihex[..8]));
+    }
+
+    #[test]
+    fn weak_and_invalid_public_keys_are_not_strong() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        for _ in 0..16 {
+            assert!(IssuerSecretKey::generate(&mut rng).public().is_strong());
+        }
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        // p itself: a non-canonical encoding of y = 0.
+        let mut p_bytes = [0xffu8; 32];
+        p_bytes[0] = 0xed;
+        p_bytes[31] = 0x7f;
+        for bytes in [[0u8; 32], [0xff; 32], identity, p_bytes] {
+            assert!(!IssuerPublicKey(bytes).is_strong(), "{bytes:02x?}");
+        }
+        // Half of all 32-byte strings are no curve point at all.
+        let not_points = (0u8..64)
+            .filter(|i| {
+                let mut b = [0x5au8; 32];
+                b[0] = *i;
+                VerifyingKey::from_bytes(&b).is_err()
+            })
+            .inspect(|i| {
+                let mut b = [0x5au8; 32];
+                b[0] = *i;
+                assert!(!IssuerPublicKey(b).is_strong());
+            })
+            .count();
+        assert!(not_points > 0);
     }
 
     #[test]

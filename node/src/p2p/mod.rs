@@ -461,6 +461,72 @@ fn score_params(
     (params, thresholds)
 }
 
+/// A transport error with its causes, in one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Refuses a listen address whose fixed TCP or UDP port another socket
+/// holds. libp2p listens with `SO_REUSEPORT`, so without this check a
+/// second node on the same port starts and takes half of the first node's
+/// connections (dials to the first then fail with the wrong peer id). A
+/// plain bind, without `SO_REUSEPORT`, fails while any socket holds the
+/// port.
+pub fn check_ports_free(listen: &[Multiaddr]) -> Result<(), P2pError> {
+    use libp2p::multiaddr::Protocol;
+    for addr in listen {
+        let mut ip: Option<std::net::IpAddr> = None;
+        for p in addr.iter() {
+            let (port, tcp) = match p {
+                Protocol::Ip4(a) => {
+                    ip = Some(a.into());
+                    continue;
+                }
+                Protocol::Ip6(a) => {
+                    ip = Some(a.into());
+                    continue;
+                }
+                Protocol::Tcp(port) => (port, true),
+                Protocol::Udp(port) => (port, false),
+                _ => continue,
+            };
+            let Some(ip) = ip else { break };
+            if port == 0 {
+                break;
+            }
+            let sa = std::net::SocketAddr::new(ip, port);
+            let bound = if tcp {
+                std::net::TcpListener::bind(sa).map(drop)
+            } else {
+                std::net::UdpSocket::bind(sa).map(drop)
+            };
+            match bound {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(P2pError::Transport(format!(
+                        "listen address {addr}: {} port {port} is already in use \
+                         (another meshtrace node?)",
+                        if tcp { "TCP" } else { "UDP" }
+                    )));
+                }
+                // Other errors (an address not on this machine, no
+                // permission) are reported by libp2p's own listen.
+                _ => break,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Starts the mesh. `initial` are announcements already held (from the
 /// store): they seed the pool that catch-up serves.
 pub async fn spawn(
@@ -565,6 +631,7 @@ pub async fn spawn(
             .subscribe(&topic)
             .map_err(|e| P2pError::Config(format!("subscribe: {e}")))?;
     }
+    check_ports_free(&config.listen)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -717,6 +784,39 @@ struct Mesh {
 const TICK: Duration = Duration::from_millis(250);
 
 impl Mesh {
+    /// A failed dial of a bootstrap peer is logged at the default level
+    /// with the address and the cause (other dials fail routinely).
+    fn on_dial_failed(&self, peer: PeerId, error: &libp2p::swarm::DialError) {
+        let addresses: Vec<String> = self
+            .config
+            .bootstrap
+            .iter()
+            .filter(|a| a.iter().last() == Some(libp2p::multiaddr::Protocol::P2p(peer)))
+            .map(ToString::to_string)
+            .collect();
+        if addresses.is_empty() {
+            tracing::debug!(%peer, error = %error, "dial failed");
+            return;
+        }
+        let cause = match error {
+            libp2p::swarm::DialError::WrongPeerId { obtained, address } => format!(
+                "another node (peer id {obtained}) answers at {address}: the bootstrap \
+                 address is out of date, or another node took its port"
+            ),
+            libp2p::swarm::DialError::Transport(errors) => errors
+                .iter()
+                .map(|(a, e)| format!("{a}: {}", error_chain(e)))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        tracing::warn!(
+            address = %addresses.join(", "),
+            cause = %cause.escape_debug(),
+            "cannot reach a bootstrap peer"
+        );
+    }
+
     /// Transport-level byte totals (inbound, outbound) from the bandwidth
     /// metrics.
     fn bandwidth(&self) -> (u64, u64) {
@@ -1141,6 +1241,11 @@ impl Mesh {
                     self.start_sync(Some(peer_id));
                 }
             }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => self.on_dial_failed(peer, &error),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,

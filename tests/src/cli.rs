@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Bounded wait of the CLI tests (real time).
+/// Bounded wait of the CLI tests (real time, on an idle machine; the helpers
+/// here scale it with [`crate::deadline`]).
 pub const CLI_WAIT: Duration = Duration::from_secs(90);
 
 /// The `meshtrace` binary of this build (`target/<profile>/meshtrace`, next
@@ -53,8 +54,10 @@ pub fn run_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     wait_output(child, CLI_WAIT)
 }
 
-/// Waits for a child's output, killing it after `limit`.
+/// Waits for a child's output, killing it after `limit` (scaled by
+/// [`crate::deadline`]).
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let limit = crate::deadline(limit);
     let deadline = Instant::now() + limit;
     loop {
         match child.try_wait().expect("try_wait") {
@@ -104,14 +107,19 @@ pub fn json_ok(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
-/// Polls `f` until it returns `Some`, up to `limit` (real time).
+/// Polls `f` until it returns `Some`, up to `limit` (real time, scaled by
+/// [`crate::deadline`]).
 pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let limit = crate::deadline(limit);
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} ({limit:?})"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -222,7 +230,7 @@ impl Daemon {
             .arg("-TERM")
             .arg(child.id().to_string())
             .status();
-        let deadline = Instant::now() + CLI_WAIT;
+        let deadline = Instant::now() + crate::deadline(CLI_WAIT);
         loop {
             if let Some(s) = child.try_wait().expect("try_wait") {
                 return s;

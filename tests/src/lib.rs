@@ -1,11 +1,16 @@
 //! End-to-end scenarios and the simulator for meshtrace (test-only crate).
 //!
 //! [`mesh`] has the helpers the mesh tests share: a certified test network
-//! and nodes listening on real TCP sockets on 127.0.0.1.
+//! and nodes listening on real TCP sockets on 127.0.0.1. Every bounded wait
+//! takes its limit from [`deadline`], which scales it to a busy machine
+//! ([`timing`]).
 #![deny(missing_docs)]
 
 pub mod ble_vm;
 pub mod cli;
 pub mod mesh;
 pub mod sim;
+pub mod timing;
 pub mod world;
+
+pub use timing::deadline;

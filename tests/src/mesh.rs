@@ -19,7 +19,8 @@ pub struct TestNet {
     pub rng: ChaCha20Rng,
 }
 
-/// Bound on every wait in the mesh tests.
+/// Bound on every wait in the mesh tests, on an idle machine: waits use
+/// [`crate::deadline`]`(WAIT)`, scaled to the machine's load.
 pub const WAIT: Duration = Duration::from_secs(60);
 
 impl TestNet {
@@ -136,7 +137,8 @@ pub async fn start_with_key(
     let mut handle = p2p::spawn(config, key, net.clock(), initial)
         .await
         .expect("mesh starts");
-    let deadline = Instant::now() + WAIT;
+    let limit = crate::deadline(WAIT);
+    let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, handle.events.recv()).await {
@@ -148,14 +150,15 @@ pub async fn start_with_key(
             }
             Ok(Some(_)) => {}
             Ok(None) => panic!("mesh stopped before listening"),
-            Err(_) => panic!("node did not listen within {WAIT:?}"),
+            Err(_) => panic!("node did not listen within {limit:?}"),
         }
     }
 }
 
 /// Waits (bounded) until every node sees at least `min` full peers.
 pub async fn wait_for_mesh(nodes: &[&TestNode], min: usize) {
-    let deadline = Instant::now() + WAIT;
+    let limit = crate::deadline(WAIT);
+    let deadline = Instant::now() + limit;
     for n in nodes {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -168,7 +171,7 @@ pub async fn wait_for_mesh(nodes: &[&TestNode], min: usize) {
             }
             assert!(
                 Instant::now() < deadline,
-                "mesh did not form within {WAIT:?}"
+                "mesh did not form within {limit:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

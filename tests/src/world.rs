@@ -50,7 +50,7 @@ impl World {
                 .expect("device");
             let mut mesh = spawn_mesh(net, shared.clone()).await;
             let addr = loop {
-                match tokio::time::timeout(WAIT, mesh.events.recv()).await {
+                match tokio::time::timeout(crate::deadline(WAIT), mesh.events.recv()).await {
                     Ok(Some(p2p::P2pEvent::Listening(a))) => break a,
                     Ok(Some(_)) => {}
                     _ => panic!("mesh did not listen"),

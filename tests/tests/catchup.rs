@@ -14,7 +14,7 @@ use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start, start_with_key, wait
 async fn collect(node: &mut TestNode, want: &HashSet<AnnouncementId>, what: &str) -> Vec<Origin> {
     let mut got = HashSet::new();
     let mut origins = Vec::new();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     while got.len() < want.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, node.handle.events.recv()).await {
@@ -29,9 +29,10 @@ async fn collect(node: &mut TestNode, want: &HashSet<AnnouncementId>, what: &str
             Ok(Some(_)) => {}
             Ok(None) => panic!("{what}: mesh stopped"),
             Err(_) => panic!(
-                "{what}: got {} of {} within {WAIT:?}",
+                "{what}: got {} of {} within {:?}",
                 got.len(),
-                want.len()
+                want.len(),
+                meshtrace_tests::deadline(WAIT)
             ),
         }
     }
@@ -77,7 +78,7 @@ async fn an_offline_node_catches_up_on_everything_it_missed() {
     // In sync now: one more round costs a few KB at most.
     let before = x.handle.status().await.unwrap().counters;
     x.handle.sync_now().await.unwrap();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     let after = loop {
         let c = x.handle.status().await.unwrap().counters;
         if c.sync_rounds > before.sync_rounds {
@@ -141,7 +142,7 @@ async fn a_light_node_catches_up_and_reports_through_a_full_node() {
     );
     assert!(!origins.contains(&Origin::Gossip(light_id)), "{origins:?}");
     // And the light node learns that it left.
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, light.handle.events.recv()).await {

@@ -17,8 +17,13 @@ use rand_core::{Rng, SeedableRng};
 
 /// Kills in a row (the issue asks for at least 50).
 const KILLS: usize = 60;
-/// Bound on every wait for the child.
+/// Bound on every wait for the child (on an idle machine; scaled by
+/// `meshtrace_tests::deadline`).
 const WAIT: Duration = Duration::from_secs(30);
+/// The kills come at a random moment up to this long into the ingest (on an
+/// idle machine; scaled by the same slowdown, so that a child slowed down by
+/// other work still gets as far into its ingest).
+const KILL_WINDOW_MS: u64 = 150;
 /// Simulated start: a day well inside the retention window of itself.
 const START: u64 = 20_500 * DAY_SECONDS + 8 * 3600;
 
@@ -87,18 +92,20 @@ fn store_survives_repeated_sigkill() {
             }
             let _ = tx.send(Line::Eof);
         });
-        match rx.recv_timeout(WAIT) {
+        match rx.recv_timeout(meshtrace_tests::deadline(WAIT)) {
             Ok(Line::Ready) => {}
             _ => panic!("round {round}: the child did not open the store"),
         }
-        // The random moment: 0–150 ms into the ingest.
-        let delay = Duration::from_millis(u64::from(rng.next_u32() % 150));
+        // The random moment: 0–150 ms into the ingest (times the slowdown).
+        let delay = meshtrace_tests::deadline(Duration::from_millis(
+            u64::from(rng.next_u32()) % KILL_WINDOW_MS,
+        ));
         std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let mut this_round = 0;
         loop {
-            match rx.recv_timeout(WAIT) {
+            match rx.recv_timeout(meshtrace_tests::deadline(WAIT)) {
                 Ok(Line::Flushed(t)) => {
                     reported.insert(t);
                     this_round += 1;

@@ -7,7 +7,7 @@
 //! A network partition that heals is covered by `catchup.rs` (a node that
 //! was offline catches up on every report it missed).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use meshtrace_node::clock::Clock;
 use meshtrace_node::node::NodeEvent;
@@ -74,13 +74,15 @@ fn a_daemon_killed_under_load_keeps_its_flushed_data_and_restarts() {
     let mut b = Daemon::start(&tmp.path().join("b"), &args);
 
     // Wait until B has stored encounters (closed at epoch rotations, i.e.
-    // within about 15 simulated minutes), then a little longer so that they
-    // are flushed (the store flushes every 2 simulated seconds).
+    // within about 15 simulated minutes). They are flushed by then: the
+    // node's timer adds closed encounters and flushes in the same tick (the
+    // last flush is a tick, at least 15 simulated seconds, ago: more than
+    // the 2-second flush interval), and the status is answered between
+    // ticks. No waiting for a flush, which a busy machine could delay.
     let stored = wait_for(CLI_WAIT, "B to store encounters", || {
         let n = b.json(&["status"])["encounters"].as_u64().unwrap();
         (n > 0).then_some(n)
     });
-    std::thread::sleep(Duration::from_millis(500));
     // SIGKILL while the radio and the mesh are busy.
     b.kill();
     let o = meshtrace(&["--data-dir", &dir("b"), "store", "check", "--json"]);
@@ -129,7 +131,8 @@ async fn clock_jumps_forwards_and_backwards_do_not_stop_a_node() {
     assert_eq!(sent.chunks.len(), 1);
     // (B's handle must stay alive: dropping it stops B.)
     let a_events = &mut w.nodes[0].events;
-    let deadline = Instant::now() + WAIT;
+    let limit = meshtrace_tests::deadline(WAIT);
+    let deadline = Instant::now() + limit;
     let mut last = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -141,7 +144,7 @@ async fn clock_jumps_forwards_and_backwards_do_not_stop_a_node() {
                 last = Some(e);
             }
             Ok(Some(_)) => {}
-            _ => panic!("A was not warned of all three pieces within {WAIT:?}; last: {last:?}"),
+            _ => panic!("A was not warned of all three pieces within {limit:?}; last: {last:?}"),
         }
     }
 }
@@ -242,15 +245,11 @@ fn a_disk_that_fills_up_while_running_stops_the_daemon_and_keeps_what_it_flushed
             .then(|| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap())
     };
     // A stores encounters with B (closed at rotations, every 15 simulated
-    // seconds); then a little longer so that they are flushed (every 2
-    // simulated seconds).
-    wait_for(CLI_WAIT, "A to store encounters", || {
-        status(&dir("a")).and_then(|s| (s["encounters"].as_u64().unwrap() > 0).then_some(()))
+    // minutes); they are flushed in the tick that stored them (see
+    // `a_daemon_killed_under_load_keeps_its_flushed_data_and_restarts`).
+    let stored = wait_for(CLI_WAIT, "A to store encounters", || {
+        status(&dir("a")).and_then(|s| s["encounters"].as_u64().filter(|n| *n > 0))
     });
-    std::thread::sleep(Duration::from_millis(500));
-    let stored = status(&dir("a")).expect("A answers")["encounters"]
-        .as_u64()
-        .unwrap();
 
     // The disk is full from now on.
     let o = std::process::Command::new("prlimit")

@@ -13,7 +13,8 @@ use rand_core::Rng;
 async fn network(net: &mut TestNet, n: usize) -> Vec<TestNode> {
     let mut nodes: Vec<TestNode> = Vec::new();
     for i in 0..n {
-        // No periodic catch-up: delivery must come from stem and gossip.
+        // No periodic catch-up: delivery comes from stem and gossip (and
+        // the catch-up round that starts every new connection).
         let mut cfg = net.config(false);
         cfg.sync_interval = Duration::from_secs(3600);
         let node = start(net, cfg, Vec::new()).await;
@@ -75,11 +76,13 @@ async fn twenty_nodes_all_receive_and_match_a_certified_report() {
     let mut latencies = Vec::new();
     let mut origins = HashMap::new();
     while origins.len() < 19 {
-        let Ok(Some((i, latency, verified, origin))) = tokio::time::timeout(WAIT, rx.recv()).await
+        let Ok(Some((i, latency, verified, origin))) =
+            tokio::time::timeout(meshtrace_tests::deadline(WAIT), rx.recv()).await
         else {
             panic!(
-                "only {} of 19 nodes received the report within {WAIT:?}",
-                origins.len()
+                "only {} of 19 nodes received the report within {:?}",
+                origins.len(),
+                meshtrace_tests::deadline(WAIT)
             );
         };
         latencies.push(latency);
@@ -114,7 +117,9 @@ async fn twenty_nodes_all_receive_and_match_a_certified_report() {
     );
     // Origin privacy: nobody gets the report by gossip from the reporter;
     // exactly one node (its first stem hop) hears from it, over the stem
-    // protocol; every copy travelled by stem or gossip, none by catch-up.
+    // protocol; nobody gets it from the reporter by catch-up. (Others may:
+    // on a slow machine Kademlia still connects nodes while the report
+    // spreads, and a new connection starts with a catch-up round.)
     let from_reporter_gossip = origins
         .values()
         .filter(|o| **o == Origin::Gossip(reporter))
@@ -126,10 +131,17 @@ async fn twenty_nodes_all_receive_and_match_a_certified_report() {
     assert_eq!(from_reporter_gossip, 0, "{origins:?}");
     assert_eq!(first_hops, 1, "{origins:?}");
     assert!(
-        origins
-            .values()
-            .all(|o| matches!(o, Origin::Gossip(_) | Origin::Stem(_))),
+        !origins.values().any(|o| *o == Origin::Sync(reporter)),
         "{origins:?}"
+    );
+    let by_catch_up = origins
+        .values()
+        .filter(|o| matches!(o, Origin::Sync(_)))
+        .count();
+    println!("20-node delivery: {by_catch_up} of 19 by catch-up on a new connection");
+    assert!(
+        by_catch_up * 2 < origins.len(),
+        "most copies must travel by stem and gossip: {origins:?}"
     );
     for n in nodes {
         n.handle.shutdown().await;
@@ -218,7 +230,7 @@ async fn invalid_announcements_are_rejected_and_not_forwarded() {
         .unwrap();
     let marker_id = AnnouncementId::of(&marker);
     for (i, h) in honest.iter_mut().enumerate().take(2) {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, h.handle.events.recv()).await {
@@ -240,7 +252,7 @@ async fn invalid_announcements_are_rejected_and_not_forwarded() {
     // is dropped unread); nodes further away never saw them.
     // (The marker travels another path than the invalid messages, so it
     // may arrive first: wait, bounded, for the rejections.)
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     let st0 = loop {
         let st = honest[0].handle.status().await.unwrap();
         if st.counters.rejected >= 1 {
@@ -263,13 +275,19 @@ async fn invalid_announcements_are_rejected_and_not_forwarded() {
         score.is_some_and(|s| s < 0.0),
         "score of the misbehaving peer: {score:?}"
     );
+    // (Kademlia may have connected the bad peer to more honest nodes by
+    // now, on a slow machine before the invalid messages went out: those
+    // are its neighbours too and judge its messages themselves.)
     for h in &honest[1..] {
         let st = h.handle.status().await.unwrap();
-        assert_eq!(
-            st.counters.rejected, 0,
-            "invalid messages were forwarded: {:?}",
-            st.counters
-        );
+        let neighbour = st.peers.iter().any(|p| p.peer == bad_id);
+        if !neighbour {
+            assert_eq!(
+                st.counters.rejected, 0,
+                "invalid messages were forwarded: {:?}",
+                st.counters
+            );
+        }
         assert_eq!(st.pool, 1, "only the marker is stored");
     }
     bad.handle.shutdown().await;
@@ -327,7 +345,7 @@ async fn variants_of_a_published_chunk_are_neither_stored_nor_forwarded() {
         .unwrap();
     let first_id = AnnouncementId::of(&first);
     for (name, node) in [("a", &mut a), ("b", &mut b)] {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, node.handle.events.recv()).await {
@@ -346,7 +364,7 @@ async fn variants_of_a_published_chunk_are_neither_stored_nor_forwarded() {
         Err(p2p::PublishRefused::Equivocation)
     ));
     reporter.handle.publish_unchecked(second).await.unwrap();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     loop {
         let st = a.handle.status().await.unwrap();
         if st.counters.equivocations >= 1 {
@@ -362,7 +380,12 @@ async fn variants_of_a_published_chunk_are_neither_stored_nor_forwarded() {
     }
     let st = b.handle.status().await.unwrap();
     assert_eq!(st.pool, 1, "the variant was forwarded to b");
-    assert_eq!(st.counters.equivocations, 0, "{:?}", st.counters);
+    // Unless Kademlia connected b to the reporter (on a slow machine, before
+    // the variant went out), b never even saw it: a did not forward it.
+    let reporter_id = reporter.handle.peer_id();
+    if !st.peers.iter().any(|p| p.peer == reporter_id) {
+        assert_eq!(st.counters.equivocations, 0, "{:?}", st.counters);
+    }
     for n in [reporter, a, b] {
         n.handle.shutdown().await;
     }

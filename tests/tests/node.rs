@@ -54,19 +54,22 @@ async fn a_close_contact_is_warned_and_a_distant_one_is_not() {
     assert!(b.report_submit(cert.to_code()).await.is_err());
 
     // A is warned within a bounded time.
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     let exposure = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, s.nodes[0].events.recv()).await {
             Ok(Some(NodeEvent::Exposure(e))) => break e,
             Ok(Some(_)) => {}
-            _ => panic!("A was not warned within {WAIT:?}"),
+            _ => panic!(
+                "A was not warned within {:?}",
+                meshtrace_tests::deadline(WAIT)
+            ),
         }
     };
     assert!(exposure.exposure.high_risk, "{exposure:?}");
     assert_eq!(s.nodes[0].exposures().await.unwrap().len(), 1);
     // C received the announcement too, and has no exposure.
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     loop {
         if s.nodes[2].status().await.unwrap().announcements >= 1 {
             break;
@@ -97,13 +100,16 @@ async fn a_reporter_never_warns_itself() {
         .set_enabled(meshtrace_node::radio::memory::DeviceId(1), false);
     w.run_for(10 * 60).await;
     // A is warned (so the report did go round) ...
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, w.nodes[0].events.recv()).await {
             Ok(Some(NodeEvent::Exposure(e))) if e.exposure.high_risk => break,
             Ok(Some(_)) => {}
-            _ => panic!("A was not warned within {WAIT:?}"),
+            _ => panic!(
+                "A was not warned within {:?}",
+                meshtrace_tests::deadline(WAIT)
+            ),
         }
     }
     // ... and B, whose closed encounters hold the same tokens, is not.
@@ -177,7 +183,7 @@ async fn radio_failures_are_kept_for_the_status_and_the_node_keeps_running() {
         .send(RadioEvent::Failed(RadioError::Io("scan stopped".into())))
         .await
         .expect("send");
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + meshtrace_tests::deadline(WAIT);
     let s = loop {
         let s = n.status().await.expect("the node still answers");
         if s.radio_failures == 2 || Instant::now() > deadline {

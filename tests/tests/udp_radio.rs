@@ -15,7 +15,8 @@ const SCALE: f64 = 60.0;
 /// Simulated seconds each child runs: 20 minutes (20 s real), across a key
 /// rotation.
 const DURATION: u64 = 20 * 60;
-/// Slack for start-up and shutdown on top of the simulated run's real time.
+/// Slack for start-up and shutdown on top of the simulated run's real time
+/// (on an idle machine; scaled by `meshtrace_tests::deadline`).
 const SLACK: Duration = Duration::from_secs(25);
 
 /// What one child printed.
@@ -199,7 +200,9 @@ fn one_metre_apart_meet_thirty_metres_apart_do_not() {
     let near_b = Node::spawn("near B (1,0)", 1.0, near_port, 2);
     let far_a = Node::spawn("far A (0,0)", 0.0, far_port, 3);
     let far_b = Node::spawn("far B (30,0)", 30.0, far_port, 4);
-    let deadline = started + Duration::from_secs_f64(DURATION as f64 / SCALE) + SLACK;
+    let deadline = started
+        + Duration::from_secs_f64(DURATION as f64 / SCALE)
+        + meshtrace_tests::deadline(SLACK);
     let (na, nb) = (near_a.finish(deadline), near_b.finish(deadline));
     let (fa, fb) = (far_a.finish(deadline), far_b.finish(deadline));
     eprintln!("children finished after {:?}", started.elapsed());
@@ -271,7 +274,8 @@ fn bad_arguments_exit_2_with_one_line() {
     ] {
         let args: Vec<String> = args.into_iter().map(String::from).collect();
         let node = Node::spawn_args(&format!("child {args:?}"), &args);
-        let (status, out, err) = node.outcome(Instant::now() + Duration::from_secs(10));
+        let (status, out, err) =
+            node.outcome(Instant::now() + meshtrace_tests::deadline(Duration::from_secs(10)));
         assert_eq!(status.code(), Some(2), "{args:?}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
         assert!(out.is_empty(), "{args:?}");

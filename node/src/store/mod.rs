@@ -34,8 +34,8 @@ use meshtrace_protocol::{
 use prost::Message;
 
 pub use backend::{
-    BackendError, DatabaseLock, Entries, SnapshotFiles, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS, SledStore, Store,
-    Tree, Write,
+    BackendError, DatabaseLock, Entries, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS,
+    SledStore, SnapshotFiles, Store, Tree, Write,
 };
 pub use crypto::{DAY_TAG_LEN, KEY_LEN, LOOKUP_KEY_LEN, MasterKey, NONCE_LEN, TAG_LEN};
 pub use meta::{
@@ -428,20 +428,18 @@ impl ContactStore<SledStore> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let copy = std::env::temp_dir().join(format!(
-            "meshtrace-check-{}-{nanos}",
-            std::process::id()
-        ));
+        let copy =
+            std::env::temp_dir().join(format!("meshtrace-check-{}-{nanos}", std::process::id()));
         let _cleanup = RemoveOnDrop(vec![copy.clone()]);
         {
             let _lock =
                 backend::DatabaseLock::acquire(&db_path).map_err(|e| map_backend(dir, e))?;
-            backend::copy_database(&db_path, &copy, SnapshotFiles::FinishedOnly).map_err(
-                |e| StoreError::Io {
+            backend::copy_database(&db_path, &copy, SnapshotFiles::FinishedOnly).map_err(|e| {
+                StoreError::Io {
                     path: copy.clone(),
                     reason: e.to_string(),
-                },
-            )?;
+                }
+            })?;
             // Unfinished snapshots were left out of the copy; a plain open
             // would still trip over them: report it the same way.
             if let Some(name) = backend::newest_snapshot(&db_path)

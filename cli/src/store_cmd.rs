@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use meshtrace_node::config::Config;
+use meshtrace_node::control::utc;
 use meshtrace_node::daemon::key_source;
 use meshtrace_node::protocol::Zeroizing;
-use meshtrace_node::control::utc;
 use meshtrace_node::store::{ContactStore, KeySource, StoreConfig};
 
 use crate::{Paths, now};

@@ -141,7 +141,11 @@ fn check_writes_nothing_and_recover_ignores_an_unfinished_snapshot() {
     let d = dir.to_str().unwrap();
     let before = files(&dir);
     let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(files(&dir), before, "store check wrote into the store");
     // What a snapshot write cut short by a full disk leaves behind.
     std::fs::write(dir.join("db").join("snap.7FFFFFFFFFFFFFFF.generating"), b"").unwrap();
@@ -157,11 +161,19 @@ fn check_writes_nothing_and_recover_ignores_an_unfinished_snapshot() {
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
     assert_eq!(files(&dir), before, "store check wrote into the store");
     let out = meshtrace(&["store", "recover", "--data-dir", d, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["unreadable"], 0, "{report}");
     let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["encounters"], 5, "every encounter kept");
 }
@@ -183,6 +195,9 @@ fn a_refused_recover_leaves_no_half_built_database() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use"), "{err}");
-    assert!(!dir.join("db.recovering").exists(), "db.recovering left behind");
+    assert!(
+        !dir.join("db.recovering").exists(),
+        "db.recovering left behind"
+    );
     drop(held);
 }

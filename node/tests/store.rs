@@ -682,10 +682,7 @@ fn a_clock_in_2083_holds_the_purge_and_keeps_every_encounter() {
         assert!(s.purge_hold().is_some());
         // Running on in 2083: ticks across days, flushes, a clean stop.
         for i in 0..3 {
-            assert_eq!(
-                s.tick(UnixTime(YEAR_2083 + i * DAY_SECONDS)).unwrap(),
-                None
-            );
+            assert_eq!(s.tick(UnixTime(YEAR_2083 + i * DAY_SECONDS)).unwrap(), None);
         }
         s.flush_clean(UnixTime(YEAR_2083 + 3 * DAY_SECONDS))
             .unwrap();
@@ -719,7 +716,10 @@ fn a_clock_jump_larger_than_retention_between_two_ticks_holds_the_purge() {
         "held"
     );
     // It comes back: the hold ends, and the ordinary purge keeps them all.
-    let r = s.tick(UnixTime(NOON + 30)).unwrap().expect("the purge runs");
+    let r = s
+        .tick(UnixTime(NOON + 30))
+        .unwrap()
+        .expect("the purge runs");
     assert_eq!(r.encounters, 0);
     assert_eq!(s.purge_hold(), None);
     assert_eq!(s.encounter_count(), 4);
@@ -737,7 +737,9 @@ fn a_clock_jump_larger_than_retention_between_two_ticks_holds_the_purge() {
 /// real one: what a snapshot write interrupted by a full disk leaves.
 fn add_unfinished_snapshot(tmp: &tempfile::TempDir) {
     std::fs::write(
-        data_dir(tmp).join(DB_DIR).join("snap.7FFFFFFFFFFFFFFF.generating"),
+        data_dir(tmp)
+            .join(DB_DIR)
+            .join("snap.7FFFFFFFFFFFFFFF.generating"),
         b"",
     )
     .unwrap();
@@ -796,11 +798,17 @@ fn recovery_keeps_at_least_every_record_a_plain_open_reads() {
         if let Err(e) = reopen(&tmp, NOON) {
             let msg = e.to_string();
             assert!(matches!(e, StoreError::Damaged { .. }), "{name}: {msg}");
-            assert!(!msg.contains("None") && !msg.contains("Some("), "{name}: {msg}");
+            assert!(
+                !msg.contains("None") && !msg.contains("Some("),
+                "{name}: {msg}"
+            );
         }
         let report = ContactStore::recover(&data_dir(&tmp), &key_source(tmp.path()))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(report.set_aside.exists(), "{name}: the old database is kept");
+        assert!(
+            report.set_aside.exists(),
+            "{name}: the old database is kept"
+        );
         assert_eq!(leftovers(&tmp), Vec::<String>::new(), "{name}");
         let s = reopen(&tmp, NOON).unwrap_or_else(|e| panic!("{name}: after recovery: {e}"));
         assert!(

@@ -305,7 +305,13 @@ impl SmallDisk {
     fn mount(at: &std::path::Path, size: &str) -> Option<SmallDisk> {
         std::fs::create_dir_all(at).unwrap();
         let o = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .output()
             .ok()?;
@@ -374,10 +380,20 @@ fn a_really_full_disk_stops_the_daemon_and_check_and_recover_keep_everything() {
     let origin = now_millis().to_string();
     let a_dir = disk.0.join("a");
     let a = a_dir.display().to_string();
-    for (dir, x) in [(a.clone(), "0,0"), (tmp.path().join("b").display().to_string(), "1,0")] {
+    for (dir, x) in [
+        (a.clone(), "0,0"),
+        (tmp.path().join("b").display().to_string(), "1,0"),
+    ] {
         let o = meshtrace(&[
-            "--data-dir", &dir, "init", "--network", "enospc", "--radio", "udp-sim",
-            "--position", x,
+            "--data-dir",
+            &dir,
+            "init",
+            "--network",
+            "enospc",
+            "--radio",
+            "udp-sim",
+            "--position",
+            x,
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
@@ -410,7 +426,10 @@ fn a_really_full_disk_stops_the_daemon_and_check_and_recover_keep_everything() {
     let filler = disk.fill();
     let o = wait_output(child, CLI_WAIT);
     let err = stderr(&o);
-    assert!(!o.status.success(), "the daemon kept running on a full disk: {err}");
+    assert!(
+        !o.status.success(),
+        "the daemon kept running on a full disk: {err}"
+    );
     let last = err.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("meshtrace: the store cannot write (")
@@ -423,7 +442,11 @@ fn a_really_full_disk_stops_the_daemon_and_check_and_recover_keep_everything() {
     let before = file_names(&a_dir.join("db"));
     let o = meshtrace(&["--data-dir", &a, "store", "check", "--json"]);
     assert!(!stderr(&o).contains("None"), "{}", stderr(&o));
-    assert_eq!(file_names(&a_dir.join("db")), before, "store check wrote into the store");
+    assert_eq!(
+        file_names(&a_dir.join("db")),
+        before,
+        "store check wrote into the store"
+    );
 
     // Room again: the store opens with everything flushed, or recovery
     // (which then must be offered) keeps it all.
@@ -432,12 +455,21 @@ fn a_really_full_disk_stops_the_daemon_and_check_and_recover_keep_everything() {
     if !o.status.success() {
         let e = stderr(&o);
         assert!(e.contains("store recover") && !e.contains("None"), "{e}");
-        let r = json_ok(&meshtrace(&["--data-dir", &a, "store", "recover", "--json"]));
+        let r = json_ok(&meshtrace(&[
+            "--data-dir",
+            &a,
+            "store",
+            "recover",
+            "--json",
+        ]));
         assert!(r["kept"].as_u64().unwrap() > 0, "{r}");
     }
     let check = json_ok(&meshtrace(&["--data-dir", &a, "store", "check", "--json"]));
     let kept = check["encounters"].as_u64().unwrap();
-    assert!(kept >= stored, "{stored} encounters were stored, {kept} kept");
+    assert!(
+        kept >= stored,
+        "{stored} encounters were stored, {kept} kept"
+    );
     let mut again = Daemon::start(&a_dir, &args);
     assert!(again.stop().success(), "{}", again.log());
 }

@@ -200,9 +200,16 @@ fn map_sled(e: sled::Error) -> BackendError {
 /// form) is a full disk or a file-size limit: ENOSPC (28), EFBIG (27) or
 /// EDQUOT (122).
 fn storage_full_text(text: &str) -> bool {
-    ["code: 28,", "code: 27,", "code: 122,", "StorageFull", "FileTooLarge", "QuotaExceeded"]
-        .iter()
-        .any(|m| text.contains(m))
+    [
+        "code: 28,",
+        "code: 27,",
+        "code: 122,",
+        "StorageFull",
+        "FileTooLarge",
+        "QuotaExceeded",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
         || ["os error 28)", "os error 27)", "os error 122)"]
             .iter()
             .any(|m| text.contains(m))
@@ -267,10 +274,10 @@ impl DatabaseLock {
                 )));
             }
         };
-        match file.try_lock() {
+        match fs2::FileExt::try_lock_exclusive(&file) {
             Ok(()) => Ok(DatabaseLock { _file: Some(file) }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(BackendError::Locked),
-            Err(std::fs::TryLockError::Error(e)) => Err(BackendError::Io(format!(
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(BackendError::Locked),
+            Err(e) => Err(BackendError::Io(format!(
                 "{}: {e}",
                 path.join(SLED_DB_FILE).display()
             ))),
@@ -281,7 +288,11 @@ impl DatabaseLock {
 /// Copies the sled directory `from` into `to` (created owner-only; it must
 /// not exist), leaving out the snapshot files `snapshots` says. Reads `from`
 /// only.
-pub(crate) fn copy_database(from: &Path, to: &Path, snapshots: SnapshotFiles) -> std::io::Result<()> {
+pub(crate) fn copy_database(
+    from: &Path,
+    to: &Path,
+    snapshots: SnapshotFiles,
+) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().mode(0o700).create(to)?;
     if !from.exists() {

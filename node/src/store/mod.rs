@@ -34,8 +34,8 @@ use meshtrace_protocol::{
 use prost::Message;
 
 pub use backend::{
-    BackendError, DatabaseLock, Entries, SnapshotFiles, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS, SledStore, Store,
-    Tree, Write,
+    BackendError, DatabaseLock, Entries, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS,
+    SledStore, SnapshotFiles, Store, Tree, Write,
 };
 pub use crypto::{DAY_TAG_LEN, KEY_LEN, LOOKUP_KEY_LEN, MasterKey, NONCE_LEN, TAG_LEN};
 pub use meta::{
@@ -60,6 +60,16 @@ pub const KNOWN_GOOD_REFRESH_SECONDS: u64 = 3600;
 /// An announcement from a peer confirms the node's date when it was created
 /// at most this long before or after the node's clock.
 pub const CLOCK_CONFIRM_TOLERANCE_SECONDS: u64 = meshtrace_protocol::DAY_SECONDS;
+/// The running store checks at least this often (real time) that the disk
+/// still has room, by writing [`SPACE_PROBE_BYTES`] to a scratch file.
+pub const SPACE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Room the store wants free on its disk: with less, it reports the disk
+/// full (sled writes into space it already holds until it needs a new
+/// segment or snapshot, and then fails).
+pub const SPACE_PROBE_BYTES: usize = 16 * 1024;
+/// The scratch file of the space check, in the data directory (removed
+/// at once).
+pub const SPACE_PROBE_FILE: &str = "space.probe";
 /// Metadata name of the last known-good time (8 bytes, big-endian seconds).
 const META_KNOWN_GOOD: &str = "known-good-time";
 /// The command that repairs a damaged store (printed in errors).
@@ -242,6 +252,7 @@ pub struct ContactStore<S: Store = SledStore> {
     known_good: UnixTime,
     hold: Option<PurgeHold>,
     purge_pending: bool,
+    last_space_probe: Option<std::time::Instant>,
 }
 
 impl<S: Store> std::fmt::Debug for ContactStore<S> {
@@ -417,20 +428,18 @@ impl ContactStore<SledStore> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let copy = std::env::temp_dir().join(format!(
-            "meshtrace-check-{}-{nanos}",
-            std::process::id()
-        ));
+        let copy =
+            std::env::temp_dir().join(format!("meshtrace-check-{}-{nanos}", std::process::id()));
         let _cleanup = RemoveOnDrop(vec![copy.clone()]);
         {
             let _lock =
                 backend::DatabaseLock::acquire(&db_path).map_err(|e| map_backend(dir, e))?;
-            backend::copy_database(&db_path, &copy, SnapshotFiles::FinishedOnly).map_err(
-                |e| StoreError::Io {
+            backend::copy_database(&db_path, &copy, SnapshotFiles::FinishedOnly).map_err(|e| {
+                StoreError::Io {
                     path: copy.clone(),
                     reason: e.to_string(),
-                },
-            )?;
+                }
+            })?;
             // Unfinished snapshots were left out of the copy; a plain open
             // would still trip over them: report it the same way.
             if let Some(name) = backend::newest_snapshot(&db_path)
@@ -602,6 +611,7 @@ impl<S: Store> ContactStore<S> {
             known_good: now,
             hold: None,
             purge_pending: false,
+            last_space_probe: None,
         };
         s.load_all(now)?;
         s.known_good = match s.meta(META_KNOWN_GOOD)? {
@@ -1237,6 +1247,32 @@ impl<S: Store> ContactStore<S> {
         Ok(report)
     }
 
+    /// Checks, at most every [`SPACE_PROBE_INTERVAL`], that the data
+    /// directory's disk has [`SPACE_PROBE_BYTES`] free, by writing them to
+    /// [`SPACE_PROBE_FILE`] (removed at once; not synced, so the check costs
+    /// no disk write). A full disk is an I/O error naming the file.
+    fn probe_space(&mut self) -> Result<(), StoreError> {
+        use std::io::Write;
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        if self
+            .last_space_probe
+            .is_some_and(|t| t.elapsed() < SPACE_PROBE_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.last_space_probe = Some(std::time::Instant::now());
+        let path = dir.join(SPACE_PROBE_FILE);
+        let written = std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(&vec![0u8; SPACE_PROBE_BYTES]));
+        let _ = std::fs::remove_file(&path);
+        written.map_err(|e| StoreError::Io {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
     /// Makes every write durable and, when the clock is trusted, records
     /// `now` as the last known-good time: the node's clean stop.
     pub fn flush_clean(&mut self, now: UnixTime) -> Result<(), StoreError> {
@@ -1382,6 +1418,7 @@ impl<S: Store> ContactStore<S> {
     /// pending writes at least every [`FLUSH_INTERVAL_SECONDS`]. Returns the
     /// purge report when it purged.
     pub fn tick(&mut self, now: UnixTime) -> Result<Option<PurgeReport>, StoreError> {
+        self.probe_space()?;
         let trusted = self.clock_trusted(now);
         if trusted && (now.day() != self.last_purge_day || self.purge_pending) {
             return self.purge_unless_held(now);

@@ -419,9 +419,17 @@ fn a_really_full_disk_stops_the_daemon_and_check_and_recover_keep_everything() {
     wait_for(CLI_WAIT, "A to store encounters", || {
         status().and_then(|s| (s["encounters"].as_u64().unwrap() > 0).then_some(()))
     });
-    // Flushed every 2 simulated seconds: wait for two flush periods.
-    std::thread::sleep(Duration::from_millis(500));
-    let stored = status().expect("A answers")["encounters"].as_u64().unwrap();
+    let s0 = status().expect("A answers");
+    let stored = s0["encounters"].as_u64().unwrap();
+    // The node's timer (every 250 ms of real time, 15 s of this daemon's
+    // simulated time) flushes once FLUSH_INTERVAL_SECONDS have passed: wait
+    // until A's clock has run through several timer periods, so the
+    // encounters counted above are on disk.
+    let t0 = s0["now"].as_u64().unwrap();
+    let settle = 4 * 15 + meshtrace_node::store::FLUSH_INTERVAL_SECONDS;
+    wait_for(CLI_WAIT, "A's clock to pass several flush periods", || {
+        status().and_then(|s| (s["now"].as_u64().unwrap() >= t0 + settle).then_some(()))
+    });
 
     let filler = disk.fill();
     let o = wait_output(child, CLI_WAIT);

@@ -328,7 +328,7 @@ fn range_errors_give_the_allowed_range() {
     n.init("a", 0.0, &[]);
     let a = n.dir("a");
     let o = meshtrace(&["--data-dir", &a, "run", "--stem-hops", "99"]);
-    assert_one_line_error(&o, "99 is outside 0–8");
+    assert_one_line_error(&o, "--stem-hops must be between 0 and 8 (got 99)");
     let o = meshtrace(&[
         "--data-dir",
         &a,
@@ -336,5 +336,8 @@ fn range_errors_give_the_allowed_range() {
         "--min-report-encounter-seconds",
         "99999",
     ]);
-    assert_one_line_error(&o, "99999 is outside 0–3600");
+    assert_one_line_error(
+        &o,
+        "--min-report-encounter-seconds must be between 0 and 3600 (got 99999)",
+    );
 }

@@ -481,3 +481,92 @@ fn a_really_full_disk_stops_the_daemon_and_check_and_recover_keep_everything() {
     let mut again = Daemon::start(&a_dir, &args);
     assert!(again.stop().success(), "{}", again.log());
 }
+
+/// A clock far in the future (2083: `--time-origin 1 --time-scale 2`) must
+/// not delete the encounters: the purge is held, `status` says so in words
+/// and in `--json`, and every encounter is still there after the run.
+#[test]
+fn a_clock_in_2083_holds_the_purge_and_the_daemon_keeps_every_encounter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_udp_port().to_string();
+    let origin = now_millis().to_string();
+    let dirs = [tmp.path().join("a"), tmp.path().join("b")];
+    for (dir, x) in dirs.iter().zip(["0,0", "1,0"]) {
+        let dir = dir.display().to_string();
+        let o = meshtrace(&[
+            "--data-dir",
+            &dir,
+            "init",
+            "--network",
+            "future",
+            "--radio",
+            "udp-sim",
+            "--position",
+            x,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let today = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--udp-port",
+        &port,
+        "--time-scale",
+        "60",
+        "--time-origin",
+        &origin,
+    ];
+    let mut a = Daemon::start(&dirs[0], &today);
+    let mut b = Daemon::start(&dirs[1], &today);
+    wait_for(CLI_WAIT, "A to store encounters", || {
+        (a.json(&["status"])["encounters"].as_u64().unwrap() > 0).then_some(())
+    });
+    assert!(a.stop().success(), "{}", a.log());
+    assert!(b.stop().success(), "{}", b.log());
+    let a_dir = dirs[0].display().to_string();
+    let check = || {
+        json_ok(&meshtrace(&[
+            "--data-dir",
+            &a_dir,
+            "store",
+            "check",
+            "--json",
+        ]))
+    };
+    let before = check()["encounters"].as_u64().unwrap();
+    assert!(before > 0);
+
+    // The same node, its clock now in 2083.
+    let future = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--udp-port",
+        &port,
+        "--time-scale",
+        "2",
+        "--time-origin",
+        "1",
+    ];
+    let mut a = Daemon::start(&dirs[0], &future);
+    let s = a.json(&["status"]);
+    assert!(
+        s["now_utc"].as_str().unwrap().starts_with("208"),
+        "the clock should read 208x: {s}"
+    );
+    assert!(s["purge_held"].is_object(), "purge not held: {s}");
+    assert_eq!(s["encounters"].as_u64().unwrap(), before, "{s}");
+    let text = stdout(&a.cmd(&["status"]));
+    assert!(
+        text.contains("old data") && text.contains("nothing is deleted"),
+        "status does not say the purge is held: {text}"
+    );
+    assert!(a.stop().success(), "{}", a.log());
+    assert!(
+        a.log().contains("purge"),
+        "the held purge is not in the log: {}",
+        a.log()
+    );
+    assert_eq!(check()["encounters"].as_u64().unwrap(), before);
+}

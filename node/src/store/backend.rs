@@ -260,8 +260,13 @@ pub struct DatabaseLock {
 
 impl DatabaseLock {
     /// Locks the database in `path` (nothing to lock when it has no
-    /// database file yet). Opens the file read-only: writes nothing.
+    /// database file yet). Opens the file read-only: writes nothing. A lock
+    /// about to be released is waited for, as [`SledStore::open`] does.
     pub fn acquire(path: &Path) -> Result<DatabaseLock, BackendError> {
+        retry_while_locked(|| DatabaseLock::acquire_once(path))
+    }
+
+    fn acquire_once(path: &Path) -> Result<DatabaseLock, BackendError> {
         let file = match std::fs::File::open(path.join(SLED_DB_FILE)) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -333,9 +338,39 @@ fn io_text(text: &str) -> String {
     }
 }
 
+/// How long an open waits for a lock that is about to be released. sled
+/// keeps its `db` file (and so its lock) open in background threads for a
+/// moment after the last handle is dropped, e.g. while the snapshot written
+/// at open finishes: a reopen in the same process right after a close would
+/// otherwise read as "in use". A store held by a running daemon is still
+/// refused, after this wait.
+pub const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs `attempt` again while it fails with [`BackendError::Locked`], for
+/// at most [`LOCK_RELEASE_WAIT`].
+fn retry_while_locked<T>(
+    mut attempt: impl FnMut() -> Result<T, BackendError>,
+) -> Result<T, BackendError> {
+    let start = std::time::Instant::now();
+    loop {
+        match attempt() {
+            Err(BackendError::Locked) if start.elapsed() < LOCK_RELEASE_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
-    /// Opens (or creates) the database in `path`.
+    /// Opens (or creates) the database in `path`. A lock still held by a
+    /// store of this process that was just closed is waited for (at most
+    /// [`LOCK_RELEASE_WAIT`]).
     pub fn open(path: &Path) -> Result<SledStore, BackendError> {
+        retry_while_locked(|| SledStore::open_once(path))
+    }
+
+    fn open_once(path: &Path) -> Result<SledStore, BackendError> {
         // sled 0.34 reads a snapshot it never finished writing (an
         // interrupted write, e.g. on a full disk) and fails without naming
         // it: name it, so that the recovery (which leaves it out) is offered.

@@ -34,8 +34,8 @@ use meshtrace_protocol::{
 use prost::Message;
 
 pub use backend::{
-    BackendError, DatabaseLock, Entries, MemoryStore, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS,
-    SledStore, SnapshotFiles, Store, Tree, Write,
+    BackendError, DatabaseLock, Entries, LOCK_RELEASE_WAIT, MemoryStore, SLED_CACHE_BYTES,
+    SLED_FLUSH_EVERY_MS, SledStore, SnapshotFiles, Store, Tree, Write,
 };
 pub use crypto::{DAY_TAG_LEN, KEY_LEN, LOOKUP_KEY_LEN, MasterKey, NONCE_LEN, TAG_LEN};
 pub use meta::{

@@ -316,7 +316,20 @@ impl ContactStore<SledStore> {
     ) -> Result<ContactStore<SledStore>, StoreError> {
         let master = meta::open_meta(dir, source)?;
         let backend = SledStore::open(&dir.join(DB_DIR)).map_err(|e| map_backend(dir, e))?;
-        let mut s = ContactStore::load(backend, &master, config, now).map_err(|e| match e {
+        ContactStore::load_in(dir, backend, &master, config, now)
+    }
+
+    /// Loads `backend` as the store of `dir` (damage is reported under
+    /// `dir`, even when `backend` is a private copy) and purges, unless the
+    /// purge is held.
+    fn load_in(
+        dir: &Path,
+        backend: SledStore,
+        master: &MasterKey,
+        config: StoreConfig,
+        now: UnixTime,
+    ) -> Result<ContactStore<SledStore>, StoreError> {
+        let mut s = ContactStore::load(backend, master, config, now).map_err(|e| match e {
             StoreError::Damaged { detail, .. } => StoreError::Damaged {
                 dir: dir.to_owned(),
                 detail,
@@ -452,15 +465,7 @@ impl ContactStore<SledStore> {
             }
         }
         let backend = SledStore::open(&copy).map_err(|e| map_backend(dir, e))?;
-        let mut s = ContactStore::load(backend, &master, config, now).map_err(|e| match e {
-            StoreError::Damaged { detail, .. } => StoreError::Damaged {
-                dir: dir.to_owned(),
-                detail,
-            },
-            other => other,
-        })?;
-        s.dir = Some(dir.to_owned());
-        s.purge_unless_held(now)?;
+        let s = ContactStore::load_in(dir, backend, &master, config, now)?;
         Ok(CheckReport {
             encounters: s.encounter_count(),
             announcements: s.announcements().count(),

@@ -18,3 +18,4 @@ pub mod p2p;
 pub mod perms;
 pub mod radio;
 pub mod store;
+pub mod trust;

@@ -1,4 +1,4 @@
-//! `meshtrace simulate`: a deterministic town in which every person with the
+//! The meshtrace simulator (`meshtrace simulate`): a deterministic town in which every person with the
 //! app runs the real protocol code, scored against ground truth.
 //!
 //! * [`run`] simulates a generated town ([`SimConfig`]) with and without

@@ -10,7 +10,15 @@ const TEST_FEATURE: &str = "test-utils";
 fn the_binary_is_built_without_the_test_helpers() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(&cargo)
-        .args(["tree", "-p", "meshtrace", "-e", "features", "--offline", "--locked"])
+        .args([
+            "tree",
+            "-p",
+            "meshtrace",
+            "-e",
+            "features",
+            "--offline",
+            "--locked",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");

@@ -6,12 +6,15 @@
 //! * [`run_script`] runs a hand-written [`Script`] (people, stays, positive
 //!   results, a replay attacker) through the same pipeline, for tests.
 //! * [`html::write_report`] renders a report as HTML with SVG plots.
+//! * [`harness`] runs real nodes in one process (the demo, the end-to-end
+//!   tests); [`workload`] makes the inputs the benchmarks share.
 //!
 //! The model, its parameters and their sources are in `docs/simulation.md`.
 
 mod contacts;
 mod disease;
 mod engine;
+pub mod harness;
 pub mod html;
 mod params;
 mod report;

@@ -43,12 +43,9 @@ impl TestNet {
     /// A mesh configuration listening on a fresh loopback TCP port, with
     /// test-speed timers.
     pub fn config(&self, light: bool) -> P2pConfig {
-        let mut c = P2pConfig::new(&self.network_id, vec![self.issuer.public()]);
-        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")];
+        let mut c =
+            meshtrace_sim::harness::mesh_config(&self.network_id, vec![self.issuer.public()]);
         c.light = light;
-        c.heartbeat = Duration::from_millis(100);
-        c.stem_timeout = Duration::from_secs(2);
-        c.sync_interval = Duration::from_secs(2);
         c
     }
 

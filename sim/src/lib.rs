@@ -21,6 +21,7 @@ mod report;
 mod rng;
 mod town;
 mod tracing;
+pub mod workload;
 
 use std::collections::BTreeMap;
 
@@ -28,9 +29,9 @@ pub use params::*;
 pub use report::*;
 pub use town::TownStats;
 
-use engine::{Mode, World, adopters, simulate};
+use engine::{Mode, adopters, simulate};
 use meshtrace_protocol::Day;
-use town::{Layout, Presence, Room, RoomKind, Spot, Town};
+use town::{Layout, Presence, Room, RoomKind, Spot, Town, World};
 
 /// Progress callback: `(stage, days done, days in the stage)`.
 pub type ProgressFn<'a> = &'a (dyn Fn(&str, u32, u32) + Sync);

@@ -7,7 +7,7 @@ use meshtrace_node::p2p::libp2p::Multiaddr;
 use meshtrace_node::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
 use meshtrace_protocol::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 
 /// A test deployment: a network id, a trusted issuer, an RNG.
 pub struct TestNet {
@@ -51,13 +51,7 @@ impl TestNet {
 
     /// `n` random tokens.
     pub fn tokens(&mut self, n: usize) -> Vec<EncounterToken> {
-        (0..n)
-            .map(|_| {
-                let mut t = [0u8; 16];
-                self.rng.fill_bytes(&mut t);
-                EncounterToken(t)
-            })
-            .collect()
+        meshtrace_sim::workload::random_tokens(&mut self.rng, n)
     }
 
     /// What an issuer of this network hands a positive user for the request

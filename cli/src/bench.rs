@@ -17,13 +17,14 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::Args;
 use meshtrace_node::protocol::{
     Certificate, CertificateParams, DAY_SECONDS, Encounter, EncounterToken, EncounterTracker,
-    EpochKey, ExposureLedger, IssuerPublicKey, IssuerSecretKey, KeySchedule, MatchOutcome,
-    ReportSecretKey, RiskConfig, RotatingId, Sighting, TokenIndex, UnixTime, VerifiedAnnouncement,
-    VerifyContext, build_announcements, derive_token,
+    ExposureLedger, IssuerPublicKey, IssuerSecretKey, KeySchedule, MatchOutcome, ReportSecretKey,
+    RiskConfig, Sighting, TokenIndex, UnixTime, VerifiedAnnouncement, VerifyContext,
+    build_announcements, derive_token,
 };
-use meshtrace_node::store::{ContactStore, KdfParams, KeySource, Store, StoreConfig};
+use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig};
+use meshtrace_sim::workload;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 /// Options of `meshtrace bench`.
@@ -386,18 +387,6 @@ fn median(reps: usize, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
     Ok(samples[samples.len() / 2])
 }
 
-fn random_token(rng: &mut StdRng) -> EncounterToken {
-    let mut t = [0u8; 16];
-    rng.fill_bytes(&mut t);
-    EncounterToken(t)
-}
-
-fn random_ids(rng: &mut StdRng, n: usize, now: UnixTime) -> Vec<RotatingId> {
-    (0..n)
-        .map(|_| EpochKey::generate(now.epoch(), rng).public())
-        .collect()
-}
-
 /// First sightings of new IDs through the tracker (X25519 + HKDF each), and
 /// one bare token derivation.
 fn bench_sightings(plan: &Plan, rng: &mut StdRng) -> Result<(f64, f64)> {
@@ -407,7 +396,7 @@ fn bench_sightings(plan: &Plan, rng: &mut StdRng) -> Result<(f64, f64)> {
     let own = keys
         .current(now)
         .ok_or_else(|| anyhow!("no current key after rotation"))?;
-    let ids = random_ids(rng, plan.new_ids, now);
+    let ids = workload::random_ids(rng, plan.new_ids, now);
     let per_s = median(plan.reps, || {
         let mut tracker = EncounterTracker::new(0);
         let start = Stopwatch::start();
@@ -449,20 +438,7 @@ struct Day {
 impl Day {
     fn new(plan: &Plan, rng: &mut StdRng) -> Result<Day> {
         let now = UnixTime(T0);
-        let encounters: Vec<Encounter> = (0..RECEIVER_ENCOUNTERS)
-            .map(|i| {
-                // Spread over the 14 days before now, 5 to 30 minutes each.
-                let start = T0 - 14 * DAY_SECONDS + (i as u64 * 60) % (14 * DAY_SECONDS);
-                let minutes = 5 + (i as u64 % 26);
-                Encounter {
-                    tokens: vec![random_token(rng)],
-                    first_seen: UnixTime(start),
-                    last_seen: UnixTime(start + minutes * 60),
-                    profile: vec![(50 + (i % 30) as u8, minutes as u32 * 60)],
-                    sightings: minutes as u32 * 6,
-                }
-            })
-            .collect();
+        let encounters = workload::receiver_log(rng, RECEIVER_ENCOUNTERS, T0);
         let index = TokenIndex::build(
             encounters
                 .iter()
@@ -485,8 +461,9 @@ impl Day {
                     max_tokens: 8192,
                 },
             )?;
-            let mut real: Vec<EncounterToken> =
-                (0..TOKENS_PER_CASE).map(|_| random_token(rng)).collect();
+            let mut real: Vec<EncounterToken> = (0..TOKENS_PER_CASE)
+                .map(|_| workload::random_token(rng))
+                .collect();
             if c % MATCHING_CASE_EVERY == 0 {
                 for k in 0..2 {
                     let e = &encounters[(c * 7 + k * 4_111) % encounters.len()];
@@ -608,11 +585,12 @@ struct Probes {
 
 fn bench_probes(plan: &Plan, rng: &mut StdRng) -> Probes {
     let stored: Vec<EncounterToken> = (0..RECEIVER_ENCOUNTERS)
-        .map(|_| random_token(rng))
+        .map(|_| workload::random_token(rng))
         .collect();
     let index = TokenIndex::build(stored.iter().enumerate().map(|(i, t)| (*t, i as u64)));
     let hashset: HashSet<[u8; 16]> = stored.iter().map(|t| t.0).collect();
-    let mut queries: Vec<EncounterToken> = (0..PROBES).map(|_| random_token(rng)).collect();
+    let mut queries: Vec<EncounterToken> =
+        (0..PROBES).map(|_| workload::random_token(rng)).collect();
     for (q, s) in queries.iter_mut().step_by(997).zip(&stored) {
         *q = *s;
     }
@@ -652,56 +630,8 @@ fn bench_probes(plan: &Plan, rng: &mut StdRng) -> Probes {
     }
 }
 
-/// A node's sighting stream: `ids` neighbours heard every 10 s for 15
-/// minutes each, arrivals staggered, in time order.
-fn sighting_stream(rng: &mut StdRng, ids: usize) -> Vec<Sighting> {
-    let ids = random_ids(rng, ids, UnixTime(T0));
-    let mut out = Vec::with_capacity(ids.len() * 90);
-    for (i, id) in ids.iter().enumerate() {
-        let start = T0 + (i as u64 % 30) * 10;
-        for k in 0..90u64 {
-            out.push(Sighting {
-                id: *id,
-                rssi: -50 - (rng.next_u32() % 30) as i16,
-                tx_power: 0,
-                at: UnixTime(start + 10 * k),
-            });
-        }
-    }
-    out.sort_by_key(|s| s.at);
-    out
-}
-
-/// What the node's radio task does: sightings through the tracker, closed
-/// encounters sealed into the store every minute, flushes when due.
-fn ingest<S: Store>(
-    store: &mut ContactStore<S>,
-    keys: &KeySchedule,
-    sightings: &[Sighting],
-) -> Result<usize> {
-    let mut tracker = EncounterTracker::new(0);
-    let mut stored = 0;
-    let Some(first) = sightings.first() else {
-        return Ok(0);
-    };
-    let mut last_poll = first.at;
-    for s in sightings {
-        tracker.handle_sighting(keys, *s)?;
-        if s.at.seconds_since(last_poll) >= 60 {
-            let closed = tracker.poll_closed(s.at);
-            stored += store.add_encounters(&closed, s.at)?.len();
-            store.maybe_flush(s.at)?;
-            last_poll = s.at;
-        }
-    }
-    let closed = tracker.close_all();
-    stored += store.add_encounters(&closed, last_poll)?.len();
-    store.flush()?;
-    Ok(stored)
-}
-
 fn bench_ingest(plan: &Plan, rng: &mut StdRng) -> Result<f64> {
-    let sightings = sighting_stream(rng, plan.ingest_ids);
+    let sightings = workload::sighting_stream(rng, plan.ingest_ids, T0);
     let mut keys = KeySchedule::new();
     keys.rotate(UnixTime(T0), rng);
     median(plan.reps.min(5), || {
@@ -715,7 +645,7 @@ fn bench_ingest(plan: &Plan, rng: &mut StdRng) -> Result<f64> {
         )?;
         // Wall-clock time: the store waits for the disk at flushes.
         let start = Instant::now();
-        let stored = ingest(&mut store, &keys, &sightings)?;
+        let stored = workload::ingest(&mut store, &keys, &sightings)?;
         let s = start.elapsed().as_secs_f64();
         ensure!(stored >= plan.ingest_ids, "only {stored} encounters stored");
         drop(store);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use meshtrace_tests::sim::{self, SimConfig, SimReport};
+use meshtrace_sim::{self as sim, SimConfig, SimReport};
 
 /// Default town size.
 const DEFAULT_AGENTS: u32 = 2_000;

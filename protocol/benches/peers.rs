@@ -31,6 +31,7 @@ use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 use criterion::{Criterion, Throughput};
 use hkdf::Hkdf;
 use meshtrace_protocol::*;
+use meshtrace_sim::workload;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use sha2::Sha256;
@@ -48,16 +49,6 @@ const TCNS_PER_REPORT: u16 = 24;
 const GAEN_DAYS: usize = 14;
 const GAEN_INTERVALS: u32 = 144;
 
-fn random_tokens(rng: &mut ChaCha20Rng, n: usize) -> Vec<EncounterToken> {
-    (0..n)
-        .map(|_| {
-            let mut t = [0u8; 16];
-            rng.fill_bytes(&mut t);
-            EncounterToken(t)
-        })
-        .collect()
-}
-
 fn index_of(tokens: &[EncounterToken]) -> TokenIndex {
     TokenIndex::build(tokens.iter().enumerate().map(|(i, t)| (*t, i as u64)))
 }
@@ -74,7 +65,7 @@ struct Ours {
 
 impl Ours {
     fn new(rng: &mut ChaCha20Rng) -> Ours {
-        let stored = random_tokens(rng, RECEIVER_TOKENS);
+        let stored = workload::random_tokens(rng, RECEIVER_TOKENS);
         let encounters = stored
             .iter()
             .map(|t| Encounter {
@@ -104,7 +95,7 @@ impl Ours {
                 .unwrap();
                 // ~900 distinct contacts in 14 days → the 1024 bucket; the
                 // first case shares two of them with this receiver.
-                let mut real = random_tokens(rng, 898);
+                let mut real = workload::random_tokens(rng, 898);
                 if c == 0 {
                     real.push(stored[17]);
                     real.push(stored[4242]);
@@ -191,7 +182,7 @@ impl Tcn {
             .collect();
         let single = tcn_report(&tcn_rak(rng), TCNS_PER_REPORT * TCN_REPORTS as u16);
         // The receiver heard two of the case's TCNs.
-        let mut observed = random_tokens(rng, RECEIVER_TOKENS);
+        let mut observed = workload::random_tokens(rng, RECEIVER_TOKENS);
         let heard = Tcn::tcns(&reports[3]);
         observed[17] = heard[5];
         observed[4242] = heard[6];
@@ -260,7 +251,7 @@ impl Gaen {
                 (tek, start - d * GAEN_INTERVALS)
             })
             .collect();
-        let mut observed = random_tokens(rng, RECEIVER_TOKENS);
+        let mut observed = workload::random_tokens(rng, RECEIVER_TOKENS);
         let mut heard = Vec::new();
         gaen_rpis(&keys[2].0, keys[2].1, &mut heard);
         observed[17] = heard[40];

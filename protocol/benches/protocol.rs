@@ -7,22 +7,13 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use meshtrace_protocol::*;
+use meshtrace_sim::workload;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 
 const T0: u64 = 1_800_000_000;
 /// Observations a receiver holds (DESIGN §8 reference load).
 const RECEIVER_TOKENS: usize = 20_000;
-
-fn random_tokens(rng: &mut ChaCha20Rng, n: usize) -> Vec<EncounterToken> {
-    (0..n)
-        .map(|_| {
-            let mut t = [0u8; 16];
-            rng.fill_bytes(&mut t);
-            EncounterToken(t)
-        })
-        .collect()
-}
 
 fn tokens_per_sighting(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -109,7 +100,7 @@ fn verification(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let mut g = c.benchmark_group("verify");
     for real in [10usize, 1000, 2000] {
-        let toks = random_tokens(&mut rng, real);
+        let toks = workload::random_tokens(&mut rng, real);
         let case = make_case(&mut rng, &toks);
         let bytes = &case.chunks[0].bytes;
         let ctx = VerifyContext {
@@ -129,10 +120,10 @@ fn verification(c: &mut Criterion) {
 
 fn probes(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let stored = random_tokens(&mut rng, RECEIVER_TOKENS);
+    let stored = workload::random_tokens(&mut rng, RECEIVER_TOKENS);
     let index = TokenIndex::build(stored.iter().enumerate().map(|(i, t)| (*t, i as u64)));
     let hashset: HashSet<[u8; 16]> = stored.iter().map(|t| t.0).collect();
-    let mut queries = random_tokens(&mut rng, 1 << 16);
+    let mut queries = workload::random_tokens(&mut rng, 1 << 16);
     // A few real hits, as in a real announcement.
     for (q, s) in queries.iter_mut().step_by(997).zip(&stored) {
         *q = *s;
@@ -161,7 +152,7 @@ fn probes(c: &mut Criterion) {
 
 fn reported_case(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
-    let stored = random_tokens(&mut rng, RECEIVER_TOKENS);
+    let stored = workload::random_tokens(&mut rng, RECEIVER_TOKENS);
     let encounters: Vec<Encounter> = stored
         .iter()
         .map(|t| Encounter {
@@ -175,7 +166,7 @@ fn reported_case(c: &mut Criterion) {
     let index = TokenIndex::build(stored.iter().enumerate().map(|(i, t)| (*t, i as u64)));
     // A reported case: 14 days of a typical user's tokens (~900 distinct
     // contacts → the 1024 bucket), two of them shared with this receiver.
-    let mut real = random_tokens(&mut rng, 898);
+    let mut real = workload::random_tokens(&mut rng, 898);
     real.push(stored[17]);
     real.push(stored[4242]);
     let case = make_case(&mut rng, &real);

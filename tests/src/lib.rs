@@ -1,4 +1,5 @@
-//! End-to-end scenarios and the simulator for meshtrace (test-only crate).
+//! End-to-end scenarios for meshtrace (test-only crate; the simulator is
+//! `meshtrace-sim`).
 //!
 //! [`mesh`] has the helpers the mesh tests share: a certified test network
 //! and nodes listening on real TCP sockets on 127.0.0.1. Every bounded wait
@@ -9,8 +10,10 @@
 pub mod ble_vm;
 pub mod cli;
 pub mod mesh;
-pub mod sim;
 pub mod timing;
 pub mod world;
 
 pub use timing::deadline;
+
+/// The simulator, now its own crate (`meshtrace-sim`).
+pub use meshtrace_sim as sim;

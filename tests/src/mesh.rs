@@ -7,7 +7,7 @@ use meshtrace_node::p2p::libp2p::Multiaddr;
 use meshtrace_node::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
 use meshtrace_protocol::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 
 /// A test deployment: a network id, a trusted issuer, an RNG.
 pub struct TestNet {
@@ -43,24 +43,15 @@ impl TestNet {
     /// A mesh configuration listening on a fresh loopback TCP port, with
     /// test-speed timers.
     pub fn config(&self, light: bool) -> P2pConfig {
-        let mut c = P2pConfig::new(&self.network_id, vec![self.issuer.public()]);
-        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")];
+        let mut c =
+            meshtrace_sim::harness::mesh_config(&self.network_id, vec![self.issuer.public()]);
         c.light = light;
-        c.heartbeat = Duration::from_millis(100);
-        c.stem_timeout = Duration::from_secs(2);
-        c.sync_interval = Duration::from_secs(2);
         c
     }
 
     /// `n` random tokens.
     pub fn tokens(&mut self, n: usize) -> Vec<EncounterToken> {
-        (0..n)
-            .map(|_| {
-                let mut t = [0u8; 16];
-                self.rng.fill_bytes(&mut t);
-                EncounterToken(t)
-            })
-            .collect()
+        meshtrace_sim::workload::random_tokens(&mut self.rng, n)
     }
 
     /// What an issuer of this network hands a positive user for the request

@@ -5,47 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use meshtrace_protocol::{IssuerSecretKey, expiry_of};
 
-use super::contacts::{Segment, segments};
+use super::contacts::{Segment, heard_epochs, segments};
 use super::disease::{Course, distance_factor};
 use super::params::{CONTACT_DISTANCE_M, CONTACT_MINUTES, KEEP_DAYS, SimConfig};
 use super::report::*;
 use super::rng::{Purpose, chance, int, lognormal, range, stream, unif};
-use super::town::{DAY_MIN, Presence, Room, RoomKind, Town};
+use super::town::{DAY_MIN, RoomKind, World};
 use super::tracing::{
     Ctx, DayLog, Device, Relay, ReportJob, ReportOutcome, proto_day, run_report, unix,
 };
 
 const MIN_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
-
-/// Where the people are.
-pub(crate) enum World {
-    Town(Town),
-    Script {
-        rooms: Vec<Room>,
-        people: u32,
-        days: BTreeMap<u32, Vec<Presence>>,
-        /// (agent, result minute, window first day)
-        positives: Vec<(u32, i32, i32)>,
-        relay: Option<Relay>,
-    },
-}
-
-impl World {
-    fn rooms(&self) -> &[Room] {
-        match self {
-            World::Town(t) => &t.rooms,
-            World::Script { rooms, .. } => rooms,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            World::Town(t) => t.len(),
-            World::Script { people, .. } => *people as usize,
-        }
-    }
-}
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -788,38 +759,6 @@ impl<'a> Sim<'a> {
         st.stored_bytes_per_node = Summary::of(&stored);
         self.out.stored = stored;
     }
-}
-
-/// For each agent, the (other adopter, epoch) pairs in radio range on one
-/// day: the IDs its phone heard.
-fn heard_epochs(n: usize, segs: &[Segment]) -> Vec<u32> {
-    let mut masks: Vec<(u64, u128)> = segs
-        .iter()
-        .map(|s| {
-            let lo = s.start.rem_euclid(DAY_MIN) / 15;
-            let hi = (s.end - 1).rem_euclid(DAY_MIN) / 15;
-            let mut m = 0u128;
-            for e in lo..=hi.max(lo) {
-                m |= 1u128 << e.min(127);
-            }
-            (s.pair_key(), m)
-        })
-        .collect();
-    masks.sort_unstable_by_key(|m| m.0);
-    let mut out = vec![0u32; n];
-    let mut i = 0;
-    while i < masks.len() {
-        let key = masks[i].0;
-        let mut m = 0u128;
-        while i < masks.len() && masks[i].0 == key {
-            m |= masks[i].1;
-            i += 1;
-        }
-        let c = m.count_ones();
-        out[(key >> 32) as usize] += c;
-        out[(key & 0xffff_ffff) as usize] += c;
-    }
-    out
 }
 
 /// Runs one simulation.

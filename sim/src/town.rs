@@ -5,6 +5,7 @@ use rand_chacha::ChaCha20Rng;
 
 use super::params::TownParams;
 use super::rng::{Purpose, chance, int, pick, range, stream, unif};
+use super::tracing::Relay;
 
 /// Minutes in a day.
 pub(crate) const DAY_MIN: i32 = 1440;
@@ -526,6 +527,35 @@ impl Town {
                     spot,
                 });
             }
+        }
+    }
+}
+
+/// Where the people are.
+pub(crate) enum World {
+    Town(Town),
+    Script {
+        rooms: Vec<Room>,
+        people: u32,
+        days: std::collections::BTreeMap<u32, Vec<Presence>>,
+        /// (agent, result minute, window first day)
+        positives: Vec<(u32, i32, i32)>,
+        relay: Option<Relay>,
+    },
+}
+
+impl World {
+    pub(crate) fn rooms(&self) -> &[Room] {
+        match self {
+            World::Town(t) => &t.rooms,
+            World::Script { rooms, .. } => rooms,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            World::Town(t) => t.len(),
+            World::Script { people, .. } => *people as usize,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! in the same room and within radio range make segments.
 
 use super::rng::{Purpose, range, stream};
-use super::town::{FRONT_SEAT, Layout, Presence, Room, RoomKind, Spot};
+use super::town::{DAY_MIN, FRONT_SEAT, Layout, Presence, Room, RoomKind, Spot};
 
 /// Two people at a fixed distance from minute `start` to `end`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -202,6 +202,38 @@ pub(crate) fn segments(
                 pairs(&mut placed, room.kind, max_range, wall_db, &mut out);
             }
         }
+    }
+    out
+}
+
+/// For each agent, the (other adopter, epoch) pairs in radio range on one
+/// day: the IDs its phone heard.
+pub(super) fn heard_epochs(n: usize, segs: &[Segment]) -> Vec<u32> {
+    let mut masks: Vec<(u64, u128)> = segs
+        .iter()
+        .map(|s| {
+            let lo = s.start.rem_euclid(DAY_MIN) / 15;
+            let hi = (s.end - 1).rem_euclid(DAY_MIN) / 15;
+            let mut m = 0u128;
+            for e in lo..=hi.max(lo) {
+                m |= 1u128 << e.min(127);
+            }
+            (s.pair_key(), m)
+        })
+        .collect();
+    masks.sort_unstable_by_key(|m| m.0);
+    let mut out = vec![0u32; n];
+    let mut i = 0;
+    while i < masks.len() {
+        let key = masks[i].0;
+        let mut m = 0u128;
+        while i < masks.len() && masks[i].0 == key {
+            m |= masks[i].1;
+            i += 1;
+        }
+        let c = m.count_ones();
+        out[(key >> 32) as usize] += c;
+        out[(key & 0xffff_ffff) as usize] += c;
     }
     out
 }

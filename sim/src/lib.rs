@@ -1,4 +1,4 @@
-//! `meshtrace simulate`: a deterministic town in which every person with the
+//! The meshtrace simulator (`meshtrace simulate`): a deterministic town in which every person with the
 //! app runs the real protocol code, scored against ground truth.
 //!
 //! * [`run`] simulates a generated town ([`SimConfig`]) with and without
@@ -6,18 +6,22 @@
 //! * [`run_script`] runs a hand-written [`Script`] (people, stays, positive
 //!   results, a replay attacker) through the same pipeline, for tests.
 //! * [`html::write_report`] renders a report as HTML with SVG plots.
+//! * [`harness`] runs real nodes in one process (the demo, the end-to-end
+//!   tests); [`workload`] makes the inputs the benchmarks share.
 //!
 //! The model, its parameters and their sources are in `docs/simulation.md`.
 
 mod contacts;
 mod disease;
 mod engine;
+pub mod harness;
 pub mod html;
 mod params;
 mod report;
 mod rng;
 mod town;
 mod tracing;
+pub mod workload;
 
 use std::collections::BTreeMap;
 
@@ -25,9 +29,9 @@ pub use params::*;
 pub use report::*;
 pub use town::TownStats;
 
-use engine::{Mode, World, adopters, simulate};
+use engine::{Mode, adopters, simulate};
 use meshtrace_protocol::Day;
-use town::{Layout, Presence, Room, RoomKind, Spot, Town};
+use town::{Layout, Presence, Room, RoomKind, Spot, Town, World};
 
 /// Progress callback: `(stage, days done, days in the stage)`.
 pub type ProgressFn<'a> = &'a (dyn Fn(&str, u32, u32) + Sync);

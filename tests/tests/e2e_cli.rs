@@ -648,3 +648,59 @@ fn a_closed_or_full_standard_output_is_no_panic() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stderr(&o), "");
 }
+
+/// A stand-in for a daemon on `dir`'s control socket that answers the
+/// connections, in order, with `replies` (one line each), then stops.
+fn fake_daemon(dir: &Path, replies: Vec<String>) -> std::thread::JoinHandle<()> {
+    use std::io::{BufRead, Write};
+    let listener = std::os::unix::net::UnixListener::bind(dir.join("control.sock")).unwrap();
+    std::thread::spawn(move || {
+        for reply in replies {
+            let (stream, _) = listener.accept().unwrap();
+            let mut request = String::new();
+            std::io::BufReader::new(&stream)
+                .read_line(&mut request)
+                .unwrap();
+            (&stream)
+                .write_all(format!("{reply}\n").as_bytes())
+                .unwrap();
+        }
+    })
+}
+
+/// The CLI reads the daemon's replies as typed structs: an answer that
+/// lacks a field or has one of the wrong type (another version, or not a
+/// meshtrace daemon) is one clear line and a failure, never zeros or
+/// blanks printed as if they were the node's state.
+#[test]
+fn a_malformed_daemon_reply_is_one_clear_line_not_zeros() {
+    let net = Net::new();
+    net.init("a", 0.0);
+    let a = net.dir("a");
+    let cases: Vec<(&[&str], &str)> = vec![
+        (&["status"], r#"{"ok":true,"result":{}}"#),
+        (&["status", "--json"], r#"{"ok":true,"result":{"pid":"seven"}}"#),
+        (&["peers"], r#"{"ok":true,"result":{"peer_id":5}}"#),
+        (&["exposures"], r#"{"ok":true,"result":[{"report":"ab"}]}"#),
+        (&["report", "request"], r#"{"ok":true,"result":{"code":"x"}}"#),
+        (&["status"], r#"{"ok":true}"#),
+        (&["status"], "not json"),
+    ];
+    let server = fake_daemon(
+        Path::new(&a),
+        cases.iter().map(|(_, r)| (*r).to_owned()).collect(),
+    );
+    for (cmd, reply) in &cases {
+        let mut args = vec!["--data-dir", a.as_str()];
+        args.extend_from_slice(cmd);
+        let o = meshtrace(&args);
+        assert_one_line_error(&o, "answer");
+        assert!(stdout(&o).is_empty(), "{cmd:?} on {reply}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("same version"),
+            "{cmd:?} on {reply}: {}",
+            stderr(&o)
+        );
+    }
+    server.join().unwrap();
+}

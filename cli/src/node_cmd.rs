@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
@@ -11,6 +12,7 @@ use meshtrace_node::config::{
     self, CarrierSetting, Config, IssuerEntry, RadioKind, parse_issuer_key, parse_multiaddr,
 };
 use meshtrace_node::control;
+use meshtrace_node::p2p::libp2p::Multiaddr;
 use meshtrace_node::daemon::{self, DaemonOptions, IDENTITY_FILE};
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig};
 
@@ -174,10 +176,7 @@ fn parse_trust(s: &str) -> Result<IssuerEntry> {
     } else {
         name
     };
-    Ok(IssuerEntry {
-        name,
-        key: parsed.to_hex(),
-    })
+    Ok(IssuerEntry { name, key: parsed })
 }
 
 /// The data directory: `--data-dir`, else the config's `data_dir`, else the
@@ -350,6 +349,21 @@ fn global_flags(paths: &Paths) -> String {
     s
 }
 
+/// `value` of `flag` when it is at most `max`.
+fn at_most<T: PartialOrd + std::fmt::Display>(flag: &str, value: T, max: T) -> Result<T> {
+    if value > max {
+        bail!("{flag} must be between 0 and {max} (got {value})");
+    }
+    Ok(value)
+}
+
+/// The multiaddrs given with `flag`.
+fn multiaddrs(flag: &str, list: &[String]) -> Result<Vec<Multiaddr>> {
+    list.iter()
+        .map(|a| parse_multiaddr(a).map_err(|e| anyhow!("{flag}: {e}")))
+        .collect()
+}
+
 fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     let r = &mut config.radio;
     if let Some(k) = a.radio {
@@ -378,12 +392,9 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     }
     let p = &mut config.p2p;
     if !a.listen.is_empty() {
-        p.listen = a.listen.clone();
+        p.listen = multiaddrs("--listen", &a.listen)?;
     }
-    for b in &a.bootstrap {
-        parse_multiaddr(b).map_err(|e| anyhow!("--bootstrap: {e}"))?;
-        p.bootstrap.push(b.clone());
-    }
+    p.bootstrap.extend(multiaddrs("--bootstrap", &a.bootstrap)?);
     if a.mdns {
         p.mdns = true;
     }
@@ -394,25 +405,17 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
         p.light = true;
     }
     if let Some(h) = a.stem_hops {
-        if h > config::MAX_STEM_HOPS {
-            bail!(
-                "--stem-hops must be between 0 and {} (got {h})",
-                config::MAX_STEM_HOPS
-            );
-        }
-        p.stem_hops = h;
+        p.stem_hops = at_most("--stem-hops", h, config::MAX_STEM_HOPS)?;
     }
     if a.relay_server {
         p.relay_server = true;
     }
     if let Some(m) = a.min_report_encounter_seconds {
-        if m > config::MAX_MIN_REPORT_ENCOUNTER_SECONDS {
-            bail!(
-                "--min-report-encounter-seconds must be between 0 and {} (got {m})",
-                config::MAX_MIN_REPORT_ENCOUNTER_SECONDS
-            );
-        }
-        config.report.min_encounter_seconds = m;
+        config.report.min_encounter = Duration::from_secs(at_most(
+            "--min-report-encounter-seconds",
+            m,
+            config::MAX_MIN_REPORT_ENCOUNTER_SECONDS,
+        )?);
     }
     if let Some(f) = &a.key_file {
         config.store.key_file = Some(absolute(f)?);

@@ -258,7 +258,7 @@ pub async fn run(
     let mut settings = NodeSettings::new(&config.network);
     settings.tx_power_dbm = tx_power;
     settings.rx_correction_db = config.radio.rx_correction_db;
-    settings.min_report_encounter_seconds = config.report.min_encounter_seconds;
+    settings.min_report_encounter_seconds = config.report.min_encounter.as_secs();
     let mut handle = node::start(settings, store, radio, mesh, clock.clone())
         .await
         .map_err(|e| DaemonError(e.to_string()))?;

@@ -12,8 +12,8 @@ use meshtrace_node::config::{
     self, CarrierSetting, Config, IssuerEntry, RadioKind, parse_issuer_key, parse_multiaddr,
 };
 use meshtrace_node::control;
-use meshtrace_node::p2p::libp2p::Multiaddr;
 use meshtrace_node::daemon::{self, DaemonOptions, IDENTITY_FILE};
+use meshtrace_node::p2p::libp2p::Multiaddr;
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig};
 
 use crate::{Paths, now};
@@ -481,4 +481,3 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
-

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use meshtrace_node::control::{
-    self, ControlError, ExposureReply, PeersReply, Reply, ReportRequestReply,
-    ReportSummaryReply, Request, StatusReply,
+    self, ControlError, ExposureReply, PeersReply, Reply, ReportRequestReply, ReportSummaryReply,
+    Request, StatusReply,
 };
 use meshtrace_node::daemon;
 use meshtrace_node::node::{MAX_PENDING_REPORT_REQUESTS, create_report_request};
@@ -116,11 +116,7 @@ fn print_status(s: &StatusReply) -> Result<(), OutputError> {
     )?;
     outln!(
         "  reports held:  {}",
-        count(
-            s.announcements,
-            "announcement chunk",
-            "announcement chunks"
-        )
+        count(s.announcements, "announcement chunk", "announcement chunks")
     )?;
     outln!(
         "  exposures:     {} ({} high risk)",

@@ -576,7 +576,10 @@ impl Config {
 
     /// The trusted issuer keys with their names.
     pub fn trusted_issuers(&self) -> Vec<(IssuerPublicKey, String)> {
-        self.issuers.iter().map(|i| (i.key, i.name.clone())).collect()
+        self.issuers
+            .iter()
+            .map(|i| (i.key, i.name.clone()))
+            .collect()
     }
 
     /// The listen addresses.

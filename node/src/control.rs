@@ -316,8 +316,7 @@ pub fn request<T: Reply>(data_dir: &Path, req: &Request) -> Result<T, ControlErr
     if answer.is_empty() {
         return Err(ControlError::Io("the daemon closed the connection".into()));
     }
-    let response: Response =
-        serde_json::from_str(&answer).map_err(|e| malformed(T::WHAT, &e))?;
+    let response: Response = serde_json::from_str(&answer).map_err(|e| malformed(T::WHAT, &e))?;
     if !response.ok {
         return Err(ControlError::Refused(
             response

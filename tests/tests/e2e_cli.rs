@@ -679,10 +679,16 @@ fn a_malformed_daemon_reply_is_one_clear_line_not_zeros() {
     let a = net.dir("a");
     let cases: Vec<(&[&str], &str)> = vec![
         (&["status"], r#"{"ok":true,"result":{}}"#),
-        (&["status", "--json"], r#"{"ok":true,"result":{"pid":"seven"}}"#),
+        (
+            &["status", "--json"],
+            r#"{"ok":true,"result":{"pid":"seven"}}"#,
+        ),
         (&["peers"], r#"{"ok":true,"result":{"peer_id":5}}"#),
         (&["exposures"], r#"{"ok":true,"result":[{"report":"ab"}]}"#),
-        (&["report", "request"], r#"{"ok":true,"result":{"code":"x"}}"#),
+        (
+            &["report", "request"],
+            r#"{"ok":true,"result":{"code":"x"}}"#,
+        ),
         (&["status"], r#"{"ok":true}"#),
         (&["status"], "not json"),
     ];

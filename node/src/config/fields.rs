@@ -59,7 +59,9 @@ pub(super) mod issuer_key {
         s.serialize_str(&k.to_hex())
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IssuerPublicKey, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<IssuerPublicKey, D::Error> {
         let text = String::deserialize(d)?;
         parse_issuer_key(&text).map_err(|r| D::Error::custom(format!("issuer.key: {r}")))
     }

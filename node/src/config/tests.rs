@@ -152,8 +152,7 @@ fn load_reports_missing_and_oversized_files() {
     let bin = dir.path().join("bin.toml");
     std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
     // (Explicitly owner-only: the umask varies.)
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     assert!(
         Config::load(&bin)
             .unwrap_err()

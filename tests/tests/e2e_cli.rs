@@ -421,7 +421,17 @@ fn invalid_or_unreadable_config_is_named_and_changes_nothing() {
         }
         assert_eq!(snapshot(Path::new(&a)), before, "the store changed");
     }
+    // A value of the wrong form is refused when the file is read, with the
+    // line and the setting (issue #16: the config is parsed once into typed
+    // values, not kept as strings and checked later).
+    assert!(good.contains("bootstrap = []"), "{good}");
+    let text = good.replace("bootstrap = []", "bootstrap = [\"/ip4/1.2.3.4/tcpp/1\"]");
+    let line = 1 + text.lines().position(|l| l.contains("tcpp")).unwrap();
+    std::fs::write(&cfg, &text).unwrap();
+    let o = meshtrace(&["--data-dir", &a, "run"]);
+    assert_one_line_error(&o, &format!("line {line}: p2p.bootstrap: "));
     // Unreadable: not UTF-8, and a directory in place of the file.
+
     std::fs::write(&cfg, [0xff, 0xfe, 0x00, 0x01]).unwrap();
     assert_one_line_error(&meshtrace(&["--data-dir", &a, "run"]), "UTF-8");
     std::fs::remove_file(&cfg).unwrap();

@@ -730,6 +730,59 @@ mod tests {
         assert!(e.to_string().contains("meshtrace run"));
     }
 
+    /// Answers the connections to `dir`'s socket, in order, with `replies`.
+    fn fake_daemon(dir: &Path, replies: &[&str]) -> std::thread::JoinHandle<()> {
+        let listener = std::os::unix::net::UnixListener::bind(socket_path(dir)).unwrap();
+        let replies: Vec<String> = replies.iter().map(|r| format!("{r}\n")).collect();
+        std::thread::spawn(move || {
+            for reply in replies {
+                let (stream, _) = listener.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&stream).read_line(&mut line).unwrap();
+                (&stream).write_all(reply.as_bytes()).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn client_reads_typed_replies_and_names_a_malformed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = ReportRequestReply {
+            request: "MTRQ1:X".into(),
+            expires_at: 86_400,
+            expires_at_utc: utc(meshtrace_protocol::UnixTime(86_400)),
+            replaced_request_made_at_utc: None,
+        };
+        let good_line = to_json(&Response::answer(to_json(&good))).to_string();
+        let refused = to_json(&Response::refused("no such certificate".into())).to_string();
+        let server = fake_daemon(
+            dir.path(),
+            &[
+                &good_line,
+                &refused,
+                r#"{"ok":true,"result":{"request":7}}"#,
+                r#"{"ok":true}"#,
+                "not json",
+            ],
+        );
+        let ask = || request::<ReportRequestReply>(dir.path(), &Request::ReportRequest);
+        assert_eq!(ask().unwrap(), good);
+        assert!(!good_line.contains("replaced"), "{good_line}");
+        let e = ask().unwrap_err();
+        assert!(
+            matches!(e, ControlError::Refused(ref m) if m == "no such certificate"),
+            "{e}"
+        );
+        for _ in 0..3 {
+            let e = ask().unwrap_err();
+            assert!(matches!(e, ControlError::Malformed(_)), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("report request answer"), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+        server.join().unwrap();
+    }
+
     #[tokio::test]
     async fn bind_is_owner_only_and_replaces_a_stale_socket() {
         let dir = tempfile::tempdir().unwrap();

@@ -334,6 +334,11 @@ fn bad_input_without_a_daemon_fails_in_one_line_and_changes_nothing() {
             vec!["--data-dir", &a, "run", "--bootstrap", "not-an-address"],
             "bootstrap",
         ),
+        // The flag is named, not a config setting it overrides.
+        (
+            vec!["--data-dir", &a, "run", "--listen", "/ip4/1.2.3.4/tcpp/1"],
+            "--listen: \"/ip4/1.2.3.4/tcpp/1\" is not a multiaddr",
+        ),
         (
             vec![
                 "--data-dir",

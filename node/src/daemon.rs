@@ -201,7 +201,7 @@ pub fn check_permissions(config: &Config, data_dir: &Path) -> Result<(), DaemonE
 /// control socket answers, with the status the daemon reports.
 pub async fn run(
     opts: DaemonOptions,
-    ready: impl FnOnce(&serde_json::Value),
+    ready: impl FnOnce(&control::StatusReply),
 ) -> Result<(), DaemonError> {
     let config = &opts.config;
     let dir = &opts.data_dir;
@@ -258,7 +258,7 @@ pub async fn run(
     let mut settings = NodeSettings::new(&config.network);
     settings.tx_power_dbm = tx_power;
     settings.rx_correction_db = config.radio.rx_correction_db;
-    settings.min_report_encounter_seconds = config.report.min_encounter_seconds;
+    settings.min_report_encounter_seconds = config.report.min_encounter.as_secs();
     let mut handle = node::start(settings, store, radio, mesh, clock.clone())
         .await
         .map_err(|e| DaemonError(e.to_string()))?;
@@ -292,7 +292,7 @@ pub async fn run(
         fatal_tx,
     ));
     if let Ok(s) = handle.status().await {
-        ready(&control::status_json(&s, &info));
+        ready(&control::StatusReply::new(&s, &info));
     }
 
     let stop = tokio::select! {

@@ -144,7 +144,13 @@ impl<S: Store> ContactStore<S> {
         Ok(())
     }
 
-    pub(super) fn load_day_record(&mut self, tree: Tree, day: Day, key: Vec<u8>, plain: &[u8]) -> bool {
+    pub(super) fn load_day_record(
+        &mut self,
+        tree: Tree,
+        day: Day,
+        key: Vec<u8>,
+        plain: &[u8],
+    ) -> bool {
         match tree {
             Tree::Encounters => {
                 let Some(e) = EncounterRecord::decode(plain)
@@ -242,7 +248,11 @@ impl<S: Store> ContactStore<S> {
             .ok_or_else(|| StoreError::BadMeta("day key vanished".into()))
     }
 
-    pub(super) fn day_key_for(&mut self, day: Day, lookup: &[u8]) -> Result<(Vec<u8>, &Sealer), StoreError> {
+    pub(super) fn day_key_for(
+        &mut self,
+        day: Day,
+        lookup: &[u8],
+    ) -> Result<(Vec<u8>, &Sealer), StoreError> {
         let entry = self.day_entry(day)?;
         let mut k = entry.tag.to_vec();
         k.extend_from_slice(lookup);

@@ -1,6 +1,7 @@
 //! The token index over the stored encounters, for matching.
 
 use super::*;
+use meshtrace_protocol::{ExposureLedger, MatchOutcome, RiskConfig};
 
 impl<S: Store> ContactStore<S> {
     /// The token index over every stored encounter (rebuilt lazily after
@@ -26,5 +27,49 @@ impl<S: Store> ContactStore<S> {
             }),
             None => Vec::new(),
         }
+    }
+}
+
+impl<S: Store> ContactStore<S> {
+    /// Ingests one verified chunk into `ledger`, matched against every
+    /// stored encounter (see [`ExposureLedger::ingest`]).
+    pub fn ingest_announcement(
+        &mut self,
+        ledger: &mut ExposureLedger,
+        ann: &VerifiedAnnouncement,
+        risk: &RiskConfig,
+    ) -> MatchOutcome {
+        self.token_index();
+        let encounters = &self.encounters;
+        let empty = TokenIndex::default();
+        let index = self.index.as_ref().unwrap_or(&empty);
+        ledger.ingest(
+            ann,
+            index,
+            |r| encounters.get(&r).map(|e| e.encounter.clone()),
+            risk,
+        )
+    }
+
+    /// Matches the just-stored encounters `fresh` against every chunk in
+    /// `ledger` (see [`ExposureLedger::match_encounters`]).
+    pub fn match_new_encounters(
+        &self,
+        ledger: &mut ExposureLedger,
+        fresh: &[EncounterRef],
+        risk: &RiskConfig,
+    ) -> Vec<Exposure> {
+        let encounters = &self.encounters;
+        let index = TokenIndex::build(
+            fresh
+                .iter()
+                .filter_map(|r| encounters.get(r).map(|e| (*r, e)))
+                .flat_map(|(r, e)| e.encounter.tokens.iter().map(move |t| (*t, r))),
+        );
+        ledger.match_encounters(
+            &index,
+            |r| encounters.get(&r).map(|e| e.encounter.clone()),
+            risk,
+        )
     }
 }

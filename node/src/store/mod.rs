@@ -547,7 +547,6 @@ impl<S: Store> ContactStore<S> {
         });
         v
     }
-
 }
 
 /// True when authenticated plaintext decodes as its tree's record type (the

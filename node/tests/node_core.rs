@@ -271,7 +271,7 @@ impl World {
     }
 
     /// Delivers `bytes` to A as the mesh would.
-    fn to_a(&mut self, bytes: &[u8]) {
+    fn deliver_to_a(&mut self, bytes: &[u8]) {
         let v = self.verify(bytes);
         let now = self.now();
         self.a.core.handle_announcement(now, v, bytes.to_vec());
@@ -286,7 +286,7 @@ fn an_encounter_that_closes_after_the_report_arrived_is_an_exposure() {
     assert!(w.a.status(w.now()).open_encounters > 0);
     assert_eq!(w.a.status(w.now()).encounters, 0, "nothing closed yet");
     let chunks = w.b_reports();
-    w.to_a(&chunks[0]);
+    w.deliver_to_a(&chunks[0]);
     assert_eq!(w.a.exposures(), 0, "no closed encounter to match yet");
     assert_eq!(w.a.status(w.now()).announcements, 1);
     w.apart(15);
@@ -319,7 +319,7 @@ fn the_reporter_never_counts_its_own_report_as_an_exposure() {
     w.b.tick(now);
     assert!(w.b.core.exposures().is_empty());
     // The other side is warned.
-    w.to_a(&chunks[0]);
+    w.deliver_to_a(&chunks[0]);
     assert_eq!(w.a.exposures(), 1);
 }
 
@@ -357,15 +357,15 @@ fn a_second_variant_of_a_chunk_is_ignored() {
     let first = build_announcements(&key, &cert, &decoy, now, &mut rng).expect("build");
     let second = build_announcements(&key, &cert, &a_tokens, now, &mut rng).expect("build");
     assert_ne!(first[0].id, second[0].id);
-    w.to_a(&first[0].bytes);
-    w.to_a(&second[0].bytes);
+    w.deliver_to_a(&first[0].bytes);
+    w.deliver_to_a(&second[0].bytes);
     assert_eq!(w.a.exposures(), 0, "the second variant was matched");
     assert_eq!(w.a.status(w.now()).announcements, 1);
     assert!(w.a.core.store().has_announcement(&first[0].id));
     assert!(!w.a.core.store().has_announcement(&second[0].id));
     // Also after a restart (the first one is still the one held).
     w.a.restart(now);
-    w.to_a(&second[0].bytes);
+    w.deliver_to_a(&second[0].bytes);
     assert_eq!(w.a.exposures(), 0);
 }
 
@@ -376,7 +376,7 @@ fn an_announcement_whose_write_failed_is_taken_when_it_comes_again() {
     w.apart(15);
     let chunks = w.b_reports();
     w.a.backend.refuse_announcements.store(1, Ordering::SeqCst);
-    w.to_a(&chunks[0]);
+    w.deliver_to_a(&chunks[0]);
     assert_eq!(w.a.status(w.now()).announcements, 0, "the write failed");
     assert_eq!(w.a.exposures(), 0);
     assert!(
@@ -384,7 +384,7 @@ fn an_announcement_whose_write_failed_is_taken_when_it_comes_again() {
         "a refused write does not stop the node"
     );
     // The same chunk again (a catch-up round): now stored and matched.
-    w.to_a(&chunks[0]);
+    w.deliver_to_a(&chunks[0]);
     assert_eq!(w.a.status(w.now()).announcements, 1);
     assert_eq!(w.a.exposures(), 1, "{:?}", w.a.events);
 }
@@ -396,7 +396,7 @@ fn after_a_restart_exposures_and_unsent_reports_are_taken_up_and_the_unsent_publ
     w.apart(15);
     let chunks = w.b_reports();
     let id = w.verify(&chunks[0]).id();
-    w.to_a(&chunks[0]);
+    w.deliver_to_a(&chunks[0]);
     assert_eq!(w.a.exposures(), 1);
     let now = w.now();
 
@@ -405,7 +405,7 @@ fn after_a_restart_exposures_and_unsent_reports_are_taken_up_and_the_unsent_publ
     w.a.restart(now);
     assert_eq!(w.a.core.exposures().len(), 1);
     assert_eq!(w.a.exposures(), 0, "{:?}", w.a.events);
-    w.to_a(&chunks[0]);
+    w.deliver_to_a(&chunks[0]);
     w.a.tick(now);
     assert_eq!(w.a.exposures(), 0);
 

@@ -423,3 +423,47 @@ fn after_a_restart_exposures_and_unsent_reports_are_taken_up_and_the_unsent_publ
     w.b.restart(now);
     assert!(w.b.published.is_empty());
 }
+
+#[test]
+fn when_the_mesh_stops_the_node_saves_its_encounters_and_stops_with_a_clear_event() {
+    let mut w = World::new(60);
+    w.together(10);
+    assert!(w.a.status(w.now()).open_encounters > 0);
+    let now = w.now();
+    w.a.core.handle_mesh_stopped(now);
+    let mut effects = Vec::new();
+    while let Some(e) = w.a.core.poll_effect() {
+        effects.push(e);
+    }
+    assert_eq!(effects.len(), 2, "{effects:?}");
+    match &effects[0] {
+        NodeEffect::Event(NodeEvent::MeshStopped(why)) => {
+            assert!(why.contains("the mesh stopped"), "{why}");
+            assert!(!why.contains('\n'), "{why}");
+        }
+        other => panic!("expected MeshStopped, got {other:?}"),
+    }
+    assert!(matches!(effects[1], NodeEffect::Stop));
+    assert!(w.a.core.is_stopped());
+    let s = w.a.status(now);
+    assert_eq!(s.open_encounters, 0);
+    assert!(s.encounters > 0, "the open encounters were saved");
+}
+
+#[test]
+fn settings_with_a_bad_network_id_are_refused_in_one_plain_line() {
+    let e = NodeSettings::builder("Not A Network!")
+        .build()
+        .expect_err("refused");
+    let text = e.to_string();
+    assert!(text.contains("Not A Network!"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+    let ok = NodeSettings::builder(NET)
+        .min_report_encounter_seconds(120)
+        .tx_power_dbm(-4)
+        .build()
+        .expect("valid");
+    assert_eq!(ok.min_report_encounter_seconds, 120);
+    assert_eq!(ok.tx_power_dbm, -4);
+    assert!(ok.trusted_issuers.is_none());
+}

@@ -33,6 +33,7 @@ use meshtrace_node::protocol::{
 use meshtrace_node::radio::memory::{DeviceConfig, MemoryAir};
 use meshtrace_node::radio::model::{DutyCycle, PathLossModel};
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig, StoredExposure};
+use meshtrace_node::trust::TrustedIssuers;
 use rand::rngs::{StdRng, SysRng};
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
@@ -325,17 +326,19 @@ impl Watch {
 /// The mesh settings of every demo node: loopback TCP on a free port, no
 /// mDNS (the demo must not talk to the LAN), timers for a fast local mesh.
 fn mesh_config(issuer: &IssuerSecretKey) -> P2pConfig {
-    let mut c = P2pConfig::new(NETWORK_ID, vec![issuer.public()]);
-    c.listen = vec![
-        "/ip4/127.0.0.1/tcp/0"
-            .parse()
-            .unwrap_or_else(|_| unreachable!("a valid multiaddr")),
-    ];
-    c.mdns = false;
-    c.heartbeat = Duration::from_millis(100);
-    c.stem_timeout = Duration::from_secs(2);
-    c.sync_interval = Duration::from_secs(2);
-    c
+    P2pConfig::builder(NETWORK_ID)
+        .trusted_issuers(TrustedIssuers::new([issuer.public()]))
+        .listen(vec![
+            "/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .unwrap_or_else(|_| unreachable!("a valid multiaddr")),
+        ])
+        .mdns(false)
+        .heartbeat(Duration::from_millis(100))
+        .stem_timeout(Duration::from_secs(2))
+        .sync_interval(Duration::from_secs(2))
+        .build()
+        .unwrap_or_else(|_| unreachable!("valid demo mesh settings"))
 }
 
 /// Runs every node's periodic work at the current simulated time, all

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use meshtrace_node::clock::{Clock, SharedClock, SystemClock};
 use meshtrace_node::p2p::libp2p::Multiaddr;
-use meshtrace_node::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
+use meshtrace_node::p2p::{self, P2pConfig, P2pConfigBuilder, P2pEvent, P2pHandle};
+use meshtrace_node::trust::TrustedIssuers;
 use meshtrace_protocol::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -43,13 +44,21 @@ impl TestNet {
     /// A mesh configuration listening on a fresh loopback TCP port, with
     /// test-speed timers.
     pub fn config(&self, light: bool) -> P2pConfig {
-        let mut c = P2pConfig::new(&self.network_id, vec![self.issuer.public()]);
-        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")];
-        c.light = light;
-        c.heartbeat = Duration::from_millis(100);
-        c.stem_timeout = Duration::from_secs(2);
-        c.sync_interval = Duration::from_secs(2);
-        c
+        self.builder(light).build().expect("valid mesh settings")
+    }
+
+    /// The builder of [`TestNet::config`], to change a setting first.
+    pub fn builder(&self, light: bool) -> P2pConfigBuilder {
+        let mut b = P2pConfig::builder(&self.network_id);
+        b.trusted_issuers(TrustedIssuers::new([self.issuer.public()]))
+            .listen(vec![
+                "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
+            ])
+            .light(light)
+            .heartbeat(Duration::from_millis(100))
+            .stem_timeout(Duration::from_secs(2))
+            .sync_interval(Duration::from_secs(2));
+        b
     }
 
     /// `n` random tokens.

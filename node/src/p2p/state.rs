@@ -111,6 +111,8 @@ pub(super) struct Outgoing {
     /// Stem hops that failed or were refused.
     pub(super) failures: u32,
     pub(super) next_try: Instant,
+    /// The last try found no stem-capable peer (a new one is tried at once).
+    pub(super) waiting: bool,
 }
 
 /// A stem hop in flight: what to do if it fails.
@@ -328,15 +330,27 @@ impl MeshState {
             // Catch up with every new peer (light nodes too).
             self.start_sync(now, Some(peer));
         }
-        if stem && !self.outbox.is_empty() {
-            self.flush_outbox(now);
+        if stem {
+            self.new_stem_peer(now);
         }
     }
 
     /// `peer` subscribed to (`true`) or left (`false`) the topic.
     pub fn peer_subscribed(&mut self, now: Now, peer: PeerId, subscribed: bool) {
         self.peers.entry(peer).or_default().subscribed = subscribed;
-        if subscribed && !self.outbox.is_empty() {
+        if subscribed {
+            self.new_stem_peer(now);
+        }
+    }
+
+    /// A peer may have become a stem hop: reports waiting for one try now.
+    fn new_stem_peer(&mut self, now: Now) {
+        let mut any = false;
+        for o in self.outbox.iter_mut().filter(|o| o.waiting) {
+            o.next_try = now.mono;
+            any = true;
+        }
+        if any {
             self.flush_outbox(now);
         }
     }
@@ -554,6 +568,7 @@ impl MeshState {
                 bytes,
                 failures: 0,
                 next_try: now.mono,
+                waiting: false,
             });
         }
         self.flush_outbox(now);
@@ -573,6 +588,7 @@ impl MeshState {
                 keep.push_back(o);
                 continue;
             }
+            o.waiting = false;
             let direct = !self.config.light()
                 && (self.config.stem_hops() == 0 || o.failures >= MAX_STEM_FAILURES);
             if direct {
@@ -609,6 +625,7 @@ impl MeshState {
                     o.next_try = now.mono + super::STEM_REQUEST_TIMEOUT + TICK;
                 }
                 None => {
+                    o.waiting = true;
                     self.counters.stem_waits += 1;
                     o.next_try = now.mono + TICK * RETRY_TICKS;
                 }

@@ -477,74 +477,72 @@ impl Mesh {
     }
 
     fn on_stem(&mut self, now: Now, ev: request_response::Event<StemRequest, StemResponse>) {
-        use request_response::{Event, Message};
-        match ev {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
+        match classify(ev, &mut self.stem_ids) {
+            Some(Rr::Request(peer, request, channel)) => {
                 self.refresh_scores();
                 let resp = self.state.handle_stem_request(now, peer, request);
                 let _ = self.swarm.behaviour_mut().stem.send_response(channel, resp);
             }
-            Event::Message {
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(token) = self.stem_ids.remove(&request_id) {
-                    self.state
-                        .handle_stem_response(now, token, response.accepted);
-                }
+            Some(Rr::Response(token, response)) => {
+                self.state
+                    .handle_stem_response(now, token, response.accepted);
             }
-            Event::OutboundFailure { request_id, .. } => {
-                if let Some(token) = self.stem_ids.remove(&request_id) {
-                    self.state.handle_stem_failure(now, token);
-                }
-            }
-            _ => {}
+            Some(Rr::Failure(token)) => self.state.handle_stem_failure(now, token),
+            None => {}
         }
     }
 
     fn on_sync(&mut self, now: Now, ev: request_response::Event<SyncRequest, SyncResponse>) {
-        use request_response::{Event, Message};
-        match ev {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
+        match classify(ev, &mut self.sync_ids) {
+            Some(Rr::Request(peer, request, channel)) => {
                 let resp = self.state.answer_sync(now, peer, request);
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
             }
-            Event::Message {
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(token) = self.sync_ids.remove(&request_id) {
-                    self.state.handle_sync_response(now, token, response);
-                }
+            Some(Rr::Response(token, response)) => {
+                self.state.handle_sync_response(now, token, response);
             }
-            Event::OutboundFailure { request_id, .. } => {
-                if let Some(token) = self.sync_ids.remove(&request_id) {
-                    self.state.handle_sync_failure(now, token);
-                }
-            }
-            _ => {}
+            Some(Rr::Failure(token)) => self.state.handle_sync_failure(now, token),
+            None => {}
         }
+    }
+}
+
+/// A request-response event, as the core sees it.
+enum Rr<Req, Resp> {
+    /// A peer asks; answer on the channel.
+    Request(PeerId, Req, request_response::ResponseChannel<Resp>),
+    /// The answer to our request `Token`.
+    Response(Token, Resp),
+    /// Our request `Token` failed.
+    Failure(Token),
+}
+
+/// Sorts a request-response event, mapping our request ids to the core's
+/// tokens (and forgetting them once answered or failed).
+fn classify<Req, Resp>(
+    ev: request_response::Event<Req, Resp>,
+    ids: &mut HashMap<OutboundRequestId, Token>,
+) -> Option<Rr<Req, Resp>> {
+    use request_response::{Event, Message};
+    match ev {
+        Event::Message {
+            peer,
+            message: Message::Request {
+                request, channel, ..
+            },
+            ..
+        } => Some(Rr::Request(peer, request, channel)),
+        Event::Message {
+            message:
+                Message::Response {
+                    request_id,
+                    response,
+                },
+            ..
+        } => ids
+            .remove(&request_id)
+            .map(|token| Rr::Response(token, response)),
+        Event::OutboundFailure { request_id, .. } => ids.remove(&request_id).map(Rr::Failure),
+        _ => None,
     }
 }

@@ -146,6 +146,9 @@ struct Delivery {
 struct Net {
     nodes: Vec<Node>,
     links: HashSet<(usize, usize)>,
+    /// The virtual clock: `start` plus `elapsed`.
+    start: Now,
+    elapsed: Duration,
     now: Now,
     log: Vec<Delivery>,
     /// Gossip publishes each node made (id, accepted by gossip).
@@ -154,13 +157,16 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
+        let start = Now {
+            mono: Instant::now(),
+            unix: UnixTime(1_800_000_000),
+        };
         Net {
             nodes: Vec::new(),
             links: HashSet::new(),
-            now: Now {
-                mono: Instant::now(),
-                unix: UnixTime(1_800_000_000),
-            },
+            start,
+            elapsed: Duration::ZERO,
+            now: start,
             log: Vec::new(),
             published: Vec::new(),
         }
@@ -372,7 +378,8 @@ impl Net {
     fn advance(&mut self, d: Duration) {
         let steps = d.as_millis().div_ceil(TICK.as_millis());
         for _ in 0..steps {
-            self.now = self.now.plus(TICK);
+            self.elapsed += TICK;
+            self.now = self.start.plus(self.elapsed);
             for i in 0..self.nodes.len() {
                 let now = self.now;
                 if let Body::Core(s) = &mut self.nodes[i].body {

@@ -53,7 +53,9 @@ pub struct Now {
 }
 
 impl Now {
-    /// This moment `d` later (both clocks).
+    /// This moment `d` later (both clocks; the wall clock counts whole
+    /// seconds, so step from a fixed start rather than adding small steps
+    /// one after another).
     pub fn plus(self, d: Duration) -> Now {
         Now {
             mono: self.mono + d,

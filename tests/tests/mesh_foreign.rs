@@ -180,6 +180,12 @@ async fn a_reporter_whose_only_neighbour_is_a_foreign_client_keeps_its_report_un
         st.counters.stem_sent, 1,
         "one stem hop, to the meshtrace node"
     );
+    // Byte counts come from the counting transport.
+    assert!(
+        st.counters.bytes_in > 0 && st.counters.bytes_out > 0,
+        "{:?}",
+        st.counters
+    );
     honest.handle.shutdown().await;
     reporter.handle.shutdown().await;
 }

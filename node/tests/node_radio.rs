@@ -50,8 +50,10 @@ async fn a_radio_whose_channel_closes_is_one_failure_and_the_node_keeps_answerin
         clock.now(),
     )
     .expect("store");
-    let mut pc = P2pConfig::new(NET, Vec::new());
-    pc.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")];
+    let pc = P2pConfig::builder(NET)
+        .listen(vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")])
+        .build()
+        .expect("mesh settings");
     let keypair = p2p::libp2p::identity::Keypair::generate_ed25519();
     let mesh = p2p::spawn(pc, keypair, shared.clone(), Vec::new())
         .await

@@ -19,6 +19,7 @@ mod bench;
 mod demo;
 mod issuer;
 mod node_cmd;
+mod node_query;
 mod simulate;
 mod store_cmd;
 
@@ -63,14 +64,14 @@ enum Command {
     /// until SIGINT or SIGTERM.
     Run(node_cmd::RunArgs),
     /// Show the running node's status.
-    Status(node_cmd::ReadArgs),
+    Status(node_query::ReadArgs),
     /// Show exposures found (works whether or not the node runs).
-    Exposures(node_cmd::ReadArgs),
+    Exposures(node_query::ReadArgs),
     /// Show the running node's mesh peers.
-    Peers(node_cmd::ReadArgs),
+    Peers(node_query::ReadArgs),
     /// Report a positive test: request a certificate, then submit it.
     #[command(subcommand)]
-    Report(node_cmd::ReportCommand),
+    Report(node_query::ReportCommand),
     /// Issuer tools: create an issuer key, certify a positive user's request.
     #[command(subcommand)]
     Issuer(issuer::IssuerCommand),
@@ -114,10 +115,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init(a) => node_cmd::init(&paths, &a),
         Command::Run(a) => node_cmd::run(&paths, a),
-        Command::Status(a) => node_cmd::status(&paths, &a),
-        Command::Exposures(a) => node_cmd::exposures(&paths, &a),
-        Command::Peers(a) => node_cmd::peers(&paths, &a),
-        Command::Report(c) => node_cmd::report(&paths, &c),
+        Command::Status(a) => node_query::status(&paths, &a),
+        Command::Exposures(a) => node_query::exposures(&paths, &a),
+        Command::Peers(a) => node_query::peers(&paths, &a),
+        Command::Report(c) => node_query::report(&paths, &c),
         Command::Issuer(c) => issuer::run(&c),
         Command::Store(c) => store_cmd::run(&paths, &c),
         Command::Demo(a) => demo::run(&a),

@@ -1,23 +1,21 @@
-//! The node commands: `init`, `run`, `status`, `exposures`, `peers`,
-//! `report request | submit`.
+//! The node commands that set up and run a node: `init` and `run` (the
+//! commands that ask it are in `node_query`).
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, Subcommand};
+use clap::Args;
 use meshtrace_node::config::{
     self, CarrierSetting, Config, IssuerEntry, RadioKind, parse_issuer_key, parse_multiaddr,
 };
-use meshtrace_node::control::{self, ControlError, Request};
+use meshtrace_node::control;
 use meshtrace_node::daemon::{self, DaemonOptions, IDENTITY_FILE};
-use meshtrace_node::node::{MAX_PENDING_REPORT_REQUESTS, create_report_request};
-use meshtrace_node::protocol::Certificate;
-use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig, StoreError};
-use serde_json::Value;
+use meshtrace_node::p2p::libp2p::Multiaddr;
+use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig};
 
-use crate::output::{OutputError, count, outln, write_text};
 use crate::{Paths, now};
 
 /// Options of `meshtrace init`.
@@ -156,37 +154,6 @@ pub(crate) struct RunArgs {
     time_origin: Option<u64>,
 }
 
-/// Options of the read commands.
-#[derive(Debug, Args)]
-pub(crate) struct ReadArgs {
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum ReportCommand {
-    /// Create a one-time report key and print the request code to show the
-    /// issuer (a clinic, a test centre) with your positive test.
-    Request {
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Submit the certificate code the issuer gave you: shows what will be
-    /// published, asks to confirm, then publishes it through the mesh.
-    Submit {
-        /// The certificate code (MTCT1:…).
-        certificate: String,
-        /// Publish without asking.
-        #[arg(long)]
-        yes: bool,
-        /// Print the result as JSON (needs --yes).
-        #[arg(long, requires = "yes")]
-        json: bool,
-    },
-}
-
 fn parse_position(s: &str) -> Result<[f64; 2], String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     let [x, y] = parts[..] else {
@@ -209,10 +176,7 @@ fn parse_trust(s: &str) -> Result<IssuerEntry> {
     } else {
         name
     };
-    Ok(IssuerEntry {
-        name,
-        key: parsed.to_hex(),
-    })
+    Ok(IssuerEntry { name, key: parsed })
 }
 
 /// The data directory: `--data-dir`, else the config's `data_dir`, else the
@@ -235,7 +199,7 @@ fn config_path(paths: &Paths) -> Result<PathBuf> {
 }
 
 /// Loads the node's config and data directory.
-fn load(paths: &Paths) -> Result<(Config, PathBuf)> {
+pub(crate) fn load(paths: &Paths) -> Result<(Config, PathBuf)> {
     let path = config_path(paths)?;
     if !path.exists()
         && let Some(dir) = &paths.data_dir
@@ -385,6 +349,21 @@ fn global_flags(paths: &Paths) -> String {
     s
 }
 
+/// `value` of `flag` when it is at most `max`.
+fn at_most<T: PartialOrd + std::fmt::Display>(flag: &str, value: T, max: T) -> Result<T> {
+    if value > max {
+        bail!("{flag} must be between 0 and {max} (got {value})");
+    }
+    Ok(value)
+}
+
+/// The multiaddrs given with `flag`.
+fn multiaddrs(flag: &str, list: &[String]) -> Result<Vec<Multiaddr>> {
+    list.iter()
+        .map(|a| parse_multiaddr(a).map_err(|e| anyhow!("{flag}: {e}")))
+        .collect()
+}
+
 fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     let r = &mut config.radio;
     if let Some(k) = a.radio {
@@ -413,12 +392,9 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     }
     let p = &mut config.p2p;
     if !a.listen.is_empty() {
-        p.listen = a.listen.clone();
+        p.listen = multiaddrs("--listen", &a.listen)?;
     }
-    for b in &a.bootstrap {
-        parse_multiaddr(b).map_err(|e| anyhow!("--bootstrap: {e}"))?;
-        p.bootstrap.push(b.clone());
-    }
+    p.bootstrap.extend(multiaddrs("--bootstrap", &a.bootstrap)?);
     if a.mdns {
         p.mdns = true;
     }
@@ -429,25 +405,17 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
         p.light = true;
     }
     if let Some(h) = a.stem_hops {
-        if h > config::MAX_STEM_HOPS {
-            bail!(
-                "--stem-hops must be between 0 and {} (got {h})",
-                config::MAX_STEM_HOPS
-            );
-        }
-        p.stem_hops = h;
+        p.stem_hops = at_most("--stem-hops", h, config::MAX_STEM_HOPS)?;
     }
     if a.relay_server {
         p.relay_server = true;
     }
     if let Some(m) = a.min_report_encounter_seconds {
-        if m > config::MAX_MIN_REPORT_ENCOUNTER_SECONDS {
-            bail!(
-                "--min-report-encounter-seconds must be between 0 and {} (got {m})",
-                config::MAX_MIN_REPORT_ENCOUNTER_SECONDS
-            );
-        }
-        config.report.min_encounter_seconds = m;
+        config.report.min_encounter = Duration::from_secs(at_most(
+            "--min-report-encounter-seconds",
+            m,
+            config::MAX_MIN_REPORT_ENCOUNTER_SECONDS,
+        )?);
     }
     if let Some(f) = &a.key_file {
         config.store.key_file = Some(absolute(f)?);
@@ -485,12 +453,16 @@ pub(crate) fn run(paths: &Paths, a: RunArgs) -> Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(daemon::run(opts, |status| {
-        let mesh = &status["mesh"];
+        let (peer_id, listen) = status
+            .mesh
+            .as_ref()
+            .map(|m| (m.peer_id.as_str(), m.listen.join(" ")))
+            .unwrap_or(("?", String::new()));
         tracing::info!(
-            network = %status["network"].as_str().unwrap_or(""),
-            peer_id = %mesh["peer_id"].as_str().unwrap_or("?"),
-            listen = %mesh["listen"],
-            radio = %status["radio"]["kind"].as_str().unwrap_or(""),
+            network = %status.network,
+            peer_id = %peer_id,
+            listen = %listen,
+            radio = %status.radio.kind,
             "meshtrace is running"
         );
     }))?;
@@ -508,307 +480,4 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
-}
-
-/// Sends a request to the node's daemon.
-fn ask(paths: &Paths, req: &Request) -> Result<Value, ControlError> {
-    let dir = match load(paths) {
-        Ok((_, d)) => d,
-        Err(e) => return Err(ControlError::Refused(format!("{e:#}"))),
-    };
-    control::request(&dir, req)
-}
-
-fn print_json(v: &Value) -> Result<(), OutputError> {
-    outln!("{v}")
-}
-
-/// A count from the daemon's JSON (0 when absent).
-fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
-    let s = ask(paths, &Request::Status)?;
-    if a.json {
-        print_json(&s)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let m = &s["mesh"];
-    outln!(
-        "meshtrace running (pid {}) for network {}",
-        num(&s["pid"]),
-        s["network"].as_str().unwrap_or("")
-    )?;
-    outln!("  data dir:      {}", s["data_dir"].as_str().unwrap_or(""))?;
-    outln!(
-        "  node time:     {}{}",
-        s["now_utc"].as_str().unwrap_or(""),
-        if s["time_scale"].as_f64() == Some(1.0) {
-            String::new()
-        } else {
-            format!(", clock ×{}", s["time_scale"])
-        }
-    )?;
-    outln!(
-        "  radio:         {} — {}, {} malformed",
-        s["radio"]["kind"].as_str().unwrap_or(""),
-        count(num(&s["radio"]["sightings"]), "sighting", "sightings"),
-        num(&s["radio"]["malformed"])
-    )?;
-    if let Some(f) = s["radio"]["last_failure"].as_object() {
-        outln!(
-            "  RADIO FAILED:  {}, last at {}: {}",
-            count(num(&s["radio"]["failures"]), "time", "times"),
-            f["at_utc"].as_str().unwrap_or(""),
-            f["error"].as_str().unwrap_or("")
-        )?;
-    }
-    outln!(
-        "  encounters:    {} stored, {} open",
-        num(&s["encounters"]),
-        num(&s["open_encounters"])
-    )?;
-    outln!(
-        "  reports held:  {}",
-        count(
-            num(&s["announcements"]),
-            "announcement chunk",
-            "announcement chunks"
-        )
-    )?;
-    outln!(
-        "  exposures:     {} ({} high risk)",
-        num(&s["exposures"]),
-        num(&s["high_risk"])
-    )?;
-    if !m.is_null() {
-        outln!(
-            "  mesh:          {}, peer id {}",
-            count(
-                m["peers"].as_array().map_or(0, Vec::len) as u64,
-                "peer",
-                "peers"
-            ),
-            m["peer_id"].as_str().unwrap_or("")
-        )?;
-    }
-    if let Some(h) = s["purge_held"].as_object() {
-        println!(
-            "  old data:      kept for now: the clock reads {}, more than the retention \
-             period after the last date known to be right ({}); nothing is deleted until \
-             a peer confirms the date or the clock is fixed",
-            h["clock_utc"].as_str().unwrap_or(""),
-            h["last_confirmed_utc"].as_str().unwrap_or("")
-        );
-    }
-    if s["unsent_report_chunks"].as_u64().unwrap_or(0) > 0 {
-        outln!(
-            "  your report:   {} waiting to be sent",
-            count(num(&s["unsent_report_chunks"]), "chunk", "chunks")
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn peers(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
-    let p = ask(paths, &Request::Peers)?;
-    if a.json {
-        print_json(&p)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let id = p["peer_id"].as_str().unwrap_or("");
-    outln!("peer id: {id}")?;
-    for l in p["listen"].as_array().into_iter().flatten() {
-        outln!("reachable at {}/p2p/{id}", l.as_str().unwrap_or(""))?;
-    }
-    let peers = p["peers"].as_array().cloned().unwrap_or_default();
-    outln!("{} connected", count(peers.len() as u64, "peer", "peers"))?;
-    for peer in peers {
-        outln!(
-            "  {} ({})",
-            peer["peer_id"].as_str().unwrap_or(""),
-            if peer["full"].as_bool() == Some(true) {
-                "full"
-            } else {
-                "light"
-            }
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn exposures(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
-    let list = match ask(paths, &Request::Exposures) {
-        Ok(v) => v,
-        Err(ControlError::NotRunning(_)) => {
-            // No daemon: read the store directly.
-            let (config, dir) = load(paths)?;
-            let source = daemon::key_source(&config, &dir)?;
-            let store = ContactStore::open(&dir, &source, StoreConfig::default(), now())?;
-            control::exposures_json(&store.exposures())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if a.json {
-        print_json(&list)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let items = list.as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
-        outln!("No exposures found.")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for e in &items {
-        let high = e["high_risk"].as_bool() == Some(true);
-        outln!(
-            "{} — report {}, found {}",
-            if high {
-                "HIGH RISK: a person you were close to for 15 minutes or more has reported a positive test"
-            } else {
-                "Low risk: a brief or distant contact has reported a positive test"
-            },
-            e["report"].as_str().unwrap_or(""),
-            e["found_at_utc"].as_str().unwrap_or("")
-        )?;
-        for d in e["days"].as_array().into_iter().flatten() {
-            outln!(
-                "  {}: {:.1} weighted minutes ({:.1} close), {}{}",
-                d["day"].as_str().unwrap_or(""),
-                d["weighted_minutes"].as_f64().unwrap_or(0.0),
-                d["close_minutes"].as_f64().unwrap_or(0.0),
-                count(num(&d["contacts"]), "contact", "contacts"),
-                if d["high_risk"].as_bool() == Some(true) {
-                    " — high risk"
-                } else {
-                    ""
-                }
-            )?;
-        }
-    }
-    if items.iter().any(|e| e["high_risk"].as_bool() == Some(true)) {
-        outln!("Follow your health authority's advice for close contacts.")?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn report(paths: &Paths, cmd: &ReportCommand) -> Result<ExitCode> {
-    match cmd {
-        ReportCommand::Request { json } => {
-            let answer = match ask(paths, &Request::ReportRequest) {
-                Ok(v) => v,
-                Err(ControlError::NotRunning(_)) => offline_request(paths)?,
-                Err(e) => return Err(e.into()),
-            };
-            let code = answer["request"]
-                .as_str()
-                .ok_or_else(|| anyhow!("the daemon sent no request code"))?;
-            if *json {
-                print_json(&answer)?;
-            } else {
-                outln!("{code}")?;
-                eprintln!(
-                    "Show this code to your issuer with your positive test. \
-                     It carries only the network name and a one-time key, \
-                     and can be used until {}.",
-                    answer["expires_at_utc"].as_str().unwrap_or("")
-                );
-            }
-            if let Some(made) = answer["replaced_request_made_at_utc"].as_str() {
-                eprintln!(
-                    "Note: this node keeps at most {MAX_PENDING_REPORT_REQUESTS} requests; \
-                     the oldest one (made {made}) can no longer be used."
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        ReportCommand::Submit {
-            certificate,
-            yes,
-            json,
-        } => submit(paths, certificate.trim(), *yes, *json),
-    }
-}
-
-/// `report request` without a running daemon: the one-time key goes into
-/// the store directly, as the daemon would keep it.
-fn offline_request(paths: &Paths) -> Result<Value> {
-    let (config, dir) = load(paths)?;
-    let source = daemon::key_source(&config, &dir)?;
-    let mut store =
-        ContactStore::open(&dir, &source, StoreConfig::default(), now()).map_err(|e| match e {
-            StoreError::Locked(_) => {
-                anyhow!("the node is starting or stopping; try again in a moment")
-            }
-            e => e.into(),
-        })?;
-    let made = create_report_request(&mut store, &config.network, now(), &mut rand::rng())?;
-    Ok(control::report_request_json(&made))
-}
-
-fn submit(paths: &Paths, certificate: &str, yes: bool, json: bool) -> Result<ExitCode> {
-    // Check the code locally first: a typo gets a precise message even
-    // when the daemon is down.
-    Certificate::from_code(certificate).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("certificate") {
-            anyhow!("{text}")
-        } else {
-            anyhow!("the certificate code: {text}")
-        }
-    })?;
-    let plan = ask(
-        paths,
-        &Request::ReportPlan {
-            certificate: certificate.to_owned(),
-        },
-    )?;
-    let padded = plan["padded_tokens"].as_u64().unwrap_or(0);
-    let describe = format!(
-        "This publishes {}, {} padded to {} (nobody can tell how many are real), for your contacts from {} to {}.",
-        count(num(&plan["chunks"]), "chunk", "chunks"),
-        count(
-            num(&plan["real_tokens"]),
-            "encounter token",
-            "encounter tokens"
-        ),
-        padded,
-        plan["window_first_day"].as_str().unwrap_or(""),
-        plan["window_last_day"].as_str().unwrap_or(""),
-    );
-    if !yes {
-        outln!("{describe}")?;
-        match num(&plan["left_out_for_cap"]) {
-            0 => {}
-            1 => outln!("1 short encounter is left out: the certificate allows fewer tokens.")?,
-            n => outln!("{n} short encounters are left out: the certificate allows fewer tokens.")?,
-        }
-        outln!(
-            "Only these random tokens and the issuer's certificate are published: no IDs, no times, no places."
-        )?;
-        write_text(format_args!("Publish now? [y/N] "))?;
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the answer")?;
-        if !matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            bail!("not confirmed; nothing was published");
-        }
-    }
-    let sent = ask(
-        paths,
-        &Request::ReportSubmit {
-            certificate: certificate.to_owned(),
-        },
-    )?;
-    if json {
-        print_json(&sent)?;
-    } else {
-        outln!(
-            "Published {} through the mesh. Thank you: your contacts will be warned without learning who you are.",
-            count(num(&sent["chunks"]), "chunk", "chunks")
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
 }

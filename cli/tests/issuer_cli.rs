@@ -103,109 +103,50 @@ fn certify_refuses_bad_input_clearly() {
     let (code, _) = request("campus");
     let start = today().day().minus(2).to_string();
     let truncated = &code[..code.len() - 5];
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
-            truncated,
-            "--key",
-            k,
-            "--window-start",
-            &start,
-        ]),
-        "request code",
-    );
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
-            "hello",
-            "--key",
-            k,
-            "--window-start",
-            &start,
-        ]),
-        "request code",
-    );
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
-            &code,
-            "--key",
-            k,
-            "--network",
-            "town",
-            "--window-start",
-            &start,
-        ]),
-        "network",
-    );
     let future = today().day().plus(2).to_string();
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
-            &code,
-            "--key",
-            k,
-            "--window-start",
-            &start,
-            "--window-end",
-            &future,
-        ]),
-        "future",
-    );
     let long_ago = today().day().minus(30).to_string();
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
+    let window = ["--window-start", start.as_str()];
+    let cases: Vec<(&str, &str, Vec<&str>, &str)> = vec![
+        (truncated, k, window.to_vec(), "request code"),
+        ("hello", k, window.to_vec(), "request code"),
+        (
             &code,
-            "--key",
             k,
-            "--window-start",
-            &long_ago,
-        ]),
-        "window",
-    );
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
+            [&["--network", "town"][..], &window].concat(),
+            "network",
+        ),
+        (
             &code,
-            "--key",
             k,
-            "--window-start",
-            "2026-02-30",
-        ]),
-        "not a valid date",
-    );
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
+            [&window[..], &["--window-end", &future]].concat(),
+            "future",
+        ),
+        (&code, k, vec!["--window-start", &long_ago], "window"),
+        (
             &code,
-            "--key",
+            k,
+            vec!["--window-start", "2026-02-30"],
+            "not a valid date",
+        ),
+        (
+            &code,
             "/nonexistent/issuer.key",
-            "--window-start",
-            &start,
-        ]),
-        "issuer.key",
-    );
+            window.to_vec(),
+            "issuer.key",
+        ),
+    ];
+    for (request, key_file, extra, needle) in &cases {
+        fails_with(&certify(request, key_file, extra), needle);
+    }
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    fails_with(
-        &meshtrace(&[
-            "issuer",
-            "certify",
-            &code,
-            "--key",
-            k,
-            "--window-start",
-            &start,
-        ]),
-        "chmod 600",
-    );
+    fails_with(&certify(&code, k, &window), "chmod 600");
+}
+
+/// `meshtrace issuer certify REQUEST --key KEY_FILE EXTRA…`.
+fn certify(request: &str, key_file: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["issuer", "certify", request, "--key", key_file];
+    args.extend_from_slice(extra);
+    meshtrace(&args)
 }
 
 #[test]

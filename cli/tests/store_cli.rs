@@ -21,6 +21,24 @@ fn meshtrace(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `meshtrace ARGS`, asserts success and parses its JSON output.
+fn json_ok(args: &[&str]) -> serde_json::Value {
+    let out = meshtrace(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `meshtrace ARGS`, asserts exit code 1 and returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = meshtrace(args);
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn make_store(dir: &Path, damage: bool) {
     let mut s = ContactStore::create(
         dir,
@@ -60,30 +78,16 @@ fn check_reports_damage_and_recover_repairs_it() {
     let dir = tmp.path().join("data");
     make_store(&dir, true);
     let d = dir.to_str().unwrap();
-    let out = meshtrace(&["store", "check", "--data-dir", d]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&["store", "check", "--data-dir", d]);
     assert!(
         err.contains("damaged") && err.contains("meshtrace store recover --data-dir"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
-    let out = meshtrace(&["store", "recover", "--data-dir", d, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_ok(&["store", "recover", "--data-dir", d, "--json"]);
     assert_eq!(report["unreadable"], 1);
     assert!(Path::new(report["set_aside"].as_str().unwrap()).exists());
-    let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_ok(&["store", "check", "--data-dir", d, "--json"]);
     assert_eq!(v["encounters"], 4);
 }
 
@@ -140,19 +144,12 @@ fn check_writes_nothing_and_recover_ignores_an_unfinished_snapshot() {
     make_store(&dir, false);
     let d = dir.to_str().unwrap();
     let before = files(&dir);
-    let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    json_ok(&["store", "check", "--data-dir", d, "--json"]);
     assert_eq!(files(&dir), before, "store check wrote into the store");
     // What a snapshot write cut short by a full disk leaves behind.
     std::fs::write(dir.join("db").join("snap.7FFFFFFFFFFFFFFF.generating"), b"").unwrap();
     let before = files(&dir);
-    let out = meshtrace(&["store", "check", "--data-dir", d]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&["store", "check", "--data-dir", d]);
     assert!(
         err.contains("unfinished snapshot file") && err.contains("store recover"),
         "{err}"
@@ -160,21 +157,9 @@ fn check_writes_nothing_and_recover_ignores_an_unfinished_snapshot() {
     assert!(!err.contains("None"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
     assert_eq!(files(&dir), before, "store check wrote into the store");
-    let out = meshtrace(&["store", "recover", "--data-dir", d, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_ok(&["store", "recover", "--data-dir", d, "--json"]);
     assert_eq!(report["unreadable"], 0, "{report}");
-    let out = meshtrace(&["store", "check", "--data-dir", d, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_ok(&["store", "check", "--data-dir", d, "--json"]);
     assert_eq!(v["encounters"], 5, "every encounter kept");
 }
 
@@ -191,9 +176,7 @@ fn a_refused_recover_leaves_no_half_built_database() {
         UnixTime(now()),
     )
     .unwrap();
-    let out = meshtrace(&["store", "recover", "--data-dir", dir.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&["store", "recover", "--data-dir", dir.to_str().unwrap()]);
     assert!(err.contains("in use"), "{err}");
     assert!(
         !dir.join("db.recovering").exists(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -80,6 +80,10 @@ pub enum ControlError {
     /// The exchange failed.
     #[error("talking to the daemon failed: {0}")]
     Io(String),
+    /// The daemon's answer does not parse as the reply expected (another
+    /// version of meshtrace, or not a meshtrace daemon).
+    #[error("{0}; is the running daemon the same version of meshtrace as this command?")]
+    Malformed(String),
 }
 
 /// The socket of the daemon using `data_dir`.
@@ -179,17 +183,17 @@ async fn handle(stream: UnixStream, node: &NodeHandle, info: &DaemonInfo) -> std
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request timeout"))??;
     let response = if n > MAX_REQUEST_BYTES {
-        json!({"ok": false, "error": format!("request larger than {MAX_REQUEST_BYTES} bytes")})
+        Response::refused(format!("request larger than {MAX_REQUEST_BYTES} bytes"))
     } else {
         match serde_json::from_slice::<Request>(&line) {
             Ok(req) => match answer(req, node, info).await {
-                Ok(result) => json!({"ok": true, "result": result}),
-                Err(e) => json!({"ok": false, "error": e}),
+                Ok(result) => Response::answer(result),
+                Err(e) => Response::refused(e),
             },
-            Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+            Err(e) => Response::refused(format!("bad request: {e}")),
         }
     };
-    let mut out = response.to_string();
+    let mut out = to_json(&response).to_string();
     out.push('\n');
     write.write_all(out.as_bytes()).await?;
     write.shutdown().await
@@ -198,24 +202,85 @@ async fn handle(stream: UnixStream, node: &NodeHandle, info: &DaemonInfo) -> std
 async fn answer(req: Request, node: &NodeHandle, info: &DaemonInfo) -> Result<Value, String> {
     let e = |e: crate::node::NodeError| e.to_string();
     Ok(match req {
-        Request::Status => status_json(&node.status().await.map_err(e)?, info),
-        Request::Exposures => exposures_json(&node.exposures().await.map_err(e)?),
+        Request::Status => to_json(&StatusReply::new(&node.status().await.map_err(e)?, info)),
+        Request::Exposures => to_json(&ExposureReply::list(&node.exposures().await.map_err(e)?)),
         Request::Peers => match node.status().await.map_err(e)?.mesh {
-            Some(m) => peers_json(&m),
+            Some(m) => to_json(&PeersReply::new(&m)),
             None => return Err("the mesh did not answer".into()),
         },
-        Request::ReportRequest => report_request_json(&node.new_report_request().await.map_err(e)?),
-        Request::ReportPlan { certificate } => {
-            summary_json(&node.report_plan(certificate).await.map_err(e)?)
-        }
-        Request::ReportSubmit { certificate } => {
-            summary_json(&node.report_submit(certificate).await.map_err(e)?)
-        }
+        Request::ReportRequest => to_json(&ReportRequestReply::new(
+            &node.new_report_request().await.map_err(e)?,
+        )),
+        Request::ReportPlan { certificate } => to_json(&ReportSummaryReply::new(
+            &node.report_plan(certificate).await.map_err(e)?,
+        )),
+        Request::ReportSubmit { certificate } => to_json(&ReportSummaryReply::new(
+            &node.report_submit(certificate).await.map_err(e)?,
+        )),
     })
 }
 
-/// Sends one request to the daemon using `data_dir` and returns its result.
-pub fn request(data_dir: &Path, req: &Request) -> Result<Value, ControlError> {
+/// The envelope of every answer: `{"ok":true,"result":…}` or
+/// `{"ok":false,"error":"…"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// The reply (one of the `*Reply` types), when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Why the request was refused, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    /// A carried-out request's answer.
+    pub fn answer(result: Value) -> Response {
+        Response {
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    /// A refusal, in one line.
+    pub fn refused(error: String) -> Response {
+        Response {
+            ok: false,
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// The reply type of each request, for [`request`].
+pub trait Reply: serde::de::DeserializeOwned {
+    /// What the reply answers, for error messages (e.g. `"status"`).
+    const WHAT: &'static str;
+}
+
+impl Reply for StatusReply {
+    const WHAT: &'static str = "status";
+}
+impl Reply for PeersReply {
+    const WHAT: &'static str = "peers";
+}
+impl Reply for Vec<ExposureReply> {
+    const WHAT: &'static str = "exposures";
+}
+impl Reply for ReportRequestReply {
+    const WHAT: &'static str = "report request";
+}
+impl Reply for ReportSummaryReply {
+    const WHAT: &'static str = "report";
+}
+
+/// Sends one request to the daemon using `data_dir` and returns its reply
+/// (`T` is the request's reply type: [`StatusReply`] for
+/// [`Request::Status`], and so on). A reply that does not parse is
+/// [`ControlError::Malformed`].
+pub fn request<T: Reply>(data_dir: &Path, req: &Request) -> Result<T, ControlError> {
     let path = socket_path(data_dir);
     if path.as_os_str().len() > MAX_SOCKET_PATH {
         // No daemon can listen there (`bind` refuses such a path), and the
@@ -251,22 +316,25 @@ pub fn request(data_dir: &Path, req: &Request) -> Result<Value, ControlError> {
     if answer.is_empty() {
         return Err(ControlError::Io("the daemon closed the connection".into()));
     }
-    let v: Value = serde_json::from_str(&answer)
-        .map_err(|e| ControlError::Io(format!("malformed answer: {e}")))?;
-    if v.get("ok") == Some(&Value::Bool(true)) {
-        Ok(v.get("result").cloned().unwrap_or(Value::Null))
-    } else {
-        Err(ControlError::Refused(
-            v.get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("the daemon refused the request")
-                .to_owned(),
-        ))
+    let response: Response = serde_json::from_str(&answer).map_err(|e| malformed(T::WHAT, &e))?;
+    if !response.ok {
+        return Err(ControlError::Refused(
+            response
+                .error
+                .unwrap_or_else(|| "the daemon refused the request".to_owned()),
+        ));
     }
+    let result = response
+        .result
+        .ok_or_else(|| ControlError::Malformed(format!("the {} answer is empty", T::WHAT)))?;
+    serde_json::from_value(result).map_err(|e| malformed(T::WHAT, &e))
 }
 
-fn time_json(t: meshtrace_protocol::UnixTime) -> Value {
-    json!(t.0)
+fn malformed(what: &str, e: &serde_json::Error) -> ControlError {
+    ControlError::Malformed(format!(
+        "the {what} answer is not understood ({})",
+        e.to_string().escape_debug()
+    ))
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC`.
@@ -281,124 +349,351 @@ pub fn utc(t: meshtrace_protocol::UnixTime) -> String {
     )
 }
 
-/// The JSON form of a new report request: the code, until when it can be
-/// used, and when the older request it replaced was made (only when it
-/// replaced one).
-pub fn report_request_json(r: &crate::node::NewReportRequest) -> Value {
-    let mut v = json!({
-        "request": r.code,
-        "expires_at": time_json(r.expires_at),
-        "expires_at_utc": utc(r.expires_at),
-    });
-    if let Some(t) = r.replaced_made_at {
-        v["replaced_request_made_at_utc"] = json!(utc(t));
+/// The answer to [`Request::ReportRequest`] (and what `meshtrace report
+/// request` builds itself when the node is stopped).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportRequestReply {
+    /// The request code to show the issuer.
+    pub request: String,
+    /// Until when it can be used (UNIX seconds).
+    pub expires_at: u64,
+    /// The same, as a UTC date and time.
+    pub expires_at_utc: String,
+    /// When the older request this one replaced was made (only when it
+    /// replaced one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_request_made_at_utc: Option<String>,
+}
+
+impl ReportRequestReply {
+    /// The reply for a new report request.
+    pub fn new(r: &crate::node::NewReportRequest) -> ReportRequestReply {
+        ReportRequestReply {
+            request: r.code.clone(),
+            expires_at: r.expires_at.0,
+            expires_at_utc: utc(r.expires_at),
+            replaced_request_made_at_utc: r.replaced_made_at.map(utc),
+        }
     }
-    v
 }
 
-/// The JSON form of a status snapshot.
-pub fn status_json(s: &NodeStatus, info: &DaemonInfo) -> Value {
-    json!({
-        "network": s.network_id,
-        "now": time_json(s.now),
-        "now_utc": utc(s.now),
-        "today": s.now.day().to_string(),
-        "pid": info.pid,
-        "data_dir": info.data_dir.display().to_string(),
-        "radio": {
-            "kind": info.radio,
-            "received": s.radio.received,
-            "sightings": s.radio.sightings,
-            "foreign": s.radio.foreign,
-            "malformed": s.radio.malformed,
-            "oversized": s.radio.oversized,
-            "queue_full": s.radio.queue_full,
-            "failures": s.radio_failures,
-            "last_failure": s.last_radio_failure.as_ref().map(|(at, error)| json!({
-                "at": time_json(*at),
-                "at_utc": utc(*at),
-                "error": error,
-            })),
-        },
-        "time_scale": info.time_scale,
-        "encounters": s.encounters,
-        "open_encounters": s.open_encounters,
-        "announcements": s.announcements,
-        "exposures": s.exposures,
-        "high_risk": s.high_risk,
-        "unsent_report_chunks": s.unsent,
-        "purge_held": s.purge_held.map(|h| json!({
-            "clock": time_json(h.clock),
-            "clock_utc": utc(h.clock),
-            "last_confirmed": time_json(h.known_good),
-            "last_confirmed_utc": utc(h.known_good),
-        })),
-        "mesh": s.mesh.as_ref().map(peers_json),
-    })
+/// The last radio failure in [`RadioReply`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RadioFailureReply {
+    /// When (UNIX seconds).
+    pub at: u64,
+    /// The same, as a UTC date and time.
+    pub at_utc: String,
+    /// What went wrong.
+    pub error: String,
 }
 
-/// The JSON form of the mesh status.
-pub fn peers_json(m: &P2pStatus) -> Value {
-    json!({
-        "peer_id": m.peer_id.to_string(),
-        "listen": m.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "peers": m.peers.iter().map(|p| json!({
-            "peer_id": p.peer.to_string(),
-            "full": p.full,
-            "score": p.score,
-        })).collect::<Vec<_>>(),
-        "announcements": m.pool,
-        "outbox": m.outbox,
-        "accepted": m.counters.accepted,
-        "rejected": m.counters.rejected,
-        "sync_rounds": m.counters.sync_rounds,
-    })
+/// The radio part of [`StatusReply`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RadioReply {
+    /// `"ble"` or `"udp-sim"`.
+    pub kind: String,
+    /// Frames received.
+    pub received: u64,
+    /// Sightings of other devices.
+    pub sightings: u64,
+    /// Frames of other networks.
+    pub foreign: u64,
+    /// Frames that did not decode.
+    pub malformed: u64,
+    /// Frames too large.
+    pub oversized: u64,
+    /// Frames dropped because the node fell behind.
+    pub queue_full: u64,
+    /// How often the radio failed.
+    pub failures: u64,
+    /// The last failure, if any.
+    pub last_failure: Option<RadioFailureReply>,
 }
 
-/// The JSON form of exposures. A report is named by a short prefix of its
-/// one-time key (public in the announcement; it identifies the report, not
-/// the person).
-pub fn exposures_json(list: &[StoredExposure]) -> Value {
-    Value::Array(
-        list.iter()
-            .map(|e| {
-                let x = &e.exposure;
-                json!({
-                    "report": x.report_key.to_hex()[..16].to_owned(),
-                    "high_risk": x.high_risk,
-                    "found_at": time_json(e.found_at),
-                    "found_at_utc": utc(e.found_at),
-                    "updated_at": time_json(e.updated_at),
-                    "encounters": x.encounters.len(),
-                    "days": x.days.iter().map(|d| json!({
-                        "day": d.day.to_string(),
-                        "weighted_minutes": (d.weighted_minutes * 10.0).round() / 10.0,
-                        "close_minutes": (d.close_minutes * 10.0).round() / 10.0,
-                        "contacts": d.contacts,
-                        "high_risk": d.high_risk,
-                    })).collect::<Vec<_>>(),
+/// Old data kept because the clock is not trusted (in [`StatusReply`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PurgeHeldReply {
+    /// What the clock reads (UNIX seconds).
+    pub clock: u64,
+    /// The same, as a UTC date and time.
+    pub clock_utc: String,
+    /// The last time known to be right (UNIX seconds).
+    pub last_confirmed: u64,
+    /// The same, as a UTC date and time.
+    pub last_confirmed_utc: String,
+}
+
+/// The answer to [`Request::Status`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusReply {
+    /// The network id.
+    pub network: String,
+    /// The node's time (UNIX seconds).
+    pub now: u64,
+    /// The same, as a UTC date and time.
+    pub now_utc: String,
+    /// The node's day.
+    pub today: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The data directory.
+    pub data_dir: String,
+    /// The radio.
+    pub radio: RadioReply,
+    /// The clock's speed-up (1 = real time).
+    pub time_scale: f64,
+    /// Encounters stored.
+    pub encounters: u64,
+    /// Encounters still open.
+    pub open_encounters: u64,
+    /// Announcement chunks held.
+    pub announcements: u64,
+    /// Exposures found.
+    pub exposures: u64,
+    /// Of which high risk.
+    pub high_risk: u64,
+    /// Chunks of the node's own report not yet sent.
+    pub unsent_report_chunks: u64,
+    /// Set while old data is kept because the clock is not trusted.
+    pub purge_held: Option<PurgeHeldReply>,
+    /// The mesh (absent when it did not answer).
+    pub mesh: Option<PeersReply>,
+}
+
+impl StatusReply {
+    /// The reply for a status snapshot.
+    pub fn new(s: &NodeStatus, info: &DaemonInfo) -> StatusReply {
+        StatusReply {
+            network: s.network_id.clone(),
+            now: s.now.0,
+            now_utc: utc(s.now),
+            today: s.now.day().to_string(),
+            pid: info.pid,
+            data_dir: info.data_dir.display().to_string(),
+            radio: RadioReply {
+                kind: info.radio.clone(),
+                received: s.radio.received,
+                sightings: s.radio.sightings,
+                foreign: s.radio.foreign,
+                malformed: s.radio.malformed,
+                oversized: s.radio.oversized,
+                queue_full: s.radio.queue_full,
+                failures: s.radio_failures,
+                last_failure: s
+                    .last_radio_failure
+                    .as_ref()
+                    .map(|(at, error)| RadioFailureReply {
+                        at: at.0,
+                        at_utc: utc(*at),
+                        error: error.clone(),
+                    }),
+            },
+            time_scale: info.time_scale,
+            encounters: s.encounters as u64,
+            open_encounters: s.open_encounters as u64,
+            announcements: s.announcements as u64,
+            exposures: s.exposures as u64,
+            high_risk: s.high_risk as u64,
+            unsent_report_chunks: s.unsent as u64,
+            purge_held: s.purge_held.map(|h| PurgeHeldReply {
+                clock: h.clock.0,
+                clock_utc: utc(h.clock),
+                last_confirmed: h.known_good.0,
+                last_confirmed_utc: utc(h.known_good),
+            }),
+            mesh: s.mesh.as_ref().map(PeersReply::new),
+        }
+    }
+}
+
+/// One connected peer in [`PeersReply`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerReply {
+    /// Its peer id.
+    pub peer_id: String,
+    /// A full node (in the gossip mesh), not a light one.
+    pub full: bool,
+    /// Its gossip score, when known.
+    pub score: Option<f64>,
+}
+
+/// The answer to [`Request::Peers`] (and the mesh part of [`StatusReply`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeersReply {
+    /// The node's own peer id.
+    pub peer_id: String,
+    /// Its listen addresses.
+    pub listen: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<PeerReply>,
+    /// Announcements in the mesh's pool.
+    pub announcements: u64,
+    /// Announcements waiting to be sent.
+    pub outbox: u64,
+    /// Messages accepted.
+    pub accepted: u64,
+    /// Messages rejected.
+    pub rejected: u64,
+    /// Catch-up rounds run.
+    pub sync_rounds: u64,
+}
+
+impl PeersReply {
+    /// The reply for a mesh status.
+    pub fn new(m: &P2pStatus) -> PeersReply {
+        PeersReply {
+            peer_id: m.peer_id.to_string(),
+            listen: m.listen.iter().map(ToString::to_string).collect(),
+            peers: m
+                .peers
+                .iter()
+                .map(|p| PeerReply {
+                    peer_id: p.peer.to_string(),
+                    full: p.full,
+                    score: p.score,
                 })
-            })
-            .collect(),
-    )
+                .collect(),
+            announcements: m.pool as u64,
+            outbox: m.outbox as u64,
+            accepted: m.counters.accepted,
+            rejected: m.counters.rejected,
+            sync_rounds: m.counters.sync_rounds,
+        }
+    }
 }
 
-/// The JSON form of a report plan or a published report.
-pub fn summary_json(s: &ReportSummary) -> Value {
-    json!({
-        "window_first_day": s.window.0.to_string(),
-        "window_last_day": s.window.1.to_string(),
-        "real_tokens": s.plan.real_tokens,
-        "tokens_per_chunk": s.plan.tokens_per_chunk,
-        "chunks": s.plan.chunks,
-        "padded_tokens": s.plan.tokens_per_chunk * s.plan.chunks as usize,
-        "left_out_for_cap": s.dropped_for_cap,
-        "published": s.chunks.iter().map(|c| hex_prefix(&c.0)).collect::<Vec<_>>(),
-    })
+/// One day of an exposure in [`ExposureReply`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExposureDayReply {
+    /// The day (`YYYY-MM-DD`).
+    pub day: String,
+    /// Minutes of exposure weighted by closeness (one decimal).
+    pub weighted_minutes: f64,
+    /// Minutes at close range (one decimal).
+    pub close_minutes: f64,
+    /// Distinct contacts.
+    pub contacts: u32,
+    /// Whether this day alone is high risk.
+    pub high_risk: bool,
 }
 
-fn hex_prefix(b: &[u8]) -> String {
-    b.iter().take(8).map(|x| format!("{x:02x}")).collect()
+/// One exposure: the answer to [`Request::Exposures`] is a list of them,
+/// newest first, and the exposure hook gets one on its standard input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExposureReply {
+    /// The report, named by a short prefix of its one-time key (public in
+    /// the announcement; it identifies the report, not the person).
+    pub report: String,
+    /// Whether the exposure is high risk.
+    pub high_risk: bool,
+    /// When it was found (UNIX seconds).
+    pub found_at: u64,
+    /// The same, as a UTC date and time.
+    pub found_at_utc: String,
+    /// When it last changed (UNIX seconds).
+    pub updated_at: u64,
+    /// Encounters that matched.
+    pub encounters: u64,
+    /// Per day.
+    pub days: Vec<ExposureDayReply>,
+}
+
+/// Digits of a report key shown to people.
+pub const REPORT_PREFIX_DIGITS: usize = 16;
+
+impl ExposureReply {
+    /// The reply for a stored exposure.
+    pub fn new(e: &StoredExposure) -> ExposureReply {
+        let x = &e.exposure;
+        let tenth = |m: f64| (m * 10.0).round() / 10.0;
+        ExposureReply {
+            report: x.report_key.to_hex()[..REPORT_PREFIX_DIGITS].to_owned(),
+            high_risk: x.high_risk,
+            found_at: e.found_at.0,
+            found_at_utc: utc(e.found_at),
+            updated_at: e.updated_at.0,
+            encounters: x.encounters.len() as u64,
+            days: x
+                .days
+                .iter()
+                .map(|d| ExposureDayReply {
+                    day: d.day.to_string(),
+                    weighted_minutes: tenth(d.weighted_minutes),
+                    close_minutes: tenth(d.close_minutes),
+                    contacts: d.contacts,
+                    high_risk: d.high_risk,
+                })
+                .collect(),
+        }
+    }
+
+    /// The replies for a list of exposures, in its order.
+    pub fn list(list: &[StoredExposure]) -> Vec<ExposureReply> {
+        list.iter().map(ExposureReply::new).collect()
+    }
+}
+
+/// The answer to [`Request::ReportPlan`] and [`Request::ReportSubmit`]:
+/// what the report publishes (or published).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportSummaryReply {
+    /// The first day of contacts covered.
+    pub window_first_day: String,
+    /// The last day of contacts covered.
+    pub window_last_day: String,
+    /// Real encounter tokens.
+    pub real_tokens: u64,
+    /// Tokens in each chunk (with padding).
+    pub tokens_per_chunk: u64,
+    /// Chunks.
+    pub chunks: u64,
+    /// All tokens published, padding included.
+    pub padded_tokens: u64,
+    /// Short encounters left out because the certificate allows fewer tokens.
+    pub left_out_for_cap: u64,
+    /// The published chunks' ids (short prefixes; empty for a plan).
+    pub published: Vec<String>,
+}
+
+/// Digits of an announcement id shown to people.
+pub const ANNOUNCEMENT_PREFIX_DIGITS: usize = 16;
+
+impl ReportSummaryReply {
+    /// The reply for a report plan or a published report.
+    pub fn new(s: &ReportSummary) -> ReportSummaryReply {
+        let tokens_per_chunk = s.plan.tokens_per_chunk as u64;
+        ReportSummaryReply {
+            window_first_day: s.window.0.to_string(),
+            window_last_day: s.window.1.to_string(),
+            real_tokens: s.plan.real_tokens as u64,
+            tokens_per_chunk,
+            chunks: u64::from(s.plan.chunks),
+            padded_tokens: tokens_per_chunk * u64::from(s.plan.chunks),
+            left_out_for_cap: s.dropped_for_cap as u64,
+            published: s
+                .chunks
+                .iter()
+                .map(|c| {
+                    c.0.iter()
+                        .take(ANNOUNCEMENT_PREFIX_DIGITS / 2)
+                        .map(|x| format!("{x:02x}"))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The JSON form of exposures (a list of [`ExposureReply`]).
+pub fn exposures_json(list: &[StoredExposure]) -> Value {
+    to_json(&ExposureReply::list(list))
+}
+
+/// A reply as JSON. (The replies hold only strings, numbers, booleans and
+/// lists: serialising them cannot fail; a non-finite number becomes null.)
+fn to_json(reply: &impl Serialize) -> Value {
+    serde_json::to_value(reply).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -430,9 +725,62 @@ mod tests {
     #[test]
     fn client_reports_a_missing_daemon() {
         let dir = tempfile::tempdir().unwrap();
-        let e = request(dir.path(), &Request::Status).unwrap_err();
+        let e = request::<StatusReply>(dir.path(), &Request::Status).unwrap_err();
         assert!(matches!(e, ControlError::NotRunning(_)), "{e}");
         assert!(e.to_string().contains("meshtrace run"));
+    }
+
+    /// Answers the connections to `dir`'s socket, in order, with `replies`.
+    fn fake_daemon(dir: &Path, replies: &[&str]) -> std::thread::JoinHandle<()> {
+        let listener = std::os::unix::net::UnixListener::bind(socket_path(dir)).unwrap();
+        let replies: Vec<String> = replies.iter().map(|r| format!("{r}\n")).collect();
+        std::thread::spawn(move || {
+            for reply in replies {
+                let (stream, _) = listener.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&stream).read_line(&mut line).unwrap();
+                (&stream).write_all(reply.as_bytes()).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn client_reads_typed_replies_and_names_a_malformed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = ReportRequestReply {
+            request: "MTRQ1:X".into(),
+            expires_at: 86_400,
+            expires_at_utc: utc(meshtrace_protocol::UnixTime(86_400)),
+            replaced_request_made_at_utc: None,
+        };
+        let good_line = to_json(&Response::answer(to_json(&good))).to_string();
+        let refused = to_json(&Response::refused("no such certificate".into())).to_string();
+        let server = fake_daemon(
+            dir.path(),
+            &[
+                &good_line,
+                &refused,
+                r#"{"ok":true,"result":{"request":7}}"#,
+                r#"{"ok":true}"#,
+                "not json",
+            ],
+        );
+        let ask = || request::<ReportRequestReply>(dir.path(), &Request::ReportRequest);
+        assert_eq!(ask().unwrap(), good);
+        assert!(!good_line.contains("replaced"), "{good_line}");
+        let e = ask().unwrap_err();
+        assert!(
+            matches!(e, ControlError::Refused(ref m) if m == "no such certificate"),
+            "{e}"
+        );
+        for _ in 0..3 {
+            let e = ask().unwrap_err();
+            assert!(matches!(e, ControlError::Malformed(_)), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("report request answer"), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+        server.join().unwrap();
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use crate::radio::Radio;
 use crate::radio::model::{Position, SIM_TX_POWER_DBM, Trajectory};
 use crate::radio::udp::{UdpAirConfig, UdpRadio};
 use crate::store::{ContactStore, KeySource, StoreConfig, StoreError};
+use crate::trust::TrustedIssuers;
 
 /// File name of the mesh identity key in the data directory.
 pub const IDENTITY_FILE: &str = "identity.key";
@@ -201,7 +202,7 @@ pub fn check_permissions(config: &Config, data_dir: &Path) -> Result<(), DaemonE
 /// control socket answers, with the status the daemon reports.
 pub async fn run(
     opts: DaemonOptions,
-    ready: impl FnOnce(&serde_json::Value),
+    ready: impl FnOnce(&control::StatusReply),
 ) -> Result<(), DaemonError> {
     let config = &opts.config;
     let dir = &opts.data_dir;
@@ -235,30 +236,35 @@ pub async fn run(
     store.flush()?;
     let keypair = p2p::load_or_create_identity(&dir.join(IDENTITY_FILE))
         .map_err(|e| DaemonError(e.to_string()))?;
-    let trusted: Vec<_> = config
-        .trusted_issuers()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    // One list of trusted issuers, shared by the node and the mesh.
+    let trusted = TrustedIssuers::new(config.trusted_issuers().into_iter().map(|(k, _)| k));
     if trusted.is_empty() {
         tracing::warn!("no trusted issuer is configured: reports from others cannot be verified");
     }
-    let mut pc = P2pConfig::new(&config.network, trusted);
-    pc.listen = config.listen_addrs();
-    pc.bootstrap = config.bootstrap_addrs();
-    pc.mdns = config.p2p.mdns;
-    pc.light = config.p2p.light;
-    pc.relay_server = config.p2p.relay_server;
-    pc.stem_hops = config.p2p.stem_hops;
+    let pc = P2pConfig::builder(&config.network)
+        .trusted_issuers(trusted.clone())
+        .listen(config.listen_addrs())
+        .bootstrap(config.bootstrap_addrs())
+        .mdns(config.p2p.mdns)
+        .light(config.p2p.light)
+        .relay_server(config.p2p.relay_server)
+        .stem_hops(config.p2p.stem_hops)
+        .build()
+        .map_err(|e| DaemonError(e.to_string()))?;
     let (radio, tx_power) = start_radio(config, clock.clone()).await?;
-    let initial: Vec<Vec<u8>> = Vec::new();
+    // The mesh serves what the store holds to peers catching up, also
+    // right after a restart (docs/protocol.md §14.4).
+    let initial = store.unexpired_announcement_bytes(clock.now())?;
     let mesh = p2p::spawn(pc, keypair, clock.clone(), initial)
         .await
         .map_err(|e| DaemonError(e.to_string()))?;
-    let mut settings = NodeSettings::new(&config.network);
-    settings.tx_power_dbm = tx_power;
-    settings.rx_correction_db = config.radio.rx_correction_db;
-    settings.min_report_encounter_seconds = config.report.min_encounter_seconds;
+    let settings = NodeSettings::builder(&config.network)
+        .tx_power_dbm(tx_power)
+        .rx_correction_db(config.radio.rx_correction_db)
+        .min_report_encounter_seconds(config.report.min_encounter.as_secs())
+        .trusted_issuers(trusted)
+        .build()
+        .map_err(|e| DaemonError(e.to_string()))?;
     let mut handle = node::start(settings, store, radio, mesh, clock.clone())
         .await
         .map_err(|e| DaemonError(e.to_string()))?;
@@ -292,7 +298,7 @@ pub async fn run(
         fatal_tx,
     ));
     if let Ok(s) = handle.status().await {
-        ready(&control::status_json(&s, &info));
+        ready(&control::StatusReply::new(&s, &info));
     }
 
     let stop = tokio::select! {
@@ -311,11 +317,7 @@ pub async fn run(
         // The node task has stopped: nothing left to flush.
         Err(e) => {
             hook.abort();
-            return Err(DaemonError(format!(
-                "the store cannot write ({e}); meshtrace stopped rather than run without \
-                 saving. Everything flushed before is intact; free space (or fix the disk) \
-                 and start it again"
-            )));
+            return Err(DaemonError(e));
         }
     };
     hook.abort();
@@ -344,6 +346,15 @@ async fn run_hooks(
             }
             NodeEvent::RadioFailed(e) => tracing::error!(error = %e, "radio failed"),
             NodeEvent::StoreFailed(e) => {
+                let _ = fatal
+                    .send(format!(
+                        "the store cannot write ({e}); meshtrace stopped rather than run \
+                         without saving. Everything flushed before is intact; free space (or \
+                         fix the disk) and start it again"
+                    ))
+                    .await;
+            }
+            NodeEvent::MeshStopped(e) => {
                 let _ = fatal.send(e).await;
             }
         }

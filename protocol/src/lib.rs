@@ -67,8 +67,8 @@ pub use keys::{
     RotatingId, Rotation, SIGHTING_KEY_WINDOW_SECONDS, SIGNATURE_LEN,
 };
 pub use matching::{
-    EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MatchOutcome, TokenIndex,
-    match_announcement,
+    EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MatchOutcome, ReportTokens,
+    TokenIndex, match_announcement, select_report_tokens,
 };
 pub use risk::{
     AttenuationBucket, DEFAULT_BUCKETS, DEFAULT_HIGH_RISK_MINUTES, DEFAULT_MIN_CONTACT_MINUTES,

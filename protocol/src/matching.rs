@@ -9,10 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::announce::{AnnouncementId, VerifiedAnnouncement};
+use crate::announce::{AnnouncementId, VerifiedAnnouncement, max_real_tokens};
 use crate::encounter::Encounter;
 use crate::keys::ReportPublicKey;
 use crate::risk::{DayRisk, RiskConfig};
+use crate::time::{Day, UnixTime};
 use crate::token::EncounterToken;
 
 /// A store's handle for one encounter record.
@@ -127,7 +128,7 @@ impl TokenIndex {
 pub fn match_announcement(
     ann: &VerifiedAnnouncement,
     index: &TokenIndex,
-    encounter_day: impl Fn(EncounterRef) -> Option<crate::time::Day>,
+    encounter_day: impl Fn(EncounterRef) -> Option<Day>,
 ) -> Vec<EncounterRef> {
     let (first, last) = ann.window();
     let mut hits: BTreeSet<EncounterRef> = BTreeSet::new();
@@ -157,10 +158,47 @@ pub struct Exposure {
     pub high_risk: bool,
 }
 
+/// One ingested chunk: who holds the slot, and what it announced (kept so
+/// that encounters closing later are matched against it too).
+#[derive(Clone, Debug)]
+struct ChunkState {
+    id: AnnouncementId,
+    tokens: Vec<EncounterToken>,
+    window: (Day, Day),
+    expires_at: UnixTime,
+}
+
 #[derive(Clone, Debug, Default)]
 struct ReportState {
-    chunks: BTreeMap<u32, AnnouncementId>,
+    chunks: BTreeMap<u32, ChunkState>,
     matched: BTreeSet<EncounterRef>,
+}
+
+impl ReportState {
+    /// Adds `hits`; when the set grew, the report's exposure rescored.
+    fn add(
+        &mut self,
+        report_key: ReportPublicKey,
+        hits: impl IntoIterator<Item = EncounterRef>,
+        encounter: &impl Fn(EncounterRef) -> Option<Encounter>,
+        risk: &RiskConfig,
+    ) -> Option<Exposure> {
+        let before = self.matched.len();
+        self.matched.extend(hits);
+        if self.matched.len() == before {
+            return None;
+        }
+        let refs: Vec<EncounterRef> = self.matched.iter().copied().collect();
+        let encounters: Vec<Encounter> = refs.iter().filter_map(|&r| encounter(r)).collect();
+        let days = risk.score(&encounters);
+        let high_risk = days.iter().any(|d| d.high_risk);
+        Some(Exposure {
+            report_key,
+            encounters: refs,
+            days,
+            high_risk,
+        })
+    }
 }
 
 /// What ingesting one announcement chunk changed.
@@ -177,10 +215,13 @@ pub enum MatchOutcome {
     Exposure(Exposure),
 }
 
-/// Per-reporter matching state. Ingesting the same chunk twice, or the chunks
-/// of a report in any order, gives the same exposures. When a reporter
-/// equivocates (two different chunks with one index), the first one ingested
-/// wins, so that case depends on arrival order.
+/// Per-reporter matching state: the one place that decides "first chunk per
+/// (report key, index) wins" on a device. Ingesting the same chunk twice, or
+/// the chunks of a report in any order, gives the same exposures; encounters
+/// that close after a chunk arrived are matched against it with
+/// [`ExposureLedger::match_encounters`]. When a reporter equivocates (two
+/// different chunks with one index), the first one ingested wins, so that
+/// case depends on arrival order.
 #[derive(Clone, Debug, Default)]
 pub struct ExposureLedger {
     reports: HashMap<ReportPublicKey, ReportState>,
@@ -190,6 +231,30 @@ impl ExposureLedger {
     /// An empty ledger.
     pub fn new() -> ExposureLedger {
         ExposureLedger::default()
+    }
+
+    /// The chunk holding slot `(report_key, chunk_index)`, if any was
+    /// ingested.
+    pub fn slot(&self, report_key: &ReportPublicKey, chunk_index: u32) -> Option<AnnouncementId> {
+        self.reports
+            .get(report_key)
+            .and_then(|r| r.chunks.get(&chunk_index))
+            .map(|c| c.id)
+    }
+
+    /// Takes up the matched encounters of an exposure found before (a
+    /// restart): later chunks and encounters only add to them, and
+    /// re-ingesting the report's chunks reports no new match.
+    pub fn restore(
+        &mut self,
+        report_key: ReportPublicKey,
+        matched: impl IntoIterator<Item = EncounterRef>,
+    ) {
+        self.reports
+            .entry(report_key)
+            .or_default()
+            .matched
+            .extend(matched);
     }
 
     /// Matches one verified chunk. `encounter` resolves a reference to the
@@ -203,35 +268,82 @@ impl ExposureLedger {
     ) -> MatchOutcome {
         let state = self.reports.entry(ann.report_key()).or_default();
         match state.chunks.get(&ann.chunk_index()) {
-            Some(id) if *id == ann.id() => return MatchOutcome::Duplicate,
+            Some(c) if c.id == ann.id() => return MatchOutcome::Duplicate,
             Some(_) => return MatchOutcome::Conflict,
             None => {}
         }
-        state.chunks.insert(ann.chunk_index(), ann.id());
+        state.chunks.insert(
+            ann.chunk_index(),
+            ChunkState {
+                id: ann.id(),
+                tokens: ann.tokens().to_vec(),
+                window: ann.window(),
+                expires_at: ann.expires_at(),
+            },
+        );
         let hits = match_announcement(ann, index, |r| encounter(r).map(|e| e.day()));
-        let before = state.matched.len();
-        state.matched.extend(hits);
-        if state.matched.len() == before {
-            return MatchOutcome::NoNewMatch;
+        match state.add(ann.report_key(), hits, &encounter, risk) {
+            Some(e) => MatchOutcome::Exposure(e),
+            None => MatchOutcome::NoNewMatch,
         }
-        let refs: Vec<EncounterRef> = state.matched.iter().copied().collect();
-        let encounters: Vec<Encounter> = refs.iter().filter_map(|&r| encounter(r)).collect();
-        let days = risk.score(&encounters);
-        let high_risk = days.iter().any(|d| d.high_risk);
-        MatchOutcome::Exposure(Exposure {
-            report_key: ann.report_key(),
-            encounters: refs,
-            days,
-            high_risk,
-        })
     }
 
-    /// Forgets reports whose announcements expired (the caller tracks expiry).
+    /// Matches encounters that closed after chunks arrived (`fresh`: an
+    /// index over just those encounters) against every ingested chunk.
+    /// Returns the exposures that grew, rescored over all their matched
+    /// encounters, in report-key order.
+    pub fn match_encounters(
+        &mut self,
+        fresh: &TokenIndex,
+        encounter: impl Fn(EncounterRef) -> Option<Encounter>,
+        risk: &RiskConfig,
+    ) -> Vec<Exposure> {
+        if fresh.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (key, state) in &mut self.reports {
+            let mut hits = BTreeSet::new();
+            for chunk in state.chunks.values() {
+                let (first, last) = chunk.window;
+                for t in &chunk.tokens {
+                    for r in fresh.lookup(t) {
+                        if encounter(r).is_some_and(|e| e.day() >= first && e.day() <= last) {
+                            hits.insert(r);
+                        }
+                    }
+                }
+            }
+            if let Some(e) = state.add(*key, hits, &encounter, risk) {
+                out.push(e);
+            }
+        }
+        out.sort_by_key(|e| e.report_key);
+        out
+    }
+
+    /// Forgets the chunks that expired at `now`, and the reports whose
+    /// chunks all expired. Returns how many chunks were forgotten.
+    pub fn forget_expired(&mut self, now: UnixTime) -> usize {
+        let mut forgotten = 0;
+        self.reports.retain(|_, r| {
+            if r.chunks.is_empty() {
+                return true; // restored, no chunk seen yet
+            }
+            let before = r.chunks.len();
+            r.chunks.retain(|_, c| c.expires_at > now);
+            forgotten += before - r.chunks.len();
+            !r.chunks.is_empty()
+        });
+        forgotten
+    }
+
+    /// Forgets one report.
     pub fn forget(&mut self, report: &ReportPublicKey) {
         self.reports.remove(report);
     }
 
-    /// Reports with any ingested chunk.
+    /// Reports with any ingested chunk or restored match.
     pub fn len(&self) -> usize {
         self.reports.len()
     }
@@ -242,51 +354,45 @@ impl ExposureLedger {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tok(i: u64) -> EncounterToken {
-        // Spread tokens over the whole space like random ones.
-        let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut t = [0u8; 16];
-        t[..8].copy_from_slice(&h.to_be_bytes());
-        t[8..].copy_from_slice(&i.to_be_bytes());
-        EncounterToken(t)
-    }
-
-    #[test]
-    fn index_finds_exactly_what_was_inserted() {
-        for n in [0u64, 1, 2, 3, 100, 1000] {
-            let idx = TokenIndex::build((0..n).map(|i| (tok(i), i)));
-            assert_eq!(idx.len(), n as usize);
-            for i in 0..n {
-                assert!(idx.contains(&tok(i)));
-                assert_eq!(idx.lookup(&tok(i)).collect::<Vec<_>>(), vec![i]);
-            }
-            for i in n..n + 1000 {
-                assert!(!idx.contains(&tok(i)));
-            }
-            // Same prefix, different tail: a miss.
-            let mut t = tok(0);
-            t.0[15] ^= 1;
-            assert!(!idx.contains(&t));
-        }
-    }
-
-    #[test]
-    fn extreme_tokens() {
-        let lo = EncounterToken([0; 16]);
-        let hi = EncounterToken([0xff; 16]);
-        let idx = TokenIndex::build([(lo, 1), (hi, 2)]);
-        assert_eq!(idx.lookup(&lo).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(idx.lookup(&hi).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(idx.count_hits(&[lo, hi, tok(5)]), 2);
-    }
-
-    #[test]
-    fn duplicate_token_maps_to_all_its_encounters() {
-        let idx = TokenIndex::build([(tok(1), 10), (tok(1), 11), (tok(2), 12)]);
-        assert_eq!(idx.lookup(&tok(1)).collect::<Vec<_>>(), vec![10, 11]);
-    }
+/// Report-token selection: what a report announces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportTokens {
+    /// The tokens to announce, longest encounter first.
+    pub tokens: Vec<EncounterToken>,
+    /// Encounters in the window that were left out for the cap.
+    pub dropped_for_cap: usize,
 }
+
+/// The tokens a report announces: every encounter in the certified window
+/// `(first, last)` with at least `min_exposure_seconds` of exposure, longest
+/// first, as many whole encounters as fit under the certificate's token cap
+/// `max_tokens` (see [`max_real_tokens`]); those that do not fit are
+/// counted in [`ReportTokens::dropped_for_cap`]. Ties keep input order.
+pub fn select_report_tokens<'a>(
+    encounters: impl IntoIterator<Item = &'a Encounter>,
+    window: (Day, Day),
+    min_exposure_seconds: u64,
+    max_tokens: u32,
+) -> ReportTokens {
+    let (first, last) = window;
+    let mut encs: Vec<&Encounter> = encounters
+        .into_iter()
+        .filter(|e| {
+            e.day() >= first && e.day() <= last && e.exposure_seconds() >= min_exposure_seconds
+        })
+        .collect();
+    encs.sort_by_key(|e| std::cmp::Reverse(e.exposure_seconds()));
+    let max = max_real_tokens(max_tokens);
+    let mut out = ReportTokens::default();
+    for e in encs {
+        if out.tokens.len() + e.tokens.len() > max {
+            out.dropped_for_cap += 1;
+            continue;
+        }
+        out.tokens.extend(e.tokens.iter().copied());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -16,10 +16,11 @@ use meshtrace_node::node::{self, NodeHandle, NodeSettings};
 use meshtrace_node::p2p::libp2p::Multiaddr;
 use meshtrace_node::p2p::libp2p::identity::Keypair;
 use meshtrace_node::p2p::libp2p::multiaddr::Protocol;
-use meshtrace_node::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
+use meshtrace_node::p2p::{self, P2pConfig, P2pConfigBuilder, P2pEvent, P2pHandle};
 use meshtrace_node::radio::memory::{DeviceConfig, MemoryAir};
 use meshtrace_node::radio::model::{DutyCycle, PathLossModel, Trajectory};
 use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, Store, StoreConfig};
+use meshtrace_node::trust::TrustedIssuers;
 use meshtrace_protocol::{IssuerPublicKey, UnixTime};
 
 /// Gossipsub heartbeat of the local mesh.
@@ -34,17 +35,25 @@ pub const PEER_POLL: Duration = Duration::from_millis(25);
 /// The mesh settings of an in-process node: loopback TCP on a free port, no
 /// mDNS (nothing talks to the LAN), timers for a fast local mesh.
 pub fn mesh_config(network_id: &str, trusted_issuers: Vec<IssuerPublicKey>) -> P2pConfig {
-    let mut c = P2pConfig::new(network_id, trusted_issuers);
-    c.listen = vec![
-        Multiaddr::empty()
-            .with(Protocol::Ip4([127, 0, 0, 1].into()))
-            .with(Protocol::Tcp(0)),
-    ];
-    c.mdns = false;
-    c.heartbeat = HEARTBEAT;
-    c.stem_timeout = STEM_TIMEOUT;
-    c.sync_interval = SYNC_INTERVAL;
-    c
+    mesh_config_builder(network_id, TrustedIssuers::new(trusted_issuers))
+        .build()
+        .unwrap_or_else(|e| unreachable!("the harness mesh settings are valid: {e}"))
+}
+
+/// The builder of [`mesh_config`], to change a setting before building.
+pub fn mesh_config_builder(network_id: &str, trusted_issuers: TrustedIssuers) -> P2pConfigBuilder {
+    let mut b = P2pConfig::builder(network_id);
+    b.trusted_issuers(trusted_issuers)
+        .listen(vec![
+            Multiaddr::empty()
+                .with(Protocol::Ip4([127, 0, 0, 1].into()))
+                .with(Protocol::Tcp(0)),
+        ])
+        .mdns(false)
+        .heartbeat(HEARTBEAT)
+        .stem_timeout(STEM_TIMEOUT)
+        .sync_interval(SYNC_INTERVAL);
+    b
 }
 
 /// Starts a mesh with a fresh identity and waits (at most `limit`) until it

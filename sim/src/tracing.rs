@@ -20,7 +20,7 @@ use meshtrace_protocol::{
     Certificate, CertificateParams, Day, EncodedAnnouncement, Encounter, EncounterTracker, Epoch,
     EpochKey, IssuerPublicKey, IssuerSecretKey, KeySchedule, MatchOutcome, ReportRequest,
     ReportSecretKey, RiskConfig, RotatingId, SIGHTING_KEY_WINDOW_SECONDS, Sighting, TokenIndex,
-    UnixTime, VerifiedAnnouncement, VerifyContext, build_announcements, max_real_tokens,
+    UnixTime, VerifiedAnnouncement, VerifyContext, build_announcements,
 };
 use rand_chacha::ChaCha20Rng;
 
@@ -599,30 +599,19 @@ fn verify_all(
 
 /// The tokens a node announces: encounters in the certified window with at
 /// least a minute of exposure, longest first, within the certificate's cap
-/// (as `meshtrace_node`'s report does).
+/// (the protocol's selection, as `meshtrace_node`'s report).
 fn report_tokens(
     encounters: &[Encounter],
     first: Day,
     last: Day,
 ) -> Vec<meshtrace_protocol::EncounterToken> {
-    let mut encs: Vec<&Encounter> = encounters
-        .iter()
-        .filter(|e| {
-            e.day() >= first
-                && e.day() <= last
-                && e.exposure_seconds() >= MIN_REPORT_ENCOUNTER_SECONDS
-        })
-        .collect();
-    encs.sort_by_key(|e| std::cmp::Reverse(e.exposure_seconds()));
-    let max = max_real_tokens(CERT_MAX_TOKENS);
-    let mut tokens = Vec::new();
-    for e in encs {
-        if tokens.len() + e.tokens.len() > max {
-            continue;
-        }
-        tokens.extend(e.tokens.iter().copied());
-    }
-    tokens
+    meshtrace_protocol::select_report_tokens(
+        encounters,
+        (first, last),
+        MIN_REPORT_ENCOUNTER_SECONDS,
+        CERT_MAX_TOKENS,
+    )
+    .tokens
 }
 
 /// The attacker records the reporter's broadcasts in one room and plays them

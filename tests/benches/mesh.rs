@@ -34,8 +34,11 @@ async fn main() {
     let mut nodes: Vec<TestNode> = Vec::new();
     let t_start = Instant::now();
     for i in 0..n {
-        let mut cfg = net.config(false);
-        cfg.stem_hops = arg("--stem-hops", 2) as u32;
+        let cfg = net
+            .builder(false)
+            .stem_hops(arg("--stem-hops", 2) as u32)
+            .build()
+            .expect("valid mesh settings");
         let node = start(&net, cfg, Vec::new()).await;
         let mut dialed = Vec::new();
         while i > 0 && dialed.len() < i.min(3) {

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use meshtrace_node::clock::{Clock, SharedClock, SystemClock};
 use meshtrace_node::p2p::libp2p::Multiaddr;
-use meshtrace_node::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
+use meshtrace_node::p2p::{self, P2pConfig, P2pConfigBuilder, P2pEvent, P2pHandle};
+use meshtrace_node::trust::TrustedIssuers;
 use meshtrace_protocol::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -43,10 +44,17 @@ impl TestNet {
     /// A mesh configuration listening on a fresh loopback TCP port, with
     /// test-speed timers.
     pub fn config(&self, light: bool) -> P2pConfig {
-        let mut c =
-            meshtrace_sim::harness::mesh_config(&self.network_id, vec![self.issuer.public()]);
-        c.light = light;
-        c
+        self.builder(light).build().expect("valid mesh settings")
+    }
+
+    /// The builder of [`TestNet::config`], to change a setting first.
+    pub fn builder(&self, light: bool) -> P2pConfigBuilder {
+        let mut b = meshtrace_sim::harness::mesh_config_builder(
+            &self.network_id,
+            TrustedIssuers::new([self.issuer.public()]),
+        );
+        b.light(light);
+        b
     }
 
     /// `n` random tokens.

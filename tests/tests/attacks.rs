@@ -314,6 +314,9 @@ const FLOOD_SECONDS: u64 = 30;
 /// at the full rate. (The attacker shares the CPU: on an idle machine it
 /// sends all 300,000; beside other work, a tenth of that was seen.)
 const MIN_FLOOD_MESSAGES: u64 = FLOOD_RATE;
+/// Lines of the flood child's output queued for the test (it prints its
+/// peer id, then one count when it stops).
+const CHILD_LINES: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
@@ -361,12 +364,12 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
     // Its output, line by line, read on a thread of its own.
-    let (line_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let (line_tx, mut lines) = tokio::sync::mpsc::channel(CHILD_LINES);
     let out = std::io::BufReader::new(child.stdout.take().unwrap());
     std::thread::spawn(move || {
         for line in out.lines() {
             let Ok(line) = line else { break };
-            if line_tx.send(line).is_err() {
+            if line_tx.blocking_send(line).is_err() {
                 break;
             }
         }

@@ -45,8 +45,7 @@ async fn an_offline_node_catches_up_on_everything_it_missed() {
     let mut a = start(&net, net.config(false), Vec::new()).await;
     // B gossips directly (no stem phase), so every report is servable by
     // catch-up as soon as A holds it; stem hiding is tested in the pool.
-    let mut b_cfg = net.config(false);
-    b_cfg.stem_hops = 0;
+    let b_cfg = net.builder(false).stem_hops(0).build().unwrap();
     let b = start(&net, b_cfg, Vec::new()).await;
     b.handle.dial(a.addr.clone()).await.unwrap();
     let x_key = Keypair::generate_ed25519();

@@ -15,6 +15,9 @@ use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+/// Lines from the child held before its reader thread waits for the test
+/// to read them.
+const LINE_QUEUE: usize = 4096;
 /// Kills in a row (the issue asks for at least 50).
 const KILLS: usize = 60;
 /// Bound on every wait for the child (on an idle machine; scaled by
@@ -74,7 +77,7 @@ fn store_survives_repeated_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(LINE_QUEUE);
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };

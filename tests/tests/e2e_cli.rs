@@ -334,6 +334,11 @@ fn bad_input_without_a_daemon_fails_in_one_line_and_changes_nothing() {
             vec!["--data-dir", &a, "run", "--bootstrap", "not-an-address"],
             "bootstrap",
         ),
+        // The flag is named, not a config setting it overrides.
+        (
+            vec!["--data-dir", &a, "run", "--listen", "/ip4/1.2.3.4/tcpp/1"],
+            "--listen: \"/ip4/1.2.3.4/tcpp/1\" is not a multiaddr",
+        ),
         (
             vec![
                 "--data-dir",
@@ -421,7 +426,17 @@ fn invalid_or_unreadable_config_is_named_and_changes_nothing() {
         }
         assert_eq!(snapshot(Path::new(&a)), before, "the store changed");
     }
+    // A value of the wrong form is refused when the file is read, with the
+    // line and the setting (issue #16: the config is parsed once into typed
+    // values, not kept as strings and checked later).
+    assert!(good.contains("bootstrap = []"), "{good}");
+    let text = good.replace("bootstrap = []", "bootstrap = [\"/ip4/1.2.3.4/tcpp/1\"]");
+    let line = 1 + text.lines().position(|l| l.contains("tcpp")).unwrap();
+    std::fs::write(&cfg, &text).unwrap();
+    let o = meshtrace(&["--data-dir", &a, "run"]);
+    assert_one_line_error(&o, &format!("line {line}: p2p.bootstrap: "));
     // Unreadable: not UTF-8, and a directory in place of the file.
+
     std::fs::write(&cfg, [0xff, 0xfe, 0x00, 0x01]).unwrap();
     assert_one_line_error(&meshtrace(&["--data-dir", &a, "run"]), "UTF-8");
     std::fs::remove_file(&cfg).unwrap();
@@ -647,4 +662,66 @@ fn a_closed_or_full_standard_output_is_no_panic() {
     let o = wait_output(child, CLI_WAIT);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stderr(&o), "");
+}
+
+/// A stand-in for a daemon on `dir`'s control socket that answers the
+/// connections, in order, with `replies` (one line each), then stops.
+fn fake_daemon(dir: &Path, replies: Vec<String>) -> std::thread::JoinHandle<()> {
+    use std::io::{BufRead, Write};
+    let listener = std::os::unix::net::UnixListener::bind(dir.join("control.sock")).unwrap();
+    std::thread::spawn(move || {
+        for reply in replies {
+            let (stream, _) = listener.accept().unwrap();
+            let mut request = String::new();
+            std::io::BufReader::new(&stream)
+                .read_line(&mut request)
+                .unwrap();
+            (&stream)
+                .write_all(format!("{reply}\n").as_bytes())
+                .unwrap();
+        }
+    })
+}
+
+/// The CLI reads the daemon's replies as typed structs: an answer that
+/// lacks a field or has one of the wrong type (another version, or not a
+/// meshtrace daemon) is one clear line and a failure, never zeros or
+/// blanks printed as if they were the node's state.
+#[test]
+fn a_malformed_daemon_reply_is_one_clear_line_not_zeros() {
+    let net = Net::new();
+    net.init("a", 0.0);
+    let a = net.dir("a");
+    let cases: Vec<(&[&str], &str)> = vec![
+        (&["status"], r#"{"ok":true,"result":{}}"#),
+        (
+            &["status", "--json"],
+            r#"{"ok":true,"result":{"pid":"seven"}}"#,
+        ),
+        (&["peers"], r#"{"ok":true,"result":{"peer_id":5}}"#),
+        (&["exposures"], r#"{"ok":true,"result":[{"report":"ab"}]}"#),
+        (
+            &["report", "request"],
+            r#"{"ok":true,"result":{"code":"x"}}"#,
+        ),
+        (&["status"], r#"{"ok":true}"#),
+        (&["status"], "not json"),
+    ];
+    let server = fake_daemon(
+        Path::new(&a),
+        cases.iter().map(|(_, r)| (*r).to_owned()).collect(),
+    );
+    for (cmd, reply) in &cases {
+        let mut args = vec!["--data-dir", a.as_str()];
+        args.extend_from_slice(cmd);
+        let o = meshtrace(&args);
+        assert_one_line_error(&o, "answer");
+        assert!(stdout(&o).is_empty(), "{cmd:?} on {reply}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("same version"),
+            "{cmd:?} on {reply}: {}",
+            stderr(&o)
+        );
+    }
+    server.join().unwrap();
 }

@@ -15,14 +15,14 @@ async fn network(net: &mut TestNet, n: usize) -> Vec<TestNode> {
     for i in 0..n {
         // No periodic catch-up: delivery comes from stem and gossip (and
         // the catch-up round that starts every new connection).
-        let mut cfg = net.config(false);
-        cfg.sync_interval = Duration::from_secs(3600);
+        let mut cfg = net.builder(false);
+        cfg.sync_interval(Duration::from_secs(3600));
         // The stem fail-safe is a wall-clock timeout: on a slow machine it
         // would fire before the stem hop fluffs, and the reporter would
         // publish (and serve by catch-up) its own report. This test checks
         // the normal path, so the timeout is scaled to the machine's load.
-        cfg.stem_timeout = meshtrace_tests::deadline(cfg.stem_timeout);
-        let node = start(net, cfg, Vec::new()).await;
+        cfg.stem_timeout(meshtrace_tests::deadline(cfg.current_stem_timeout()));
+        let node = start(net, cfg.build().expect("valid mesh settings"), Vec::new()).await;
         let mut targets: Vec<usize> = Vec::new();
         while i > 0 && targets.len() < i.min(2) {
             let t = (net.rng.next_u32() as usize) % i;

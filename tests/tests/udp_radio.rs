@@ -90,7 +90,8 @@ impl Drop for Node {
 }
 
 fn read_all(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
+    // One message: the whole stream.
+    let (tx, rx) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let mut s = String::new();
         let _ = r.read_to_string(&mut s);

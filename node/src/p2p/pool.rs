@@ -5,10 +5,17 @@
 //! that day (their expiry is the same): the count and the XOR of their ids.
 //! Two nodes compare digests, ask for the ids of the days that differ, and
 //! fetch only the announcements they lack.
+//!
+//! The pool is also where the mesh's "first chunk per (report key, index)
+//! wins" rule lives: a chunk whose slot another chunk already holds is never
+//! inserted ([`Pool::slot_taken`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use meshtrace_protocol::{AnnouncementId, Day, UnixTime, VerifiedAnnouncement};
+use meshtrace_protocol::{AnnouncementId, Day, ReportPublicKey, UnixTime, VerifiedAnnouncement};
+
+/// A chunk's slot: its report key and chunk index.
+type Slot = (ReportPublicKey, u32);
 
 /// Most announcements a pool holds (about 6.5 GiB at the 64 KiB maximum;
 /// in practice chunks are a few KiB). Beyond, the soonest to expire go first.
@@ -30,6 +37,7 @@ struct Entry {
     day: Day,
     expires_at: UnixTime,
     hidden: bool,
+    slot: Slot,
 }
 
 /// Valid, unexpired announcements.
@@ -37,6 +45,8 @@ struct Entry {
 pub struct Pool {
     entries: HashMap<AnnouncementId, Entry>,
     by_day: BTreeMap<Day, BTreeSet<AnnouncementId>>,
+    /// The chunk held for each (report key, chunk index): first one wins.
+    slots: HashMap<Slot, AnnouncementId>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -68,7 +78,16 @@ impl Pool {
         self.entries.contains_key(id)
     }
 
-    /// Adds a verified announcement; `false` when it was already held.
+    /// True when a different chunk already holds this chunk's (report key,
+    /// chunk index) slot: a variant, which is neither stored nor forwarded.
+    pub fn slot_taken(&self, ann: &VerifiedAnnouncement) -> bool {
+        self.slots
+            .get(&(ann.report_key(), ann.chunk_index()))
+            .is_some_and(|id| *id != ann.id())
+    }
+
+    /// Adds a verified announcement; `false` when it was already held or
+    /// its slot is taken ([`Pool::slot_taken`]).
     pub fn insert(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
         self.insert_with(ann, bytes, false)
     }
@@ -88,13 +107,15 @@ impl Pool {
     }
 
     fn insert_with(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8], hidden: bool) -> bool {
-        if self.entries.contains_key(&ann.id()) {
+        if self.entries.contains_key(&ann.id()) || self.slot_taken(ann) {
             return false;
         }
         if self.entries.len() >= MAX_POOL_ANNOUNCEMENTS {
             self.evict_soonest();
         }
         let day = ann.window().1;
+        let slot = (ann.report_key(), ann.chunk_index());
+        self.slots.insert(slot, ann.id());
         self.entries.insert(
             ann.id(),
             Entry {
@@ -102,6 +123,7 @@ impl Pool {
                 day,
                 expires_at: ann.expires_at(),
                 hidden,
+                slot,
             },
         );
         self.by_day.entry(day).or_default().insert(ann.id());
@@ -120,9 +142,13 @@ impl Pool {
     }
 
     fn remove(&mut self, id: &AnnouncementId) {
-        if let Some(e) = self.entries.remove(id)
-            && let Some(set) = self.by_day.get_mut(&e.day)
-        {
+        let Some(e) = self.entries.remove(id) else {
+            return;
+        };
+        if self.slots.get(&e.slot) == Some(id) {
+            self.slots.remove(&e.slot);
+        }
+        if let Some(set) = self.by_day.get_mut(&e.day) {
             set.remove(id);
             if set.is_empty() {
                 self.by_day.remove(&e.day);

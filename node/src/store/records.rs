@@ -4,8 +4,10 @@
 
 use meshtrace_protocol::{Day, DayRisk, Encounter, UnixTime};
 use prost::Message;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
-#[derive(Clone, PartialEq, Message)]
+/// A day key as stored; its key bytes are wiped when dropped.
+#[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct DayKeyRecord {
     #[prost(uint32, tag = "1")]
     pub(crate) day: u32,
@@ -13,7 +15,8 @@ pub(crate) struct DayKeyRecord {
     pub(crate) key: Vec<u8>,
 }
 
-#[derive(Clone, PartialEq, Message)]
+/// An own epoch secret as stored; its secret bytes are wiped when dropped.
+#[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct EpochKeyRecord {
     #[prost(uint32, tag = "1")]
     pub(crate) epoch: u32,
@@ -145,4 +148,26 @@ pub(crate) struct IssuerRecord {
     pub(crate) key: Vec<u8>,
     #[prost(string, tag = "2")]
     pub(crate) label: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    fn key_records_wipe_their_secrets_when_dropped() {
+        // Compile-time: both secret-holding records implement ZeroizeOnDrop.
+        wiped_on_drop::<DayKeyRecord>();
+        wiped_on_drop::<EpochKeyRecord>();
+        // And zeroizing one clears its bytes.
+        let mut r = EpochKeyRecord {
+            epoch: 7,
+            secret: vec![0xAB; 32],
+        };
+        r.zeroize();
+        assert!(r.secret.is_empty());
+        assert_eq!(r.epoch, 0);
+    }
 }

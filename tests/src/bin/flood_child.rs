@@ -52,9 +52,20 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let mut config = P2pConfig::new(&network, vec![issuer]);
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")];
-        config.heartbeat = Duration::from_millis(100);
+        let config = match P2pConfig::builder(&network)
+            .trusted_issuers(meshtrace_node::trust::TrustedIssuers::new([issuer]))
+            .listen(vec![
+                "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
+            ])
+            .heartbeat(Duration::from_millis(100))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("mesh: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let mut handle = match p2p::spawn(
             config,
             Keypair::generate_ed25519(),

@@ -1,0 +1,81 @@
+//! How the typed config values are read from and written to TOML. Each
+//! value is parsed once, when the file is read; its error names the setting
+//! (the TOML error adds the file and the line).
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use meshtrace_protocol::IssuerPublicKey;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serializer};
+
+use super::{parse_issuer_key, parse_multiaddr};
+
+fn addrs_to_toml<S: Serializer>(list: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(list.iter().map(ToString::to_string))
+}
+
+fn addrs_from_toml<'de, D: Deserializer<'de>>(
+    setting: &str,
+    d: D,
+) -> Result<Vec<Multiaddr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|a| parse_multiaddr(a).map_err(|r| D::Error::custom(format!("{setting}: {r}"))))
+        .collect()
+}
+
+/// `p2p.listen`: a list of multiaddrs.
+pub(super) mod listen {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(list: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
+        addrs_to_toml(list, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
+        addrs_from_toml("p2p.listen", d)
+    }
+}
+
+/// `p2p.bootstrap`: a list of multiaddrs.
+pub(super) mod bootstrap {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(list: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
+        addrs_to_toml(list, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
+        addrs_from_toml("p2p.bootstrap", d)
+    }
+}
+
+/// `issuer.key`: 64 hex digits of a strong Ed25519 key.
+pub(super) mod issuer_key {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(k: &IssuerPublicKey, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&k.to_hex())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<IssuerPublicKey, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_issuer_key(&text).map_err(|r| D::Error::custom(format!("issuer.key: {r}")))
+    }
+}
+
+/// A duration written as whole seconds.
+pub(super) mod seconds {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(t: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(t.as_secs())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}

@@ -1,0 +1,259 @@
+//! Tests of the config file.
+
+use super::*;
+
+fn p() -> &'static Path {
+    Path::new("test.toml")
+}
+
+/// The error for a config text: from reading it, else from validating it.
+fn error_of(text: &str) -> String {
+    match Config::parse(text, p()) {
+        Ok(c) => c.validate(p()).unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn key(hex: &str) -> IssuerPublicKey {
+    parse_issuer_key(hex).unwrap()
+}
+
+/// A strong issuer key (the public key of a fixed secret).
+fn strong_key() -> IssuerPublicKey {
+    meshtrace_protocol::IssuerSecretKey::from_bytes(&zeroize::Zeroizing::new([7; 32])).public()
+}
+
+#[test]
+fn round_trip_through_toml() {
+    let mut c = Config::new("campus-1");
+    c.issuers.push(IssuerEntry {
+        name: "clinic".into(),
+        key: strong_key(),
+    });
+    c.p2p.bootstrap = vec![parse_multiaddr("/ip4/10.0.0.1/tcp/4001").unwrap()];
+    c.report.min_encounter = Duration::from_secs(90);
+    c.radio.kind = RadioKind::UdpSim;
+    c.radio.position = Some([1.5, -2.0]);
+    c.hooks.on_exposure = Some("notify-send hi".into());
+    let text = c.to_toml().unwrap();
+    let back = Config::parse(&text, p()).unwrap();
+    assert_eq!(back, c);
+}
+
+#[test]
+fn defaults_apply_to_a_minimal_file() {
+    let c = Config::parse("network = \"town\"\n", p()).unwrap();
+    c.validate(p()).unwrap();
+    assert_eq!(c.radio.kind, RadioKind::Ble);
+    assert!(c.p2p.mdns);
+    assert_eq!(c.p2p.listen, default_listen());
+    assert_eq!(c.report.min_encounter, Duration::from_secs(60));
+    let listen: Vec<String> = c.p2p.listen.iter().map(ToString::to_string).collect();
+    assert_eq!(listen, ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"]);
+}
+
+#[test]
+fn unknown_keys_are_rejected_by_name_with_the_line() {
+    let e = Config::parse("network = \"town\"\n\n[p2p]\nmdsn = false\n", p())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("mdsn"), "{e}");
+    assert!(e.contains("line 4"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+    let e = Config::parse("network = \"town\"\ncolour = 1\n", p())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("colour"), "{e}");
+}
+
+#[test]
+fn mistyped_and_missing_values_are_named() {
+    let e = Config::parse("network = 5\n", p()).unwrap_err().to_string();
+    assert!(e.contains("line 1"), "{e}");
+    let e = Config::parse("[radio]\nkind = \"ble\"\n", p())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("network"), "{e}");
+    let e = Config::parse("network = \"t\"\n[radio]\nkind = \"wifi\"\n", p())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("wifi"), "{e}");
+}
+
+#[test]
+fn invalid_values_name_the_setting() {
+    let cases: Vec<(&str, &str)> = vec![
+        ("network = \"has space\"\n", "network"),
+        (
+            "network = \"t\"\n[[issuer]]\nname = \"x\"\nkey = \"abc\"\n",
+            "issuer.key",
+        ),
+        (
+            "network = \"t\"\n[radio]\ntx_power_dbm = 50\n",
+            "radio.tx_power_dbm",
+        ),
+        (
+            "network = \"t\"\n[radio]\nkind = \"udp-sim\"\nudp_group = \"10.0.0.1\"\n",
+            "radio.udp_group",
+        ),
+        (
+            "network = \"t\"\n[p2p]\nbootstrap = [\"nope\"]\n",
+            "p2p.bootstrap",
+        ),
+        ("network = \"t\"\n[p2p]\nstem_hops = 99\n", "p2p.stem_hops"),
+        ("network = \"t\"\n[p2p]\nlisten = []\n", "p2p.listen"),
+        (
+            "network = \"t\"\n[store]\nkey_file = \"k\"\npassphrase_env = \"P\"\n",
+            "store",
+        ),
+        (
+            "network = \"t\"\n[hooks]\non_exposure = \" \"\n",
+            "hooks.on_exposure",
+        ),
+    ];
+    for (text, setting) in cases {
+        let e = error_of(text);
+        assert!(e.contains(&format!(": {setting}:")), "{text:?} → {e}");
+    }
+}
+
+/// Found with the `config` fuzz target's invariant (every error is one
+/// line): a duplicate issuer key and the multiaddr parser's message
+/// were printed raw, so a newline in the file broke the error in two.
+#[test]
+fn errors_quoting_the_file_stay_on_one_line() {
+    let key = strong_key().to_hex();
+    let dup = format!(
+        "network = \"t\"\n[[issuer]]\nname = \"a\"\nkey = \"{key}\"\n\
+         [[issuer]]\nname = \"b\"\nkey = \"{key}\\n\"\n"
+    );
+    let bad_addr = "network = \"t\"\n[p2p]\nbootstrap = [\"/x\\ny\"]\n";
+    for (text, setting) in [(&dup[..], "issuer.key"), (bad_addr, "p2p.bootstrap")] {
+        let e = error_of(text);
+        assert!(e.contains(&format!(": {setting}:")), "{e}");
+        assert!(!e.contains('\n'), "one line: {e:?}");
+    }
+}
+
+#[test]
+fn load_reports_missing_and_oversized_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.toml");
+    let e = Config::load(&missing).unwrap_err().to_string();
+    assert!(e.contains("meshtrace init"), "{e}");
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; MAX_CONFIG_LEN as usize + 1]).unwrap();
+    assert!(
+        Config::load(&big)
+            .unwrap_err()
+            .to_string()
+            .contains("larger")
+    );
+    let bin = dir.path().join("bin.toml");
+    std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
+    // (Explicitly owner-only: the umask varies.)
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    assert!(
+        Config::load(&bin)
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-8")
+    );
+}
+
+#[test]
+fn weak_or_invalid_issuer_keys_are_refused() {
+    let identity = format!("01{}", "00".repeat(31));
+    for key in ["00".repeat(32), "ff".repeat(32), "FF".repeat(32), identity] {
+        let text = format!("network = \"t\"\n[[issuer]]\nname = \"x\"\nkey = \"{key}\"\n");
+        let e = error_of(&text);
+        assert!(e.contains(": issuer.key:"), "{e}");
+        assert!(e.contains("not a usable issuer public key"), "{e}");
+        assert!(parse_issuer_key(&key).is_err());
+    }
+}
+
+#[test]
+fn load_refuses_a_config_other_users_can_change() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(CONFIG_FILE);
+    Config::new("town").write_new(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains(&format!("chmod 600 {}", path.display())), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Config::load(&path).unwrap();
+}
+
+#[test]
+fn write_new_leaves_an_existing_parent_directory_as_it_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    Config::new("town")
+        .write_new(&dir.path().join(CONFIG_FILE))
+        .unwrap();
+    let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+}
+
+#[test]
+fn write_new_is_owner_only_and_never_replaces() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join(CONFIG_FILE);
+    let c = Config::new("town");
+    c.write_new(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(Config::load(&path).unwrap(), c);
+    let e = c.write_new(&path).unwrap_err().to_string();
+    assert!(e.contains("already exists"), "{e}");
+}
+
+/// Issuer keys, addresses and durations are parsed once, when the file is
+/// read, into their types: a bad one is refused there, with the line of
+/// the file and the setting's name (on main they were strings, checked by
+/// `validate` without a line and parsed again on every use).
+#[test]
+fn typed_values_are_parsed_when_read_and_errors_give_the_line_and_setting() {
+    let cases = [
+        (
+            "network = \"t\"\n\n[[issuer]]\nname = \"x\"\nkey = \"abc\"\n",
+            "line 5",
+            "issuer.key",
+        ),
+        (
+            "network = \"t\"\n[p2p]\nlisten = [\"/ip4/0.0.0.0/tcp/0\", \"nope\"]\n",
+            "line 3",
+            "p2p.listen",
+        ),
+        (
+            "network = \"t\"\n[p2p]\nmdns = false\nbootstrap = [\"/ip4/1.2.3.4/tcpp/1\"]\n",
+            "line 4",
+            "p2p.bootstrap",
+        ),
+    ];
+    for (text, line, setting) in cases {
+        let e = Config::parse(text, p()).unwrap_err().to_string();
+        assert!(e.contains(line), "{text:?} → {e}");
+        assert!(e.contains(&format!(": {setting}:")), "{text:?} → {e}");
+        assert!(e.starts_with("config test.toml"), "{e}");
+    }
+    let k = strong_key();
+    let text = format!(
+        "network = \"t\"\n[[issuer]]\nname = \"clinic\"\nkey = \"{}\"\n\
+         [p2p]\nbootstrap = [\"/ip4/10.0.0.1/tcp/4001\"]\n[report]\nmin_encounter_seconds = 90\n",
+        k.to_hex()
+    );
+    let c = Config::parse(&text, p()).unwrap();
+    c.validate(p()).unwrap();
+    assert_eq!(c.trusted_issuers(), vec![(k, "clinic".to_owned())]);
+    assert_eq!(c.issuers[0].key, key(&k.to_hex()));
+    assert_eq!(
+        c.bootstrap_addrs(),
+        vec![parse_multiaddr("/ip4/10.0.0.1/tcp/4001").unwrap()]
+    );
+    assert_eq!(c.report.min_encounter, Duration::from_secs(90));
+}

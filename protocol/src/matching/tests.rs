@@ -1,0 +1,190 @@
+//! Unit tests of the token index, the exposure ledger and report-token
+//! selection.
+
+use super::*;
+
+fn tok(i: u64) -> EncounterToken {
+    // Spread tokens over the whole space like random ones.
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut t = [0u8; 16];
+    t[..8].copy_from_slice(&h.to_be_bytes());
+    t[8..].copy_from_slice(&i.to_be_bytes());
+    EncounterToken(t)
+}
+
+#[test]
+fn index_finds_exactly_what_was_inserted() {
+    for n in [0u64, 1, 2, 3, 100, 1000] {
+        let idx = TokenIndex::build((0..n).map(|i| (tok(i), i)));
+        assert_eq!(idx.len(), n as usize);
+        for i in 0..n {
+            assert!(idx.contains(&tok(i)));
+            assert_eq!(idx.lookup(&tok(i)).collect::<Vec<_>>(), vec![i]);
+        }
+        for i in n..n + 1000 {
+            assert!(!idx.contains(&tok(i)));
+        }
+        // Same prefix, different tail: a miss.
+        let mut t = tok(0);
+        t.0[15] ^= 1;
+        assert!(!idx.contains(&t));
+    }
+}
+
+#[test]
+fn extreme_tokens() {
+    let lo = EncounterToken([0; 16]);
+    let hi = EncounterToken([0xff; 16]);
+    let idx = TokenIndex::build([(lo, 1), (hi, 2)]);
+    assert_eq!(idx.lookup(&lo).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(idx.lookup(&hi).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(idx.count_hits(&[lo, hi, tok(5)]), 2);
+}
+
+#[test]
+fn duplicate_token_maps_to_all_its_encounters() {
+    let idx = TokenIndex::build([(tok(1), 10), (tok(1), 11), (tok(2), 12)]);
+    assert_eq!(idx.lookup(&tok(1)).collect::<Vec<_>>(), vec![10, 11]);
+}
+
+mod ledger {
+    use super::tok;
+    use crate::announce::{VerifiedAnnouncement, VerifyContext, build_announcements};
+    use crate::cert::{Certificate, CertificateParams};
+    use crate::encounter::Encounter;
+    use crate::keys::{IssuerSecretKey, ReportSecretKey};
+    use crate::matching::{
+        EncounterRef, ExposureLedger, MatchOutcome, TokenIndex, select_report_tokens,
+    };
+    use crate::risk::RiskConfig;
+    use crate::time::UnixTime;
+    use crate::token::EncounterToken;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use std::collections::HashMap;
+
+    const T0: u64 = 1_800_000_000;
+
+    /// An encounter of `minutes` at 50 dB ending at T0, with `tokens`.
+    fn enc(tokens: &[EncounterToken], minutes: u32) -> Encounter {
+        Encounter {
+            tokens: tokens.to_vec(),
+            first_seen: UnixTime(T0 - u64::from(minutes) * 60),
+            last_seen: UnixTime(T0),
+            profile: vec![(50, minutes * 60)],
+            sightings: minutes,
+        }
+    }
+
+    /// A one-chunk report announcing `tokens`, verified.
+    fn report(seed: u64, tokens: &[EncounterToken]) -> VerifiedAnnouncement {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let issuer = IssuerSecretKey::generate(&mut rng);
+        let key = ReportSecretKey::generate(&mut rng);
+        let cert = Certificate::issue(
+            &issuer,
+            CertificateParams {
+                network_id: "campus".into(),
+                report_key: key.public(),
+                valid_from: UnixTime(T0),
+                valid_until: UnixTime(T0 + 86_400),
+                window_first_day: UnixTime(T0).day().minus(4),
+                window_last_day: UnixTime(T0).day(),
+                max_tokens: 1024,
+            },
+        )
+        .unwrap();
+        let chunks = build_announcements(&key, &cert, tokens, UnixTime(T0), &mut rng).unwrap();
+        let trusted = [issuer.public()];
+        VerifiedAnnouncement::verify(
+            &chunks[0].bytes,
+            &VerifyContext {
+                network_id: "campus",
+                trusted_issuers: &trusted,
+                now: UnixTime(T0),
+            },
+        )
+        .unwrap()
+    }
+
+    fn index(encs: &HashMap<EncounterRef, Encounter>) -> TokenIndex {
+        TokenIndex::build(
+            encs.iter()
+                .flat_map(|(r, e)| e.tokens.iter().map(move |t| (*t, *r))),
+        )
+    }
+
+    #[test]
+    fn an_encounter_closing_after_the_chunk_arrived_is_matched_once() {
+        let risk = RiskConfig::default();
+        let ann = report(1, &[tok(1), tok(2)]);
+        let mut ledger = ExposureLedger::new();
+        let mut encs: HashMap<EncounterRef, Encounter> = HashMap::new();
+        // The chunk arrives before any encounter closed: no match yet.
+        let out = ledger.ingest(&ann, &index(&encs), |r| encs.get(&r).cloned(), &risk);
+        assert_eq!(out, MatchOutcome::NoNewMatch);
+        // Then the encounter holding tok(2) closes.
+        encs.insert(7, enc(&[tok(2)], 30));
+        let fresh = TokenIndex::build([(tok(2), 7)]);
+        let found = ledger.match_encounters(&fresh, |r| encs.get(&r).cloned(), &risk);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].report_key, ann.report_key());
+        assert_eq!(found[0].encounters, vec![7]);
+        assert!(found[0].high_risk);
+        // Matching it again finds nothing new; nor does an unrelated one.
+        assert!(
+            ledger
+                .match_encounters(&fresh, |r| encs.get(&r).cloned(), &risk)
+                .is_empty()
+        );
+        encs.insert(8, enc(&[tok(99)], 30));
+        let other = TokenIndex::build([(tok(99), 8)]);
+        assert!(
+            ledger
+                .match_encounters(&other, |r| encs.get(&r).cloned(), &risk)
+                .is_empty()
+        );
+        // Re-ingesting the chunk is a duplicate.
+        let out = ledger.ingest(&ann, &index(&encs), |r| encs.get(&r).cloned(), &risk);
+        assert_eq!(out, MatchOutcome::Duplicate);
+    }
+
+    #[test]
+    fn a_restored_exposure_is_not_found_again_and_expired_chunks_are_forgotten() {
+        let risk = RiskConfig::default();
+        let ann = report(2, &[tok(1)]);
+        let mut encs: HashMap<EncounterRef, Encounter> = HashMap::new();
+        encs.insert(3, enc(&[tok(1)], 30));
+        let mut ledger = ExposureLedger::new();
+        ledger.restore(ann.report_key(), [3]);
+        let out = ledger.ingest(&ann, &index(&encs), |r| encs.get(&r).cloned(), &risk);
+        assert_eq!(out, MatchOutcome::NoNewMatch);
+        assert_eq!(ledger.slot(&ann.report_key(), 0), Some(ann.id()));
+        assert_eq!(ledger.forget_expired(UnixTime(T0)), 0);
+        assert_eq!(ledger.forget_expired(ann.expires_at()), 1);
+        assert!(ledger.is_empty());
+        assert_eq!(ledger.slot(&ann.report_key(), 0), None);
+    }
+
+    #[test]
+    fn report_tokens_are_the_longest_encounters_in_the_window_under_the_cap() {
+        let day = UnixTime(T0).day();
+        let short = enc(&[tok(1)], 0); // no exposure seconds
+        let long = enc(&(10..70).map(tok).collect::<Vec<_>>(), 40);
+        let mid = enc(&(100..110).map(tok).collect::<Vec<_>>(), 20);
+        let mut old = enc(&[tok(200)], 30);
+        old.first_seen = UnixTime(T0 - 10 * 86_400);
+        old.last_seen = old.first_seen;
+        let all = [short, mid.clone(), long.clone(), old];
+        // Cap 64: the 60-token encounter fits, the 10-token one does not.
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 64);
+        assert_eq!(sel.tokens, long.tokens);
+        assert_eq!(sel.dropped_for_cap, 1);
+        // A larger cap takes both, longest first.
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 256);
+        let mut want = long.tokens.clone();
+        want.extend(mid.tokens.iter().copied());
+        assert_eq!(sel.tokens, want);
+        assert_eq!(sel.dropped_for_cap, 0);
+    }
+}

@@ -15,7 +15,9 @@ fn load(name: &str) -> Value {
 }
 
 fn bytes(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap()).unwrap()
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(v.as_str().unwrap().as_bytes())
+        .unwrap()
 }
 
 fn arr32(v: &Value) -> [u8; 32] {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use meshtrace_node::clock::{Clock, SystemClock};
-use meshtrace_node::node::{NodeEvent, NodeSettings, ReportSummary};
+use meshtrace_node::{NodeEvent, NodeSettings, ReportSummary};
 use meshtrace_node::protocol::{
     Certificate, CertificateParams, Day, IssuerSecretKey, ReportRequest, UnixTime,
 };

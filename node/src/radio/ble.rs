@@ -146,20 +146,20 @@ use scanner::Scanner;
 /// Our service UUID in the 128-bit form the Bluetooth stacks use:
 /// `0000fcb7-0000-1000-8000-00805f9b34fb` ([`SERVICE_UUID16`] on the
 /// Bluetooth base UUID).
-pub const SERVICE_UUID: Uuid =
+pub(crate) const SERVICE_UUID: Uuid =
     Uuid::from_u128(BLUETOOTH_BASE_UUID | ((SERVICE_UUID16 as u128) << 96));
 
 const BLUETOOTH_BASE_UUID: u128 = 0x0000_0000_0000_1000_8000_0080_5f9b_34fb;
 
 /// Default advertising interval in milliseconds.
-pub const DEFAULT_ADVERTISING_INTERVAL_MS: u32 = 250;
+pub(crate) const DEFAULT_ADVERTISING_INTERVAL_MS: u32 = 250;
 /// Shortest advertising interval BlueZ accepts, in milliseconds.
-pub const MIN_ADVERTISING_INTERVAL_MS: u32 = 20;
+pub(crate) const MIN_ADVERTISING_INTERVAL_MS: u32 = 20;
 /// Longest advertising interval BlueZ accepts, in milliseconds.
-pub const MAX_ADVERTISING_INTERVAL_MS: u32 = 10_485_759;
+pub(crate) const MAX_ADVERTISING_INTERVAL_MS: u32 = 10_485_759;
 
 /// How long [`BleRadio::start`] waits for BlueZ before giving up.
-pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HCI's "RSSI not available" value.
 const HCI_RSSI_UNKNOWN: i16 = 127;
@@ -179,7 +179,7 @@ const REGISTER_ATTEMPTS: u32 = 3;
 
 /// Configuration of the Bluetooth LE radio.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BleConfig {
+pub(crate) struct BleConfig {
     /// The adapter by its BlueZ name (e.g. `"hci0"`); `None` takes `hci0` if
     /// present, else the first adapter in name order.
     pub adapter: Option<String>,
@@ -229,7 +229,7 @@ impl BleConfig {
 ///
 /// Dropping it stops the scan and unregisters the advertisements.
 #[derive(Debug)]
-pub struct BleRadio {
+pub(crate) struct BleRadio {
     events: mpsc::Receiver<RadioEvent>,
     commands: mpsc::Sender<Command>,
     counters: Arc<RadioCounters>,
@@ -253,7 +253,7 @@ impl BleRadio {
     /// (such) adapter or it is powered off, [`RadioError::PermissionDenied`]
     /// when the system refuses access, and [`RadioError::Config`] for an
     /// invalid configuration. Gives up after [`START_TIMEOUT`].
-    pub async fn start(config: BleConfig, clock: SharedClock) -> Result<BleRadio, RadioError> {
+    pub(crate) async fn start(config: BleConfig, clock: SharedClock) -> Result<BleRadio, RadioError> {
         config.validate()?;
         match tokio::time::timeout(START_TIMEOUT, Self::start_inner(config, clock)).await {
             Ok(result) => result,
@@ -383,14 +383,14 @@ impl BleRadio {
     }
 
     /// The BlueZ name of the adapter in use (e.g. `"hci0"`).
-    pub fn adapter_name(&self) -> &str {
+    pub(crate) fn adapter_name(&self) -> &str {
         &self.adapter
     }
 
     /// The carrier chosen at start. With automatic choice the radio may still
     /// fall back to [`Carrier::Legacy`] if BlueZ refuses the extended
     /// advertisement.
-    pub fn carrier(&self) -> Carrier {
+    pub(crate) fn carrier(&self) -> Carrier {
         self.carrier
     }
 }
@@ -425,7 +425,7 @@ impl Radio for BleRadio {
 /// and counted by `decoder`, which also reassembles legacy halves arriving in
 /// separate reports. An RSSI of 127 (HCI's "unknown") or outside HCI's range
 /// becomes `None`. Never panics.
-pub fn sightings_from_properties(
+pub(crate) fn sightings_from_properties(
     service_data: &HashMap<Uuid, Vec<u8>>,
     rssi: Option<i16>,
     at: UnixTime,

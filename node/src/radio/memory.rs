@@ -26,7 +26,7 @@ use super::{
 };
 
 /// Most devices one air holds.
-pub const MAX_DEVICES: usize = 4096;
+pub(crate) const MAX_DEVICES: usize = 4096;
 
 struct Device {
     trajectory: Trajectory,
@@ -142,7 +142,7 @@ impl MemoryAir {
     }
 
     /// Moves a device along a new trajectory.
-    pub fn set_trajectory(&self, id: DeviceId, trajectory: Trajectory) {
+    pub(crate) fn set_trajectory(&self, id: DeviceId, trajectory: Trajectory) {
         if let Some(d) = self.lock().devices.get_mut(id.0) {
             d.trajectory = trajectory;
         }
@@ -156,12 +156,12 @@ impl MemoryAir {
     }
 
     /// Number of devices.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().devices.len()
     }
 
     /// True when the air has no device.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

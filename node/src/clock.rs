@@ -74,7 +74,7 @@ impl ScaledClock {
     }
 
     /// The scale factor.
-    pub(crate) fn scale(&self) -> f64 {
+    pub fn scale(&self) -> f64 {
         self.scale
     }
 

@@ -149,7 +149,12 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 
 /// Serves requests until the listener fails. Connections from other users
 /// are closed unanswered.
-pub(crate) async fn serve(listener: UnixListener, path: PathBuf, node: Arc<NodeHandle>, info: DaemonInfo) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    node: Arc<NodeHandle>,
+    info: DaemonInfo,
+) {
     let owner = std::fs::metadata(&path).map(|m| m.uid()).ok();
     loop {
         let (stream, _) = match listener.accept().await {

@@ -45,7 +45,7 @@ pub use node::{
     NodeSettings, NodeSettingsBuilder, NodeStatus, RADIO_CLOSED, ReportSummary,
     create_report_request, start,
 };
-pub use p2p::{Multiaddr, P2pConfig, P2pEvent, P2pHandle, PeerId, MeshState, spawn};
+pub use p2p::{MeshState, Multiaddr, P2pConfig, P2pEvent, P2pHandle, PeerId, spawn};
 pub use radio::{Radio, RadioError, RadioEvent, RadioStats};
 pub use store::{ContactStore, StoreConfig, StoreError};
 pub use trust::TrustedIssuers;

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use meshtrace_node::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use meshtrace_node::{NodeEvent, NodeSettings};
 use meshtrace_node::p2p::{self, P2pConfig};
 use meshtrace_node::protocol::Frame;
 use meshtrace_node::radio::{Radio, RadioError, RadioEvent, RadioStats};
 use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, StoreConfig};
+use meshtrace_node::{NodeEvent, NodeSettings};
 use tokio::sync::mpsc;
 
 const NET: &str = "radio-closed";

@@ -24,9 +24,9 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use meshtrace_node::clock::Clock;
 use meshtrace_node::NodeEvent;
-use meshtrace_node::p2p::{self, P2pEvent, Keypair};
+use meshtrace_node::clock::Clock;
+use meshtrace_node::p2p::{self, Keypair, P2pEvent};
 use meshtrace_node::radio::Radio;
 use meshtrace_node::radio::memory::{DeviceConfig, DeviceId, MemoryRadio};
 use meshtrace_node::radio::model::{Position, Trajectory};

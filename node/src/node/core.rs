@@ -166,7 +166,7 @@ impl<S: Store> NodeCore<S> {
     }
 
     /// Gives the store back (a restart in tests).
-    pub(crate) fn into_store(self) -> ContactStore<S> {
+    pub fn into_store(self) -> ContactStore<S> {
         self.store
     }
 

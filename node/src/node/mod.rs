@@ -110,7 +110,7 @@ impl NodeSettingsBuilder {
     }
 
     /// Risk rules.
-    pub(crate) fn risk(mut self, risk: RiskConfig) -> Self {
+    pub fn risk(mut self, risk: RiskConfig) -> Self {
         self.0.risk = risk;
         self
     }
@@ -122,7 +122,7 @@ impl NodeSettingsBuilder {
     }
 
     /// Real-time interval of the node's timer.
-    pub(crate) fn tick(mut self, tick: Duration) -> Self {
+    pub fn tick(mut self, tick: Duration) -> Self {
         self.0.tick = tick;
         self
     }

@@ -176,7 +176,7 @@ impl P2pConfigBuilder {
         self
     }
     /// Idle connections are closed after this long.
-    pub(crate) fn idle_timeout(&mut self, t: Duration) -> &mut Self {
+    pub fn idle_timeout(&mut self, t: Duration) -> &mut Self {
         self.config.idle_timeout = t;
         self
     }

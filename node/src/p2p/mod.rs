@@ -28,11 +28,6 @@ use meshtrace_protocol::{
 };
 
 pub use config::{P2pConfig, P2pConfigBuilder};
-pub(crate) use config::{
-    DEFAULT_HEARTBEAT, DEFAULT_IDLE_TIMEOUT, DEFAULT_STEM_HOPS, DEFAULT_STEM_TIMEOUT,
-    DEFAULT_SYNC_INTERVAL,
-};
-pub(crate) use counting::{ByteCounters, CountingMuxer, CountingStream};
 pub use driver::{P2pHandle, spawn};
 pub use identity::load_or_create_identity;
 /// The libp2p types the mesh's API uses (addresses, peer ids, keys).
@@ -40,21 +35,17 @@ pub use libp2p::{
     Multiaddr, PeerId, StreamProtocol, gossipsub::MessageAcceptance, identity::Keypair,
     multiaddr::Protocol,
 };
+pub(crate) use pool::MAX_POOL_ANNOUNCEMENTS;
 pub use pool::Pool;
-pub(crate) use pool::{DayDigest, MAX_POOL_ANNOUNCEMENTS};
 pub use rates::RATE_WINDOW;
 pub use state::{Effect, MeshState, Now, TICK, Token};
-pub(crate) use state::{FLUFF_RETRY_DIVISOR, RETRY_TICKS, REVEAL_AFTER_STEM_TIMEOUTS};
-pub(crate) use swarm::{
-    GOSSIP_DUPLICATE_CACHE_TIME, KAD_QUERY_TIMEOUT, MAX_CONCURRENT_STREAMS, check_ports_free,
-};
+pub(crate) use swarm::check_ports_free;
 pub use wire::{
     DayDigestMsg, MAX_FETCH_IDS, StemRequest, StemResponse, SyncRequest, SyncResponse, sync_request,
 };
 pub(crate) use wire::{
-    MAX_IDS_PER_DAY, MAX_MESSAGE_FIELDS, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE,
-    MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, fetch_ids,
-    response_ids, screen_digests,
+    MAX_IDS_PER_DAY, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE,
+    ProstCodec,
 };
 
 /// Protocol version in every name.

@@ -69,7 +69,7 @@ impl Pool {
     }
 
     /// True when empty.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 

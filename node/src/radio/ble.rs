@@ -152,11 +152,11 @@ pub(crate) const SERVICE_UUID: Uuid =
 const BLUETOOTH_BASE_UUID: u128 = 0x0000_0000_0000_1000_8000_0080_5f9b_34fb;
 
 /// Default advertising interval in milliseconds.
-pub(crate) const DEFAULT_ADVERTISING_INTERVAL_MS: u32 = 250;
+pub const DEFAULT_ADVERTISING_INTERVAL_MS: u32 = 250;
 /// Shortest advertising interval BlueZ accepts, in milliseconds.
-pub(crate) const MIN_ADVERTISING_INTERVAL_MS: u32 = 20;
+pub const MIN_ADVERTISING_INTERVAL_MS: u32 = 20;
 /// Longest advertising interval BlueZ accepts, in milliseconds.
-pub(crate) const MAX_ADVERTISING_INTERVAL_MS: u32 = 10_485_759;
+pub const MAX_ADVERTISING_INTERVAL_MS: u32 = 10_485_759;
 
 /// How long [`BleRadio::start`] waits for BlueZ before giving up.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,7 +179,7 @@ const REGISTER_ATTEMPTS: u32 = 3;
 
 /// Configuration of the Bluetooth LE radio.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct BleConfig {
+pub struct BleConfig {
     /// The adapter by its BlueZ name (e.g. `"hci0"`); `None` takes `hci0` if
     /// present, else the first adapter in name order.
     pub adapter: Option<String>,
@@ -229,7 +229,7 @@ impl BleConfig {
 ///
 /// Dropping it stops the scan and unregisters the advertisements.
 #[derive(Debug)]
-pub(crate) struct BleRadio {
+pub struct BleRadio {
     events: mpsc::Receiver<RadioEvent>,
     commands: mpsc::Sender<Command>,
     counters: Arc<RadioCounters>,
@@ -253,7 +253,7 @@ impl BleRadio {
     /// (such) adapter or it is powered off, [`RadioError::PermissionDenied`]
     /// when the system refuses access, and [`RadioError::Config`] for an
     /// invalid configuration. Gives up after [`START_TIMEOUT`].
-    pub(crate) async fn start(config: BleConfig, clock: SharedClock) -> Result<BleRadio, RadioError> {
+    pub async fn start(config: BleConfig, clock: SharedClock) -> Result<BleRadio, RadioError> {
         config.validate()?;
         match tokio::time::timeout(START_TIMEOUT, Self::start_inner(config, clock)).await {
             Ok(result) => result,
@@ -383,14 +383,14 @@ impl BleRadio {
     }
 
     /// The BlueZ name of the adapter in use (e.g. `"hci0"`).
-    pub(crate) fn adapter_name(&self) -> &str {
+    pub fn adapter_name(&self) -> &str {
         &self.adapter
     }
 
     /// The carrier chosen at start. With automatic choice the radio may still
     /// fall back to [`Carrier::Legacy`] if BlueZ refuses the extended
     /// advertisement.
-    pub(crate) fn carrier(&self) -> Carrier {
+    pub fn carrier(&self) -> Carrier {
         self.carrier
     }
 }

@@ -142,7 +142,7 @@ impl MemoryAir {
     }
 
     /// Moves a device along a new trajectory.
-    pub(crate) fn set_trajectory(&self, id: DeviceId, trajectory: Trajectory) {
+    pub fn set_trajectory(&self, id: DeviceId, trajectory: Trajectory) {
         if let Some(d) = self.lock().devices.get_mut(id.0) {
             d.trajectory = trajectory;
         }
@@ -156,12 +156,12 @@ impl MemoryAir {
     }
 
     /// Number of devices.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.lock().devices.len()
     }
 
     /// True when the air has no device.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

@@ -81,9 +81,8 @@ use super::{
 use crate::clock::SharedClock;
 
 mod packet;
-pub(crate) use packet::{
-    AirPacket, HEADER_LEN, MAX_PACKET_LEN, MAX_PAYLOAD_LEN, PACKET_MAGIC, PacketError,
-};
+pub(crate) use packet::{AirPacket, PacketError};
+pub use packet::{HEADER_LEN, MAX_PACKET_LEN, MAX_PAYLOAD_LEN, PACKET_MAGIC};
 
 /// Default multicast group of the simulated air (administratively scoped).
 pub(crate) const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 84);
@@ -387,12 +386,12 @@ impl UdpRadio {
     }
 
     /// This radio's sender ID.
-    pub(crate) fn sender_id(&self) -> u64 {
+    pub fn sender_id(&self) -> u64 {
         self.sender_id
     }
 
     /// The calibrated TX power of this device (dBm).
-    pub(crate) fn tx_power_dbm(&self) -> i8 {
+    pub fn tx_power_dbm(&self) -> i8 {
         self.tx_power_dbm
     }
 
@@ -405,7 +404,7 @@ impl UdpRadio {
     }
 
     /// The TX and RX offsets in use (dB), drawn or configured.
-    pub(crate) fn offsets_db(&self) -> (f64, f64) {
+    pub fn offsets_db(&self) -> (f64, f64) {
         (self.tx_offset_db, self.rx_offset_db)
     }
 

@@ -18,7 +18,7 @@ impl<S: Store> ContactStore<S> {
 
     /// The stored encounters matching one announcement chunk (within its
     /// certified window), using the token index.
-    pub(crate) fn match_announcement(&mut self, ann: &VerifiedAnnouncement) -> Vec<EncounterRef> {
+    pub fn match_announcement(&mut self, ann: &VerifiedAnnouncement) -> Vec<EncounterRef> {
         self.token_index();
         let encounters = &self.encounters;
         match &self.index {

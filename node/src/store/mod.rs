@@ -38,14 +38,11 @@ use meshtrace_protocol::{
 };
 use prost::Message;
 
+pub(crate) use backend::SnapshotFiles;
 pub use backend::{BackendError, Entries, MemoryStore, SledStore, Store, Tree, Write};
-pub(crate) use backend::{
-    DatabaseLock, LOCK_RELEASE_WAIT, SLED_CACHE_BYTES, SLED_FLUSH_EVERY_MS, SnapshotFiles,
-};
 pub use crypto::MasterKey;
-pub(crate) use crypto::{DAY_TAG_LEN, KEY_LEN, LOOKUP_KEY_LEN, NONCE_LEN, TAG_LEN};
+pub(crate) use crypto::{DAY_TAG_LEN, KEY_LEN};
 pub use meta::{DB_DIR, KdfParams, KeySource, META_FILE, create_key_file, read_key_file};
-pub(crate) use meta::{FORMAT_NAME, MAX_META_BYTES, SCHEMA_VERSION};
 
 pub use open::CheckReport;
 pub(crate) use open::create_private_dir;
@@ -470,7 +467,10 @@ impl<S: Store> ContactStore<S> {
     /// The stored bytes of every announcement not expired at `now`, oldest
     /// received first: what the mesh serves to peers catching up after a
     /// restart.
-    pub(crate) fn unexpired_announcement_bytes(&self, now: UnixTime) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub(crate) fn unexpired_announcement_bytes(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut held: Vec<&StoredAnnouncement> = self
             .announcements()
             .filter(|a| a.expires_at > now)

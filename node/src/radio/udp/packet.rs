@@ -6,13 +6,13 @@ use meshtrace_protocol::MAX_ADVERTISING_DATA_LEN;
 use crate::radio::model::Position;
 
 /// First bytes of every packet.
-pub(crate) const PACKET_MAGIC: [u8; 6] = *b"MTAIR1";
+pub const PACKET_MAGIC: [u8; 6] = *b"MTAIR1";
 /// Bytes before the payload.
-pub(crate) const HEADER_LEN: usize = 36;
+pub const HEADER_LEN: usize = 36;
 /// Largest advertising payload a packet carries (the protocol's limit).
-pub(crate) const MAX_PAYLOAD_LEN: usize = MAX_ADVERTISING_DATA_LEN;
+pub const MAX_PAYLOAD_LEN: usize = MAX_ADVERTISING_DATA_LEN;
 /// Largest packet accepted; anything longer is dropped as oversized.
-pub(crate) const MAX_PACKET_LEN: usize = HEADER_LEN + MAX_PAYLOAD_LEN;
+pub const MAX_PACKET_LEN: usize = HEADER_LEN + MAX_PAYLOAD_LEN;
 
 const OFF_SENDER: usize = 6;
 const OFF_X: usize = 14;

@@ -359,7 +359,7 @@ impl Config {
 
     /// Parses TOML text; `path` names the source in errors. The result is
     /// not yet validated.
-    pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             line: e

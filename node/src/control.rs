@@ -26,15 +26,15 @@ use crate::store::StoredExposure;
 /// File name of the socket in the data directory.
 pub(crate) const SOCKET_FILE: &str = "control.sock";
 /// Largest request line (bytes).
-pub(crate) const MAX_REQUEST_BYTES: usize = 64 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response line the client reads (bytes).
 pub(crate) const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 /// A request must arrive within this time after connecting.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client waits for an answer.
 pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest socket path the kernel accepts (bytes, without the NUL).
-pub(crate) const MAX_SOCKET_PATH: usize = 107;
+pub const MAX_SOCKET_PATH: usize = 107;
 
 /// A request to the daemon.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

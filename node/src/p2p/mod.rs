@@ -53,7 +53,7 @@ pub(crate) const MESH_VERSION: u32 = 1;
 /// Capacity of the command and event channels.
 pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 /// Most announcements waiting in the outbox.
-pub(crate) const MAX_OUTBOX: usize = 1024;
+pub const MAX_OUTBOX: usize = 1024;
 /// Most sync requests a peer may make per minute before being refused.
 pub const SYNC_REQUESTS_PER_MINUTE: u32 = 120;
 /// Most stem requests a peer may make per minute before being refused.

@@ -13,9 +13,9 @@
 //! ([`SERVICE_UUID`], the 128-bit form of `0xFCB7`). BlueZ merges the
 //! discovery filters of all applications on the bus, so advertisements of
 //! other applications arrive too: every report goes through
-//! [`sightings_from_properties`], which keeps only service data under our
+//! `sightings_from_properties`, which keeps only service data under our
 //! UUID, counts everything else as foreign, and feeds our bytes to the shared
-//! [`FrameDecoder`] (which reassembles legacy halves by tag and counts
+//! `FrameDecoder` (which reassembles legacy halves by tag and counts
 //! malformed, oversized and stale input). Service-data events carry no RSSI,
 //! so the RSSI is read from the device's properties; HCI's "unknown" value
 //! (127) becomes `None`. Reception time comes from the node's
@@ -146,7 +146,7 @@ use scanner::Scanner;
 /// Our service UUID in the 128-bit form the Bluetooth stacks use:
 /// `0000fcb7-0000-1000-8000-00805f9b34fb` ([`SERVICE_UUID16`] on the
 /// Bluetooth base UUID).
-pub(crate) const SERVICE_UUID: Uuid =
+pub const SERVICE_UUID: Uuid =
     Uuid::from_u128(BLUETOOTH_BASE_UUID | ((SERVICE_UUID16 as u128) << 96));
 
 const BLUETOOTH_BASE_UUID: u128 = 0x0000_0000_0000_1000_8000_0080_5f9b_34fb;
@@ -159,7 +159,7 @@ pub const MIN_ADVERTISING_INTERVAL_MS: u32 = 20;
 pub const MAX_ADVERTISING_INTERVAL_MS: u32 = 10_485_759;
 
 /// How long [`BleRadio::start`] waits for BlueZ before giving up.
-pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HCI's "RSSI not available" value.
 const HCI_RSSI_UNKNOWN: i16 = 127;

@@ -9,7 +9,7 @@
 //! * [`memory`]: an in-process air with the same model, deterministic with a
 //!   seed, for tests, the demo and the simulator.
 //!
-//! Every backend feeds received bytes through one [`FrameDecoder`], which
+//! Every backend feeds received bytes through one `FrameDecoder`, which
 //! parses advertising data and service data with the protocol codec,
 //! reassembles legacy halves, and counts (never panics on) malformed,
 //! foreign, stale and oversized input.
@@ -32,7 +32,7 @@ pub mod ble;
 
 /// Capacity of a radio's event channel; when the node falls behind, further
 /// sightings are dropped and counted (a sighting repeats every few seconds).
-pub(crate) const EVENT_QUEUE: usize = 4096;
+pub const EVENT_QUEUE: usize = 4096;
 
 /// How a frame is put on the air (see `docs/protocol.md` §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -46,7 +46,7 @@ pub enum Carrier {
 
 impl Carrier {
     /// The advertising payloads (AD structures) that carry `frame`.
-    pub(crate) fn payloads(self, frame: &Frame) -> Vec<Vec<u8>> {
+    pub fn payloads(self, frame: &Frame) -> Vec<Vec<u8>> {
         match self {
             Carrier::Extended => vec![meshtrace_protocol::advertising_data(
                 &frame.encode_extended(),

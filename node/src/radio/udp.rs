@@ -34,7 +34,7 @@
 //!    TX power, the sender's TX offset plus its own RX offset, and noise from
 //!    its seeded RNG; no RSSI means not heard (counted in
 //!    [`UdpAirStats::not_received`] only);
-//! 5. feeds the advertising payload to the shared [`FrameDecoder`], which
+//! 5. feeds the advertising payload to the shared `FrameDecoder`, which
 //!    reassembles legacy halves and delivers sightings on the event channel.
 //!
 //! # Packet layout
@@ -85,9 +85,9 @@ pub(crate) use packet::{AirPacket, PacketError};
 pub use packet::{HEADER_LEN, MAX_PACKET_LEN, MAX_PAYLOAD_LEN, PACKET_MAGIC};
 
 /// Default multicast group of the simulated air (administratively scoped).
-pub(crate) const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 84);
+pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 84);
 /// Default UDP port of the simulated air.
-pub(crate) const DEFAULT_PORT: u16 = 47784;
+pub const DEFAULT_PORT: u16 = 47784;
 /// Interface the air uses: loopback only.
 pub(crate) const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 

@@ -60,10 +60,10 @@ pub const FLUSH_INTERVAL_SECONDS: u64 = 2;
 pub(crate) const MAX_META_VALUE_BYTES: usize = 64 * 1024;
 /// A running node whose clock is trusted records the time as known good
 /// at least this often (seconds of the injected clock).
-pub(crate) const KNOWN_GOOD_REFRESH_SECONDS: u64 = 3600;
+pub const KNOWN_GOOD_REFRESH_SECONDS: u64 = 3600;
 /// An announcement from a peer confirms the node's date when it was created
 /// at most this long before or after the node's clock.
-pub(crate) const CLOCK_CONFIRM_TOLERANCE_SECONDS: u64 = meshtrace_protocol::DAY_SECONDS;
+pub const CLOCK_CONFIRM_TOLERANCE_SECONDS: u64 = meshtrace_protocol::DAY_SECONDS;
 /// The running store checks at least this often (real time) that the disk
 /// still has room, by writing [`SPACE_PROBE_BYTES`] to a scratch file.
 pub(crate) const SPACE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

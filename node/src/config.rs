@@ -402,7 +402,7 @@ impl Config {
     }
 
     /// The TOML text of this configuration, with a header comment.
-    pub(crate) fn to_toml(&self) -> Result<String, ConfigError> {
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
         let body = toml::to_string(self).map_err(|e| ConfigError::Write {
             path: PathBuf::new(),
             reason: e.to_string(),
@@ -575,7 +575,7 @@ impl Config {
     }
 
     /// The trusted issuer keys with their names.
-    pub(crate) fn trusted_issuers(&self) -> Vec<(IssuerPublicKey, String)> {
+    pub fn trusted_issuers(&self) -> Vec<(IssuerPublicKey, String)> {
         self.issuers
             .iter()
             .map(|i| (i.key, i.name.clone()))
@@ -583,12 +583,12 @@ impl Config {
     }
 
     /// The listen addresses.
-    pub(crate) fn listen_addrs(&self) -> Vec<Multiaddr> {
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.p2p.listen.clone()
     }
 
     /// The bootstrap addresses.
-    pub(crate) fn bootstrap_addrs(&self) -> Vec<Multiaddr> {
+    pub fn bootstrap_addrs(&self) -> Vec<Multiaddr> {
         self.p2p.bootstrap.clone()
     }
 }

@@ -41,8 +41,8 @@ mod trust;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::Config;
 pub use node::{
-    MAX_PENDING_REPORT_REQUESTS, NodeCore, NodeEffect, NodeError, NodeEvent, NodeHandle,
-    NodeSettings, NodeSettingsBuilder, NodeStatus, RADIO_CLOSED, ReportSummary,
+    MAX_PENDING_REPORT_REQUESTS, NewReportRequest, NodeCore, NodeEffect, NodeError, NodeEvent,
+    NodeHandle, NodeSettings, NodeSettingsBuilder, NodeStatus, RADIO_CLOSED, ReportSummary,
     create_report_request, start,
 };
 pub use p2p::{MeshState, Multiaddr, P2pConfig, P2pEvent, P2pHandle, PeerId, spawn};

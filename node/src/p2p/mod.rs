@@ -33,19 +33,17 @@ pub use identity::load_or_create_identity;
 /// The libp2p types the mesh's API uses (addresses, peer ids, keys).
 pub use libp2p::{
     Multiaddr, PeerId, StreamProtocol, gossipsub::MessageAcceptance, identity::Keypair,
-    multiaddr::Protocol,
+    multiaddr::Protocol, request_response::Codec,
 };
 pub(crate) use pool::MAX_POOL_ANNOUNCEMENTS;
-pub use pool::Pool;
+pub use pool::{DayDigest, Pool};
 pub use rates::RATE_WINDOW;
 pub use state::{Effect, MeshState, Now, TICK, Token};
 pub(crate) use swarm::check_ports_free;
 pub use wire::{
-    DayDigestMsg, MAX_FETCH_IDS, StemRequest, StemResponse, SyncRequest, SyncResponse, sync_request,
-};
-pub(crate) use wire::{
-    MAX_IDS_PER_DAY, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE,
-    ProstCodec,
+    DayDigestMsg, MAX_FETCH_IDS, MAX_IDS_PER_DAY, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE,
+    MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, StemRequest, StemResponse, SyncRequest,
+    SyncResponse, fetch_ids, response_ids, screen_digests, sync_request,
 };
 
 /// Protocol version in every name.
@@ -226,7 +224,7 @@ pub const MAX_STEM_FAILURES: u32 = 5;
 pub(crate) const MAX_EVENT_BACKLOG: usize = MAX_POOL_ANNOUNCEMENTS;
 /// Most digest days considered from one peer (the retention window plus
 /// slack for clock skew).
-pub(crate) const MAX_SYNC_DAYS: usize = 20;
+pub const MAX_SYNC_DAYS: usize = 20;
 /// Most fetch batches started per reconciled day and round.
 pub const MAX_FETCH_BATCHES: usize = 4;
 /// Largest fetch response this node sends (bytes).

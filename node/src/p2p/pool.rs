@@ -23,7 +23,7 @@ pub(crate) const MAX_POOL_ANNOUNCEMENTS: usize = 100_000;
 
 /// One day's digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct DayDigest {
+pub struct DayDigest {
     /// Last day of the covered windows.
     pub day: Day,
     /// Number of announcements.

@@ -11,13 +11,13 @@ use super::MAX_SYNC_DAYS;
 use super::pool::DayDigest;
 
 /// Largest stem request or response (one announcement plus framing).
-pub(crate) const MAX_STEM_MESSAGE: usize = MAX_ANNOUNCEMENT_BYTES + 1024;
+pub const MAX_STEM_MESSAGE: usize = MAX_ANNOUNCEMENT_BYTES + 1024;
 /// Largest stem response (an accepted flag; no announcement).
-pub(crate) const MAX_STEM_RESPONSE: usize = 1024;
+pub const MAX_STEM_RESPONSE: usize = 1024;
 /// Largest sync request (a fetch of [`MAX_FETCH_IDS`] ids).
-pub(crate) const MAX_SYNC_REQUEST: usize = 64 * 1024;
+pub const MAX_SYNC_REQUEST: usize = 64 * 1024;
 /// Largest sync response.
-pub(crate) const MAX_SYNC_RESPONSE: usize = 8 * 1024 * 1024;
+pub const MAX_SYNC_RESPONSE: usize = 8 * 1024 * 1024;
 /// Most ids one fetch asks for.
 pub const MAX_FETCH_IDS: usize = 256;
 /// Most top-level fields in one received message. A real one has at most
@@ -27,7 +27,7 @@ pub const MAX_FETCH_IDS: usize = 256;
 /// it a [`MAX_SYNC_RESPONSE`] frame could hold some 30 times its size.
 pub(crate) const MAX_MESSAGE_FIELDS: usize = 1024;
 /// Most ids taken from one ids-response (one day).
-pub(crate) const MAX_IDS_PER_DAY: usize = 100_000;
+pub const MAX_IDS_PER_DAY: usize = 100_000;
 
 /// A stem hop: an announcement handed to one peer before it is gossiped.
 #[derive(Clone, PartialEq, Message)]
@@ -208,13 +208,13 @@ fn ids_in(bytes: &[u8], max: usize) -> Vec<AnnouncementId> {
 
 /// The ids a received `Fetch` request asks for: its first
 /// [`MAX_FETCH_IDS`] whole 32-byte ids.
-pub(crate) fn fetch_ids(request: &[u8]) -> Vec<AnnouncementId> {
+pub fn fetch_ids(request: &[u8]) -> Vec<AnnouncementId> {
     ids_in(request, MAX_FETCH_IDS)
 }
 
 /// The ids of a received ids-response ([`SyncResponse::ids`]): its first
 /// [`MAX_IDS_PER_DAY`] whole 32-byte ids.
-pub(crate) fn response_ids(ids: &[u8]) -> Vec<AnnouncementId> {
+pub fn response_ids(ids: &[u8]) -> Vec<AnnouncementId> {
     ids_in(ids, MAX_IDS_PER_DAY)
 }
 
@@ -224,7 +224,7 @@ pub(crate) fn response_ids(ids: &[u8]) -> Vec<AnnouncementId> {
 /// XOR, each day once (its first such digest), at most [`MAX_SYNC_DAYS`] of
 /// them. A peer that lists one day many times gets one ids request for it,
 /// not one per listing.
-pub(crate) fn screen_digests(digests: &[DayDigestMsg], today: Day) -> Vec<DayDigest> {
+pub fn screen_digests(digests: &[DayDigestMsg], today: Day) -> Vec<DayDigest> {
     let oldest = today.minus(RETENTION_DAYS + 1);
     let mut days = std::collections::HashSet::new();
     digests
@@ -244,7 +244,7 @@ pub(crate) fn screen_digests(digests: &[DayDigestMsg], today: Day) -> Vec<DayDig
 
 /// Length-prefixed protobuf codec for a request/response pair.
 #[derive(Clone, Debug)]
-pub(crate) struct ProstCodec<Req, Resp> {
+pub struct ProstCodec<Req, Resp> {
     max_request: usize,
     max_response: usize,
     _marker: std::marker::PhantomData<fn() -> (Req, Resp)>,
@@ -252,7 +252,7 @@ pub(crate) struct ProstCodec<Req, Resp> {
 
 impl<Req, Resp> ProstCodec<Req, Resp> {
     /// A codec with these size limits.
-    pub(crate) fn new(max_request: usize, max_response: usize) -> Self {
+    pub fn new(max_request: usize, max_response: usize) -> Self {
         ProstCodec {
             max_request,
             max_response,

@@ -1,13 +1,13 @@
 //! `meshtrace simulate`: the town-scale evaluation.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshtrace_sim::{self as sim, SimConfig, SimReport};
 
 /// Default town size.
@@ -48,53 +48,23 @@ pub(crate) struct SimulateArgs {
     replay_attack: bool,
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal.
-struct Bar {
-    on: bool,
-    started: Instant,
-    last: Mutex<(String, u32)>,
-}
+/// Width of the progress bar, in characters.
+const BAR_WIDTH: u32 = 30;
 
-impl Bar {
-    fn new(on: bool) -> Bar {
-        Bar {
-            on,
-            started: Instant::now(),
-            last: Mutex::new((String::new(), u32::MAX)),
-        }
+/// A progress bar on stderr (indicatif), drawn only when stderr is a
+/// terminal and the output is not JSON; otherwise hidden.
+fn progress_bar(on: bool) -> ProgressBar {
+    if !on {
+        return ProgressBar::hidden();
     }
-
-    fn update(&self, stage: &str, done: u32, total: u32) {
-        if !self.on || total == 0 {
-            return;
-        }
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        if last.0 == stage && last.1 == done {
-            return;
-        }
-        *last = (stage.to_owned(), done);
-        let width = 30;
-        let filled = (done as usize * width) / total as usize;
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K[{}{}] day {done}/{total}  {stage}  {:.0} s",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            self.started.elapsed().as_secs_f64()
-        );
-        let _ = err.flush();
-    }
-
-    fn clear(&self) {
-        if self.on {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
-            let _ = err.flush();
-        }
-    }
+    let style = ProgressStyle::with_template(&format!(
+        "[{{bar:{BAR_WIDTH}}}] day {{pos}}/{{len}}  {{msg}}  {{elapsed}}"
+    ))
+    .map_or_else(
+        |_| ProgressStyle::default_bar(),
+        |s| s.progress_chars("## "),
+    );
+    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(style)
 }
 
 pub(crate) fn run(args: &SimulateArgs) -> Result<ExitCode> {
@@ -109,14 +79,18 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<ExitCode> {
     {
         bail!("--out {} exists and is not a directory", dir.display());
     }
-    let bar = Bar::new(!args.json && std::io::stderr().is_terminal());
+    let bar = progress_bar(!args.json && std::io::stderr().is_terminal());
     let started = Instant::now();
     let sweep = args.sweep_adoption || args.out.is_some();
     let report = sim::run(&cfg, sweep, &|stage: &str, done: u32, total: u32| {
-        bar.update(stage, done, total)
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    bar.clear();
+        if bar.message() != stage {
+            bar.set_message(stage.to_owned());
+        }
+        bar.set_length(u64::from(total));
+        bar.set_position(u64::from(done));
+    });
+    bar.finish_and_clear();
+    let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     let elapsed = started.elapsed();
     let html = match &args.out {
         Some(dir) => Some(

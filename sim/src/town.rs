@@ -88,6 +88,20 @@ pub(crate) struct Presence {
     pub(crate) spot: Spot,
 }
 
+impl Presence {
+    /// `agent` at `spot` in `room` from `s` to `e`, minutes into the day
+    /// that starts at minute `base`.
+    fn of_day(agent: u32, room: u32, spot: Spot, base: i32, (s, e): (i32, i32)) -> Presence {
+        Presence {
+            agent,
+            room,
+            start: base + s,
+            end: base + e,
+            spot,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Toddler,
@@ -147,6 +161,12 @@ pub struct TownStats {
 fn add_room(rooms: &mut Vec<Room>, kind: RoomKind, layout: Layout) -> u32 {
     rooms.push(Room { layout, kind });
     (rooms.len() - 1) as u32
+}
+
+/// Adds a room of desks in a grid, `cols` wide and `spacing_m` apart.
+fn add_grid_room(rooms: &mut Vec<Room>, kind: RoomKind, cols: u16, spacing_m: f64) -> u32 {
+    let spacing = spacing_m as f32;
+    add_room(rooms, kind, Layout::Grid { cols, spacing })
 }
 
 fn shuffle<T>(rng: &mut ChaCha20Rng, v: &mut [T]) {
@@ -274,14 +294,7 @@ impl Town {
             .collect();
         let mut classes = Vec::new();
         for group in pupils.chunks(p.class_size.max(1) as usize) {
-            let room = add_room(
-                &mut rooms,
-                RoomKind::School,
-                Layout::Grid {
-                    cols: 5,
-                    spacing: range(&mut rng, 1.2, 1.6) as f32,
-                },
-            );
+            let room = add_grid_room(&mut rooms, RoomKind::School, 5, range(&mut rng, 1.2, 1.6));
             let mut seats: Vec<u16> = (0..group.len() as u16).collect();
             shuffle(&mut rng, &mut seats);
             for (&pupil, &seat) in group.iter().zip(&seats) {
@@ -333,14 +346,7 @@ impl Town {
             }
             workplaces += 1;
             for team in staff.chunks(OFFICE_ROOM) {
-                let room = add_room(
-                    &mut rooms,
-                    RoomKind::Work,
-                    Layout::Grid {
-                        cols: 4,
-                        spacing: range(&mut rng, 1.8, 3.2) as f32,
-                    },
-                );
+                let room = add_grid_room(&mut rooms, RoomKind::Work, 4, range(&mut rng, 1.8, 3.2));
                 for (seat, &w) in team.iter().enumerate() {
                     let start = int(&mut rng, 7 * 60, 9 * 60) as i32;
                     jobs.push((w, room, seat as u16, start));
@@ -491,13 +497,7 @@ impl Town {
                 continue;
             }
             self.home(agent, base, t, s, out);
-            out.push(Presence {
-                agent,
-                room,
-                start: base + s,
-                end: base + e,
-                spot,
-            });
+            out.push(Presence::of_day(agent, room, spot, base, (s, e)));
             t = e;
         }
         self.home(agent, base, t, DAY_MIN, out);
@@ -519,13 +519,7 @@ impl Town {
         ] {
             let (s, e) = (from.max(lo), to.min(hi));
             if s < e {
-                out.push(Presence {
-                    agent,
-                    room,
-                    start: base + s,
-                    end: base + e,
-                    spot,
-                });
+                out.push(Presence::of_day(agent, room, spot, base, (s, e)));
             }
         }
     }

@@ -364,6 +364,22 @@ fn log_of(logs: &[DayLog], day: i32) -> Option<&DayLog> {
     logs.iter().find(|l| l.day as i32 == day)
 }
 
+/// What `rx` hears from `tx` on `day` over the pair's `segs` (up to
+/// `cut_ms`), drawn from that direction's own stream, into `out`.
+fn hears(
+    ctx: &Ctx<'_>,
+    (rx, tx): (u32, u32),
+    day: u32,
+    segs: &[(Segment, f64)],
+    cut_ms: i64,
+    out: &mut Vec<(i64, i16)>,
+) {
+    out.clear();
+    let mut rng = sight_stream(ctx.seed, rx, tx, day);
+    let (rx, tx) = (&ctx.devices[rx as usize], &ctx.devices[tx as usize]);
+    receptions(ctx.radio, rx, tx, segs, &mut rng, cut_ms, out);
+}
+
 /// Rebuilds one report end to end with the real protocol code.
 pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
     let seed = ctx.seed;
@@ -381,29 +397,9 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
         };
         for (q, segs) in log.partners(p) {
             let segs = with_shadowing(seed, log.day, segs);
-            buf.clear();
-            let mut rng = sight_stream(seed, p, q, log.day);
-            receptions(
-                ctx.radio,
-                &ctx.devices[p as usize],
-                &ctx.devices[q as usize],
-                &segs,
-                &mut rng,
-                cut,
-                &mut buf,
-            );
+            hears(ctx, (p, q), log.day, &segs, cut, &mut buf);
             heard_by_p.extend(buf.iter().filter(|r| r.0 >= from_ms).map(|r| (r.0, q, r.1)));
-            buf.clear();
-            let mut rng = sight_stream(seed, q, p, log.day);
-            receptions(
-                ctx.radio,
-                &ctx.devices[q as usize],
-                &ctx.devices[p as usize],
-                &segs,
-                &mut rng,
-                cut,
-                &mut buf,
-            );
+            hears(ctx, (q, p), log.day, &segs, cut, &mut buf);
             heard_from_p.entry(q).or_default().extend(
                 buf.iter()
                     .filter(|r| r.0 >= from_ms)

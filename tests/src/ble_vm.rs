@@ -102,7 +102,9 @@ fn trailing_hex(line: &str) -> Option<Vec<u8>> {
     if tail.is_empty() || tail.len() % 2 != 0 {
         return None;
     }
-    hex::decode(tail).ok()
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(tail.as_bytes())
+        .ok()
 }
 
 /// What the trace shows about one receiving controller.
@@ -168,8 +170,8 @@ pub fn check_addresses(receiver: &str, v: &AirView, min_ids: usize) -> Result<()
                 return Err(AddressProblem(format!(
                     "{receiver}: address {a} carried two rotating IDs (tags {} and {}): the \
                      address did not change with the ID",
-                    hex::encode(other),
-                    hex::encode(tag)
+                    data_encoding::HEXLOWER.encode(&other),
+                    data_encoding::HEXLOWER.encode(tag)
                 )));
             }
         }
@@ -188,7 +190,7 @@ mod tests {
             id: RotatingId([id_byte; 32]),
         };
         let (a, b) = frame.encode_legacy();
-        hex::encode(if second { b } else { a })
+        data_encoding::HEXLOWER.encode(&if second { b } else { a })
     }
 
     /// One report as btmon 5.82 printed it in the guest (an extended report

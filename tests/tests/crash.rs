@@ -84,7 +84,11 @@ fn store_survives_repeated_sigkill() {
                 let msg = if line == "ready" {
                     Line::Ready
                 } else if let Some(h) = line.strip_prefix("flushed ") {
-                    let b: [u8; 16] = hex::decode(h).unwrap().try_into().unwrap();
+                    let b: [u8; 16] = data_encoding::HEXLOWER_PERMISSIVE
+                        .decode(h.as_bytes())
+                        .unwrap()
+                        .try_into()
+                        .unwrap();
                     Line::Flushed(EncounterToken(b))
                 } else {
                     continue;

@@ -109,7 +109,11 @@ fn run(btmon: &Path, a: &Path, b: &Path) -> Result<Vec<String>, String> {
         );
         for (tag, addresses) in &v.addresses_by_id {
             let list: Vec<&str> = addresses.iter().map(String::as_str).collect();
-            println!("  ID tag {} from {}", hex::encode(tag), list.join(", "));
+            println!(
+                "  ID tag {} from {}",
+                data_encoding::HEXLOWER.encode(tag),
+                list.join(", ")
+            );
         }
         if let Err(p) = check_addresses(hci, v, MIN_IDS) {
             problems.push(p.0);

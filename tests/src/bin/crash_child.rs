@@ -91,7 +91,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             for e in &closed {
-                let _ = writeln!(out, "flushed {}", hex::encode(e.tokens[0].0));
+                let _ = writeln!(
+                    out,
+                    "flushed {}",
+                    data_encoding::HEXLOWER.encode(&e.tokens[0].0)
+                );
             }
             let _ = out.flush();
         }

@@ -207,19 +207,19 @@ fn main() -> ExitCode {
         report
             .own
             .iter()
-            .map(|id| format!("own {}", hex::encode(id.0))),
+            .map(|id| format!("own {}", data_encoding::HEXLOWER.encode(&id.0))),
     );
     lines.extend(
         report
             .heard
             .iter()
-            .map(|id| format!("heard {}", hex::encode(id.0))),
+            .map(|id| format!("heard {}", data_encoding::HEXLOWER.encode(&id.0))),
     );
     lines.extend(
         report
             .tokens
             .iter()
-            .map(|t| format!("token {}", hex::encode(t.0))),
+            .map(|t| format!("token {}", data_encoding::HEXLOWER.encode(&t.0))),
     );
     let a = report.air;
     lines.push(format!(

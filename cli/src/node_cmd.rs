@@ -13,7 +13,7 @@ use meshtrace_node::config::{
 };
 use meshtrace_node::control;
 use meshtrace_node::daemon::{self, DaemonOptions, IDENTITY_FILE};
-use meshtrace_node::p2p::libp2p::Multiaddr;
+use meshtrace_node::p2p::Multiaddr;
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig};
 
 use crate::{Paths, now};

@@ -14,9 +14,9 @@ use meshtrace_node::control::{
     Request, StatusReply,
 };
 use meshtrace_node::daemon;
-use meshtrace_node::node::{MAX_PENDING_REPORT_REQUESTS, create_report_request};
 use meshtrace_node::protocol::Certificate;
 use meshtrace_node::store::{ContactStore, StoreConfig, StoreError};
+use meshtrace_node::{MAX_PENDING_REPORT_REQUESTS, create_report_request};
 use serde::Serialize;
 
 use crate::node_cmd::load;

@@ -27,8 +27,6 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use futures::executor::block_on;
 use futures::io::Cursor;
 use libfuzzer_sys::fuzz_target;
-use meshtrace_node::p2p::libp2p::StreamProtocol;
-use meshtrace_node::p2p::libp2p::request_response::Codec;
 use meshtrace_node::p2p::*;
 use meshtrace_protocol::{Day, RETENTION_DAYS};
 use prost::Message;

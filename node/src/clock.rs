@@ -62,7 +62,7 @@ impl ScaledClock {
     /// × scale`, so processes started at different moments share one
     /// simulated time. `None` when `scale` is out of range or the origin
     /// is in the future.
-    pub fn anchored(origin_millis: u64, scale: f64) -> Option<ScaledClock> {
+    pub(crate) fn anchored(origin_millis: u64, scale: f64) -> Option<ScaledClock> {
         let real = SystemClock.now_millis();
         if real < origin_millis {
             return None;

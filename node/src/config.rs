@@ -22,24 +22,24 @@ use crate::radio::Carrier;
 mod fields;
 
 /// Name of the config file.
-pub const CONFIG_FILE: &str = "config.toml";
+pub(crate) const CONFIG_FILE: &str = "config.toml";
 /// Largest config file accepted (bytes).
-pub const MAX_CONFIG_LEN: u64 = 256 * 1024;
+pub(crate) const MAX_CONFIG_LEN: u64 = 256 * 1024;
 /// Most trusted issuers.
-pub const MAX_ISSUERS: usize = 64;
+pub(crate) const MAX_ISSUERS: usize = 64;
 /// Longest issuer name (bytes).
-pub const MAX_ISSUER_NAME_LEN: usize = 64;
+pub(crate) const MAX_ISSUER_NAME_LEN: usize = 64;
 /// Most listen or bootstrap addresses.
-pub const MAX_ADDRESSES: usize = 32;
+pub(crate) const MAX_ADDRESSES: usize = 32;
 /// Most stem hops.
 pub const MAX_STEM_HOPS: u32 = 8;
 /// Largest coordinate of a simulated position (m, either sign).
-pub const MAX_POSITION_M: f64 = 1_000_000.0;
+pub(crate) const MAX_POSITION_M: f64 = 1_000_000.0;
 /// Largest minimum-duration setting for reported encounters (s).
 pub const MAX_MIN_REPORT_ENCOUNTER_SECONDS: u64 = 3_600;
 /// Encounters shorter than this are left out of a report unless configured
 /// otherwise.
-pub const DEFAULT_MIN_REPORT_ENCOUNTER: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_MIN_REPORT_ENCOUNTER: Duration = Duration::from_secs(60);
 
 /// A configuration problem, in one line naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +223,7 @@ pub struct RadioSection {
 
 /// BLE TX power used when none is configured (dBm): a typical phone's
 /// calibrated advertising power.
-pub const DEFAULT_BLE_TX_POWER_DBM: i8 = -8;
+pub(crate) const DEFAULT_BLE_TX_POWER_DBM: i8 = -8;
 
 /// `[p2p]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -251,7 +251,7 @@ pub struct P2pSection {
 
 /// The listen addresses unless configured otherwise: any IPv4 address, a
 /// free port, TCP and QUIC.
-pub fn default_listen() -> Vec<Multiaddr> {
+pub(crate) fn default_listen() -> Vec<Multiaddr> {
     use libp2p::multiaddr::Protocol;
     let any = Multiaddr::empty().with(Protocol::Ip4(Ipv4Addr::UNSPECIFIED));
     vec![

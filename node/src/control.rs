@@ -24,15 +24,15 @@ use crate::p2p::P2pStatus;
 use crate::store::StoredExposure;
 
 /// File name of the socket in the data directory.
-pub const SOCKET_FILE: &str = "control.sock";
+pub(crate) const SOCKET_FILE: &str = "control.sock";
 /// Largest request line (bytes).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response line the client reads (bytes).
-pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 /// A request must arrive within this time after connecting.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client waits for an answer.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest socket path the kernel accepts (bytes, without the NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
@@ -87,7 +87,7 @@ pub enum ControlError {
 }
 
 /// The socket of the daemon using `data_dir`.
-pub fn socket_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_FILE)
 }
 
@@ -111,7 +111,7 @@ pub fn check_socket_path(data_dir: &Path) -> Result<(), String> {
 
 /// What the daemon says about itself in `status`.
 #[derive(Clone, Debug)]
-pub struct DaemonInfo {
+pub(crate) struct DaemonInfo {
     /// The data directory.
     pub data_dir: PathBuf,
     /// `"ble"` or `"udp-sim"`.
@@ -124,7 +124,7 @@ pub struct DaemonInfo {
 
 /// Binds the control socket owner-only. A socket left by a daemon that died
 /// is replaced; one that answers means another daemon is running.
-pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+pub(crate) fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let err = |reason: String| ControlError::Socket {
         path: path.to_owned(),
         reason,
@@ -149,7 +149,12 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 
 /// Serves requests until the listener fails. Connections from other users
 /// are closed unanswered.
-pub async fn serve(listener: UnixListener, path: PathBuf, node: Arc<NodeHandle>, info: DaemonInfo) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    node: Arc<NodeHandle>,
+    info: DaemonInfo,
+) {
     let owner = std::fs::metadata(&path).map(|m| m.uid()).ok();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -223,7 +228,7 @@ async fn answer(req: Request, node: &NodeHandle, info: &DaemonInfo) -> Result<Va
 /// The envelope of every answer: `{"ok":true,"result":…}` or
 /// `{"ok":false,"error":"…"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Response {
+pub(crate) struct Response {
     /// Whether the request was carried out.
     pub ok: bool,
     /// The reply (one of the `*Reply` types), when `ok`.
@@ -236,7 +241,7 @@ pub struct Response {
 
 impl Response {
     /// A carried-out request's answer.
-    pub fn answer(result: Value) -> Response {
+    pub(crate) fn answer(result: Value) -> Response {
         Response {
             ok: true,
             result: Some(result),
@@ -245,7 +250,7 @@ impl Response {
     }
 
     /// A refusal, in one line.
-    pub fn refused(error: String) -> Response {
+    pub(crate) fn refused(error: String) -> Response {
         Response {
             ok: false,
             result: None,
@@ -463,7 +468,7 @@ pub struct StatusReply {
 
 impl StatusReply {
     /// The reply for a status snapshot.
-    pub fn new(s: &NodeStatus, info: &DaemonInfo) -> StatusReply {
+    pub(crate) fn new(s: &NodeStatus, info: &DaemonInfo) -> StatusReply {
         StatusReply {
             network: s.network_id.clone(),
             now: s.now.0,
@@ -541,7 +546,7 @@ pub struct PeersReply {
 
 impl PeersReply {
     /// The reply for a mesh status.
-    pub fn new(m: &P2pStatus) -> PeersReply {
+    pub(crate) fn new(m: &P2pStatus) -> PeersReply {
         PeersReply {
             peer_id: m.peer_id.to_string(),
             listen: m.listen.iter().map(ToString::to_string).collect(),
@@ -600,11 +605,11 @@ pub struct ExposureReply {
 }
 
 /// Digits of a report key shown to people.
-pub const REPORT_PREFIX_DIGITS: usize = 16;
+pub(crate) const REPORT_PREFIX_DIGITS: usize = 16;
 
 impl ExposureReply {
     /// The reply for a stored exposure.
-    pub fn new(e: &StoredExposure) -> ExposureReply {
+    pub(crate) fn new(e: &StoredExposure) -> ExposureReply {
         let x = &e.exposure;
         let tenth = |m: f64| (m * 10.0).round() / 10.0;
         ExposureReply {
@@ -657,11 +662,11 @@ pub struct ReportSummaryReply {
 }
 
 /// Digits of an announcement id shown to people.
-pub const ANNOUNCEMENT_PREFIX_DIGITS: usize = 16;
+pub(crate) const ANNOUNCEMENT_PREFIX_DIGITS: usize = 16;
 
 impl ReportSummaryReply {
     /// The reply for a report plan or a published report.
-    pub fn new(s: &ReportSummary) -> ReportSummaryReply {
+    pub(crate) fn new(s: &ReportSummary) -> ReportSummaryReply {
         let tokens_per_chunk = s.plan.tokens_per_chunk as u64;
         ReportSummaryReply {
             window_first_day: s.window.0.to_string(),
@@ -686,7 +691,7 @@ impl ReportSummaryReply {
 }
 
 /// The JSON form of exposures (a list of [`ExposureReply`]).
-pub fn exposures_json(list: &[StoredExposure]) -> Value {
+pub(crate) fn exposures_json(list: &[StoredExposure]) -> Value {
     to_json(&ExposureReply::list(list))
 }
 

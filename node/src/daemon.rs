@@ -28,9 +28,9 @@ pub const IDENTITY_FILE: &str = "identity.key";
 /// Default master key file name in the data directory.
 pub const KEY_FILE: &str = "master.key";
 /// An exposure hook still running after this long is killed.
-pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest time scale accepted on the command line.
-pub const MAX_TIME_SCALE: f64 = crate::clock::MAX_TIME_SCALE;
+pub(crate) const MAX_TIME_SCALE: f64 = crate::clock::MAX_TIME_SCALE;
 
 /// A daemon failure, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +183,7 @@ fn sync_issuers<S: crate::store::Store>(
 /// Refuses a data directory, key file or hook script that another user
 /// could change (see [`crate::perms`]); warns when other users can read into
 /// the data directory.
-pub fn check_permissions(config: &Config, data_dir: &Path) -> Result<(), DaemonError> {
+pub(crate) fn check_permissions(config: &Config, data_dir: &Path) -> Result<(), DaemonError> {
     use crate::perms::{Kind, check_not_writable_by_others, hook_script};
     check_not_writable_by_others(data_dir, "data directory", Kind::Dir).map_err(DaemonError)?;
     if let Some(w) = crate::perms::readable_by_others_warning(data_dir) {

@@ -28,7 +28,7 @@ pub fn current_uid() -> Option<u32> {
 }
 
 /// `path` quoted for a shell command line when it needs it.
-pub fn shell_quote(path: &Path) -> String {
+pub(crate) fn shell_quote(path: &Path) -> String {
     let s = path.display().to_string();
     if !s.is_empty()
         && s.chars()
@@ -78,7 +78,7 @@ pub fn check_not_writable_by_others(path: &Path, what: &str, kind: Kind) -> Resu
 
 /// A warning when other users can read into the data directory `dir` (its
 /// database files are created with the umask), or `None`.
-pub fn readable_by_others_warning(dir: &Path) -> Option<String> {
+pub(crate) fn readable_by_others_warning(dir: &Path) -> Option<String> {
     let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then(|| {
         format!(
@@ -94,7 +94,7 @@ pub fn readable_by_others_warning(dir: &Path) -> Option<String> {
 /// The script an exposure hook runs, when its first word is a path to a
 /// file (`/usr/local/bin/notify x` → that file). Bare command names are
 /// found through `PATH` in system directories and are not checked.
-pub fn hook_script(command: &str) -> Option<&Path> {
+pub(crate) fn hook_script(command: &str) -> Option<&Path> {
     let first = command.split_whitespace().next()?;
     let p = Path::new(first);
     (first.contains('/') && p.is_file()).then_some(p)

@@ -33,7 +33,7 @@ impl TrustedIssuers {
     }
 
     /// Replaces the whole list.
-    pub fn replace(&self, keys: impl IntoIterator<Item = IssuerPublicKey>) {
+    pub(crate) fn replace(&self, keys: impl IntoIterator<Item = IssuerPublicKey>) {
         let mut list: Vec<IssuerPublicKey> = Vec::new();
         for k in keys {
             if !list.contains(&k) {
@@ -47,7 +47,7 @@ impl TrustedIssuers {
     }
 
     /// True when no issuer is trusted (no report can be verified).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.keys().is_empty()
     }
 }

@@ -6,15 +6,15 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use meshtrace_node::p2p::libp2p::gossipsub::MessageAcceptance;
-use meshtrace_node::p2p::libp2p::identity::Keypair;
-use meshtrace_node::p2p::libp2p::{PeerId, StreamProtocol};
+use meshtrace_node::TrustedIssuers;
+use meshtrace_node::p2p::Keypair;
+use meshtrace_node::p2p::MessageAcceptance;
 use meshtrace_node::p2p::{
     Effect, MAX_FETCH_BATCHES, MAX_FETCH_IDS, MAX_STEM_FAILURES, MeshState, Now, Origin, P2pConfig,
     P2pEvent, PublishRefused, RATE_WINDOW, STEM_MARKER, STEM_REQUESTS_PER_MINUTE,
     SYNC_REQUESTS_PER_MINUTE, StemRequest, SyncRequest, TICK, sync_request,
 };
-use meshtrace_node::trust::TrustedIssuers;
+use meshtrace_node::p2p::{PeerId, StreamProtocol};
 use meshtrace_protocol::{
     AnnouncementId, Certificate, CertificateParams, EncounterToken, IssuerSecretKey,
     ReportSecretKey, UnixTime, build_announcements,

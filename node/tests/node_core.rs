@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use meshtrace_node::node::{NodeCore, NodeEffect, NodeEvent, NodeSettings};
+use meshtrace_node::TrustedIssuers;
 use meshtrace_node::protocol::{
     AnnouncementId, Certificate, CertificateParams, EncounterToken, Frame, IssuerSecretKey,
     ReportRequest, ReportSecretKey, Sighting, UnixTime, VerifiedAnnouncement, VerifyContext,
@@ -16,7 +16,7 @@ use meshtrace_node::radio::RadioStats;
 use meshtrace_node::store::{
     BackendError, ContactStore, Entries, MasterKey, MemoryStore, Store, StoreConfig, Tree, Write,
 };
-use meshtrace_node::trust::TrustedIssuers;
+use meshtrace_node::{NodeCore, NodeEffect, NodeEvent, NodeSettings};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -158,7 +158,7 @@ impl Device {
             .count()
     }
 
-    fn status(&self, now: UnixTime) -> meshtrace_node::node::NodeStatus {
+    fn status(&self, now: UnixTime) -> meshtrace_node::NodeStatus {
         self.core.status(now, RadioStats::default(), None)
     }
 }

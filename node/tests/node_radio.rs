@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use meshtrace_node::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use meshtrace_node::node::{self, NodeEvent, NodeSettings};
 use meshtrace_node::p2p::{self, P2pConfig};
 use meshtrace_node::protocol::Frame;
 use meshtrace_node::radio::{Radio, RadioError, RadioEvent, RadioStats};
 use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, StoreConfig};
+use meshtrace_node::{NodeEvent, NodeSettings};
 use tokio::sync::mpsc;
 
 const NET: &str = "radio-closed";
@@ -54,7 +54,7 @@ async fn a_radio_whose_channel_closes_is_one_failure_and_the_node_keeps_answerin
         .listen(vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")])
         .build()
         .expect("mesh settings");
-    let keypair = p2p::libp2p::identity::Keypair::generate_ed25519();
+    let keypair = p2p::Keypair::generate_ed25519();
     let mesh = p2p::spawn(pc, keypair, shared.clone(), Vec::new())
         .await
         .expect("mesh");
@@ -65,7 +65,7 @@ async fn a_radio_whose_channel_closes_is_one_failure_and_the_node_keeps_answerin
         events: rx,
         advertised: advertised.clone(),
     };
-    let mut n = node::start(NodeSettings::new(NET), store, radio, mesh, shared)
+    let mut n = meshtrace_node::start(NodeSettings::new(NET), store, radio, mesh, shared)
         .await
         .expect("node");
 
@@ -80,7 +80,7 @@ async fn a_radio_whose_channel_closes_is_one_failure_and_the_node_keeps_answerin
     assert_eq!(s.radio_failures, 1, "the closed radio is one failure");
     let (at, error) = s.last_radio_failure.expect("the failure is kept");
     assert_eq!(at, clock.now());
-    assert_eq!(error, node::RADIO_CLOSED);
+    assert_eq!(error, meshtrace_node::RADIO_CLOSED);
 
     // The node still ticks (rotates and advertises) and answers.
     for _ in 0..5 {

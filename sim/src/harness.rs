@@ -11,16 +11,16 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use meshtrace_node::TrustedIssuers;
 use meshtrace_node::clock::{Clock, ManualClock, SharedClock};
-use meshtrace_node::node::{self, NodeHandle, NodeSettings};
-use meshtrace_node::p2p::libp2p::Multiaddr;
-use meshtrace_node::p2p::libp2p::identity::Keypair;
-use meshtrace_node::p2p::libp2p::multiaddr::Protocol;
+use meshtrace_node::p2p::Keypair;
+use meshtrace_node::p2p::Multiaddr;
+use meshtrace_node::p2p::Protocol;
 use meshtrace_node::p2p::{self, P2pConfig, P2pConfigBuilder, P2pEvent, P2pHandle};
 use meshtrace_node::radio::memory::{DeviceConfig, MemoryAir};
 use meshtrace_node::radio::model::{DutyCycle, PathLossModel, Trajectory};
 use meshtrace_node::store::{ContactStore, MasterKey, MemoryStore, Store, StoreConfig};
-use meshtrace_node::trust::TrustedIssuers;
+use meshtrace_node::{NodeHandle, NodeSettings};
 use meshtrace_protocol::{IssuerPublicKey, UnixTime};
 
 /// Gossipsub heartbeat of the local mesh.
@@ -231,9 +231,10 @@ impl Harness {
                 .with_context(|| format!("no node {t} to dial"))?;
             mesh.dial(to.clone()).await.context("dialing a node")?;
         }
-        let handle = node::start(spec.settings, spec.store, radio, mesh, self.shared.clone())
-            .await
-            .context("starting the node")?;
+        let handle =
+            meshtrace_node::start(spec.settings, spec.store, radio, mesh, self.shared.clone())
+                .await
+                .context("starting the node")?;
         self.nodes.push(handle);
         self.addrs.push(addr);
         Ok(self.nodes.len() - 1)

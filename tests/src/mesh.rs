@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use meshtrace_node::TrustedIssuers;
 use meshtrace_node::clock::{Clock, SharedClock, SystemClock};
-use meshtrace_node::p2p::libp2p::Multiaddr;
+use meshtrace_node::p2p::Multiaddr;
 use meshtrace_node::p2p::{self, P2pConfig, P2pConfigBuilder, P2pEvent, P2pHandle};
-use meshtrace_node::trust::TrustedIssuers;
 use meshtrace_protocol::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -121,7 +121,7 @@ pub async fn start(net: &TestNet, config: P2pConfig, initial: Vec<Vec<u8>>) -> T
         net,
         config,
         initial,
-        meshtrace_node::p2p::libp2p::identity::Keypair::generate_ed25519(),
+        meshtrace_node::p2p::Keypair::generate_ed25519(),
     )
     .await
 }
@@ -131,7 +131,7 @@ pub async fn start_with_key(
     net: &TestNet,
     config: P2pConfig,
     initial: Vec<Vec<u8>>,
-    key: meshtrace_node::p2p::libp2p::identity::Keypair,
+    key: meshtrace_node::p2p::Keypair,
 ) -> TestNode {
     let mut handle = p2p::spawn(config, key, net.clock(), initial)
         .await
@@ -142,9 +142,7 @@ pub async fn start_with_key(
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, handle.events.recv()).await {
             Ok(Some(P2pEvent::Listening(a))) => {
-                let addr = a.with(meshtrace_node::p2p::libp2p::multiaddr::Protocol::P2p(
-                    handle.peer_id(),
-                ));
+                let addr = a.with(meshtrace_node::p2p::Protocol::P2p(handle.peer_id()));
                 return TestNode { handle, addr };
             }
             Ok(Some(_)) => {}

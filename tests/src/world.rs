@@ -4,12 +4,12 @@
 //! ([`meshtrace_sim::harness`]).
 
 use meshtrace_node::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use meshtrace_node::node::{NodeHandle, NodeSettings};
 use meshtrace_node::p2p;
 use meshtrace_node::protocol::UnixTime;
 use meshtrace_node::radio::memory::MemoryAir;
 use meshtrace_node::radio::model::{PathLossModel, Position, Trajectory};
 use meshtrace_node::store::{ContactStore, MemoryStore};
+use meshtrace_node::{NodeHandle, NodeSettings};
 use meshtrace_sim::harness::{self, Harness, NodeSpec};
 
 use crate::mesh::{TestNet, WAIT};
@@ -26,7 +26,7 @@ pub struct World {
     /// The shared air.
     pub air: MemoryAir,
     /// The first node's dialable mesh address.
-    pub first_addr: p2p::libp2p::Multiaddr,
+    pub first_addr: p2p::Multiaddr,
 }
 
 impl World {

@@ -24,9 +24,9 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use meshtrace_node::NodeEvent;
 use meshtrace_node::clock::Clock;
-use meshtrace_node::node::NodeEvent;
-use meshtrace_node::p2p::{self, P2pEvent, libp2p::identity::Keypair};
+use meshtrace_node::p2p::{self, Keypair, P2pEvent};
 use meshtrace_node::radio::Radio;
 use meshtrace_node::radio::memory::{DeviceConfig, DeviceId, MemoryRadio};
 use meshtrace_node::radio::model::{Position, Trajectory};
@@ -380,7 +380,7 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("the flood child did not start within {limit:?}"));
-    let attacker: p2p::libp2p::PeerId = line
+    let attacker: p2p::PeerId = line
         .trim()
         .strip_prefix("peer ")
         .and_then(|p| p.parse().ok())

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use meshtrace_node::p2p::libp2p::identity::Keypair;
+use meshtrace_node::p2p::Keypair;
 use meshtrace_node::p2p::{Origin, P2pEvent};
 use meshtrace_protocol::AnnouncementId;
 use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start, start_with_key, wait_for_mesh};

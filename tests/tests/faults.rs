@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
+use meshtrace_node::NodeEvent;
 use meshtrace_node::clock::Clock;
-use meshtrace_node::node::NodeEvent;
 use meshtrace_tests::cli::*;
 use meshtrace_tests::mesh::{TestNet, WAIT};
 use meshtrace_tests::world::World;

@@ -8,17 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use meshtrace_node::p2p::libp2p::futures::StreamExt;
-use meshtrace_node::p2p::libp2p::gossipsub::{self, IdentTopic};
-use meshtrace_node::p2p::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use meshtrace_node::p2p::libp2p::{PeerId, SwarmBuilder, identify, noise, ping, tcp, yamux};
+use libp2p::futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{PeerId, SwarmBuilder, identify, noise, ping, tcp, yamux};
 use meshtrace_node::p2p::{self, MAX_STEM_FAILURES, Origin, P2pEvent, P2pStatus};
 use meshtrace_protocol::AnnouncementId;
 use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start};
 use tokio::sync::mpsc;
 
 #[derive(NetworkBehaviour)]
-#[behaviour(prelude = "meshtrace_node::p2p::libp2p::swarm::derive_prelude")]
 struct Foreign {
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,

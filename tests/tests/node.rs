@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use meshtrace_node::NodeEvent;
 use meshtrace_node::clock::Clock;
-use meshtrace_node::node::NodeEvent;
 use meshtrace_tests::mesh::{TestNet, WAIT};
 use meshtrace_tests::world::World;
 
@@ -145,8 +145,8 @@ impl meshtrace_node::radio::Radio for BrokenRadio {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn radio_failures_are_kept_for_the_status_and_the_node_keeps_running() {
+    use meshtrace_node::NodeSettings;
     use meshtrace_node::clock::{ManualClock, SharedClock, SystemClock};
-    use meshtrace_node::node::{self, NodeSettings};
     use meshtrace_node::radio::{RadioError, RadioEvent};
     use meshtrace_tests::world::{memory_store, spawn_mesh};
     use std::sync::Arc;
@@ -158,7 +158,7 @@ async fn radio_failures_are_kept_for_the_status_and_the_node_keeps_running() {
     let store = memory_store(start);
     let mesh = spawn_mesh(&net, shared.clone()).await;
     let (radio_tx, radio_rx) = tokio::sync::mpsc::channel(8);
-    let mut n = node::start(
+    let mut n = meshtrace_node::start(
         NodeSettings::new(&net.network_id),
         store,
         BrokenRadio { events: radio_rx },

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use meshtrace_node::node::NodeSettings;
+use meshtrace_node::NodeSettings;
 use meshtrace_node::store::StoredExposure;
 use serde::Serialize;
 

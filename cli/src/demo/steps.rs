@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use meshtrace_node::clock::{Clock, SystemClock};
-use meshtrace_node::node::{NodeEvent, NodeSettings, ReportSummary};
 use meshtrace_node::protocol::{
     Certificate, CertificateParams, Day, IssuerSecretKey, ReportRequest, UnixTime,
 };
 use meshtrace_node::radio::model::PathLossModel;
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig, StoredExposure};
+use meshtrace_node::{NodeEvent, NodeSettings, ReportSummary};
 use meshtrace_sim::harness::{self, Harness, NodeSpec};
 use rand::rngs::{StdRng, SysRng};
 use rand::{RngExt, SeedableRng};

@@ -171,7 +171,7 @@ impl<S: Store> NodeCore<S> {
     }
 
     /// The settings.
-    pub fn settings(&self) -> &NodeSettings {
+    pub(crate) fn settings(&self) -> &NodeSettings {
         &self.settings
     }
 
@@ -184,7 +184,7 @@ impl<S: Store> NodeCore<S> {
 
     /// The radio failed at `now`: kept for the status and told to the user
     /// interface; the node keeps running without the radio.
-    pub fn handle_radio_failure(&mut self, now: UnixTime, error: String) {
+    pub(crate) fn handle_radio_failure(&mut self, now: UnixTime, error: String) {
         self.radio_failures += 1;
         self.last_radio_failure = Some((now, error.clone()));
         self.effects

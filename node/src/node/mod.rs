@@ -25,24 +25,24 @@ pub use requests::create_report_request;
 
 /// Store metadata name of the one pending report key of earlier versions
 /// (taken up as a pending request, see [`META_PENDING_REPORTS`]).
-pub const META_REPORT_KEY: &str = "report-key";
+pub(crate) const META_REPORT_KEY: &str = "report-key";
 /// Store metadata name of the report requests waiting for a certificate:
 /// for each, when it was made, until when it can be used, and its one-time
 /// secret key.
-pub const META_PENDING_REPORTS: &str = "pending-report-keys";
+pub(crate) const META_PENDING_REPORTS: &str = "pending-report-keys";
 /// Most report requests kept waiting for a certificate at once; a newer
 /// request replaces the oldest (and says so).
 pub const MAX_PENDING_REPORT_REQUESTS: usize = 4;
 /// How long a report request can be certified and used (seconds): a week
 /// for the visit to the issuer.
-pub const REPORT_REQUEST_LIFETIME_SECONDS: u64 = 7 * 86_400;
+pub(crate) const REPORT_REQUEST_LIFETIME_SECONDS: u64 = 7 * 86_400;
 /// Store metadata name of the own chunks not yet confirmed sent.
-pub const META_UNSENT: &str = "unsent-announcements";
+pub(crate) const META_UNSENT: &str = "unsent-announcements";
 /// Store metadata name of this node's own published report keys (so that
 /// it never matches its own report, also after a restart).
-pub const META_OWN_REPORTS: &str = "own-report-keys";
+pub(crate) const META_OWN_REPORTS: &str = "own-report-keys";
 /// Capacity of the command and event channels.
-pub const NODE_CHANNEL: usize = 256;
+pub(crate) const NODE_CHANNEL: usize = 256;
 
 /// Node settings.
 #[derive(Clone, Debug)]
@@ -88,9 +88,9 @@ impl NodeSettings {
 
 /// Encounters with less exposure than this (seconds) are not announced in a
 /// report, by default.
-pub const DEFAULT_MIN_REPORT_ENCOUNTER_SECONDS: u64 = 60;
+pub(crate) const DEFAULT_MIN_REPORT_ENCOUNTER_SECONDS: u64 = 60;
 /// Default real-time interval of the node's timer.
-pub const DEFAULT_NODE_TICK: Duration = Duration::from_millis(250);
+pub(crate) const DEFAULT_NODE_TICK: Duration = Duration::from_millis(250);
 
 /// Builds [`NodeSettings`]; [`NodeSettingsBuilder::build`] checks them.
 #[derive(Clone, Debug)]
@@ -104,7 +104,7 @@ impl NodeSettingsBuilder {
     }
 
     /// This device's RSSI correction (dB, positive when it reads high).
-    pub fn rx_correction_db(mut self, db: i16) -> Self {
+    pub(crate) fn rx_correction_db(mut self, db: i16) -> Self {
         self.0.rx_correction_db = db;
         self
     }
@@ -305,7 +305,7 @@ impl NodeHandle {
 
     /// As [`NodeHandle::report_request`], with the request's expiry and
     /// whether it replaced an older pending request.
-    pub async fn new_report_request(&self) -> Result<NewReportRequest, NodeError> {
+    pub(crate) async fn new_report_request(&self) -> Result<NewReportRequest, NodeError> {
         ask!(self, ReportRequest)?
     }
 

@@ -10,15 +10,15 @@ use crate::config::MAX_STEM_HOPS;
 use crate::trust::TrustedIssuers;
 
 /// Default stem hops before an own report is gossiped.
-pub const DEFAULT_STEM_HOPS: u32 = 2;
+pub(crate) const DEFAULT_STEM_HOPS: u32 = 2;
 /// Default stem fail-safe timeout.
-pub const DEFAULT_STEM_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_STEM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default catch-up interval.
-pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
 /// Default gossipsub heartbeat.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Default idle-connection timeout.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Mesh settings, checked when built ([`P2pConfig::builder`]).
 #[derive(Clone, Debug)]
@@ -59,30 +59,30 @@ impl P2pConfig {
     }
 
     /// A builder starting from these settings.
-    pub fn to_builder(&self) -> P2pConfigBuilder {
+    pub(crate) fn to_builder(&self) -> P2pConfigBuilder {
         P2pConfigBuilder {
             config: self.clone(),
         }
     }
 
     /// The deployment's network id (topic and protocol names carry it).
-    pub fn network_id(&self) -> &str {
+    pub(crate) fn network_id(&self) -> &str {
         &self.network_id
     }
     /// The issuers this deployment trusts (a shared handle).
-    pub fn trusted_issuers(&self) -> &TrustedIssuers {
+    pub(crate) fn trusted_issuers(&self) -> &TrustedIssuers {
         &self.trusted_issuers
     }
     /// Listen addresses.
-    pub fn listen(&self) -> &[Multiaddr] {
+    pub(crate) fn listen(&self) -> &[Multiaddr] {
         &self.listen
     }
     /// Peers dialled at start.
-    pub fn bootstrap(&self) -> &[Multiaddr] {
+    pub(crate) fn bootstrap(&self) -> &[Multiaddr] {
         &self.bootstrap
     }
     /// Whether peers on the LAN are discovered with mDNS.
-    pub fn mdns(&self) -> bool {
+    pub(crate) fn mdns(&self) -> bool {
         self.mdns
     }
     /// Light mode (phones): not in the gossip mesh.
@@ -90,27 +90,27 @@ impl P2pConfig {
         self.light
     }
     /// Whether this node relays for peers behind NAT.
-    pub fn relay_server(&self) -> bool {
+    pub(crate) fn relay_server(&self) -> bool {
         self.relay_server
     }
     /// Stem hops before an own report is gossiped (0 = publish directly).
-    pub fn stem_hops(&self) -> u32 {
+    pub(crate) fn stem_hops(&self) -> u32 {
         self.stem_hops
     }
     /// The stem fail-safe timeout.
-    pub fn stem_timeout(&self) -> Duration {
+    pub(crate) fn stem_timeout(&self) -> Duration {
         self.stem_timeout
     }
     /// How often to reconcile with a random peer.
-    pub fn sync_interval(&self) -> Duration {
+    pub(crate) fn sync_interval(&self) -> Duration {
         self.sync_interval
     }
     /// Gossipsub heartbeat.
-    pub fn heartbeat(&self) -> Duration {
+    pub(crate) fn heartbeat(&self) -> Duration {
         self.heartbeat
     }
     /// Idle connections are closed after this long.
-    pub fn idle_timeout(&self) -> Duration {
+    pub(crate) fn idle_timeout(&self) -> Duration {
         self.idle_timeout
     }
 }
@@ -133,7 +133,7 @@ impl P2pConfigBuilder {
         self
     }
     /// Peers to dial at start (with `/p2p/<id>` to seed Kademlia).
-    pub fn bootstrap(&mut self, addrs: Vec<Multiaddr>) -> &mut Self {
+    pub(crate) fn bootstrap(&mut self, addrs: Vec<Multiaddr>) -> &mut Self {
         self.config.bootstrap = addrs;
         self
     }
@@ -149,7 +149,7 @@ impl P2pConfigBuilder {
         self
     }
     /// Serve as a relay for peers behind NAT.
-    pub fn relay_server(&mut self, on: bool) -> &mut Self {
+    pub(crate) fn relay_server(&mut self, on: bool) -> &mut Self {
         self.config.relay_server = on;
         self
     }

@@ -16,24 +16,24 @@ use libp2p::core::muxing::{StreamMuxer, StreamMuxerBox, StreamMuxerEvent};
 
 /// Bytes received and sent on all connections, shared by the muxers.
 #[derive(Clone, Debug, Default)]
-pub struct ByteCounters {
+pub(crate) struct ByteCounters {
     inbound: Arc<AtomicU64>,
     outbound: Arc<AtomicU64>,
 }
 
 impl ByteCounters {
     /// Bytes received so far.
-    pub fn inbound(&self) -> u64 {
+    pub(crate) fn inbound(&self) -> u64 {
         self.inbound.load(Ordering::Relaxed)
     }
 
     /// Bytes sent so far.
-    pub fn outbound(&self) -> u64 {
+    pub(crate) fn outbound(&self) -> u64 {
         self.outbound.load(Ordering::Relaxed)
     }
 
     /// Wraps a connection's muxer so its substreams count here.
-    pub fn wrap(&self, muxer: StreamMuxerBox) -> CountingMuxer {
+    pub(crate) fn wrap(&self, muxer: StreamMuxerBox) -> CountingMuxer {
         CountingMuxer {
             inner: muxer,
             counters: self.clone(),
@@ -42,7 +42,7 @@ impl ByteCounters {
 }
 
 /// A muxer whose substreams count their bytes.
-pub struct CountingMuxer {
+pub(crate) struct CountingMuxer {
     inner: StreamMuxerBox,
     counters: ByteCounters,
 }
@@ -88,7 +88,7 @@ impl StreamMuxer for CountingMuxer {
 }
 
 /// A substream that counts what passes through it.
-pub struct CountingStream<S> {
+pub(crate) struct CountingStream<S> {
     inner: S,
     counters: ByteCounters,
 }

@@ -23,39 +23,33 @@ mod wire;
 
 use std::time::Duration;
 
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use meshtrace_protocol::{
     AnnouncementError, AnnouncementId, MAX_ANNOUNCEMENT_BYTES, VerifiedAnnouncement,
 };
 
-pub use config::{
-    DEFAULT_HEARTBEAT, DEFAULT_IDLE_TIMEOUT, DEFAULT_STEM_HOPS, DEFAULT_STEM_TIMEOUT,
-    DEFAULT_SYNC_INTERVAL, P2pConfig, P2pConfigBuilder,
-};
-pub use counting::{ByteCounters, CountingMuxer, CountingStream};
+pub use config::{P2pConfig, P2pConfigBuilder};
 pub use driver::{P2pHandle, spawn};
 pub use identity::load_or_create_identity;
-/// The libp2p version the mesh is built on (for addresses and peer ids).
-pub use libp2p;
-pub use pool::{DayDigest, MAX_POOL_ANNOUNCEMENTS, Pool};
+/// The libp2p types the mesh's API uses (addresses, peer ids, keys).
+pub use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, gossipsub::MessageAcceptance, identity::Keypair,
+    multiaddr::Protocol, request_response::Codec,
+};
+pub(crate) use pool::MAX_POOL_ANNOUNCEMENTS;
+pub use pool::{DayDigest, Pool};
 pub use rates::RATE_WINDOW;
-pub use state::{
-    Effect, FLUFF_RETRY_DIVISOR, MeshState, Now, RETRY_TICKS, REVEAL_AFTER_STEM_TIMEOUTS, TICK,
-    Token,
-};
-pub use swarm::{
-    GOSSIP_DUPLICATE_CACHE_TIME, KAD_QUERY_TIMEOUT, MAX_CONCURRENT_STREAMS, check_ports_free,
-};
+pub use state::{Effect, MeshState, Now, TICK, Token};
+pub(crate) use swarm::check_ports_free;
 pub use wire::{
-    DayDigestMsg, MAX_FETCH_IDS, MAX_IDS_PER_DAY, MAX_MESSAGE_FIELDS, MAX_STEM_MESSAGE,
-    MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, StemRequest, StemResponse,
-    SyncRequest, SyncResponse, fetch_ids, response_ids, screen_digests, sync_request,
+    DayDigestMsg, MAX_FETCH_IDS, MAX_IDS_PER_DAY, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE,
+    MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, StemRequest, StemResponse, SyncRequest,
+    SyncResponse, fetch_ids, response_ids, screen_digests, sync_request,
 };
 
 /// Protocol version in every name.
-pub const MESH_VERSION: u32 = 1;
+pub(crate) const MESH_VERSION: u32 = 1;
 /// Capacity of the command and event channels.
-pub const CHANNEL_CAPACITY: usize = 1024;
+pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 /// Most announcements waiting in the outbox.
 pub const MAX_OUTBOX: usize = 1024;
 /// Most sync requests a peer may make per minute before being refused.
@@ -63,9 +57,9 @@ pub const SYNC_REQUESTS_PER_MINUTE: u32 = 120;
 /// Most stem requests a peer may make per minute before being refused.
 pub const STEM_REQUESTS_PER_MINUTE: u32 = 60;
 /// Timeout of one stem or sync request.
-pub const STEM_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const STEM_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Gossipsub's limit: one announcement plus protobuf framing.
-pub const MAX_GOSSIP_MESSAGE: usize = MAX_ANNOUNCEMENT_BYTES + 1024;
+pub(crate) const MAX_GOSSIP_MESSAGE: usize = MAX_ANNOUNCEMENT_BYTES + 1024;
 
 /// The gossip topic of a network.
 pub fn topic_name(network_id: &str) -> String {
@@ -214,7 +208,7 @@ pub enum PublishRefused {
 /// Each stem relay publishes to gossip with this probability instead of
 /// forwarding (Dandelion++): the expected stem length is `1 / p` hops, and
 /// every stem request looks the same whoever sent it.
-pub fn fluff_probability(stem_hops: u32) -> f64 {
+pub(crate) fn fluff_probability(stem_hops: u32) -> f64 {
     if stem_hops == 0 {
         1.0
     } else {
@@ -227,16 +221,16 @@ pub const STEM_MARKER: u32 = 1;
 /// Own stem hops that may fail before a full node gossips its report itself.
 pub const MAX_STEM_FAILURES: u32 = 5;
 /// Most events held back while the node does not read them.
-pub const MAX_EVENT_BACKLOG: usize = MAX_POOL_ANNOUNCEMENTS;
+pub(crate) const MAX_EVENT_BACKLOG: usize = MAX_POOL_ANNOUNCEMENTS;
 /// Most digest days considered from one peer (the retention window plus
 /// slack for clock skew).
 pub const MAX_SYNC_DAYS: usize = 20;
 /// Most fetch batches started per reconciled day and round.
 pub const MAX_FETCH_BATCHES: usize = 4;
 /// Largest fetch response this node sends (bytes).
-pub const MAX_FETCH_RESPONSE: usize = 1024 * 1024;
+pub(crate) const MAX_FETCH_RESPONSE: usize = 1024 * 1024;
 /// Response bytes one peer may pull per minute.
-pub const SYNC_BYTES_PER_MINUTE: usize = 16 * 1024 * 1024;
+pub(crate) const SYNC_BYTES_PER_MINUTE: usize = 16 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

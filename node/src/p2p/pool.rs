@@ -19,7 +19,7 @@ type Slot = (ReportPublicKey, u32);
 
 /// Most announcements a pool holds (about 6.5 GiB at the 64 KiB maximum;
 /// in practice chunks are a few KiB). Beyond, the soonest to expire go first.
-pub const MAX_POOL_ANNOUNCEMENTS: usize = 100_000;
+pub(crate) const MAX_POOL_ANNOUNCEMENTS: usize = 100_000;
 
 /// One day's digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// An empty pool.
-    pub fn new() -> Pool {
+    pub(crate) fn new() -> Pool {
         Pool::default()
     }
 
@@ -80,7 +80,7 @@ impl Pool {
 
     /// True when a different chunk already holds this chunk's (report key,
     /// chunk index) slot: a variant, which is neither stored nor forwarded.
-    pub fn slot_taken(&self, ann: &VerifiedAnnouncement) -> bool {
+    pub(crate) fn slot_taken(&self, ann: &VerifiedAnnouncement) -> bool {
         self.slots
             .get(&(ann.report_key(), ann.chunk_index()))
             .is_some_and(|id| *id != ann.id())
@@ -88,19 +88,19 @@ impl Pool {
 
     /// Adds a verified announcement; `false` when it was already held or
     /// its slot is taken ([`Pool::slot_taken`]).
-    pub fn insert(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
+    pub(crate) fn insert(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
         self.insert_with(ann, bytes, false)
     }
 
     /// Adds an announcement that catch-up must not serve yet (an own report
     /// or one received by stem, until it has been seen in gossip): serving it
     /// would point at the few nodes that hold it, i.e. at its origin.
-    pub fn insert_hidden(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
+    pub(crate) fn insert_hidden(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
         self.insert_with(ann, bytes, true)
     }
 
     /// Lets catch-up serve a hidden announcement.
-    pub fn reveal(&mut self, id: &AnnouncementId) {
+    pub(crate) fn reveal(&mut self, id: &AnnouncementId) {
         if let Some(e) = self.entries.get_mut(id) {
             e.hidden = false;
         }
@@ -157,7 +157,7 @@ impl Pool {
     }
 
     /// Drops everything expired at `now`; returns how many.
-    pub fn expire(&mut self, now: UnixTime) -> usize {
+    pub(crate) fn expire(&mut self, now: UnixTime) -> usize {
         let gone: Vec<AnnouncementId> = self
             .entries
             .iter()
@@ -183,7 +183,7 @@ impl Pool {
     }
 
     /// Digests of every day held, ascending.
-    pub fn digests(&self) -> Vec<DayDigest> {
+    pub(crate) fn digests(&self) -> Vec<DayDigest> {
         self.by_day
             .iter()
             .map(|(day, ids)| {
@@ -206,7 +206,7 @@ impl Pool {
     }
 
     /// Ids held for one day, ascending.
-    pub fn ids_of_day(&self, day: Day) -> Vec<AnnouncementId> {
+    pub(crate) fn ids_of_day(&self, day: Day) -> Vec<AnnouncementId> {
         self.by_day
             .get(&day)
             .map(|s| s.iter().filter(|id| self.visible(id)).copied().collect())
@@ -215,7 +215,7 @@ impl Pool {
 
     /// Days whose digest differs from `theirs` and that they have (so we may
     /// lack something): the days to ask ids for.
-    pub fn days_to_reconcile(&self, theirs: &[DayDigest]) -> Vec<Day> {
+    pub(crate) fn days_to_reconcile(&self, theirs: &[DayDigest]) -> Vec<Day> {
         let ours: HashMap<Day, DayDigest> =
             self.digests().into_iter().map(|d| (d.day, d)).collect();
         theirs
@@ -226,7 +226,7 @@ impl Pool {
     }
 
     /// Of `ids`, the ones not held.
-    pub fn missing(&self, ids: &[AnnouncementId]) -> Vec<AnnouncementId> {
+    pub(crate) fn missing(&self, ids: &[AnnouncementId]) -> Vec<AnnouncementId> {
         ids.iter()
             .filter(|id| !self.contains(id))
             .copied()

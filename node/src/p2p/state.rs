@@ -33,14 +33,14 @@ use super::{
 pub const TICK: Duration = Duration::from_millis(250);
 /// Ticks between two tries of a report that is waiting: for a stem-capable
 /// peer, or for a gossip mesh to publish into.
-pub const RETRY_TICKS: u32 = 4;
+pub(crate) const RETRY_TICKS: u32 = 4;
 /// A hidden entry (own report, stem hop) is revealed to catch-up at the
 /// latest after this many stem timeouts, even if it never came back through
 /// gossip.
-pub const REVEAL_AFTER_STEM_TIMEOUTS: u32 = 3;
+pub(crate) const REVEAL_AFTER_STEM_TIMEOUTS: u32 = 3;
 /// A relay whose fluff publish failed (no gossip mesh yet) tries again after
 /// this fraction of the stem timeout (`stem_timeout / 4`).
-pub const FLUFF_RETRY_DIVISOR: u32 = 4;
+pub(crate) const FLUFF_RETRY_DIVISOR: u32 = 4;
 
 /// The time, as the core sees it: a monotonic instant for its timers and
 /// the wall clock for verifying announcements.
@@ -241,7 +241,7 @@ impl MeshState {
     }
 
     /// The settings.
-    pub fn config(&self) -> &P2pConfig {
+    pub(crate) fn config(&self) -> &P2pConfig {
         &self.config
     }
 
@@ -261,13 +261,13 @@ impl MeshState {
     }
 
     /// Adds transport-level byte totals to the counters.
-    pub fn set_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
+    pub(crate) fn set_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
         self.counters.bytes_in = bytes_in;
         self.counters.bytes_out = bytes_out;
     }
 
     /// Connected peers, as `meshtrace peers` shows them.
-    pub fn peer_infos(&self) -> Vec<PeerInfo> {
+    pub(crate) fn peer_infos(&self) -> Vec<PeerInfo> {
         self.peers
             .iter()
             .map(|(p, k)| PeerInfo {
@@ -279,7 +279,7 @@ impl MeshState {
     }
 
     /// True when `peer` is connected.
-    pub fn is_connected(&self, peer: &PeerId) -> bool {
+    pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
         self.peers.contains_key(peer)
     }
 
@@ -358,7 +358,7 @@ impl MeshState {
     }
 
     /// `peer`'s gossipsub score (`None` when scoring does not know it).
-    pub fn peer_scored(&mut self, peer: PeerId, score: Option<f64>) {
+    pub(crate) fn peer_scored(&mut self, peer: PeerId, score: Option<f64>) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.score = score;
         }

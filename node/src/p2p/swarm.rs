@@ -25,12 +25,12 @@ use super::{
 };
 
 /// How long gossipsub remembers a message id (and so ignores copies).
-pub const GOSSIP_DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(600);
+pub(crate) const GOSSIP_DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(600);
 /// Timeout of a Kademlia query.
-pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most concurrent inbound and outbound streams of the stem and sync
 /// protocols per connection.
-pub const MAX_CONCURRENT_STREAMS: usize = 64;
+pub(crate) const MAX_CONCURRENT_STREAMS: usize = 64;
 
 /// An error a transport constructor may return.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -223,7 +223,7 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
 /// connections (dials to the first then fail with the wrong peer id). A
 /// plain bind, without `SO_REUSEPORT`, fails while any socket holds the
 /// port.
-pub fn check_ports_free(listen: &[Multiaddr]) -> Result<(), P2pError> {
+pub(crate) fn check_ports_free(listen: &[Multiaddr]) -> Result<(), P2pError> {
     use libp2p::multiaddr::Protocol;
     for addr in listen {
         let mut ip: Option<std::net::IpAddr> = None;

@@ -20,7 +20,7 @@ pub(super) enum SyncStep {
 impl MeshState {
     /// Starts a catch-up round with `with`, or with a random full peer that
     /// speaks the sync protocol.
-    pub fn start_sync(&mut self, _now: Now, with: Option<PeerId>) {
+    pub(crate) fn start_sync(&mut self, _now: Now, with: Option<PeerId>) {
         let peer = match with {
             Some(p) => self.peers.get(&p).is_some_and(|k| k.sync).then_some(p),
             None => self.random_peer(None, true),

@@ -25,7 +25,7 @@ pub const MAX_FETCH_IDS: usize = 256;
 /// limit bounds what decoding costs, since each 2-byte repeated field
 /// (an empty digest or announcement) becomes a 24–32-byte value: without
 /// it a [`MAX_SYNC_RESPONSE`] frame could hold some 30 times its size.
-pub const MAX_MESSAGE_FIELDS: usize = 1024;
+pub(crate) const MAX_MESSAGE_FIELDS: usize = 1024;
 /// Most ids taken from one ids-response (one day).
 pub const MAX_IDS_PER_DAY: usize = 100_000;
 

@@ -13,9 +13,9 @@
 //! ([`SERVICE_UUID`], the 128-bit form of `0xFCB7`). BlueZ merges the
 //! discovery filters of all applications on the bus, so advertisements of
 //! other applications arrive too: every report goes through
-//! [`sightings_from_properties`], which keeps only service data under our
+//! `sightings_from_properties`, which keeps only service data under our
 //! UUID, counts everything else as foreign, and feeds our bytes to the shared
-//! [`FrameDecoder`] (which reassembles legacy halves by tag and counts
+//! `FrameDecoder` (which reassembles legacy halves by tag and counts
 //! malformed, oversized and stale input). Service-data events carry no RSSI,
 //! so the RSSI is read from the device's properties; HCI's "unknown" value
 //! (127) becomes `None`. Reception time comes from the node's
@@ -425,7 +425,7 @@ impl Radio for BleRadio {
 /// and counted by `decoder`, which also reassembles legacy halves arriving in
 /// separate reports. An RSSI of 127 (HCI's "unknown") or outside HCI's range
 /// becomes `None`. Never panics.
-pub fn sightings_from_properties(
+pub(crate) fn sightings_from_properties(
     service_data: &HashMap<Uuid, Vec<u8>>,
     rssi: Option<i16>,
     at: UnixTime,

@@ -7,7 +7,7 @@
 //! at that moment (its [`DutyCycle`] window, with a per-device phase) may
 //! receive each payload according to the [`PathLossModel`] — distance from
 //! the devices' [`Trajectory`]s, shadowing noise, per-device offsets, range
-//! cutoff and loss. Receptions go through the same [`FrameDecoder`] as the
+//! cutoff and loss. Receptions go through the same `FrameDecoder` as the
 //! real radios, so legacy halves are reassembled and bad input is counted
 //! the same way. Devices, draws and deliveries happen in a fixed order, so
 //! the same seed and the same calls give the same sightings.
@@ -26,7 +26,7 @@ use super::{
 };
 
 /// Most devices one air holds.
-pub const MAX_DEVICES: usize = 4096;
+pub(crate) const MAX_DEVICES: usize = 4096;
 
 struct Device {
     trajectory: Trajectory,

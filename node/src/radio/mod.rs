@@ -9,7 +9,7 @@
 //! * [`memory`]: an in-process air with the same model, deterministic with a
 //!   seed, for tests, the demo and the simulator.
 //!
-//! Every backend feeds received bytes through one [`FrameDecoder`], which
+//! Every backend feeds received bytes through one `FrameDecoder`, which
 //! parses advertising data and service data with the protocol codec,
 //! reassembles legacy halves, and counts (never panics on) malformed,
 //! foreign, stale and oversized input.
@@ -169,7 +169,7 @@ pub struct RadioStats {
 
 /// Shared, lock-free counters behind [`RadioStats`].
 #[derive(Debug, Default)]
-pub struct RadioCounters {
+pub(crate) struct RadioCounters {
     received: AtomicU64,
     sightings: AtomicU64,
     foreign: AtomicU64,
@@ -183,7 +183,7 @@ pub struct RadioCounters {
 
 impl RadioCounters {
     /// A snapshot.
-    pub fn snapshot(&self) -> RadioStats {
+    pub(crate) fn snapshot(&self) -> RadioStats {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RadioStats {
             received: g(&self.received),
@@ -199,7 +199,7 @@ impl RadioCounters {
     }
 
     /// Counts one frame sent or advertisement registered.
-    pub fn count_advertised(&self) {
+    pub(crate) fn count_advertised(&self) {
         self.advertised.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -210,7 +210,7 @@ impl RadioCounters {
 
 /// Turns received bytes into sightings: one per backend.
 #[derive(Debug)]
-pub struct FrameDecoder {
+pub(crate) struct FrameDecoder {
     reassembler: HalfReassembler,
     counters: Arc<RadioCounters>,
     seen_stale: u64,
@@ -219,7 +219,7 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     /// A decoder that counts into `counters`.
-    pub fn new(counters: Arc<RadioCounters>) -> FrameDecoder {
+    pub(crate) fn new(counters: Arc<RadioCounters>) -> FrameDecoder {
         FrameDecoder {
             reassembler: HalfReassembler::new(),
             counters,
@@ -238,7 +238,7 @@ impl FrameDecoder {
     }
 
     /// Decodes one meshtrace service-data entry (the bytes after the UUID).
-    pub fn service_data(
+    pub(crate) fn service_data(
         &mut self,
         data: &[u8],
         rssi: Option<i16>,
@@ -274,7 +274,7 @@ impl FrameDecoder {
     }
 
     /// Decodes a raw advertising payload (AD structures).
-    pub fn advertising_data(
+    pub(crate) fn advertising_data(
         &mut self,
         ad: &[u8],
         rssi: Option<i16>,
@@ -295,13 +295,13 @@ impl FrameDecoder {
     }
 
     /// Counts an advertisement that carried no meshtrace service data.
-    pub fn count_foreign(&self) {
+    pub(crate) fn count_foreign(&self) {
         RadioCounters::add(&self.counters.received);
         RadioCounters::add(&self.counters.foreign);
     }
 
     /// Delivers a sighting without blocking; counts it when the queue is full.
-    pub fn deliver(&self, tx: &mpsc::Sender<RadioEvent>, s: RadioSighting) -> bool {
+    pub(crate) fn deliver(&self, tx: &mpsc::Sender<RadioEvent>, s: RadioSighting) -> bool {
         match tx.try_send(RadioEvent::Sighting(s)) {
             Ok(()) => true,
             Err(_) => {

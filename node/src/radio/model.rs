@@ -84,7 +84,7 @@ impl PathLossModel {
 
     /// Mean RSSI (dBm) at `distance_m` for a sender advertising `tx_power`
     /// (dBm, calibrated) with device offsets, before shadowing.
-    pub fn mean_rssi(&self, distance_m: f64, tx_power_dbm: f64, offsets_db: f64) -> f64 {
+    pub(crate) fn mean_rssi(&self, distance_m: f64, tx_power_dbm: f64, offsets_db: f64) -> f64 {
         let d = distance_m.max(0.1);
         // The 1 m figure is for 0 dBm reference; our devices advertise their
         // calibrated power, which the 1 m figure already accounts for at

@@ -34,7 +34,7 @@
 //!    TX power, the sender's TX offset plus its own RX offset, and noise from
 //!    its seeded RNG; no RSSI means not heard (counted in
 //!    [`UdpAirStats::not_received`] only);
-//! 5. feeds the advertising payload to the shared [`FrameDecoder`], which
+//! 5. feeds the advertising payload to the shared `FrameDecoder`, which
 //!    reassembles legacy halves and delivers sightings on the event channel.
 //!
 //! # Packet layout
@@ -81,32 +81,31 @@ use super::{
 use crate::clock::SharedClock;
 
 mod packet;
-pub use packet::{
-    AirPacket, HEADER_LEN, MAX_PACKET_LEN, MAX_PAYLOAD_LEN, PACKET_MAGIC, PacketError,
-};
+pub(crate) use packet::{AirPacket, PacketError};
+pub use packet::{HEADER_LEN, MAX_PACKET_LEN, MAX_PAYLOAD_LEN, PACKET_MAGIC};
 
 /// Default multicast group of the simulated air (administratively scoped).
 pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 84);
 /// Default UDP port of the simulated air.
 pub const DEFAULT_PORT: u16 = 47784;
 /// Interface the air uses: loopback only.
-pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+pub(crate) const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// However fast the clock runs, the sender waits at least this long (real
 /// time) between two advertising events.
 pub const MIN_REAL_ADVERTISING_INTERVAL: Duration = Duration::from_millis(5);
 /// The sender looks at the clock at least this often (real time), so that a
 /// clock that jumps (a manual clock) is followed.
-pub const MAX_REAL_POLL: Duration = Duration::from_millis(100);
+pub(crate) const MAX_REAL_POLL: Duration = Duration::from_millis(100);
 /// Real time during which the sender measures the clock's rate before it
 /// trusts the measurement (it polls every
 /// [`MIN_REAL_ADVERTISING_INTERVAL`] meanwhile).
-pub const RATE_WARMUP: Duration = Duration::from_millis(20);
+pub(crate) const RATE_WARMUP: Duration = Duration::from_millis(20);
 /// Socket errors in a row after which the radio reports
 /// [`RadioEvent::Failed`] and stops.
-pub const MAX_CONSECUTIVE_IO_ERRORS: u32 = 16;
+pub(crate) const MAX_CONSECUTIVE_IO_ERRORS: u32 = 16;
 /// Largest per-device offset accepted, dB (either sign).
-pub const MAX_DEVICE_OFFSET_DB: f64 = 30.0;
+pub(crate) const MAX_DEVICE_OFFSET_DB: f64 = 30.0;
 
 /// Settings of one [`UdpRadio`].
 #[derive(Clone, Debug)]
@@ -168,7 +167,7 @@ impl Default for UdpAirConfig {
 
 impl UdpAirConfig {
     /// Checks the settings; the error names the offending one.
-    pub fn validate(&self) -> Result<(), RadioError> {
+    pub(crate) fn validate(&self) -> Result<(), RadioError> {
         let err = |m: String| Err(RadioError::Config(m));
         if !self.group.is_multicast() {
             return err(format!(

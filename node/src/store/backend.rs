@@ -28,7 +28,7 @@ pub enum Tree {
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 8] = [
+    pub(crate) const ALL: [Tree; 8] = [
         Tree::DayKeys,
         Tree::EpochKeys,
         Tree::Encounters,
@@ -40,7 +40,7 @@ impl Tree {
     ];
 
     /// The tree's name on disk (also bound into every record's associated data).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Tree::DayKeys => "daykeys",
             Tree::EpochKeys => "epochkeys",
@@ -153,10 +153,10 @@ impl Store for MemoryStore {
 
 /// sled's page cache for the contact store: small on purpose (phones; sled's
 /// cache otherwise grows towards the database size).
-pub const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// sled's own background flush interval (ms); the store also flushes at its
 /// durability points.
-pub const SLED_FLUSH_EVERY_MS: u64 = 500;
+pub(crate) const SLED_FLUSH_EVERY_MS: u64 = 500;
 
 /// sled 0.34 backend.
 pub struct SledStore {
@@ -244,7 +244,7 @@ pub(crate) fn unfinished_snapshot(path: &Path, name: &str) -> BackendError {
 
 /// Which files of a sled directory [`copy_database`] leaves out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SnapshotFiles {
+pub(crate) enum SnapshotFiles {
     /// Every file but snapshots sled never finished writing.
     FinishedOnly,
     /// No snapshot at all: sled rebuilds its state from the log.
@@ -254,7 +254,7 @@ pub enum SnapshotFiles {
 /// A lock on a sled directory taken the way sled takes it (an exclusive
 /// `flock` of its `db` file): while held, no meshtrace process opens it.
 #[derive(Debug)]
-pub struct DatabaseLock {
+pub(crate) struct DatabaseLock {
     _file: Option<std::fs::File>,
 }
 
@@ -262,7 +262,7 @@ impl DatabaseLock {
     /// Locks the database in `path` (nothing to lock when it has no
     /// database file yet). Opens the file read-only: writes nothing. A lock
     /// about to be released is waited for, as [`SledStore::open`] does.
-    pub fn acquire(path: &Path) -> Result<DatabaseLock, BackendError> {
+    pub(crate) fn acquire(path: &Path) -> Result<DatabaseLock, BackendError> {
         retry_while_locked(|| DatabaseLock::acquire_once(path))
     }
 
@@ -344,7 +344,7 @@ fn io_text(text: &str) -> String {
 /// at open finishes: a reopen in the same process right after a close would
 /// otherwise read as "in use". A store held by a running daemon is still
 /// refused, after this wait.
-pub const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+pub(crate) const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs `attempt` again while it fails with [`BackendError::Locked`], for
 /// at most [`LOCK_RELEASE_WAIT`].
@@ -366,7 +366,7 @@ impl SledStore {
     /// Opens (or creates) the database in `path`. A lock still held by a
     /// store of this process that was just closed is waited for (at most
     /// [`LOCK_RELEASE_WAIT`]).
-    pub fn open(path: &Path) -> Result<SledStore, BackendError> {
+    pub(crate) fn open(path: &Path) -> Result<SledStore, BackendError> {
         retry_while_locked(|| SledStore::open_once(path))
     }
 

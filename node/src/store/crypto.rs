@@ -25,15 +25,15 @@ use zeroize::Zeroizing;
 use super::backend::Tree;
 
 /// Length of the master key and of every subkey.
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 /// Length of the random nonce in front of every sealed value.
-pub const NONCE_LEN: usize = 24;
+pub(crate) const NONCE_LEN: usize = 24;
 /// Poly1305 tag length.
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// Length of a lookup key (truncated keyed BLAKE3).
-pub const LOOKUP_KEY_LEN: usize = 16;
+pub(crate) const LOOKUP_KEY_LEN: usize = 16;
 /// Length of the opaque per-day tag that prefixes day-scoped record keys.
-pub const DAY_TAG_LEN: usize = 8;
+pub(crate) const DAY_TAG_LEN: usize = 8;
 const HKDF_SALT: &[u8] = b"meshtrace/v1/store";
 
 /// The store's master key. Zeroized on drop; never printed.
@@ -41,7 +41,7 @@ pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl MasterKey {
     /// Wraps raw key bytes.
-    pub fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
+    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
         MasterKey(bytes)
     }
 

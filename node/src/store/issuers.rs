@@ -76,7 +76,7 @@ impl<S: Store> ContactStore<S> {
     }
 
     /// Deletes a metadata value.
-    pub fn remove_meta(&mut self, name: &str) -> Result<(), StoreError> {
+    pub(crate) fn remove_meta(&mut self, name: &str) -> Result<(), StoreError> {
         let k = self.keys.lookup("meta", name.as_bytes()).to_vec();
         self.backend.apply(vec![(Tree::Meta, k, None)])?;
         self.dirty = true;

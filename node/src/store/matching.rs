@@ -33,7 +33,7 @@ impl<S: Store> ContactStore<S> {
 impl<S: Store> ContactStore<S> {
     /// Ingests one verified chunk into `ledger`, matched against every
     /// stored encounter (see [`ExposureLedger::ingest`]).
-    pub fn ingest_announcement(
+    pub(crate) fn ingest_announcement(
         &mut self,
         ledger: &mut ExposureLedger,
         ann: &VerifiedAnnouncement,
@@ -53,7 +53,7 @@ impl<S: Store> ContactStore<S> {
 
     /// Matches the just-stored encounters `fresh` against every chunk in
     /// `ledger` (see [`ExposureLedger::match_encounters`]).
-    pub fn match_new_encounters(
+    pub(crate) fn match_new_encounters(
         &self,
         ledger: &mut ExposureLedger,
         fresh: &[EncounterRef],

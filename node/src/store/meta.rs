@@ -24,11 +24,11 @@ pub const META_FILE: &str = "store.meta";
 /// Name of the sled database directory inside the data directory.
 pub const DB_DIR: &str = "db";
 /// The on-disk schema this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 /// Format name in the metadata file.
-pub const FORMAT_NAME: &str = "meshtrace-store";
+pub(crate) const FORMAT_NAME: &str = "meshtrace-store";
 /// Largest metadata file read.
-pub const MAX_META_BYTES: u64 = 16 * 1024;
+pub(crate) const MAX_META_BYTES: u64 = 16 * 1024;
 const KEY_CHECK_PLAINTEXT: &[u8] = b"meshtrace store key check v1";
 const KEY_CHECK_RECORD: &[u8] = b"key-check";
 
@@ -60,10 +60,10 @@ impl KdfParams {
     };
     /// Upper bounds accepted from a metadata file (a hostile file must not
     /// make opening allocate without limit).
-    pub const MAX_M_KIB: u32 = 4 * 1024 * 1024;
+    pub(crate) const MAX_M_KIB: u32 = 4 * 1024 * 1024;
 
     /// Refuses costs below [`KdfParams::TEST_ONLY`] or above the maxima.
-    pub fn check(&self) -> Result<(), StoreError> {
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
         let min = KdfParams::TEST_ONLY;
         if self.m_kib < min.m_kib || self.t < min.t || self.p < min.p {
             return Err(StoreError::BadMeta(
@@ -81,9 +81,9 @@ impl KdfParams {
         Ok(())
     }
     /// Most passes accepted from a metadata file.
-    pub const MAX_T: u32 = 64;
+    pub(crate) const MAX_T: u32 = 64;
     /// Most lanes accepted from a metadata file.
-    pub const MAX_P: u32 = 16;
+    pub(crate) const MAX_P: u32 = 16;
 }
 
 /// Where the master key comes from.

@@ -38,17 +38,14 @@ use meshtrace_protocol::{
 };
 use prost::Message;
 
-pub use backend::{
-    BackendError, DatabaseLock, Entries, LOCK_RELEASE_WAIT, MemoryStore, SLED_CACHE_BYTES,
-    SLED_FLUSH_EVERY_MS, SledStore, SnapshotFiles, Store, Tree, Write,
-};
-pub use crypto::{DAY_TAG_LEN, KEY_LEN, LOOKUP_KEY_LEN, MasterKey, NONCE_LEN, TAG_LEN};
-pub use meta::{
-    DB_DIR, FORMAT_NAME, KdfParams, KeySource, MAX_META_BYTES, META_FILE, SCHEMA_VERSION,
-    create_key_file, read_key_file,
-};
+pub(crate) use backend::SnapshotFiles;
+pub use backend::{BackendError, Entries, MemoryStore, SledStore, Store, Tree, Write};
+pub use crypto::MasterKey;
+pub(crate) use crypto::{DAY_TAG_LEN, KEY_LEN};
+pub use meta::{DB_DIR, KdfParams, KeySource, META_FILE, create_key_file, read_key_file};
 
-pub use open::{CheckReport, create_private_dir};
+pub use open::CheckReport;
+pub(crate) use open::create_private_dir;
 
 use crypto::{Keys, Sealer};
 use records::{
@@ -60,7 +57,7 @@ use records::{
 /// at least this often (seconds of the injected clock).
 pub const FLUSH_INTERVAL_SECONDS: u64 = 2;
 /// Longest metadata value.
-pub const MAX_META_VALUE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_META_VALUE_BYTES: usize = 64 * 1024;
 /// A running node whose clock is trusted records the time as known good
 /// at least this often (seconds of the injected clock).
 pub const KNOWN_GOOD_REFRESH_SECONDS: u64 = 3600;
@@ -69,14 +66,14 @@ pub const KNOWN_GOOD_REFRESH_SECONDS: u64 = 3600;
 pub const CLOCK_CONFIRM_TOLERANCE_SECONDS: u64 = meshtrace_protocol::DAY_SECONDS;
 /// The running store checks at least this often (real time) that the disk
 /// still has room, by writing [`SPACE_PROBE_BYTES`] to a scratch file.
-pub const SPACE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const SPACE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Room the store wants free on its disk: with less, it reports the disk
 /// full (sled writes into space it already holds until it needs a new
 /// segment or snapshot, and then fails).
-pub const SPACE_PROBE_BYTES: usize = 16 * 1024;
+pub(crate) const SPACE_PROBE_BYTES: usize = 16 * 1024;
 /// The scratch file of the space check, in the data directory (removed
 /// at once).
-pub const SPACE_PROBE_FILE: &str = "space.probe";
+pub(crate) const SPACE_PROBE_FILE: &str = "space.probe";
 /// Metadata name of the last known-good time (8 bytes, big-endian seconds).
 const META_KNOWN_GOOD: &str = "known-good-time";
 /// The command that repairs a damaged store (printed in errors).
@@ -164,7 +161,7 @@ impl Default for StoreConfig {
 
 /// A stored announcement's bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredAnnouncement {
+pub(crate) struct StoredAnnouncement {
     /// Its identity.
     pub id: AnnouncementId,
     /// When it expires.
@@ -444,7 +441,7 @@ impl<S: Store> ContactStore<S> {
     }
 
     /// Bookkeeping of every stored announcement.
-    pub fn announcements(&self) -> impl Iterator<Item = &StoredAnnouncement> {
+    pub(crate) fn announcements(&self) -> impl Iterator<Item = &StoredAnnouncement> {
         self.announcements.values().map(|a| &a.info)
     }
 
@@ -470,7 +467,10 @@ impl<S: Store> ContactStore<S> {
     /// The stored bytes of every announcement not expired at `now`, oldest
     /// received first: what the mesh serves to peers catching up after a
     /// restart.
-    pub fn unexpired_announcement_bytes(&self, now: UnixTime) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub(crate) fn unexpired_announcement_bytes(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut held: Vec<&StoredAnnouncement> = self
             .announcements()
             .filter(|a| a.expires_at > now)
@@ -570,7 +570,7 @@ fn plaintext_is_valid(tree: Tree, plain: &[u8]) -> bool {
 
 /// How far back (days before the retention cutoff) an unknown day tag is
 /// still recognised as a leftover of a purged day rather than damage.
-pub const ORPHAN_LOOKBACK_DAYS: u32 = 60;
+pub(crate) const ORPHAN_LOOKBACK_DAYS: u32 = 60;
 
 /// The encounter reference of a record key: 8 bytes of its keyed hash.
 fn enc_ref(key: &[u8]) -> EncounterRef {

@@ -235,7 +235,7 @@ impl Drop for RemoveOnDrop {
 
 /// Creates `dir` (and its parents) owner-only, or makes an existing one
 /// owner-only.
-pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dir.exists() {
         // Our data directory: owner-only, whatever it was before.

@@ -190,7 +190,10 @@ impl<S: Store> ContactStore<S> {
     /// Purges as [`ContactStore::purge`] does when the clock is trusted;
     /// otherwise holds the purge (see [`ContactStore::purge_hold`]) and
     /// returns `None`.
-    pub fn purge_unless_held(&mut self, now: UnixTime) -> Result<Option<PurgeReport>, StoreError> {
+    pub(crate) fn purge_unless_held(
+        &mut self,
+        now: UnixTime,
+    ) -> Result<Option<PurgeReport>, StoreError> {
         if !self.clock_trusted(now) {
             return Ok(None);
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshtrace_node::clock::SystemClock;
-use meshtrace_node::p2p::{self, P2pConfig, P2pEvent, libp2p::identity::Keypair};
+use meshtrace_node::p2p::{self, Keypair, P2pConfig, P2pEvent};
 use meshtrace_node::protocol::IssuerPublicKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -32,8 +32,7 @@ fn main() -> ExitCode {
         let issuer = IssuerPublicKey::from_hex(issuer)?;
         let rate: u64 = rate.parse().ok().filter(|r| (1..=MAX_RATE).contains(r))?;
         let seconds: u64 = seconds.parse().ok()?;
-        let addrs: Option<Vec<p2p::libp2p::Multiaddr>> =
-            addrs.iter().map(|a| a.parse().ok()).collect();
+        let addrs: Option<Vec<p2p::Multiaddr>> = addrs.iter().map(|a| a.parse().ok()).collect();
         Some((network.clone(), issuer, rate, seconds, addrs?))
     })();
     let Some((network, issuer, rate, seconds, addrs)) = parsed else {
@@ -53,7 +52,7 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         let config = match P2pConfig::builder(&network)
-            .trusted_issuers(meshtrace_node::trust::TrustedIssuers::new([issuer]))
+            .trusted_issuers(meshtrace_node::TrustedIssuers::new([issuer]))
             .listen(vec![
                 "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr"),
             ])

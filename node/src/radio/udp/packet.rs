@@ -22,7 +22,7 @@ const OFF_LEN: usize = 34;
 
 /// One packet on the simulated air (see the module docs for the layout).
 #[derive(Clone, Debug, PartialEq)]
-pub struct AirPacket {
+pub(crate) struct AirPacket {
     /// The sending radio.
     pub sender_id: u64,
     /// The sender's position when it sent the packet.
@@ -35,7 +35,7 @@ pub struct AirPacket {
 
 /// Why a packet was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PacketError {
+pub(crate) enum PacketError {
     /// Fewer bytes than the header.
     #[error("packet of {0} bytes is shorter than the {HEADER_LEN}-byte header")]
     Short(usize),
@@ -64,7 +64,7 @@ pub enum PacketError {
 impl AirPacket {
     /// The packet's bytes. Fails when the payload exceeds
     /// [`MAX_PAYLOAD_LEN`] or a number is not finite.
-    pub fn encode(&self) -> Result<Vec<u8>, PacketError> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, PacketError> {
         if self.payload.len() > MAX_PAYLOAD_LEN {
             return Err(PacketError::Oversized(HEADER_LEN + self.payload.len()));
         }
@@ -89,7 +89,7 @@ impl AirPacket {
 
     /// Parses a packet; never reads past `bytes` and never allocates more
     /// than [`MAX_PAYLOAD_LEN`].
-    pub fn decode(bytes: &[u8]) -> Result<AirPacket, PacketError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<AirPacket, PacketError> {
         if bytes.len() > MAX_PACKET_LEN {
             return Err(PacketError::Oversized(bytes.len()));
         }

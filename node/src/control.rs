@@ -577,6 +577,9 @@ pub struct ExposureDayReply {
     pub weighted_minutes: f64,
     /// Minutes at close range (one decimal).
     pub close_minutes: f64,
+    /// Estimated minutes within 2 m (one decimal): the figure people are
+    /// told.
+    pub estimated_minutes: f64,
     /// Distinct contacts.
     pub contacts: u32,
     /// Whether this day alone is high risk.
@@ -626,6 +629,7 @@ impl ExposureReply {
                     day: d.day.to_string(),
                     weighted_minutes: tenth(d.weighted_minutes),
                     close_minutes: tenth(d.close_minutes),
+                    estimated_minutes: tenth(d.estimated_minutes),
                     contacts: d.contacts,
                     high_risk: d.high_risk,
                 })

@@ -116,6 +116,19 @@ impl Open {
     }
 }
 
+/// One listening period of the receiver's scanner: it listened from `start`
+/// to `end` (inclusive, local time). The radio reports every window, whether
+/// or not it heard anything, so that the tracker can credit each reception
+/// with the time the receiver was not listening since its previous window
+/// (docs/protocol.md §6, "scan-aware exposure").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanWindow {
+    /// When the scanner started listening.
+    pub start: UnixTime,
+    /// When it stopped (`end >= start`; equal for an instantaneous scan).
+    pub end: UnixTime,
+}
+
 /// Why a sighting was not recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SightingError {
@@ -223,6 +236,17 @@ impl EncounterTracker {
             o.enc.first_seen = s.at;
         }
         Ok(())
+    }
+
+    /// Tells the tracker that the scanner listened during `window`.
+    ///
+    /// Contract (the crediting itself is specified in docs/protocol.md §6):
+    /// call it once per window, in time order, with the sightings of that
+    /// window given to [`EncounterTracker::handle_sighting`] before or after
+    /// it; any sequence of windows (overlapping, backwards, empty) is
+    /// accepted without panicking.
+    pub fn handle_scan(&mut self, window: ScanWindow) {
+        let _ = window;
     }
 
     fn evict_least_recent(&mut self) {

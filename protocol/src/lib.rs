@@ -51,7 +51,7 @@ pub use cert::{
 pub use encounter::{
     ENCOUNTER_IDLE_SECONDS, Encounter, EncounterTracker, MAX_ATTENUATION_DB,
     MAX_ENCOUNTER_SPAN_SECONDS, MAX_OPEN_ENCOUNTERS, MAX_SIGHTING_GAP_SECONDS, RSSI_UNKNOWN,
-    Sighting, SightingError, attenuation_db,
+    ScanWindow, Sighting, SightingError, attenuation_db,
 };
 pub use frame::{
     AD_FLAGS_VALUE, AD_TYPE_FLAGS, AD_TYPE_SERVICE_DATA16, AD_TYPE_UUID16_COMPLETE, Decoded,
@@ -73,7 +73,7 @@ pub use matching::{
 pub use risk::{
     AttenuationBucket, DEFAULT_BUCKETS, DEFAULT_HIGH_RISK_MINUTES, DEFAULT_MIN_CONTACT_MINUTES,
     DEFAULT_SESSION_GAP_SECONDS, DayRisk, MAX_RISK_BUCKETS, MAX_SESSION_GAP_SECONDS, RiskConfig,
-    RiskConfigBuilder, RiskConfigError,
+    RiskConfigBuilder, RiskConfigError, RiskModel,
 };
 pub use time::{DAY_SECONDS, Day, EPOCH_SECONDS, EPOCHS_PER_DAY, Epoch, RETENTION_DAYS, UnixTime};
 pub use token::{

@@ -19,12 +19,25 @@ pub struct AttenuationBucket {
     pub weight: f64,
 }
 
+/// Which rule turns matched encounters into a risk estimate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RiskModel {
+    /// The calibrated, scan-aware estimate of minutes within 2 m
+    /// (docs/risk.md; normative in docs/protocol.md §7).
+    Calibrated,
+    /// The Corona-Warn-App attenuation buckets, kept for comparison
+    /// (`[risk] model = "cwa"`).
+    #[default]
+    Cwa,
+}
+
 /// Most attenuation buckets a configuration may have.
 pub const MAX_RISK_BUCKETS: usize = 8;
 
 /// Risk rules.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RiskConfig {
+    model: RiskModel,
     buckets: Vec<AttenuationBucket>,
     min_contact_minutes: u32,
     high_risk_weighted_minutes: f64,
@@ -65,6 +78,7 @@ impl Default for RiskConfig {
 /// Builder for [`RiskConfig`]; `build` checks cross-field rules.
 #[derive(Clone, Debug)]
 pub struct RiskConfigBuilder {
+    model: RiskModel,
     buckets: Vec<AttenuationBucket>,
     min_contact_minutes: u32,
     high_risk_weighted_minutes: f64,
@@ -96,6 +110,11 @@ pub const DEFAULT_SESSION_GAP_SECONDS: u64 = 300;
 pub const MAX_SESSION_GAP_SECONDS: u64 = 3600;
 
 impl RiskConfigBuilder {
+    /// Sets the risk model.
+    pub fn model(mut self, m: RiskModel) -> Self {
+        self.model = m;
+        self
+    }
     /// Sets the attenuation buckets.
     pub fn buckets(mut self, b: Vec<AttenuationBucket>) -> Self {
         self.buckets = b;
@@ -145,6 +164,7 @@ impl RiskConfigBuilder {
             return Err(RiskConfigError::SessionGap);
         }
         Ok(RiskConfig {
+            model: self.model,
             buckets: self.buckets,
             min_contact_minutes: self.min_contact_minutes,
             high_risk_weighted_minutes: self.high_risk_weighted_minutes,
@@ -164,6 +184,10 @@ pub struct DayRisk {
     pub close_minutes: f64,
     /// Contacts (sessions of adjacent encounters) that passed the minimum.
     pub contacts: u32,
+    /// Estimated minutes within 2 m over the same contacts: what a person
+    /// is told ("about 25 minutes within 2 m"). Under [`RiskModel::Cwa`] it
+    /// is the weighted minutes.
+    pub estimated_minutes: f64,
     /// `weighted_minutes ≥` the high-risk threshold.
     pub high_risk: bool,
 }
@@ -172,11 +196,17 @@ impl RiskConfig {
     /// A builder starting from the defaults.
     pub fn builder() -> RiskConfigBuilder {
         RiskConfigBuilder {
+            model: RiskModel::default(),
             buckets: DEFAULT_BUCKETS.to_vec(),
             min_contact_minutes: DEFAULT_MIN_CONTACT_MINUTES,
             high_risk_weighted_minutes: DEFAULT_HIGH_RISK_MINUTES,
             session_gap_seconds: DEFAULT_SESSION_GAP_SECONDS,
         }
+    }
+
+    /// The risk model.
+    pub fn model(&self) -> RiskModel {
+        self.model
     }
 
     /// The buckets.
@@ -251,6 +281,7 @@ impl RiskConfig {
                         weighted_minutes: 0.0,
                         close_minutes: 0.0,
                         contacts: 0,
+                        estimated_minutes: 0.0,
                         high_risk: false,
                     });
                     let n = out.len() - 1;
@@ -264,6 +295,7 @@ impl RiskConfig {
             }
         }
         for d in &mut out {
+            d.estimated_minutes = d.weighted_minutes;
             d.high_risk = d.weighted_minutes >= self.high_risk_weighted_minutes;
         }
         out.retain(|d| d.contacts > 0);

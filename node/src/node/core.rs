@@ -14,8 +14,8 @@ use std::collections::{HashSet, VecDeque};
 use meshtrace_protocol::{
     AnnouncementId, BuildError, Certificate, EncodedAnnouncement, EncounterTracker, Epoch,
     Exposure, ExposureLedger, Frame, IssuerPublicKey, KeySchedule, MatchOutcome, ReportPublicKey,
-    ReportSecretKey, Sighting, UnixTime, VerifiedAnnouncement, VerifyContext, build_announcements,
-    plan_report, select_report_tokens,
+    ReportSecretKey, ScanWindow, Sighting, UnixTime, VerifiedAnnouncement, VerifyContext,
+    build_announcements, plan_report, select_report_tokens,
 };
 use rand_core::CryptoRng;
 
@@ -180,6 +180,11 @@ impl<S: Store> NodeCore<S> {
     /// A sighting from the radio.
     pub fn handle_sighting(&mut self, sighting: Sighting) {
         let _ = self.tracker.handle_sighting(&self.keys, sighting);
+    }
+
+    /// A scan window from the radio.
+    pub fn handle_scan(&mut self, window: ScanWindow) {
+        self.tracker.handle_scan(window);
     }
 
     /// The radio failed at `now`: kept for the status and told to the user

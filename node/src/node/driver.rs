@@ -154,6 +154,7 @@ impl<S: Store, R: Radio> Node<S, R> {
     fn on_radio_event(&mut self, ev: RadioEvent) {
         match ev {
             RadioEvent::Sighting(s) => self.core.handle_sighting(s.to_sighting()),
+            RadioEvent::Scan(w) => self.core.handle_scan(w),
             RadioEvent::Failed(e) => {
                 let now = self.now();
                 self.core.handle_radio_failure(now, e.to_string());

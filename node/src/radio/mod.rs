@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use meshtrace_protocol::{
-    Decoded, Frame, FrameError, HalfReassembler, RSSI_UNKNOWN, Sighting, UnixTime,
+    Decoded, Frame, FrameError, HalfReassembler, RSSI_UNKNOWN, ScanWindow, Sighting, UnixTime,
     decode_service_data, find_service_data,
 };
 use tokio::sync::mpsc;
@@ -90,6 +90,9 @@ impl RadioSighting {
 pub enum RadioEvent {
     /// A frame was heard.
     Sighting(RadioSighting),
+    /// The scanner listened during this window (reported for every window,
+    /// heard or not; docs/protocol.md §6).
+    Scan(ScanWindow),
     /// The backend stopped working (adapter removed, daemon gone…).
     Failed(RadioError),
 }

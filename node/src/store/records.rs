@@ -102,6 +102,10 @@ pub(crate) struct DayRiskRecord {
     pub(crate) contacts: u32,
     #[prost(bool, tag = "5")]
     pub(crate) high_risk: bool,
+    /// Estimated minutes within 2 m; absent (0) in records written before
+    /// it existed, which then show their weighted minutes.
+    #[prost(double, tag = "6")]
+    pub(crate) estimated_minutes: f64,
 }
 
 impl DayRiskRecord {
@@ -112,6 +116,7 @@ impl DayRiskRecord {
             close_minutes: d.close_minutes,
             contacts: d.contacts,
             high_risk: d.high_risk,
+            estimated_minutes: d.estimated_minutes,
         }
     }
 
@@ -121,6 +126,11 @@ impl DayRiskRecord {
             weighted_minutes: self.weighted_minutes,
             close_minutes: self.close_minutes,
             contacts: self.contacts,
+            estimated_minutes: if self.estimated_minutes > 0.0 {
+                self.estimated_minutes
+            } else {
+                self.weighted_minutes
+            },
             high_risk: self.high_risk,
         }
     }

@@ -159,6 +159,7 @@ async fn run(args: Args) -> Result<Report, String> {
                     rotate(&mut keys, &mut rng, &mut radio, &mut own, clock.now())?;
                     let _ = tracker.handle_sighting(&keys, s.to_sighting());
                 }
+                Some(RadioEvent::Scan(w)) => tracker.handle_scan(w),
                 Some(RadioEvent::Failed(e)) => return Err(e.to_string()),
                 None => return Err("the radio stopped".into()),
             },

@@ -273,6 +273,11 @@ pub struct ScriptOutcome {
     pub refused_sightings: u64,
     /// Scan windows reported to the trackers.
     pub scan_windows_reported: u64,
+    /// Estimated over true minutes within 2 m of the true contacts between
+    /// app users, under the run's model (`tracing.estimated_over_true`).
+    pub estimated_over_true: Summary,
+    /// The same under the baseline model.
+    pub baseline_estimated_over_true: Summary,
 }
 
 use serde::Serialize;
@@ -375,5 +380,7 @@ pub fn run_script(script: &Script, cfg: &SimConfig) -> ScriptOutcome {
         token_derivations: o.tracing.token_derivations,
         refused_sightings: o.tracing.refused_sightings,
         scan_windows_reported: o.tracing.scan_windows_reported,
+        estimated_over_true: o.main_score.estimated_over_true.clone(),
+        baseline_estimated_over_true: o.baseline.estimated_over_true.clone(),
     }
 }

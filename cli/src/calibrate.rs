@@ -40,8 +40,10 @@ use meshtrace_node::Config;
 use meshtrace_node::clock::{SharedClock, SystemClock};
 use meshtrace_node::config::MAX_RX_CORRECTION_DB;
 use meshtrace_node::control::{self, Request, StatusReply};
-use meshtrace_node::protocol::RotatingId;
-use meshtrace_node::radio::model::{PathLossModel, SIM_TX_POWER_DBM};
+use meshtrace_node::protocol::{CalibratedParams, RotatingId};
+#[cfg(test)]
+use meshtrace_node::radio::model::PathLossModel;
+use meshtrace_node::radio::model::SIM_TX_POWER_DBM;
 use meshtrace_node::radio::{PC_SCAN, RadioEvent};
 use serde::Serialize;
 
@@ -115,13 +117,16 @@ pub(crate) struct Calibration {
     pub(crate) written: bool,
 }
 
-/// The attenuation (dB) the simulated airs' propagation model
-/// ([`PathLossModel::default`], docs/architecture.md) expects at
-/// `distance_m` for a calibrated device: `SIM_TX_POWER_DBM −
-/// rssi_at_1m + 10 · exponent · log10(distance)`, 45 dB at 1 m.
+/// The attenuation (dB) the calibrated risk estimator assumes between two
+/// unobstructed, calibrated devices `distance_m` apart
+/// ([`CalibratedParams`], docs/risk.md): `attenuation_at_1m_db + 10 ·
+/// path_loss_exponent · log10(distance)`, 45 dB at 1 m. (Body and carry
+/// loss are left out: the devices are calibrated in the open.) The
+/// simulated airs use the same figures
+/// ([`meshtrace_node::radio::model::PathLossModel::default`]).
 pub(crate) fn expected_attenuation_db(distance_m: f64) -> f64 {
-    let m = PathLossModel::default();
-    f64::from(SIM_TX_POWER_DBM) - m.rssi_at_1m_dbm + 10.0 * m.exponent * distance_m.log10()
+    let p = CalibratedParams::default();
+    p.attenuation_at_1m_db + 10.0 * p.path_loss_exponent * distance_m.log10()
 }
 
 /// The median of `xs` (not empty).
@@ -349,6 +354,13 @@ mod tests {
     fn the_model_expects_45_db_at_one_metre() {
         assert!((expected_attenuation_db(1.0) - 45.0).abs() < 1e-9);
         assert!((expected_attenuation_db(2.0) - 52.53).abs() < 0.01);
+        // The simulated airs agree with the estimator at every distance.
+        let m = PathLossModel::default();
+        for d in [0.5, 1.0, 2.0, 4.0] {
+            let sim =
+                f64::from(SIM_TX_POWER_DBM) - m.rssi_at_1m_dbm + 10.0 * m.exponent * f64::log10(d);
+            assert!((expected_attenuation_db(d) - sim).abs() < 1e-9, "{d} m");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ macro_rules! println {
 mod output;
 
 mod bench;
+mod calibrate;
 mod demo;
 mod issuer;
 mod node_cmd;
@@ -69,6 +70,9 @@ enum Command {
     Exposures(node_query::ReadArgs),
     /// Show the running node's mesh peers.
     Peers(node_query::ReadArgs),
+    /// Measure this device's RSSI correction against a calibrated device at
+    /// a known distance (stop this device's node first).
+    Calibrate(calibrate::CalibrateArgs),
     /// Report a positive test: request a certificate, then submit it.
     #[command(subcommand)]
     Report(node_query::ReportCommand),
@@ -118,6 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(a) => node_query::status(&paths, &a),
         Command::Exposures(a) => node_query::exposures(&paths, &a),
         Command::Peers(a) => node_query::peers(&paths, &a),
+        Command::Calibrate(a) => calibrate::run(&paths, &a),
         Command::Report(c) => node_query::report(&paths, &c),
         Command::Issuer(c) => issuer::run(&c),
         Command::Store(c) => store_cmd::run(&paths, &c),

@@ -189,25 +189,29 @@ pub struct Tracing {
     pub missed_by_place: Vec<(String, u32)>,
     /// Minutes within 2 m of the missed contacts on their longest day.
     pub missed_close_minutes: Summary,
-    /// Recall and precision when the warning threshold moves (the run's
-    /// threshold is marked `operating: true`).
+    /// What moves along `curve`: `threshold_minutes` (the CWA rule's
+    /// threshold on weighted minutes) or `min_confidence` (the calibrated
+    /// model's confidence that a contact was within 2 m, the 15-minute
+    /// threshold kept).
+    pub curve_knob: String,
+    /// Recall and precision as the knob moves, from the same matches (the
+    /// run's own setting is marked `operating: true`).
     pub curve: Vec<CurvePoint>,
 }
 
-/// One point of a recall/precision curve: what a threshold on the model's
-/// warning score (estimated minutes within 2 m under `calibrated`,
-/// weighted minutes under `cwa`) would have warned, from the same matches.
+/// One point of a recall/precision curve: what one setting of the model's
+/// curve knob would have warned, from the same matches.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CurvePoint {
-    /// Minutes (of the model's score) that warn.
-    pub threshold_minutes: f64,
+    /// The knob's value (minutes, or a confidence: see `curve_knob`).
+    pub value: f64,
     /// Pairs (reporter, phone) warned.
     pub alerts: u32,
     /// Share of true contacts between app users warned.
     pub recall: f64,
     /// Share of those alerts that went to a true contact.
     pub precision: f64,
-    /// The threshold the run used.
+    /// The setting the run used.
     pub operating: bool,
 }
 
@@ -245,7 +249,9 @@ pub struct ModelScore {
     pub missed_by_place: Vec<(String, u32)>,
     /// Minutes within 2 m of the missed contacts on their longest day.
     pub missed_close_minutes: Summary,
-    /// Recall and precision when the threshold moves.
+    /// What moves along `curve` (see [`Tracing::curve_knob`]).
+    pub curve_knob: String,
+    /// Recall and precision as the knob moves.
     pub curve: Vec<CurvePoint>,
 }
 

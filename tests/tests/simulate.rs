@@ -393,23 +393,34 @@ fn the_new_figures_agree_with_the_alerts() {
         assert!((0.0..=1.0).contains(&x), "{x}");
     }
     assert_eq!(b.true_alerts + b.false_alerts, b.alerts);
-    // Each curve: thresholds ascending, fewer alerts and lower recall as the
-    // threshold rises, and the point at the run's threshold is exactly what
-    // the run warned.
-    for (curve, recall, precision, alerts) in [
-        (&t.curve, t.recall, t.precision, t.alerts),
-        (&b.curve, b.recall, b.precision, b.alerts),
+    // Each curve: the knob ascending, fewer alerts and lower recall as it
+    // rises, and the point at the run's own setting is exactly what the run
+    // warned. The calibrated model moves its confidence, the CWA rule its
+    // threshold.
+    assert_eq!(t.curve_knob, "min_confidence");
+    assert_eq!(b.curve_knob, "threshold_minutes");
+    for (curve, own, recall, precision, alerts) in [
+        (
+            &t.curve,
+            cfg.risk.calibrated().min_confidence,
+            t.recall,
+            t.precision,
+            t.alerts,
+        ),
+        (
+            &b.curve,
+            cfg.baseline_risk.high_risk_weighted_minutes(),
+            b.recall,
+            b.precision,
+            b.alerts,
+        ),
     ] {
-        assert!(
-            curve
-                .windows(2)
-                .all(|w| w[0].threshold_minutes < w[1].threshold_minutes)
-        );
+        assert!(curve.windows(2).all(|w| w[0].value < w[1].value));
         assert!(curve.windows(2).all(|w| w[0].alerts >= w[1].alerts));
         assert!(curve.windows(2).all(|w| w[0].recall >= w[1].recall));
         let op: Vec<_> = curve.iter().filter(|p| p.operating).collect();
         assert_eq!(op.len(), 1);
-        assert_eq!(op[0].threshold_minutes, 15.0);
+        assert_eq!(op[0].value, own);
         assert_eq!(
             (op[0].recall, op[0].precision, op[0].alerts),
             (recall, precision, alerts)

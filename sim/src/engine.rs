@@ -118,6 +118,7 @@ struct ModelAcc {
     false_by_place: BTreeMap<RoomKind, u32>,
     false_closest: Vec<f64>,
     false_close_minutes: Vec<f64>,
+    false_together: Vec<f64>,
     missed_by_place: BTreeMap<RoomKind, u32>,
     missed_close_minutes: Vec<f64>,
 }
@@ -160,6 +161,7 @@ impl ModelAcc {
             false_alerts_by_place: by_place(&self.false_by_place),
             false_alert_closest_m: Summary::of(&self.false_closest),
             false_alert_close_minutes: Summary::of(&self.false_close_minutes),
+            false_alert_minutes_in_range: Summary::of(&self.false_together),
             missed: self.missed_by_place.values().sum(),
             missed_by_place: by_place(&self.missed_by_place),
             missed_close_minutes: Summary::of(&self.missed_close_minutes),
@@ -634,6 +636,13 @@ impl<'a> Sim<'a> {
     /// Where a reporter and a phone spent most time in the window, and how
     /// close they came (for false alerts).
     fn closest(&self, c: &Case, q: u32) -> (RoomKind, f32) {
+        let (kind, closest, _) = self.together(c, q);
+        (kind, closest)
+    }
+
+    /// Where a reporter and a phone spent most time in the window, how close
+    /// they came and how many minutes they spent in radio range.
+    fn together(&self, c: &Case, q: u32) -> (RoomKind, f32, i32) {
         let mut minutes: BTreeMap<RoomKind, i32> = BTreeMap::new();
         let mut closest = f32::INFINITY;
         for log in &self.logs {
@@ -653,7 +662,7 @@ impl<'a> Sim<'a> {
             .iter()
             .max_by_key(|(k, m)| (**m, std::cmp::Reverse(**k)))
             .map_or(RoomKind::Other, |(k, _)| *k);
-        (kind, closest)
+        (kind, closest, minutes.values().sum())
     }
 
     fn score_case(&mut self, i: usize, outcome: Option<&ReportOutcome>) {
@@ -705,9 +714,10 @@ impl<'a> Sim<'a> {
                         if is_true {
                             acc.true_alerts += 1;
                         } else {
-                            let (kind, closest) = self.closest(&c, q);
+                            let (kind, closest, together) = self.together(&c, q);
                             *acc.false_by_place.entry(kind).or_insert(0) += 1;
                             acc.false_closest.push(f64::from(closest));
+                            acc.false_together.push(f64::from(together));
                             acc.false_close_minutes.push(longest(q));
                         }
                     }

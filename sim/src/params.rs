@@ -172,6 +172,10 @@ pub struct RadioParams {
     /// `CarryPosition`, equally likely) once per person, room and day, and
     /// apply its loss at both ends of every link.
     pub carry_positions: bool,
+    /// The radio tells each tracker its scan windows (protocol §6.2,
+    /// scan-aware credit). Off: the first-to-last crediting of trackers
+    /// that never see a window (`--no-scan-windows`, for comparison).
+    pub report_scan_windows: bool,
     /// Per-device TX and RX offset sigma after calibration (dB).
     pub device_sigma_db: f64,
     /// Scanning: a [`SCAN_WINDOW_MS`] window every scan interval (default
@@ -186,6 +190,7 @@ impl Default for RadioParams {
         RadioParams {
             model: PathLossModel::default(),
             carry_positions: true,
+            report_scan_windows: true,
             device_sigma_db: meshtrace_node::radio::model::DEVICE_OFFSET_SIGMA_DB,
             duty: DutyCycle {
                 scan_window_ms: SCAN_WINDOW_MS,

@@ -81,6 +81,9 @@ pub struct ConfigEcho {
     pub scan_interval_s: f64,
     /// Length of a scan window (seconds).
     pub scan_window_s: f64,
+    /// The trackers were told the scan windows (scan-aware credit); false
+    /// with `--no-scan-windows` (first-to-last credit, as before issue 17).
+    pub scan_windows: bool,
     /// The risk model whose alerts act and that `tracing` reports
     /// (`--risk-model`).
     pub risk_model: String,
@@ -243,6 +246,9 @@ pub struct ModelScore {
     pub false_alert_closest_m: Summary,
     /// Minutes within 2 m of the false alerts' pairs on their closest day.
     pub false_alert_close_minutes: Summary,
+    /// Minutes the false alerts' pairs spent within radio range over the
+    /// certified window (how long the contact the model misjudged was).
+    pub false_alert_minutes_in_range: Summary,
     /// True contacts between app users that were not warned.
     pub missed: u32,
     /// Where the missed contacts' pairs spent most of their time.

@@ -146,6 +146,8 @@ pub(crate) struct Phone {
     tracker: EncounterTracker,
     rng: ChaCha20Rng,
     scanner: Scanner,
+    /// Report scan windows to the tracker (off: first-to-last crediting).
+    report_windows: bool,
     /// The last scan window reported to the tracker.
     last_window: Option<i64>,
     /// Scan windows reported.
@@ -154,13 +156,18 @@ pub(crate) struct Phone {
 }
 
 impl Phone {
-    pub(crate) fn new(seed: u64, agent: u32, scanner: Scanner) -> Phone {
+    pub(crate) fn new(seed: u64, agent: u32, scanner: Option<Scanner>) -> Phone {
         Phone {
             agent,
             keys: KeySchedule::new(),
             tracker: EncounterTracker::new(0),
             rng: stream(seed, Purpose::Keys, u64::from(agent), u64::MAX),
-            scanner,
+            scanner: scanner.unwrap_or(Scanner {
+                phase: 0,
+                interval: 1,
+                window: 0,
+            }),
+            report_windows: scanner.is_some(),
             last_window: None,
             windows: 0,
             refused: 0,
@@ -174,6 +181,9 @@ impl Phone {
     /// of interest was heard). Receptions come in time order; a window is
     /// reported once.
     fn scan_up_to(&mut self, ms: i64) {
+        if !self.report_windows {
+            return;
+        }
         let k = self.scanner.index(ms);
         let from = match self.last_window {
             Some(last) if last >= k => return,
@@ -628,7 +638,12 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
     }
     // The reporter's phone.
     heard_by_p.sort_unstable();
-    let scanner = |agent: u32| Scanner::new(&ctx.devices[agent as usize], &ctx.radio.duty);
+    // The scanner of a phone whose radio reports its windows.
+    let scanner = |agent: u32| {
+        ctx.radio
+            .report_scan_windows
+            .then(|| Scanner::new(&ctx.devices[agent as usize], &ctx.radio.duty))
+    };
     let mut phone = Phone::new(seed, p, scanner(p));
     for &(t, q, rssi) in &heard_by_p {
         let id = ids.get(seed, q, unix(t));
@@ -1002,7 +1017,7 @@ mod tests {
 
     #[test]
     fn a_phone_reports_each_heard_window_once_after_the_one_before() {
-        let mut phone = Phone::new(1, 0, scanner(10, 0));
+        let mut phone = Phone::new(1, 0, Some(scanner(10, 0)));
         // Receptions in windows 5, 5 (again), 6, then 9: windows 4, 5, 6,
         // then 8 and 9.
         for ms in [50_500, 51_000, 60_100, 90_200] {

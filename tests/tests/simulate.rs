@@ -339,6 +339,25 @@ fn a_close_contact_is_credited_its_true_minutes_at_any_scan_interval() {
 }
 
 #[test]
+fn without_scan_windows_rotations_cost_time_as_before() {
+    // The first-to-last credit of trackers that never see a window: each
+    // 15-minute rotating ID holds 3 or 4 receptions 4 minutes apart, so each
+    // of the two encounters is credited at most 12 minutes.
+    let mut cfg = config().with_scan_interval(240);
+    cfg.radio.report_scan_windows = false;
+    let out = run_script(&thirty_minutes_at(1.0), &cfg);
+    assert_eq!(out.scan_windows_reported, 0);
+    let [a] = out.alerts[..] else {
+        panic!("one exposure expected: {:?}", out.alerts);
+    };
+    assert!(
+        a.credited_minutes <= 24.0 + 1e-9,
+        "credited {} min",
+        a.credited_minutes
+    );
+}
+
+#[test]
 fn the_baseline_is_the_other_model_on_the_same_matches() {
     let script = thirty_minutes_at(3.0);
     let calibrated = run_script(&script, &config().with_risk_model(RiskModel::Calibrated));

@@ -90,7 +90,7 @@ pub const DEFAULT_RECEPTION_SIGMA_DB: f64 = 5.0;
 pub const DEFAULT_CLOSE_DISTANCE_M: f64 = 2.0;
 /// Default confidence at which a contact is judged close: recall first
 /// (docs/risk.md, "Operating point").
-pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.2;
+pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.3;
 /// Default session gap of the calibrated model (seconds): two scan intervals
 /// of the longest supported interval ([`crate::MAX_SCAN_CREDIT_SECONDS`]),
 /// so one missed window at a 5-minute scan interval does not split a

@@ -449,7 +449,7 @@ CALIBRATED = {
     "contact_sigma_db": 8.1,
     "reception_sigma_db": 5.0,
     "close_distance_m": 2.0,
-    "min_confidence": 0.2,
+    "min_confidence": 0.3,
 }
 CALIBRATED_SESSION_GAP = 600
 HIGH_RISK_MINUTES = 15.0
@@ -560,7 +560,7 @@ def risk_vectors():
         ("sparse scans: encounters 8 minutes apart join", [enc(d, [(53, 480)], 2), enc(d + 480 + 480, [(53, 480)], 2)]),
         ("two contacts in a day add up", [enc(d, [(51, 540)]), enc(d + 4 * 3600, [(54, 480)])]),
         ("unknown attenuation only: no contact", [enc(d, [(255, 1800)])]),
-        ("near the decision level", [enc(d, [(64, 1200)], 40), enc(d + 3600, [(62, 1200)], 1)]),
+        ("near the decision level", [enc(d, [(62, 1200)], 40), enc(d + 3600, [(60, 1200)], 1)]),
         ("two days", [enc(d, [(50, 700)]), enc(d + 86400, [(70, 1000)])]),
     ]
     return {

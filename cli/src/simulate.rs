@@ -55,6 +55,11 @@ pub(crate) struct SimulateArgs {
     /// --scan-interval run).
     #[arg(long)]
     sweep_scan: bool,
+    /// Do not tell the phones' trackers when they scanned: exposure is
+    /// counted from the first to the last sighting of an ID, as before
+    /// scan-aware credit (for comparison).
+    #[arg(long)]
+    no_scan_windows: bool,
     /// The risk rule whose alerts act; the other one is scored beside it
     /// on the same matches (JSON `tracing_baseline`).
     #[arg(long, value_enum, value_name = "MODEL", default_value_t = ModelArg::Calibrated)]
@@ -103,6 +108,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<ExitCode> {
         .with_scan_interval(args.scan_interval)
         .with_risk_model(args.risk_model.into());
     cfg.replay_attack = args.replay_attack;
+    cfg.radio.report_scan_windows = !args.no_scan_windows;
     if let Err(e) = cfg.validate() {
         bail!("{e}");
     }
@@ -198,9 +204,14 @@ fn print_text(r: &SimReport) {
         t.low_risk_exposures
     );
     println!(
-        "scanning: {:.0} s every {:.0} s; risk model: {} (beside it: {})",
+        "scanning: {:.0} s every {:.0} s ({}); risk model: {} (beside it: {})",
         r.config.scan_window_s,
         r.config.scan_interval_s,
+        if r.config.scan_windows {
+            "scan-aware credit"
+        } else {
+            "no scan windows: first-to-last credit"
+        },
         r.config.risk_model,
         r.config.baseline_model
     );

@@ -19,6 +19,9 @@ pub(crate) struct Segment {
     /// Extra loss (walls), dB.
     pub(crate) wall_db: f32,
     pub(crate) kind: RoomKind,
+    /// The room (for the phones' carry positions: one per person, room and
+    /// day).
+    pub(crate) room: u32,
 }
 
 impl Segment {
@@ -67,7 +70,7 @@ struct Placed {
 
 fn pairs(
     placed: &mut [Placed],
-    kind: RoomKind,
+    (room, kind): (u32, RoomKind),
     max_range: f32,
     wall_db: f32,
     out: &mut Vec<Segment>,
@@ -99,6 +102,7 @@ fn pairs(
                 dist,
                 wall_db: walls * wall_db,
                 kind,
+                room,
             });
         }
     }
@@ -173,7 +177,13 @@ pub(crate) fn segments(
                             inner: 0,
                         });
                     }
-                    pairs(&mut placed, room.kind, max_range, wall_db, &mut out);
+                    pairs(
+                        &mut placed,
+                        (room_id, room.kind),
+                        max_range,
+                        wall_db,
+                        &mut out,
+                    );
                     a = b;
                 }
             }
@@ -199,7 +209,13 @@ pub(crate) fn segments(
                         inner,
                     });
                 }
-                pairs(&mut placed, room.kind, max_range, wall_db, &mut out);
+                pairs(
+                    &mut placed,
+                    (room_id, room.kind),
+                    max_range,
+                    wall_db,
+                    &mut out,
+                );
             }
         }
     }

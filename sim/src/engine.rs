@@ -7,15 +7,13 @@ use meshtrace_protocol::{IssuerSecretKey, expiry_of};
 
 use super::contacts::{Segment, heard_epochs, segments};
 use super::disease::{Course, distance_factor};
-use super::params::{
-    CONTACT_DISTANCE_M, CONTACT_MINUTES, CURVE_THRESHOLDS_MINUTES, KEEP_DAYS, SimConfig, model_name,
-};
+use super::params::{CONTACT_DISTANCE_M, CONTACT_MINUTES, KEEP_DAYS, SimConfig, model_name};
 use super::report::*;
 use super::rng::{Purpose, chance, int, lognormal, range, stream, unif};
 use super::town::{DAY_MIN, RoomKind, World};
 use super::tracing::{
-    Alert, Ctx, DayLog, Device, Relay, ReportJob, ReportOutcome, Scored, proto_day, run_report,
-    unix,
+    Alert, Ctx, DayLog, Device, Relay, ReportJob, ReportOutcome, Scored, curve_grid, proto_day,
+    run_report, unix,
 };
 use meshtrace_protocol::RiskConfig;
 
@@ -111,14 +109,16 @@ struct ModelAcc {
     true_alerts: u32,
     /// True contacts between app users (the recall's denominator).
     true_pairs: u32,
-    /// (warning score, true contact) of every matched pair and of every
-    /// true contact between app users (score 0 when not matched).
-    pairs: Vec<(f64, bool)>,
+    /// (warned at each knob setting of the curve, true contact) of every
+    /// matched pair and of every true contact between app users (never
+    /// warned when not matched).
+    pairs: Vec<(Vec<bool>, bool)>,
     /// Estimated over true close minutes, per true contact day.
     ratios: Vec<f64>,
     false_by_place: BTreeMap<RoomKind, u32>,
     false_closest: Vec<f64>,
     false_close_minutes: Vec<f64>,
+    false_together: Vec<f64>,
     missed_by_place: BTreeMap<RoomKind, u32>,
     missed_close_minutes: Vec<f64>,
 }
@@ -129,50 +129,43 @@ fn by_place(m: &BTreeMap<RoomKind, u32>) -> Vec<(String, u32)> {
 
 impl ModelAcc {
     fn score(&self, risk: &RiskConfig) -> ModelScore {
-        let threshold = risk.high_risk_weighted_minutes();
-        let mut thresholds: Vec<f64> = CURVE_THRESHOLDS_MINUTES.to_vec();
-        if !thresholds.contains(&threshold) {
-            thresholds.push(threshold);
-        }
-        thresholds.sort_by(f64::total_cmp);
-        let curve = thresholds
-            .into_iter()
-            .map(|t| {
-                let warned = self.pairs.iter().filter(|p| p.0 >= t);
+        let (knob, grid, own) = curve_grid(risk);
+        let curve = grid
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let warned = self.pairs.iter().filter(|p| p.0.get(i) == Some(&true));
                 let (alerts, hits) =
                     warned.fold((0u64, 0u64), |(a, h), p| (a + 1, h + u64::from(p.1)));
                 CurvePoint {
-                    threshold_minutes: t,
+                    value: v,
                     alerts: alerts as u32,
                     recall: share(hits, self.true_pairs.into()),
                     precision: share(hits, alerts),
-                    operating: t == threshold,
+                    operating: i == own,
                 }
             })
             .collect();
         let ratios = Summary::of(&self.ratios);
+        let warned_true = self.true_pairs - self.missed_by_place.values().sum::<u32>();
         ModelScore {
             model: model_name(risk.model()).to_owned(),
-            threshold_minutes: threshold,
+            threshold_minutes: risk.high_risk_weighted_minutes(),
             alerts: self.alerts,
             true_alerts: self.true_alerts,
             false_alerts: self.alerts - self.true_alerts,
-            recall: share(
-                self.pairs
-                    .iter()
-                    .filter(|p| p.1 && p.0 >= threshold)
-                    .count() as u64,
-                self.true_pairs.into(),
-            ),
+            recall: share(warned_true.into(), self.true_pairs.into()),
             precision: share(self.true_alerts.into(), self.alerts.into()),
             estimated_over_true_p50: ratios.p50,
             estimated_over_true: ratios,
             false_alerts_by_place: by_place(&self.false_by_place),
             false_alert_closest_m: Summary::of(&self.false_closest),
             false_alert_close_minutes: Summary::of(&self.false_close_minutes),
+            false_alert_minutes_in_range: Summary::of(&self.false_together),
             missed: self.missed_by_place.values().sum(),
             missed_by_place: by_place(&self.missed_by_place),
             missed_close_minutes: Summary::of(&self.missed_close_minutes),
+            curve_knob: knob.to_owned(),
             curve,
         }
     }
@@ -643,6 +636,13 @@ impl<'a> Sim<'a> {
     /// Where a reporter and a phone spent most time in the window, and how
     /// close they came (for false alerts).
     fn closest(&self, c: &Case, q: u32) -> (RoomKind, f32) {
+        let (kind, closest, _) = self.together(c, q);
+        (kind, closest)
+    }
+
+    /// Where a reporter and a phone spent most time in the window, how close
+    /// they came and how many minutes they spent in radio range.
+    fn together(&self, c: &Case, q: u32) -> (RoomKind, f32, i32) {
         let mut minutes: BTreeMap<RoomKind, i32> = BTreeMap::new();
         let mut closest = f32::INFINITY;
         for log in &self.logs {
@@ -662,7 +662,7 @@ impl<'a> Sim<'a> {
             .iter()
             .max_by_key(|(k, m)| (**m, std::cmp::Reverse(**k)))
             .map_or(RoomKind::Other, |(k, _)| *k);
-        (kind, closest)
+        (kind, closest, minutes.values().sum())
     }
 
     fn score_case(&mut self, i: usize, outcome: Option<&ReportOutcome>) {
@@ -708,15 +708,16 @@ impl<'a> Sim<'a> {
                 });
                 for (&q, s) in &scored {
                     let is_true = truth.contains(&q);
-                    acc.pairs.push((s.score, is_true));
+                    acc.pairs.push((s.warn_at.clone(), is_true));
                     if s.high_risk {
                         acc.alerts += 1;
                         if is_true {
                             acc.true_alerts += 1;
                         } else {
-                            let (kind, closest) = self.closest(&c, q);
+                            let (kind, closest, together) = self.together(&c, q);
                             *acc.false_by_place.entry(kind).or_insert(0) += 1;
                             acc.false_closest.push(f64::from(closest));
+                            acc.false_together.push(f64::from(together));
                             acc.false_close_minutes.push(longest(q));
                         }
                     }
@@ -725,7 +726,7 @@ impl<'a> Sim<'a> {
                     acc.true_pairs += 1;
                     let s = scored.get(q);
                     if s.is_none() {
-                        acc.pairs.push((0.0, true));
+                        acc.pairs.push((Vec::new(), true));
                     }
                     for &(day, minutes) in days {
                         let est = s.map_or(0.0, |s| s.estimated_on(proto_day(day)));
@@ -828,6 +829,7 @@ impl<'a> Sim<'a> {
         t.missed_by_place = main.missed_by_place.clone();
         t.missed_close_minutes = main.missed_close_minutes.clone();
         t.curve = main.curve.clone();
+        t.curve_knob = main.curve_knob.clone();
         self.out.main_score = main;
         self.out.baseline = self.base_acc.score(&cfg.baseline_risk);
         let t = &mut self.out.tracing;

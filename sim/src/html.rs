@@ -366,10 +366,10 @@ fn plot_curve(scan_interval_s: f64, window_s: f64, models: [&ModelScore; 2]) -> 
             if p.operating {
                 let _ = write!(
                     f.svg,
-                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="7" fill="none" stroke="{color}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" fill="{color}">{:.0} min</text>"#,
+                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="7" fill="none" stroke="{color}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" fill="{color}">{}</text>"#,
                     cx + 9.0,
                     cy - 8.0,
-                    p.threshold_minutes
+                    esc(&knob_label(&m.curve_knob, p.value))
                 );
             }
             let _ = write!(
@@ -377,15 +377,15 @@ fn plot_curve(scan_interval_s: f64, window_s: f64, models: [&ModelScore; 2]) -> 
                 r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="2.5" fill="{color}"/>"#
             );
         }
-        let what = if m.model == "cwa" {
-            "today's rule (CWA buckets), threshold on weighted minutes"
+        let what = if m.curve_knob == "min_confidence" {
+            "calibrated estimate; along the curve the confidence that a contact was within 2 m moves"
         } else {
-            "calibrated estimate, threshold on estimated minutes within 2 m"
+            "today's rule (CWA buckets); along the curve the threshold on weighted minutes moves"
         };
+        legend.push((format!("{}: {what}", m.model), color));
         legend.push((
             format!(
-                "{}: {what}; ringed: its threshold, recall {:.1} %, precision {:.1} %",
-                m.model,
+                "    ringed: the run's setting, recall {:.1} %, precision {:.1} %",
                 m.recall * 100.0,
                 m.precision * 100.0
             ),
@@ -398,6 +398,15 @@ fn plot_curve(scan_interval_s: f64, window_s: f64, models: [&ModelScore; 2]) -> 
     let items: Vec<(&str, &str)> = legend.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     f.legend(&items);
     f.finish()
+}
+
+/// A curve point's knob setting in words.
+fn knob_label(knob: &str, value: f64) -> String {
+    if knob == "min_confidence" {
+        format!("confidence {value:.2}")
+    } else {
+        format!("{value:.0} min")
+    }
 }
 
 /// One recall/precision plot per scan interval of the sweep, or one for the
@@ -430,6 +439,7 @@ fn main_score(r: &SimReport) -> ModelScore {
         precision: t.precision,
         estimated_over_true_p50: t.estimated_over_true_p50,
         curve: t.curve.clone(),
+        curve_knob: t.curve_knob.clone(),
         ..ModelScore::default()
     }
 }

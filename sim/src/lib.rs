@@ -154,6 +154,7 @@ pub fn run(cfg: &SimConfig, sweeps: Sweeps, progress: ProgressFn<'_>) -> Result<
             contact_distance_m: f64::from(CONTACT_DISTANCE_M),
             scan_interval_s: cfg.scan_interval_s(),
             scan_window_s: cfg.radio.duty.scan_window_ms as f64 / 1000.0,
+            scan_windows: cfg.radio.report_scan_windows,
             risk_model: model_name(cfg.risk.model()).to_owned(),
             baseline_model: model_name(cfg.baseline_risk.model()).to_owned(),
         },

@@ -28,11 +28,17 @@ pub const MAX_SCAN_INTERVAL_S: u64 = 600;
 /// dense PC-like scanning, the phone default, and the 2.5–4 minutes of
 /// throttled phones (Exposure Notification: 3.5–5 minutes).
 pub const SWEEP_SCAN_INTERVALS: [u64; 4] = [10, 60, 150, 240];
-/// Warning thresholds (minutes of the model's score) at which the
-/// recall/precision curves are drawn; the run's own threshold is added.
+/// Thresholds (weighted minutes) at which the CWA rule's recall/precision
+/// curve is drawn; the run's own threshold is added.
 pub const CURVE_THRESHOLDS_MINUTES: [f64; 22] = [
     1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 25.0, 30.0, 40.0, 50.0,
     60.0, 90.0, 120.0, 180.0, 240.0,
+];
+/// Confidences (`min_confidence`) at which the calibrated model's
+/// recall/precision curve is drawn, the 15-minute threshold kept; the run's
+/// own setting is added.
+pub const CURVE_MIN_CONFIDENCES: [f64; 16] = [
+    0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
 ];
 /// Ground truth: a true contact is at least this many minutes in one day ...
 pub const CONTACT_MINUTES: u32 = 15;
@@ -157,12 +163,19 @@ impl Default for DiseaseParams {
 /// The radio: path loss, device variation, duty-cycled scanning.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RadioParams {
-    /// Path loss and shadowing (`meshtrace_node::radio::model` defaults).
+    /// Path loss, slow shadowing (one draw per segment of a pair, shared by
+    /// both directions) and Rayleigh fading (one draw per reception): the
+    /// `meshtrace_node::radio::model` defaults, fitted to the MIT LL data
+    /// (docs/risk.md §4).
     pub model: PathLossModel,
-    /// Share of the shadowing variance that is slow (fixed for one
-    /// position of two people: body, bag, orientation); the rest changes
-    /// with every reception.
-    pub slow_share: f64,
+    /// Draw each phone's carry position (held, front or back pocket, bag:
+    /// `CarryPosition`, equally likely) once per person, room and day, and
+    /// apply its loss at both ends of every link.
+    pub carry_positions: bool,
+    /// The radio tells each tracker its scan windows (protocol §6.2,
+    /// scan-aware credit). Off: the first-to-last crediting of trackers
+    /// that never see a window (`--no-scan-windows`, for comparison).
+    pub report_scan_windows: bool,
     /// Per-device TX and RX offset sigma after calibration (dB).
     pub device_sigma_db: f64,
     /// Scanning: a [`SCAN_WINDOW_MS`] window every scan interval (default
@@ -176,7 +189,8 @@ impl Default for RadioParams {
     fn default() -> RadioParams {
         RadioParams {
             model: PathLossModel::default(),
-            slow_share: 0.5,
+            carry_positions: true,
+            report_scan_windows: true,
             device_sigma_db: meshtrace_node::radio::model::DEVICE_OFFSET_SIGMA_DB,
             duty: DutyCycle {
                 scan_window_ms: SCAN_WINDOW_MS,

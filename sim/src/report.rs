@@ -81,6 +81,9 @@ pub struct ConfigEcho {
     pub scan_interval_s: f64,
     /// Length of a scan window (seconds).
     pub scan_window_s: f64,
+    /// The trackers were told the scan windows (scan-aware credit); false
+    /// with `--no-scan-windows` (first-to-last credit, as before issue 17).
+    pub scan_windows: bool,
     /// The risk model whose alerts act and that `tracing` reports
     /// (`--risk-model`).
     pub risk_model: String,
@@ -189,25 +192,29 @@ pub struct Tracing {
     pub missed_by_place: Vec<(String, u32)>,
     /// Minutes within 2 m of the missed contacts on their longest day.
     pub missed_close_minutes: Summary,
-    /// Recall and precision when the warning threshold moves (the run's
-    /// threshold is marked `operating: true`).
+    /// What moves along `curve`: `threshold_minutes` (the CWA rule's
+    /// threshold on weighted minutes) or `min_confidence` (the calibrated
+    /// model's confidence that a contact was within 2 m, the 15-minute
+    /// threshold kept).
+    pub curve_knob: String,
+    /// Recall and precision as the knob moves, from the same matches (the
+    /// run's own setting is marked `operating: true`).
     pub curve: Vec<CurvePoint>,
 }
 
-/// One point of a recall/precision curve: what a threshold on the model's
-/// warning score (estimated minutes within 2 m under `calibrated`,
-/// weighted minutes under `cwa`) would have warned, from the same matches.
+/// One point of a recall/precision curve: what one setting of the model's
+/// curve knob would have warned, from the same matches.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CurvePoint {
-    /// Minutes (of the model's score) that warn.
-    pub threshold_minutes: f64,
+    /// The knob's value (minutes, or a confidence: see `curve_knob`).
+    pub value: f64,
     /// Pairs (reporter, phone) warned.
     pub alerts: u32,
     /// Share of true contacts between app users warned.
     pub recall: f64,
     /// Share of those alerts that went to a true contact.
     pub precision: f64,
-    /// The threshold the run used.
+    /// The setting the run used.
     pub operating: bool,
 }
 
@@ -239,13 +246,18 @@ pub struct ModelScore {
     pub false_alert_closest_m: Summary,
     /// Minutes within 2 m of the false alerts' pairs on their closest day.
     pub false_alert_close_minutes: Summary,
+    /// Minutes the false alerts' pairs spent within radio range over the
+    /// certified window (how long the contact the model misjudged was).
+    pub false_alert_minutes_in_range: Summary,
     /// True contacts between app users that were not warned.
     pub missed: u32,
     /// Where the missed contacts' pairs spent most of their time.
     pub missed_by_place: Vec<(String, u32)>,
     /// Minutes within 2 m of the missed contacts on their longest day.
     pub missed_close_minutes: Summary,
-    /// Recall and precision when the threshold moves.
+    /// What moves along `curve` (see [`Tracing::curve_knob`]).
+    pub curve_knob: String,
+    /// Recall and precision as the knob moves.
     pub curve: Vec<CurvePoint>,
 }
 

@@ -26,6 +26,7 @@ pub(crate) enum Purpose {
     Gossip = 13,
     Online = 14,
     Attack = 15,
+    Carry = 16,
 }
 
 /// SplitMix64 finaliser.

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use meshtrace_node::radio::model::{DutyCycle, SIM_TX_POWER_DBM};
+use meshtrace_node::radio::model::{CarryPosition, DutyCycle, SIM_TX_POWER_DBM};
 use meshtrace_protocol::{
     Certificate, CertificateParams, Day, DayRisk, EncodedAnnouncement, Encounter, EncounterTracker,
     Epoch, EpochKey, IssuerPublicKey, IssuerSecretKey, KeySchedule, MatchOutcome, ReportRequest,
@@ -25,7 +25,7 @@ use meshtrace_protocol::{
 use rand_chacha::ChaCha20Rng;
 
 use super::contacts::Segment;
-use super::params::{GossipParams, RadioParams};
+use super::params::{CURVE_MIN_CONFIDENCES, CURVE_THRESHOLDS_MINUTES, GossipParams, RadioParams};
 use super::rng::{Purpose, chance, lognormal, normal, range, stream, unif};
 use super::town::Presence;
 
@@ -146,6 +146,8 @@ pub(crate) struct Phone {
     tracker: EncounterTracker,
     rng: ChaCha20Rng,
     scanner: Scanner,
+    /// Report scan windows to the tracker (off: first-to-last crediting).
+    report_windows: bool,
     /// The last scan window reported to the tracker.
     last_window: Option<i64>,
     /// Scan windows reported.
@@ -154,13 +156,18 @@ pub(crate) struct Phone {
 }
 
 impl Phone {
-    pub(crate) fn new(seed: u64, agent: u32, scanner: Scanner) -> Phone {
+    pub(crate) fn new(seed: u64, agent: u32, scanner: Option<Scanner>) -> Phone {
         Phone {
             agent,
             keys: KeySchedule::new(),
             tracker: EncounterTracker::new(0),
             rng: stream(seed, Purpose::Keys, u64::from(agent), u64::MAX),
-            scanner,
+            scanner: scanner.unwrap_or(Scanner {
+                phase: 0,
+                interval: 1,
+                window: 0,
+            }),
+            report_windows: scanner.is_some(),
             last_window: None,
             windows: 0,
             refused: 0,
@@ -174,6 +181,9 @@ impl Phone {
     /// of interest was heard). Receptions come in time order; a window is
     /// reported once.
     fn scan_up_to(&mut self, ms: i64) {
+        if !self.report_windows {
+            return;
+        }
         let k = self.scanner.index(ms);
         let from = match self.last_window {
             Some(last) if last >= k => return,
@@ -219,14 +229,26 @@ impl Phone {
     }
 }
 
+/// What one segment of a pair shares across its receptions, in both
+/// directions (the channel is reciprocal).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Link {
+    /// Slow shadowing: a standard normal draw, scaled by the model's
+    /// `shadowing_sigma_db` (orientation, surroundings, multipath).
+    pub(crate) slow: f64,
+    /// Carry loss at both ends (dB).
+    pub(crate) carry_db: f64,
+}
+
 /// Receptions by `rx` of `tx`'s advertisements during `segs` (with their
-/// slow shadowing), up to `cut_ms`: at most one per scan window (the first
-/// advertisement received), as `(ms, rssi)`.
+/// links), up to `cut_ms`: at most one per scan window (the first
+/// advertisement received, each with its own Rayleigh fade), as
+/// `(ms, rssi)`.
 pub(crate) fn receptions(
     radio: &RadioParams,
     rx: &Device,
     tx: &Device,
-    segs: &[(Segment, f64)],
+    segs: &[(Segment, Link)],
     rng: &mut ChaCha20Rng,
     cut_ms: i64,
     out: &mut Vec<(i64, i16)>,
@@ -235,15 +257,13 @@ pub(crate) fn receptions(
     let interval = duty.scan_interval_ms as i64;
     let window = duty.scan_window_ms as i64;
     let adv = duty.advertising_interval_ms as i64;
-    let slow_w = radio.slow_share.sqrt();
-    let fast_w = (1.0 - radio.slow_share).sqrt();
-    for (seg, slow) in segs {
+    for (seg, link) in segs {
         let s = i64::from(seg.start) * 60_000;
         let e = (i64::from(seg.end) * 60_000).min(cut_ms);
         if e <= s {
             continue;
         }
-        let offsets = tx.tx_off + rx.rx_off - f64::from(seg.wall_db);
+        let offsets = tx.tx_off + rx.rx_off - f64::from(seg.wall_db) - link.carry_db;
         let mut k = (s - rx.scan_phase - window).div_euclid(interval) + 1;
         loop {
             let w0 = rx.scan_phase + k * interval;
@@ -262,13 +282,14 @@ pub(crate) fn receptions(
                 if !duty.listening((t - rx.scan_phase).rem_euclid(interval) as u64) {
                     continue;
                 }
-                let g = slow_w * slow + fast_w * normal(rng);
+                let fade = unif(rng);
                 let u = unif(rng);
-                if let Some(rssi) = radio.model.receive(
+                if let Some(rssi) = radio.model.receive_faded(
                     f64::from(seg.dist),
                     f64::from(SIM_TX_POWER_DBM),
                     offsets,
-                    g,
+                    link.slow,
+                    fade,
                     u,
                 ) {
                     out.push((t, rssi));
@@ -279,15 +300,44 @@ pub(crate) fn receptions(
     }
 }
 
-/// A pair's segments of one day, sorted, with their slow shadowing (shared
-/// by both directions: the channel is reciprocal).
-pub(crate) fn with_shadowing(seed: u64, day: u32, mut segs: Vec<Segment>) -> Vec<(Segment, f64)> {
+/// Where `agent` carries its phone in `room` on `day` (a loss in dB): one
+/// of the fitted carry positions, equally likely, drawn once per person,
+/// room and day (a phone stays in one pocket or bag for a stay).
+pub(crate) fn carry_loss_db(seed: u64, agent: u32, day: u32, room: u32) -> f64 {
+    let mut rng = stream(
+        seed,
+        Purpose::Carry,
+        u64::from(agent),
+        (u64::from(day) << 32) | u64::from(room),
+    );
+    CarryPosition::draw(unif(&mut rng)).loss_db()
+}
+
+/// A pair's segments of one day, sorted, with their links: the slow
+/// shadowing of each segment and the carry loss of both phones (shared by
+/// both directions: the channel is reciprocal).
+pub(crate) fn with_links(
+    seed: u64,
+    radio: &RadioParams,
+    day: u32,
+    mut segs: Vec<Segment>,
+) -> Vec<(Segment, Link)> {
     segs.sort_by_key(|x| (x.start, x.end));
     let Some(first) = segs.first() else {
         return Vec::new();
     };
     let mut rng = stream(seed, Purpose::Shadow, first.pair_key(), u64::from(day));
-    segs.into_iter().map(|s| (s, normal(&mut rng))).collect()
+    segs.into_iter()
+        .map(|s| {
+            let carry_db = if radio.carry_positions {
+                carry_loss_db(seed, s.a, day, s.room) + carry_loss_db(seed, s.b, day, s.room)
+            } else {
+                0.0
+            };
+            let slow = normal(&mut rng);
+            (s, Link { slow, carry_db })
+        })
+        .collect()
 }
 
 /// The receptions stream of `rx` hearing `tx` on `day`.
@@ -424,19 +474,25 @@ pub(crate) struct Alert {
 pub(crate) struct Scored {
     /// High risk after some chunk (the phone warned).
     pub(crate) high_risk: bool,
-    /// The largest warning score of any day after any chunk: the quantity
-    /// the model compares with its threshold ([`warn_score`]).
-    pub(crate) score: f64,
+    /// For each setting of the model's curve knob ([`curve_grid`]): would
+    /// the phone have warned after some chunk.
+    pub(crate) warn_at: Vec<bool>,
     /// Estimated minutes within 2 m per day after the last chunk (what the
     /// person is told).
     pub(crate) estimated: Vec<(Day, f64)>,
 }
 
 impl Scored {
-    fn add(&mut self, risk: &RiskConfig, days: &[DayRisk]) {
-        for d in days {
-            self.high_risk |= d.high_risk;
-            self.score = self.score.max(warn_score(risk, d));
+    /// Takes the exposure after one more chunk: `days` scored by `risk` on
+    /// the `matched` encounters.
+    fn add(&mut self, risk: &RiskConfig, grid: &[f64], days: &[DayRisk], matched: &[Encounter]) {
+        self.high_risk |= days.iter().any(|d| d.high_risk);
+        let now = warns(risk, grid, days, matched);
+        if self.warn_at.len() != now.len() {
+            self.warn_at = vec![false; now.len()];
+        }
+        for (w, n) in self.warn_at.iter_mut().zip(now) {
+            *w |= n;
         }
         self.estimated = days.iter().map(|d| (d.day, d.estimated_minutes)).collect();
     }
@@ -450,14 +506,64 @@ impl Scored {
     }
 }
 
-/// The quantity `risk` compares with its threshold to warn for one day:
-/// the weighted minutes under the CWA rule, the estimated minutes within
-/// 2 m under the calibrated model. Sweeping a threshold over it gives the
-/// recall/precision curve without re-running anything.
-pub(crate) fn warn_score(risk: &RiskConfig, d: &DayRisk) -> f64 {
+/// The knob that moves along a model's recall/precision curve, its values
+/// (ascending: fewer warnings as it rises) and the index of the run's own
+/// setting. Under the CWA rule the threshold on weighted minutes; under the
+/// calibrated model the confidence at which a contact is judged within 2 m
+/// (`min_confidence`), with the 15-minute threshold kept: that is the
+/// estimator's own trade-off (docs/risk.md §5), where a threshold on the
+/// estimated minutes would only move along contact durations.
+pub(crate) fn curve_grid(risk: &RiskConfig) -> (&'static str, Vec<f64>, usize) {
+    let (knob, grid, own): (&'static str, &[f64], f64) = match risk.model() {
+        RiskModel::Cwa => (
+            "threshold_minutes",
+            &CURVE_THRESHOLDS_MINUTES,
+            risk.high_risk_weighted_minutes(),
+        ),
+        RiskModel::Calibrated => (
+            "min_confidence",
+            &CURVE_MIN_CONFIDENCES,
+            risk.calibrated().min_confidence,
+        ),
+    };
+    let mut v = grid.to_vec();
+    if !v.contains(&own) {
+        v.push(own);
+    }
+    v.sort_by(f64::total_cmp);
+    let at = v.iter().position(|&x| x == own).unwrap_or(0);
+    (knob, v, at)
+}
+
+/// For each knob setting of `grid` ([`curve_grid`]), whether `days` (scored
+/// by `risk` on `matched`) warn. The run's own setting gives exactly the
+/// days' `high_risk`.
+fn warns(risk: &RiskConfig, grid: &[f64], days: &[DayRisk], matched: &[Encounter]) -> Vec<bool> {
     match risk.model() {
-        RiskModel::Cwa => d.weighted_minutes,
-        RiskModel::Calibrated => d.estimated_minutes,
+        RiskModel::Cwa => grid
+            .iter()
+            .map(|&t| days.iter().any(|d| d.weighted_minutes >= t))
+            .collect(),
+        RiskModel::Calibrated => {
+            let threshold = risk.high_risk_weighted_minutes();
+            let contacts: Vec<(Day, f64, f64)> = risk
+                .contacts(matched)
+                .into_iter()
+                .filter(|c| c.level_db.is_some())
+                .map(|c| (c.day, c.confidence, c.heard_minutes))
+                .collect();
+            grid.iter()
+                .map(|&min| {
+                    let mut per_day: BTreeMap<Day, f64> = BTreeMap::new();
+                    for &(day, confidence, minutes) in &contacts {
+                        if confidence >= min {
+                            *per_day.entry(day).or_insert(0.0) += minutes;
+                        }
+                    }
+                    per_day.values().any(|&m| m >= threshold)
+                })
+                .collect()
+        }
     }
 }
 
@@ -490,7 +596,7 @@ fn hears(
     ctx: &Ctx<'_>,
     (rx, tx): (u32, u32),
     day: u32,
-    segs: &[(Segment, f64)],
+    segs: &[(Segment, Link)],
     cut_ms: i64,
     out: &mut Vec<(i64, i16)>,
 ) {
@@ -516,7 +622,7 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
             continue;
         };
         for (q, segs) in log.partners(p) {
-            let segs = with_shadowing(seed, log.day, segs);
+            let segs = with_links(seed, ctx.radio, log.day, segs);
             hears(ctx, (p, q), log.day, &segs, cut, &mut buf);
             heard_by_p.extend(buf.iter().filter(|r| r.0 >= from_ms).map(|r| (r.0, q, r.1)));
             hears(ctx, (q, p), log.day, &segs, cut, &mut buf);
@@ -532,7 +638,12 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
     }
     // The reporter's phone.
     heard_by_p.sort_unstable();
-    let scanner = |agent: u32| Scanner::new(&ctx.devices[agent as usize], &ctx.radio.duty);
+    // The scanner of a phone whose radio reports its windows.
+    let scanner = |agent: u32| {
+        ctx.radio
+            .report_scan_windows
+            .then(|| Scanner::new(&ctx.devices[agent as usize], &ctx.radio.duty))
+    };
     let mut phone = Phone::new(seed, p, scanner(p));
     for &(t, q, rssi) in &heard_by_p {
         let id = ids.get(seed, q, unix(t));
@@ -646,6 +757,7 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
         receivers.push((q, encounters, arrivals, !real));
     }
     out.receivers_with_tokens = receivers.len() as u32;
+    let grids = (curve_grid(ctx.risk).1, curve_grid(ctx.baseline).1);
     if receivers.is_empty() {
         earliest = job.report_ms + 1000;
         latest = earliest;
@@ -683,8 +795,9 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
                     .filter_map(|&r| encounters.get(r as usize).cloned())
                     .collect();
                 credited_seconds = matched.iter().map(Encounter::exposure_seconds).sum();
-                main.add(ctx.risk, &e.days);
-                base.add(ctx.baseline, &ctx.baseline.score(&matched));
+                main.add(ctx.risk, &grids.0, &e.days, &matched);
+                let days = ctx.baseline.score(&matched);
+                base.add(ctx.baseline, &grids.1, &days, &matched);
                 let a = Alert {
                     agent: q,
                     at_ms: arrivals[i],
@@ -807,13 +920,24 @@ fn relayed(
             dist: range(&mut rng, 0.5, 2.0) as f32,
             wall_db: 0.0,
             kind: super::town::RoomKind::Shop,
+            room: relay.replay_room,
+        };
+        // The transmitter is in the open; the victim's phone is where it
+        // is carried.
+        let link = Link {
+            slow: normal(&mut rng),
+            carry_db: if ctx.radio.carry_positions {
+                carry_loss_db(ctx.seed, q, log.day, relay.replay_room)
+            } else {
+                0.0
+            },
         };
         buf.clear();
         receptions(
             ctx.radio,
             &ctx.devices[q as usize],
             &transmitter,
-            &[(seg, 0.0)],
+            &[(seg, link)],
             &mut rng,
             job.report_ms,
             &mut buf,
@@ -850,4 +974,116 @@ pub(crate) fn encounter_record_bytes(e: &Encounter) -> u64 {
             0
         };
     24 + plain + 40
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{RadioParams, SCAN_WINDOW_MS};
+
+    fn scanner(interval_s: u64, phase_ms: i64) -> Scanner {
+        let duty = DutyCycle {
+            scan_window_ms: SCAN_WINDOW_MS,
+            scan_interval_ms: interval_s * 1000,
+            advertising_interval_ms: 250,
+        };
+        let dev = Device {
+            tx_off: 0.0,
+            rx_off: 0.0,
+            scan_phase: phase_ms,
+            adv_phase: 0,
+            full_node: false,
+        };
+        Scanner::new(&dev, &duty)
+    }
+
+    #[test]
+    fn a_reception_falls_in_the_window_that_heard_it() {
+        let s = scanner(60, 1_500);
+        // Listening 1.5–5.5 s, 61.5–65.5 s, ...
+        assert_eq!(s.index(1_500), 0);
+        assert_eq!(s.index(5_499), 0);
+        assert_eq!(s.index(61_500), 1);
+        assert_eq!(s.index(1_499), -1);
+        let w = s.window(1);
+        assert_eq!(w.start, unix(61_500));
+        assert_eq!(w.end, unix(65_500));
+        // Every reception inside a window is within its reported bounds.
+        for ms in [61_500, 63_000, 65_499] {
+            let at = unix(ms);
+            assert!(w.start <= at && at <= w.end, "{ms}");
+        }
+    }
+
+    #[test]
+    fn a_phone_reports_each_heard_window_once_after_the_one_before() {
+        let mut phone = Phone::new(1, 0, Some(scanner(10, 0)));
+        // Receptions in windows 5, 5 (again), 6, then 9: windows 4, 5, 6,
+        // then 8 and 9.
+        for ms in [50_500, 51_000, 60_100, 90_200] {
+            phone.scan_up_to(ms);
+        }
+        assert_eq!(phone.windows, 5);
+        assert_eq!(phone.last_window, Some(9));
+        // Time going back reports nothing.
+        phone.scan_up_to(10_000);
+        assert_eq!(phone.windows, 5);
+    }
+
+    #[test]
+    fn carry_positions_are_fixed_per_person_room_and_day_and_fitted() {
+        let a = carry_loss_db(3, 7, 2, 11);
+        assert_eq!(a, carry_loss_db(3, 7, 2, 11));
+        let losses: Vec<f64> = CarryPosition::ALL.iter().map(|c| c.loss_db()).collect();
+        let mut seen = [0u32; 4];
+        for agent in 0..2_000 {
+            let l = carry_loss_db(3, agent, 2, 11);
+            let i = losses.iter().position(|&x| x == l).expect("a fitted loss");
+            seen[i] += 1;
+        }
+        // Equally likely: each position within 400–600 of 2,000.
+        assert!(seen.iter().all(|&n| (400..=600).contains(&n)), "{seen:?}");
+        // Both ends of a link, shared by both directions.
+        let seg = Segment {
+            a: 7,
+            b: 8,
+            start: 600,
+            end: 630,
+            dist: 1.0,
+            wall_db: 0.0,
+            kind: crate::town::RoomKind::Work,
+            room: 11,
+        };
+        let links = with_links(3, &RadioParams::default(), 2, vec![seg]);
+        let both = carry_loss_db(3, 7, 2, 11) + carry_loss_db(3, 8, 2, 11);
+        assert_eq!(links[0].1.carry_db, both);
+        let off = RadioParams {
+            carry_positions: false,
+            ..RadioParams::default()
+        };
+        assert_eq!(with_links(3, &off, 2, vec![seg])[0].1.carry_db, 0.0);
+    }
+
+    #[test]
+    fn each_curve_holds_the_runs_own_setting() {
+        for model in [RiskModel::Calibrated, RiskModel::Cwa] {
+            let risk = crate::params::risk_config(model);
+            let (knob, grid, own) = curve_grid(&risk);
+            assert!(grid.windows(2).all(|w| w[0] < w[1]), "{knob}");
+            let expected = match model {
+                RiskModel::Cwa => risk.high_risk_weighted_minutes(),
+                RiskModel::Calibrated => risk.calibrated().min_confidence,
+            };
+            assert_eq!(grid[own], expected, "{knob}");
+        }
+        // A setting off the grid is added in order.
+        let risk = RiskConfig::builder()
+            .model(RiskModel::Cwa)
+            .high_risk_weighted_minutes(15.5)
+            .build()
+            .expect("valid");
+        let (_, grid, own) = curve_grid(&risk);
+        assert_eq!(grid[own], 15.5);
+        assert!(grid.windows(2).all(|w| w[0] < w[1]));
+    }
 }

@@ -339,6 +339,25 @@ fn a_close_contact_is_credited_its_true_minutes_at_any_scan_interval() {
 }
 
 #[test]
+fn without_scan_windows_rotations_cost_time_as_before() {
+    // The first-to-last credit of trackers that never see a window: each
+    // 15-minute rotating ID holds 3 or 4 receptions 4 minutes apart, so each
+    // of the two encounters is credited at most 12 minutes.
+    let mut cfg = config().with_scan_interval(240);
+    cfg.radio.report_scan_windows = false;
+    let out = run_script(&thirty_minutes_at(1.0), &cfg);
+    assert_eq!(out.scan_windows_reported, 0);
+    let [a] = out.alerts[..] else {
+        panic!("one exposure expected: {:?}", out.alerts);
+    };
+    assert!(
+        a.credited_minutes <= 24.0 + 1e-9,
+        "credited {} min",
+        a.credited_minutes
+    );
+}
+
+#[test]
 fn the_baseline_is_the_other_model_on_the_same_matches() {
     let script = thirty_minutes_at(3.0);
     let calibrated = run_script(&script, &config().with_risk_model(RiskModel::Calibrated));
@@ -393,23 +412,34 @@ fn the_new_figures_agree_with_the_alerts() {
         assert!((0.0..=1.0).contains(&x), "{x}");
     }
     assert_eq!(b.true_alerts + b.false_alerts, b.alerts);
-    // Each curve: thresholds ascending, fewer alerts and lower recall as the
-    // threshold rises, and the point at the run's threshold is exactly what
-    // the run warned.
-    for (curve, recall, precision, alerts) in [
-        (&t.curve, t.recall, t.precision, t.alerts),
-        (&b.curve, b.recall, b.precision, b.alerts),
+    // Each curve: the knob ascending, fewer alerts and lower recall as it
+    // rises, and the point at the run's own setting is exactly what the run
+    // warned. The calibrated model moves its confidence, the CWA rule its
+    // threshold.
+    assert_eq!(t.curve_knob, "min_confidence");
+    assert_eq!(b.curve_knob, "threshold_minutes");
+    for (curve, own, recall, precision, alerts) in [
+        (
+            &t.curve,
+            cfg.risk.calibrated().min_confidence,
+            t.recall,
+            t.precision,
+            t.alerts,
+        ),
+        (
+            &b.curve,
+            cfg.baseline_risk.high_risk_weighted_minutes(),
+            b.recall,
+            b.precision,
+            b.alerts,
+        ),
     ] {
-        assert!(
-            curve
-                .windows(2)
-                .all(|w| w[0].threshold_minutes < w[1].threshold_minutes)
-        );
+        assert!(curve.windows(2).all(|w| w[0].value < w[1].value));
         assert!(curve.windows(2).all(|w| w[0].alerts >= w[1].alerts));
         assert!(curve.windows(2).all(|w| w[0].recall >= w[1].recall));
         let op: Vec<_> = curve.iter().filter(|p| p.operating).collect();
         assert_eq!(op.len(), 1);
-        assert_eq!(op[0].threshold_minutes, 15.0);
+        assert_eq!(op[0].value, own);
         assert_eq!(
             (op[0].recall, op[0].precision, op[0].alerts),
             (recall, precision, alerts)

@@ -482,7 +482,9 @@ impl Drop for Browser {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {
             let limit = crate::deadline(Duration::from_secs(10));
-            let _ = self.rt.block_on(tokio::time::timeout(limit, c.close()));
+            let _ = self
+                .rt
+                .block_on(async move { tokio::time::timeout(limit, c.close()).await });
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

@@ -16,6 +16,13 @@ use meshtrace_node::daemon::{self, DaemonOptions, IDENTITY_FILE};
 use meshtrace_node::p2p::Multiaddr;
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig};
 
+use std::sync::Arc;
+
+use meshtrace_ui::i18n::cli_lang;
+use meshtrace_ui::notify::Notifier;
+use meshtrace_ui::{Tr, UiServer};
+
+use crate::output::outln;
 use crate::{Paths, now};
 
 /// Options of `meshtrace init`.
@@ -152,6 +159,21 @@ pub(crate) struct RunArgs {
     /// same origin share one simulated time.
     #[arg(long, value_name = "MS", requires = "time_scale")]
     time_origin: Option<u64>,
+    /// Do not serve the local web page this time.
+    #[arg(long, conflicts_with = "ui_listen")]
+    no_ui: bool,
+    /// Serve the local web page on this address (127.0.0.1:PORT; port 0
+    /// picks a free one) instead of the configured one.
+    #[arg(long, value_name = "ADDR")]
+    ui_listen: Option<std::net::SocketAddr>,
+}
+
+/// Options of `meshtrace ui`.
+#[derive(Debug, Args)]
+pub(crate) struct UiArgs {
+    /// Print the one-time link instead of opening a browser.
+    #[arg(long)]
+    print_url: bool,
 }
 
 fn parse_position(s: &str) -> Result<[f64; 2], String> {
@@ -434,6 +456,13 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
             config.issuers.push(e);
         }
     }
+    if a.no_ui {
+        config.ui.enabled = false;
+    }
+    if let Some(l) = a.ui_listen {
+        config::check_ui_listen(l).map_err(|e| anyhow!("--ui-listen: {e}"))?;
+        config.ui.listen = l;
+    }
     Ok(())
 }
 
@@ -442,17 +471,78 @@ pub(crate) fn run(paths: &Paths, a: RunArgs) -> Result<ExitCode> {
     apply_run_flags(&mut config, &a)?;
     config.validate(Path::new("(after command-line flags)"))?;
     init_logging();
+    let config_path = absolute(&config_path(paths)?)?;
+    let notifier = Arc::new(Notifier::new(
+        Tr(cli_lang(config.ui.language)),
+        config.ui.notify,
+    ));
+    let listener = notifier.clone();
     let opts = DaemonOptions {
         config,
         data_dir: dir,
         time_scale: a.time_scale,
         time_origin_millis: a.time_origin,
+        config_path: Some(config_path),
+        ui_url: None,
+        exposure_listener: Some(daemon::ExposureListener(Arc::new(move |e| {
+            listener.on_exposure(e)
+        }))),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(daemon::run(opts, |status| {
+    rt.block_on(run_with_page(opts, notifier))?;
+    // The runtime's remaining tasks (mesh, radio) are dropped with it.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long the page may take to finish its answers once the node stopped
+/// (the "everything is deleted" page is one of them).
+const PAGE_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the daemon with its page beside it (unless it is off): the page is
+/// bound first, so that `status` reports its address; it stops when the
+/// daemon does, after finishing the answers under way. A page that cannot
+/// start (its port is in use) is a warning: the node runs without it.
+async fn run_with_page(mut opts: DaemonOptions, notifier: Arc<Notifier>) -> Result<()> {
+    let ui = if opts.config.ui.enabled {
+        match UiServer::for_node(&opts.config, &opts.data_dir, opts.config_path.as_deref()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("the local page is not served: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    opts.ui_url = ui.as_ref().map(|u| u.url().to_owned());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let page = ui.map(|u| {
+        tokio::spawn(u.serve(async move {
+            let _ = stop_rx.await;
+        }))
+    });
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    // Exposures already known are not announced again.
+    let data_dir = opts.data_dir.clone();
+    let seed = tokio::spawn(async move {
+        if ready_rx.await.is_ok()
+            && let Ok(Ok(known)) = tokio::task::spawn_blocking(move || {
+                control::request::<Vec<control::ExposureReply>>(
+                    &data_dir,
+                    &control::Request::Exposures,
+                )
+            })
+            .await
+        {
+            notifier.seed(&known);
+        }
+    });
+    let result = daemon::run(opts, |status| {
+        let _ = ready_tx.send(());
         let (peer_id, listen) = status
             .mesh
             .as_ref()
@@ -463,11 +553,59 @@ pub(crate) fn run(paths: &Paths, a: RunArgs) -> Result<ExitCode> {
             peer_id = %peer_id,
             listen = %listen,
             radio = %status.radio.kind,
+            page = status.ui_url.as_deref().unwrap_or("off"),
             "meshtrace is running"
         );
-    }))?;
-    // The runtime's remaining tasks (mesh, radio) are dropped with it.
-    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    })
+    .await;
+    seed.abort();
+    let _ = stop_tx.send(());
+    if let Some(p) = page {
+        let _ = tokio::time::timeout(PAGE_STOP_TIMEOUT, p).await;
+    }
+    Ok(result?)
+}
+
+/// `meshtrace ui`: opens the running node's page in the browser with a
+/// one-time login link (or prints the link).
+pub(crate) fn ui(paths: &Paths, a: &UiArgs) -> Result<ExitCode> {
+    let (config, dir) = load(paths)?;
+    let tr = Tr(cli_lang(config.ui.language));
+    let status: control::StatusReply = control::request(&dir, &control::Request::Status)?;
+    let Some(url) = status.ui_url else {
+        bail!(
+            "the running node serves no page (it was started with --no-ui or [ui] enabled = \
+             false, or its address was in use: see its log); restart it with the page on"
+        );
+    };
+    let secret = meshtrace_ui::auth::Secret::load(&dir.join(daemon::UI_SECRET_FILE))
+        .map_err(|e| anyhow!(e))?;
+    let link = format!("{url}/login?t={}", secret.login_code(now().0));
+    drop(secret);
+    let minutes = meshtrace_ui::auth::LOGIN_CODE_TTL_SECONDS / 60;
+    if a.print_url {
+        outln!("{link}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opened = std::process::Command::new("xdg-open")
+        .arg(&link)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if opened {
+        eprintln!(
+            "{}",
+            tr.args("cli-ui-opened", &[("minutes", minutes.into())])
+        );
+    } else {
+        eprintln!(
+            "{}",
+            tr.args("cli-ui-no-browser", &[("minutes", minutes.into())])
+        );
+        outln!("{link}")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

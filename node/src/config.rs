@@ -9,7 +9,7 @@
 //! with `--data-dir D` keeps its config beside its data, in `D/config.toml`,
 //! so that several nodes can live on one machine.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -118,6 +118,9 @@ pub struct Config {
     /// Commands run on events.
     #[serde(default)]
     pub hooks: HooksSection,
+    /// The local web page.
+    #[serde(default)]
+    pub ui: UiSection,
 }
 
 /// `[store]`.
@@ -317,6 +320,95 @@ pub struct HooksSection {
     pub on_exposure: Option<String>,
 }
 
+/// Port of the local web page unless `[ui] listen` says otherwise.
+pub const DEFAULT_UI_PORT: u16 = 7390;
+/// Longest `[ui] advice_url` (bytes).
+pub const MAX_ADVICE_URL_LEN: usize = 512;
+
+/// The language of the page, the CLI's notices and the notifications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UiLanguage {
+    /// English.
+    En,
+    /// Vietnamese.
+    Vi,
+}
+
+/// `[ui]`: the local web page served by `meshtrace run`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiSection {
+    /// Serve the page (`meshtrace run --no-ui` turns it off for one run).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where the page listens: 127.0.0.1 only (port 0: any free port)
+    /// [default: 127.0.0.1:7390].
+    #[serde(default = "default_ui_listen")]
+    pub listen: SocketAddr,
+    /// `"en"` or `"vi"` [default: the browser's language, else the
+    /// system's (`LANG`), else English]. A choice made on the page's
+    /// settings comes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<UiLanguage>,
+    /// A link to the health authority's advice, shown with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice_url: Option<String>,
+    /// Show a desktop notification on a new or raised exposure.
+    #[serde(default)]
+    pub notify: bool,
+}
+
+fn default_ui_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_UI_PORT))
+}
+
+impl Default for UiSection {
+    fn default() -> UiSection {
+        UiSection {
+            enabled: true,
+            listen: default_ui_listen(),
+            language: None,
+            advice_url: None,
+            notify: false,
+        }
+    }
+}
+
+/// Checks an address for the page: 127.0.0.1 only.
+pub fn check_ui_listen(addr: SocketAddr) -> Result<(), String> {
+    if addr.ip() != std::net::IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        return Err(format!(
+            "{addr} is not on 127.0.0.1: the page is for this computer only, other computers \
+             must not reach it (use 127.0.0.1:PORT)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an advice link: an http(s) URL without spaces or quotes.
+fn check_advice_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_ADVICE_URL_LEN {
+        return Err(format!("is longer than {MAX_ADVICE_URL_LEN} bytes"));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with('/')
+                && r.chars()
+                    .all(|c| c.is_ascii_graphic() && !"\"'<>\\`".contains(c)) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{url:?} is not a web address (https://…, without spaces or quotes)"
+        )),
+    }
+}
+
 /// The platform directories (`None` when the home directory is unknown).
 pub fn platform_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "meshtrace")
@@ -354,6 +446,7 @@ impl Config {
             p2p: P2pSection::default(),
             report: ReportSection::default(),
             hooks: HooksSection::default(),
+            ui: UiSection::default(),
         }
     }
 
@@ -570,6 +663,10 @@ impl Config {
             && c.trim().is_empty()
         {
             return Err(bad("hooks.on_exposure", "is empty".into()));
+        }
+        check_ui_listen(self.ui.listen).map_err(|e| bad("ui.listen", e))?;
+        if let Some(u) = &self.ui.advice_url {
+            check_advice_url(u).map_err(|e| bad("ui.advice_url", e))?;
         }
         Ok(())
     }

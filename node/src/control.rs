@@ -58,6 +58,11 @@ pub enum Request {
         /// The certificate code.
         certificate: String,
     },
+    /// Delete everything the node keeps (the store with its keys, the mesh
+    /// identity, the page's secret, the config) and stop the daemon; the
+    /// answer ([`DeletedReply`]) comes once the files are gone. The page
+    /// asks the person to confirm first.
+    DeleteEverything,
 }
 
 /// A control-socket failure, in one line.
@@ -120,6 +125,20 @@ pub(crate) struct DaemonInfo {
     pub time_scale: f64,
     /// The daemon's process id.
     pub pid: u32,
+    /// The local page's address (`http://127.0.0.1:PORT`), when it is
+    /// served.
+    pub ui_url: Option<String>,
+}
+
+/// What the control server hands the daemon for
+/// [`Request::DeleteEverything`]: where to send the outcome, and a signal
+/// that the answer has been written to the client (the daemon then exits).
+#[derive(Debug)]
+pub(crate) struct WipeOrder {
+    /// The outcome.
+    pub reply: tokio::sync::oneshot::Sender<Result<DeletedReply, String>>,
+    /// Closed (or sent) once the answer is written.
+    pub written: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Binds the control socket owner-only. A socket left by a daemon that died
@@ -154,6 +173,7 @@ pub(crate) async fn serve(
     path: PathBuf,
     node: Arc<NodeHandle>,
     info: DaemonInfo,
+    wipe: tokio::sync::mpsc::Sender<WipeOrder>,
 ) {
     let owner = std::fs::metadata(&path).map(|m| m.uid()).ok();
     loop {
@@ -172,25 +192,49 @@ pub(crate) async fn serve(
         }
         let node = node.clone();
         let info = info.clone();
+        let wipe = wipe.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, &node, &info).await {
+            if let Err(e) = handle(stream, &node, &info, &wipe).await {
                 tracing::debug!(error = %e, "control connection");
             }
         });
     }
 }
 
-async fn handle(stream: UnixStream, node: &NodeHandle, info: &DaemonInfo) -> std::io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    node: &NodeHandle,
+    info: &DaemonInfo,
+    wipe: &tokio::sync::mpsc::Sender<WipeOrder>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_BYTES as u64 + 1);
     let mut line = Vec::new();
     let n = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request timeout"))??;
+    let mut written = None;
     let response = if n > MAX_REQUEST_BYTES {
         Response::refused(format!("request larger than {MAX_REQUEST_BYTES} bytes"))
     } else {
         match serde_json::from_slice::<Request>(&line) {
+            Ok(Request::DeleteEverything) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                let (done, written_rx) = tokio::sync::oneshot::channel();
+                written = Some(done);
+                let order = WipeOrder {
+                    reply,
+                    written: written_rx,
+                };
+                match wipe.send(order).await {
+                    Err(_) => Response::refused("the daemon is stopping".into()),
+                    Ok(()) => match rx.await {
+                        Ok(Ok(r)) => Response::answer(to_json(&r)),
+                        Ok(Err(e)) => Response::refused(e),
+                        Err(_) => Response::refused("the daemon is stopping".into()),
+                    },
+                }
+            }
             Ok(req) => match answer(req, node, info).await {
                 Ok(result) => Response::answer(result),
                 Err(e) => Response::refused(e),
@@ -200,8 +244,15 @@ async fn handle(stream: UnixStream, node: &NodeHandle, info: &DaemonInfo) -> std
     };
     let mut out = to_json(&response).to_string();
     out.push('\n');
-    write.write_all(out.as_bytes()).await?;
-    write.shutdown().await
+    let result = async {
+        write.write_all(out.as_bytes()).await?;
+        write.shutdown().await
+    }
+    .await;
+    if let Some(done) = written {
+        let _ = done.send(());
+    }
+    result
 }
 
 async fn answer(req: Request, node: &NodeHandle, info: &DaemonInfo) -> Result<Value, String> {
@@ -222,6 +273,8 @@ async fn answer(req: Request, node: &NodeHandle, info: &DaemonInfo) -> Result<Va
         Request::ReportSubmit { certificate } => to_json(&ReportSummaryReply::new(
             &node.report_submit(certificate).await.map_err(e)?,
         )),
+        // Answered by `handle`, which hands it to the daemon.
+        Request::DeleteEverything => return Err("the daemon is stopping".into()),
     })
 }
 
@@ -279,6 +332,17 @@ impl Reply for ReportRequestReply {
 }
 impl Reply for ReportSummaryReply {
     const WHAT: &'static str = "report";
+}
+impl Reply for DeletedReply {
+    const WHAT: &'static str = "delete everything";
+}
+
+/// The answer to [`Request::DeleteEverything`]: what was deleted. The
+/// daemon has stopped.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeletedReply {
+    /// The files and directories removed.
+    pub deleted: Vec<String>,
 }
 
 /// Sends one request to the daemon using `data_dir` and returns its reply
@@ -450,6 +514,9 @@ pub struct StatusReply {
     pub time_scale: f64,
     /// Encounters stored.
     pub encounters: u64,
+    /// Of which ended today (the node's day).
+    #[serde(default)]
+    pub encounters_today: u64,
     /// Encounters still open.
     pub open_encounters: u64,
     /// Announcement chunks held.
@@ -464,6 +531,10 @@ pub struct StatusReply {
     pub purge_held: Option<PurgeHeldReply>,
     /// The mesh (absent when it did not answer).
     pub mesh: Option<PeersReply>,
+    /// The local page's address (`http://127.0.0.1:PORT`; absent when it
+    /// is off or could not start). `meshtrace ui` opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_url: Option<String>,
 }
 
 impl StatusReply {
@@ -496,6 +567,7 @@ impl StatusReply {
             },
             time_scale: info.time_scale,
             encounters: s.encounters as u64,
+            encounters_today: s.encounters_today as u64,
             open_encounters: s.open_encounters as u64,
             announcements: s.announcements as u64,
             exposures: s.exposures as u64,
@@ -508,6 +580,7 @@ impl StatusReply {
                 last_confirmed_utc: utc(h.known_good),
             }),
             mesh: s.mesh.as_ref().map(PeersReply::new),
+            ui_url: info.ui_url.clone(),
         }
     }
 }

@@ -27,6 +27,9 @@ use crate::trust::TrustedIssuers;
 pub const IDENTITY_FILE: &str = "identity.key";
 /// Default master key file name in the data directory.
 pub const KEY_FILE: &str = "master.key";
+/// The local page's secret in the data directory (owner-only): its login
+/// links and session cookies are made with it.
+pub const UI_SECRET_FILE: &str = "ui.key";
 /// An exposure hook still running after this long is killed.
 pub(crate) const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest time scale accepted on the command line.
@@ -57,6 +60,26 @@ pub struct DaemonOptions {
     /// time [default: now]. Daemons given the same origin share one
     /// simulated time.
     pub time_origin_millis: Option<u64>,
+    /// The config file the daemon was started from (deleted with
+    /// everything else on [`control::Request::DeleteEverything`]).
+    pub config_path: Option<PathBuf>,
+    /// The local page's address, when one is served beside the daemon
+    /// (reported in `status`, where `meshtrace ui` finds it).
+    pub ui_url: Option<String>,
+    /// Told of every new or updated exposure (the page's desktop
+    /// notifications), besides the `on_exposure` hook.
+    pub exposure_listener: Option<ExposureListener>,
+}
+
+/// A function told of every new or updated exposure (it must return
+/// quickly: it runs on the hook task).
+#[derive(Clone)]
+pub struct ExposureListener(pub Arc<dyn Fn(&control::ExposureReply) + Send + Sync>);
+
+impl std::fmt::Debug for ExposureListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExposureListener")
+    }
 }
 
 /// The store's key source from the configuration.
@@ -284,17 +307,21 @@ pub async fn run(
         radio: config.radio.kind.to_string(),
         time_scale: scale,
         pid: std::process::id(),
+        ui_url: opts.ui_url.clone(),
     };
+    let (wipe_tx, mut wipe) = tokio::sync::mpsc::channel(1);
     let server = tokio::spawn(control::serve(
         listener,
         socket.clone(),
         handle.clone(),
         info.clone(),
+        wipe_tx,
     ));
     let (fatal_tx, mut fatal) = tokio::sync::mpsc::channel(1);
     let hook = tokio::spawn(run_hooks(
         events,
         config.hooks.on_exposure.clone(),
+        opts.exposure_listener.clone(),
         fatal_tx,
     ));
     if let Ok(s) = handle.status().await {
@@ -305,17 +332,35 @@ pub async fn run(
         _ = sigint.recv() => Ok("SIGINT"),
         _ = sigterm.recv() => Ok("SIGTERM"),
         _ = sighup.recv() => Ok("SIGHUP"),
-        Some(e) = fatal.recv() => Err(e),
+        Some(order) = wipe.recv() => Err(Stop::Wipe(order)),
+        Some(e) = fatal.recv() => Err(Stop::Fatal(e)),
     };
     server.abort();
     let _ = std::fs::remove_file(&socket);
     let result = match stop {
+        Err(Stop::Wipe(order)) => {
+            tracing::warn!("deleting everything this node keeps, as asked on its page");
+            hook.abort();
+            let stopped = handle.shutdown().await;
+            let outcome = match stopped {
+                Err(e) => Err(format!("the node did not stop ({e}); nothing was deleted")),
+                Ok(()) => delete_everything(&opts, dir),
+            };
+            let failed = outcome.as_ref().err().cloned();
+            let _ = order.reply.send(outcome);
+            // The answer reaches the page before the daemon exits.
+            let _ = tokio::time::timeout(WIPE_ANSWER_TIMEOUT, order.written).await;
+            return match failed {
+                None => Ok(()),
+                Some(e) => Err(DaemonError(e)),
+            };
+        }
         Ok(signal_name) => {
             tracing::info!(signal = signal_name, "shutting down");
             handle.shutdown().await
         }
         // The node task has stopped: nothing left to flush.
-        Err(e) => {
+        Err(Stop::Fatal(e)) => {
             hook.abort();
             return Err(DaemonError(e));
         }
@@ -324,9 +369,92 @@ pub async fn run(
     result.map_err(|e| DaemonError(format!("shutdown: {e}")))
 }
 
+/// Why the daemon stops other than by a signal.
+enum Stop {
+    /// Delete everything, then stop.
+    Wipe(control::WipeOrder),
+    /// The node cannot go on.
+    Fatal(String),
+}
+
+/// How long the daemon waits, after deleting everything, for the answer to
+/// reach the one who asked.
+pub(crate) const WIPE_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Deletes what the node keeps: the store (database and metadata), its key
+/// file, the mesh identity, the page's secret and the config file. Key
+/// files are overwritten with zeros before they are removed. Only files
+/// meshtrace made are touched (never the whole data directory, which a
+/// person may have pointed at a folder holding other files).
+fn delete_everything(opts: &DaemonOptions, dir: &Path) -> Result<control::DeletedReply, String> {
+    use crate::store::{DB_DIR, META_FILE};
+    let mut targets: Vec<(PathBuf, bool)> = vec![
+        (dir.join(META_FILE), false),
+        (dir.join(DB_DIR), false),
+        (dir.join(IDENTITY_FILE), true),
+        (dir.join(UI_SECRET_FILE), true),
+        (dir.join(crate::store::SPACE_PROBE_FILE), false),
+    ];
+    if let Ok(KeySource::KeyFile(k)) = key_source(&opts.config, dir) {
+        targets.push((k, true));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&format!("{DB_DIR}.damaged-")))
+            {
+                targets.push((e.path(), false));
+            }
+        }
+    }
+    if let Some(c) = &opts.config_path {
+        targets.push((c.clone(), false));
+    }
+    let mut deleted = Vec::new();
+    let mut failed = Vec::new();
+    for (path, secret) in targets {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let r = if meta.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            if secret && meta.is_file() {
+                overwrite_with_zeros(&path, meta.len());
+            }
+            std::fs::remove_file(&path)
+        };
+        match r {
+            Ok(()) => deleted.push(path.display().to_string()),
+            Err(e) => failed.push(format!("{} ({e})", path.display())),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(format!(
+            "meshtrace stopped but could not delete {}; delete them by hand",
+            failed.join(", ")
+        ));
+    }
+    tracing::warn!(files = deleted.len(), "everything deleted; stopping");
+    Ok(control::DeletedReply { deleted })
+}
+
+/// Best effort: the file's bytes replaced by zeros on disk before it is
+/// removed (the key no longer opens anything even if the file is
+/// recovered).
+fn overwrite_with_zeros(path: &Path, len: u64) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
+        let zeros = vec![0u8; usize::try_from(len).unwrap_or(0).min(1 << 20)];
+        let _ = f.write_all(&zeros).and_then(|()| f.sync_all());
+    }
+}
+
 async fn run_hooks(
     mut events: tokio::sync::mpsc::Receiver<NodeEvent>,
     command: Option<String>,
+    listener: Option<ExposureListener>,
     fatal: tokio::sync::mpsc::Sender<String>,
 ) {
     while let Some(ev) = events.recv().await {
@@ -338,6 +466,9 @@ async fn run_hooks(
                     high_risk = e.exposure.high_risk,
                     "exposure: a reported person's encounter matches yours"
                 );
+                if let Some(l) = &listener {
+                    (l.0)(&control::ExposureReply::new(&e));
+                }
                 if let Some(cmd) = &command
                     && let Err(err) = run_hook(cmd, &one).await
                 {

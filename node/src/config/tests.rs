@@ -257,3 +257,56 @@ fn typed_values_are_parsed_when_read_and_errors_give_the_line_and_setting() {
     );
     assert_eq!(c.report.min_encounter, Duration::from_secs(90));
 }
+
+#[test]
+fn the_ui_section_defaults_to_loopback_and_refuses_other_addresses_plainly() {
+    let c = Config::parse("network = \"t\"\n", p()).unwrap();
+    assert!(c.ui.enabled);
+    assert_eq!(
+        c.ui.listen,
+        std::net::SocketAddr::from(([127, 0, 0, 1], crate::config::DEFAULT_UI_PORT))
+    );
+    assert!(!c.ui.notify);
+    let text = "network = \"t\"\n[ui]\nlisten = \"127.0.0.1:0\"\nlanguage = \"vi\"\n\
+                advice_url = \"https://health.example/close-contacts\"\nnotify = true\n";
+    let c = Config::parse(text, p()).unwrap();
+    c.validate(p()).unwrap();
+    assert_eq!(c.ui.language, Some(crate::config::UiLanguage::Vi));
+    assert!(c.ui.notify);
+    for (text, setting, needle) in [
+        (
+            "[ui]\nlisten = \"0.0.0.0:7390\"\n",
+            "ui.listen",
+            "127.0.0.1",
+        ),
+        (
+            "[ui]\nlisten = \"192.168.1.2:80\"\n",
+            "ui.listen",
+            "this computer only",
+        ),
+        ("[ui]\nlisten = \"[::1]:7390\"\n", "ui.listen", "127.0.0.1"),
+        (
+            "[ui]\nadvice_url = \"javascript:alert(1)\"\n",
+            "ui.advice_url",
+            "web address",
+        ),
+        (
+            "[ui]\nadvice_url = \"https://a b\"\n",
+            "ui.advice_url",
+            "web address",
+        ),
+    ] {
+        let c = Config::parse(&format!("network = \"t\"\n{text}"), p()).unwrap();
+        let e = c.validate(p()).unwrap_err().to_string();
+        assert!(e.contains(setting) && e.contains(needle), "{text:?} → {e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+    let e = Config::parse("network = \"t\"\n[ui]\nlanguage = \"fr\"\n", p())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ui.language") || e.contains("`en`"), "{e}");
+    let e = Config::parse("network = \"t\"\n[ui]\nlisten = \"localhost\"\n", p())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3"), "{e}");
+}

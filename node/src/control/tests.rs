@@ -12,6 +12,7 @@ fn requests_round_trip_and_unknown_ones_are_refused() {
         Request::ReportPlan {
             certificate: "MTCT1:X".into(),
         },
+        Request::DeleteEverything,
     ] {
         let s = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);

@@ -357,6 +357,11 @@ impl<S: Store> NodeCore<S> {
             network_id: self.settings.network_id.clone(),
             now,
             encounters: self.store.encounter_count(),
+            encounters_today: self
+                .store
+                .encounters()
+                .filter(|(_, e)| e.last_seen.day() == now.day())
+                .count(),
             open_encounters: self.tracker.open_count(),
             announcements: self.store.announcements().count(),
             exposures: exposures.len(),

@@ -220,6 +220,9 @@ pub struct NodeStatus {
     pub now: UnixTime,
     /// Stored encounters.
     pub encounters: usize,
+    /// Of which ended today (by the node's clock): the page's "contacts
+    /// recorded today".
+    pub encounters_today: usize,
     /// Encounters still open.
     pub open_encounters: usize,
     /// Stored announcements.

@@ -171,7 +171,10 @@ impl Browser {
         let until = Instant::now() + limit;
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Ok(Some(status)) = b.driver.try_wait() {
-                panic!("chromedriver exited at start ({status}): {}", b.driver_log());
+                panic!(
+                    "chromedriver exited at start ({status}): {}",
+                    b.driver_log()
+                );
             }
             assert!(
                 Instant::now() < until,
@@ -195,9 +198,8 @@ impl Browser {
             _ => unreachable!("a JSON object"),
         };
         let url = format!("http://{addr}");
-        let client = b
-            .rt
-            .block_on(async {
+        let client =
+            b.rt.block_on(async {
                 tokio::time::timeout(limit, async {
                     ClientBuilder::new(HttpConnector::new())
                         .capabilities(caps)
@@ -248,10 +250,13 @@ impl Browser {
 
     /// The page's text as a person sees it (`document.body.innerText`).
     pub fn body_text(&self) -> String {
-        self.js("return document.body ? document.body.innerText : '';", vec![])
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.js(
+            "return document.body ? document.body.innerText : '';",
+            vec![],
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
     }
 
     /// The page's `<html lang>`.

@@ -90,6 +90,46 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// A `POST` of a `multipart/form-data` form: text fields and at most one
+    /// file (`name`, file name, bytes).
+    pub fn multipart(
+        path: &'a str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, &[u8])>,
+    ) -> Request<'a> {
+        const BOUNDARY: &str = "meshtrace-test-boundary-7d1f9c";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        if let Some((name, filename, bytes)) = file {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                     filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        Request {
+            method: "POST",
+            path,
+            headers: vec![(
+                "Content-Type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )],
+            body,
+        }
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &'a str, value: impl Into<String>) -> Request<'a> {
         self.headers.push((name, value.into()));
@@ -135,7 +175,10 @@ impl<'a> Request<'a> {
                 Ok(0) => break,
                 Ok(n) => {
                     raw.extend_from_slice(&buf[..n]);
-                    assert!(raw.len() <= MAX_RESPONSE, "response over {MAX_RESPONSE} bytes");
+                    assert!(
+                        raw.len() <= MAX_RESPONSE,
+                        "response over {MAX_RESPONSE} bytes"
+                    );
                 }
                 // A reset after the whole response arrived (the server
                 // closed with our body unread) ends the response too.
@@ -176,7 +219,11 @@ fn parse(raw: &[u8]) -> Result<Response, &'static str> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
     Ok(Response {
         status,
         headers,

@@ -20,6 +20,9 @@ use meshtrace_node::{MAX_PENDING_REPORT_REQUESTS, create_report_request};
 use serde::Serialize;
 
 use crate::node_cmd::load;
+use meshtrace_ui::Tr;
+use meshtrace_ui::i18n::{FluentValue, cli_lang};
+
 use crate::output::{OutputError, count, outln, write_text};
 use crate::{Paths, now};
 
@@ -39,6 +42,10 @@ pub(crate) enum ReportCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Also draw the code as a QR code in the terminal, for the clinic
+        /// to scan.
+        #[arg(long, conflicts_with = "json")]
+        qr: bool,
     },
     /// Submit the certificate code the issuer gave you: shows what will be
     /// published, asks to confirm, then publishes it through the mesh.
@@ -68,81 +75,99 @@ fn print_json(v: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
+/// The words of the CLI's notices: `[ui] language`, else the system's
+/// (`LC_ALL`, `LC_MESSAGES`, `LANG`), else English.
+fn words(paths: &Paths) -> Tr {
+    Tr(cli_lang(load(paths).ok().and_then(|(c, _)| c.ui.language)))
+}
+
 pub(crate) fn status(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
     let s: StatusReply = ask(paths, &Request::Status)?;
     if a.json {
         print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
     }
-    print_status(&s)?;
+    print_status(words(paths), &s)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status(s: &StatusReply) -> Result<(), OutputError> {
+fn print_status(tr: Tr, s: &StatusReply) -> Result<(), OutputError> {
+    let line = |id: &str, args: &[(&str, FluentValue<'_>)]| outln!("  {}", tr.args(id, args));
     outln!(
-        "meshtrace running (pid {}) for network {}",
-        s.pid,
-        s.network
+        "{}",
+        tr.args(
+            "cli-status-running",
+            &[("pid", s.pid.into()), ("network", s.network.clone().into())]
+        )
     )?;
-    outln!("  data dir:      {}", s.data_dir)?;
-    outln!(
-        "  node time:     {}{}",
-        s.now_utc,
-        if s.time_scale == 1.0 {
-            String::new()
-        } else {
-            format!(", clock ×{}", s.time_scale)
-        }
-    )?;
+    line("cli-status-data", &[("dir", s.data_dir.clone().into())])?;
+    if s.time_scale == 1.0 {
+        line("cli-status-time", &[("time", s.now_utc.clone().into())])?;
+    } else {
+        line(
+            "cli-status-time-scaled",
+            &[
+                ("time", s.now_utc.clone().into()),
+                ("scale", s.time_scale.to_string().into()),
+            ],
+        )?;
+    }
     let r = &s.radio;
-    outln!(
-        "  radio:         {} — {}, {} malformed",
-        r.kind,
-        count(r.sightings, "sighting", "sightings"),
-        r.malformed
+    line(
+        "cli-status-radio",
+        &[
+            ("kind", r.kind.clone().into()),
+            ("sightings", r.sightings.into()),
+            ("malformed", r.malformed.into()),
+        ],
     )?;
     if let Some(f) = &r.last_failure {
-        outln!(
-            "  RADIO FAILED:  {}, last at {}: {}",
-            count(r.failures, "time", "times"),
-            f.at_utc,
-            f.error
+        line(
+            "cli-status-radio-failed",
+            &[
+                ("count", r.failures.into()),
+                ("when", f.at_utc.clone().into()),
+                ("error", f.error.clone().into()),
+            ],
         )?;
     }
-    outln!(
-        "  encounters:    {} stored, {} open",
-        s.encounters,
-        s.open_encounters
+    line(
+        "cli-status-encounters",
+        &[
+            ("stored", s.encounters.into()),
+            ("open", s.open_encounters.into()),
+        ],
     )?;
-    outln!(
-        "  reports held:  {}",
-        count(s.announcements, "announcement chunk", "announcement chunks")
-    )?;
-    outln!(
-        "  exposures:     {} ({} high risk)",
-        s.exposures,
-        s.high_risk
+    line("cli-status-reports", &[("count", s.announcements.into())])?;
+    line(
+        "cli-status-exposures",
+        &[("count", s.exposures.into()), ("high", s.high_risk.into())],
     )?;
     if let Some(m) = &s.mesh {
-        outln!(
-            "  mesh:          {}, peer id {}",
-            count(m.peers.len() as u64, "peer", "peers"),
-            m.peer_id
+        line(
+            "cli-status-mesh",
+            &[
+                ("count", (m.peers.len() as u64).into()),
+                ("peer", m.peer_id.clone().into()),
+            ],
         )?;
     }
+    if let Some(url) = &s.ui_url {
+        line("cli-status-page", &[("url", url.clone().into())])?;
+    }
     if let Some(h) = &s.purge_held {
-        outln!(
-            "  old data:      kept for now: the clock reads {}, more than the retention \
-             period after the last date known to be right ({}); nothing is deleted until \
-             a peer confirms the date or the clock is fixed",
-            h.clock_utc,
-            h.last_confirmed_utc
+        line(
+            "cli-status-purge-held",
+            &[
+                ("clock", h.clock_utc.clone().into()),
+                ("known", h.last_confirmed_utc.clone().into()),
+            ],
         )?;
     }
     if s.unsent_report_chunks > 0 {
-        outln!(
-            "  your report:   {} waiting to be sent",
-            count(s.unsent_report_chunks, "chunk", "chunks")
+        line(
+            "cli-status-unsent",
+            &[("count", s.unsent_report_chunks.into())],
         )?;
     }
     Ok(())
@@ -186,41 +211,46 @@ pub(crate) fn exposures(paths: &Paths, a: &ReadArgs) -> Result<ExitCode> {
         print_json(&items)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if items.is_empty() {
-        outln!("No exposures found.")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for e in &items {
-        outln!(
-            "{} — report {}, found {}",
-            if e.high_risk {
-                "HIGH RISK: a person you were close to for 15 minutes or more has reported a positive test"
-            } else {
-                "Low risk: a brief or distant contact has reported a positive test"
-            },
-            e.report,
-            e.found_at_utc
-        )?;
-        for d in &e.days {
-            outln!(
-                "  {}: {:.1} weighted minutes ({:.1} close), {}{}",
-                d.day,
-                d.weighted_minutes,
-                d.close_minutes,
-                count(u64::from(d.contacts), "contact", "contacts"),
-                if d.high_risk { " — high risk" } else { "" }
-            )?;
-        }
-    }
-    if items.iter().any(|e| e.high_risk) {
-        outln!("Follow your health authority's advice for close contacts.")?;
+    for line in exposure_notice(words(paths), &items) {
+        outln!("{line}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The exposures in words (the page's words): a line per exposure, a line
+/// per day ("about 25 minutes within 2 m on 1 December"), and what to do
+/// when one is high risk.
+pub(crate) fn exposure_notice(tr: Tr, items: &[ExposureReply]) -> Vec<String> {
+    if items.is_empty() {
+        return vec![tr.t("cli-no-exposures")];
+    }
+    let mut out = Vec::new();
+    for e in items {
+        let found = tr.time(e.found_at);
+        out.push(tr.args(
+            if e.high_risk {
+                "cli-exposure-high"
+            } else {
+                "cli-exposure-low"
+            },
+            &[("found", found.into())],
+        ));
+        for d in &e.days {
+            out.push(format!(
+                "  {}",
+                tr.exposure_day(&d.day, d.estimated_minutes)
+            ));
+        }
+    }
+    if items.iter().any(|e| e.high_risk) {
+        out.push(tr.t("cli-advice"));
+    }
+    out
+}
+
 pub(crate) fn report(paths: &Paths, cmd: &ReportCommand) -> Result<ExitCode> {
     match cmd {
-        ReportCommand::Request { json } => {
+        ReportCommand::Request { json, qr } => {
             let answer = match ask(paths, &Request::ReportRequest) {
                 Ok(v) => v,
                 Err(ControlError::NotRunning(_)) => offline_request(paths)?,
@@ -230,6 +260,12 @@ pub(crate) fn report(paths: &Paths, cmd: &ReportCommand) -> Result<ExitCode> {
                 print_json(&answer)?;
             } else {
                 outln!("{}", answer.request)?;
+                if *qr {
+                    let drawing =
+                        meshtrace_ui::qr::terminal(&answer.request).map_err(|e| anyhow!("{e}"))?;
+                    eprintln!("{}", words(paths).t("cli-request-qr"));
+                    outln!("{drawing}")?;
+                }
                 eprintln!(
                     "Show this code to your issuer with your positive test. \
                      It carries only the network name and a one-time key, \
@@ -340,4 +376,62 @@ fn submit(paths: &Paths, certificate: &str, yes: bool, json: bool) -> Result<Exi
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshtrace_node::control::ExposureDayReply;
+    use meshtrace_ui::Lang;
+
+    fn exposure(high: bool) -> ExposureReply {
+        ExposureReply {
+            report: "0123456789abcdef".into(),
+            high_risk: high,
+            // 2026-12-01 14:05 UTC
+            found_at: 1_796_133_900,
+            found_at_utc: String::new(),
+            updated_at: 0,
+            encounters: 2,
+            days: vec![ExposureDayReply {
+                day: "2026-12-01".into(),
+                weighted_minutes: 20.0,
+                close_minutes: 20.0,
+                estimated_minutes: 24.6,
+                contacts: 1,
+                high_risk: high,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_exposure_notice_reads_the_same_as_the_page_in_both_languages() {
+        assert_eq!(
+            exposure_notice(Tr(Lang::En), &[exposure(true)]),
+            vec![
+                "HIGH RISK: you were in close contact with an infected person (found 1 December, \
+                 14:05 UTC)."
+                    .to_owned(),
+                "  about 25 minutes within 2 m on 1 December".to_owned(),
+                format!("What to do: {}", Tr(Lang::En).t("advice-text")),
+            ]
+        );
+        assert_eq!(
+            exposure_notice(Tr(Lang::Vi), &[exposure(true)]),
+            vec![
+                "NGUY CƠ CAO: bạn đã tiếp xúc gần với người nhiễm bệnh (phát hiện lúc ngày 1 \
+                 tháng 12, 14:05 UTC)."
+                    .to_owned(),
+                "  khoảng 25 phút trong phạm vi 2 mét vào ngày 1 tháng 12".to_owned(),
+                format!("Bạn cần làm gì: {}", Tr(Lang::Vi).t("advice-text")),
+            ]
+        );
+        let low = exposure_notice(Tr(Lang::En), &[exposure(false)]);
+        assert_eq!(low.len(), 2, "no advice for a low-risk contact: {low:?}");
+        assert!(low[0].starts_with("Low risk:"));
+        assert_eq!(
+            exposure_notice(Tr(Lang::Vi), &[]),
+            vec!["Không có tiếp xúc nguy cơ nào.".to_owned()]
+        );
+    }
 }

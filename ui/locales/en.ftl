@@ -166,18 +166,33 @@ cli-exposure-high = HIGH RISK: you were in close contact with an infected person
 cli-exposure-low = Low risk: a brief or distant contact has since tested positive (found { $found }).
 cli-advice = What to do: { advice-text }
 cli-status-running = meshtrace is running (process { $pid }) for network { $network }
-cli-status-data = data:          { $dir }
+cli-status-data = data dir:      { $dir }
 cli-status-time = node time:     { $time }
 cli-status-time-scaled = node time:     { $time }, clock ×{ $scale }
-cli-status-radio = radio:         { $kind }, { $sightings } sightings, { $malformed } malformed
-cli-status-radio-failed = RADIO FAILED:  { $count } times, last at { $when }: { $error }
+cli-status-radio = radio:         { $kind } — { $sightings } { $sightings ->
+    [one] sighting
+   *[other] sightings
+}, { $malformed } malformed
+cli-status-radio-failed = RADIO FAILED:  { $count } { $count ->
+    [one] time
+   *[other] times
+}, last at { $when }: { $error }
 cli-status-encounters = encounters:    { $stored } stored, { $open } open
-cli-status-reports = reports held:  { $count } announcement chunks
+cli-status-reports = reports held:  { $count } announcement { $count ->
+    [one] chunk
+   *[other] chunks
+}
 cli-status-exposures = exposures:     { $count } ({ $high } high risk)
-cli-status-mesh = mesh:          { $count } peers, peer id { $peer }
+cli-status-mesh = mesh:          { $count } { $count ->
+    [one] peer
+   *[other] peers
+}, peer id { $peer }
 cli-status-page = page:          { $url } (open it with “meshtrace ui”)
 cli-status-purge-held = old data:      kept for now: the clock reads { $clock }, more than the retention period after the last date known to be right ({ $known }); nothing is deleted until a peer confirms the date or the clock is fixed
-cli-status-unsent = your report:   { $count } chunks waiting to be sent
+cli-status-unsent = your report:   { $count } { $count ->
+    [one] chunk
+   *[other] chunks
+} waiting to be sent
 cli-ui-opened = Opened the page in your browser. If it did not open, run “meshtrace ui --print-url” and open the link it prints (it works once, for { $minutes } minutes).
 cli-ui-no-browser = No browser could be opened here. Open this link on this computer (it works once, for { $minutes } minutes):
 cli-request-qr = The same code as a QR code, for the clinic to scan:

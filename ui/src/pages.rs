@@ -340,31 +340,39 @@ fn code_from_file(tr: Tr, bytes: &[u8]) -> Result<String, String> {
     })
 }
 
+/// Why a certificate cannot be used.
+enum PlanError {
+    /// Bad input, in words.
+    Bad(String),
+    /// The node does not answer.
+    NodeDown,
+}
+
 /// Checks a certificate locally, then asks the node what it would publish.
 async fn plan_for(
     tr: Tr,
     app: &Arc<App>,
     code: String,
-) -> Result<(String, ReportSummaryReply), Result<String, Response>> {
+) -> Result<(String, ReportSummaryReply), PlanError> {
     if code.is_empty() {
-        return Err(Ok(tr.t("err-empty")));
+        return Err(PlanError::Bad(tr.t("err-empty")));
     }
     if code.len() > MAX_CERTIFICATE_CODE_LEN {
-        return Err(Ok(tr.t("err-not-certificate")));
+        return Err(PlanError::Bad(tr.t("err-not-certificate")));
     }
     let status = ask(app, |n| n.status())
         .await
-        .map_err(|_| Err(node_down(tr)))?;
+        .map_err(|_| PlanError::NodeDown)?;
     if let Some(p) = certificate_problem(tr, app, &code, UnixTime(status.now)) {
-        return Err(Ok(p));
+        return Err(PlanError::Bad(p));
     }
     let c = code.clone();
     match ask(app, move |n| n.report_plan(&c)).await {
         Ok(plan) => Ok((code, plan)),
-        Err(ControlError::Refused(reason)) => {
-            Err(Ok(tr.args("err-node-refused", &[("reason", reason.into())])))
-        }
-        Err(_) => Err(Err(node_down(tr))),
+        Err(ControlError::Refused(reason)) => Err(PlanError::Bad(
+            tr.args("err-node-refused", &[("reason", reason.into())]),
+        )),
+        Err(_) => Err(PlanError::NodeDown),
     }
 }
 
@@ -421,8 +429,8 @@ pub async fn report_check(
     };
     match plan_for(tr, &app, code).await {
         Ok((code, plan)) => respond(StatusCode::OK, plan_page(tr, &ctx, &code, &plan)),
-        Err(Ok(text)) => bad(text, shown),
-        Err(Err(r)) => r,
+        Err(PlanError::Bad(text)) => bad(text, shown),
+        Err(PlanError::NodeDown) => node_down(tr),
     }
 }
 
@@ -471,11 +479,11 @@ pub async fn report_send(
     let code = field(&pairs, "certificate").unwrap_or("").trim().to_owned();
     if let Err(e) = plan_for(tr, &app, code.clone()).await {
         return match e {
-            Ok(text) => respond(
+            PlanError::Bad(text) => respond(
                 StatusCode::BAD_REQUEST,
                 report_page(tr, &ctx, ReportTop::Error(text), ""),
             ),
-            Err(r) => r,
+            PlanError::NodeDown => node_down(tr),
         };
     }
     match ask(&app, move |n| n.report_submit(&code)).await {

@@ -55,9 +55,9 @@ pub fn svg(text: &str) -> Result<String, QrTooLong> {
 }
 
 /// The QR code of `text` for a terminal: two rows of modules per line in
-/// Unicode half blocks, light modules drawn, so that it scans on the usual
-/// dark terminal background as well as on a light one (the quiet zone is
-/// drawn too).
+/// Unicode half blocks. The light modules (and the quiet zone around the
+/// code) are the ones drawn, so that the code reads the right way round on
+/// the usual light-on-dark terminal.
 pub fn terminal(text: &str) -> Result<String, QrTooLong> {
     use qrcode::render::unicode::Dense1x2;
     let c = code(text)?;
@@ -152,6 +152,30 @@ mod tests {
         let mut truncated = png_of("x", 4);
         truncated.truncate(truncated.len() / 2);
         assert_eq!(read(&truncated), Err(QrReadError::NotImage));
+    }
+
+    #[test]
+    fn the_terminal_drawing_reads_back_as_the_code() {
+        let text = "MTRQ1:ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let drawing = terminal(text).unwrap();
+        let rows: Vec<Vec<char>> = drawing.lines().map(|l| l.chars().collect()).collect();
+        let (w, h) = (rows[0].len() as u32, 2 * rows.len() as u32);
+        let scale = 4;
+        // A drawn half is a light module: white on the dark background.
+        let img = image::GrayImage::from_fn(w * scale, h * scale, |x, y| {
+            let (col, half) = ((x / scale) as usize, y / scale);
+            let c = rows[(half / 2) as usize].get(col).copied().unwrap_or(' ');
+            let drawn = if half % 2 == 0 {
+                "█▀".contains(c)
+            } else {
+                "█▄".contains(c)
+            };
+            image::Luma([if drawn { 255 } else { 0 }])
+        });
+        let mut png = Vec::new();
+        img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert_eq!(read(&png).unwrap(), text);
     }
 
     #[test]

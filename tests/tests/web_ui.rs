@@ -176,7 +176,7 @@ fn the_pages_in_a_real_browser_with_real_daemons() {
         if tr == VI {
             switch_language(&b, Lang::Vi);
         }
-        b.fill("#request", "MTRQ1:THIS-IS-NOT-A-CODE");
+        b.fill("#request", "hello, this is not a code");
         b.click("form[action='/certify'] button[type=submit]");
         b.wait_text(&it(tr, "issuer-err-not-request"));
         b.wait_text(&it(tr, "issuer-nothing-issued"));
@@ -237,6 +237,7 @@ fn the_pages_in_a_real_browser_with_real_daemons() {
     assert!(banner.contains(&VI.t("exposure-high-title")), "{banner}");
     assert!(banner.contains("trong phạm vi 2 mét"), "{banner}");
     check_page(&b, "home-warned", VI);
+    b.goto(&format!("{b_url}/settings"));
     switch_language(&b, Lang::En);
 
     // 4. Delete everything on B: a confirmation first, then the store is
@@ -287,8 +288,9 @@ fn http_login(link: &str) -> String {
 }
 
 /// The refusals every page server makes before any page runs: a foreign
-/// Host or Origin (403, even with a good cookie), no cookie (401).
-fn assert_locked(url: &str, cookie: &str) -> String {
+/// Host or Origin (403, even with a good cookie), no cookie (401). Returns
+/// the CSRF token of the form page `form_path`.
+fn assert_locked(url: &str, cookie: &str, form_path: &str) -> String {
     let addr = addr_of(url);
     let port = addr.port();
     assert_eq!(
@@ -311,8 +313,8 @@ fn assert_locked(url: &str, cookie: &str) -> String {
         .header("Host", format!("evil.example:{port}"))
         .send(addr);
     assert_eq!(r.status, 403, "{url}: Host is checked before the login");
-    let page = Request::get("/").header("Cookie", cookie).send(addr);
-    assert_eq!(page.status, 200, "{url}: {}", page.body);
+    let page = Request::get(form_path).header("Cookie", cookie).send(addr);
+    assert_eq!(page.status, 200, "{url}{form_path}: {}", page.body);
     hidden_field(&page.body, "csrf").expect("a CSRF token in the page's forms")
 }
 
@@ -373,7 +375,7 @@ fn requests_a_browser_would_not_make_are_refused_and_change_nothing() {
     let node_url = page_url(&a);
     let node = addr_of(&node_url);
     let cookie = http_login(&login_link(&a));
-    let csrf = assert_locked(&node_url, &cookie);
+    let csrf = assert_locked(&node_url, &cookie, "/settings");
     // A new report request is a state change: refused without its token.
     assert_csrf_refused(
         node,
@@ -474,7 +476,7 @@ fn requests_a_browser_would_not_make_are_refused_and_change_nothing() {
     // ---- the clinic's page
     let clinic_addr = clinic.addr();
     let cookie = http_login(&clinic.login);
-    let csrf = assert_locked(&clinic.url, &cookie);
+    let csrf = assert_locked(&clinic.url, &cookie, "/");
     let today = now.day();
     let certify_form = |request: String, token: String| {
         let first = today.minus(1).to_string();

@@ -14,8 +14,10 @@
 //! 4. B's "delete everything" wipes its store and stops its daemon.
 //!
 //! axe-core runs in every page (no serious or critical violation) and every
-//! page is photographed at 390×844 and 1280×800 in both languages into
-//! `target/ui-screenshots/`. Beside the browser, plain HTTP requests check
+//! page is photographed at 390×844 and 1280×800 into
+//! `target/ui-screenshots/`, in both languages (the pages that are the
+//! answer to a one-time action, "sent" and "everything is deleted", in
+//! English only). Beside the browser, plain HTTP requests check
 //! what a browser would never send: no cookie, a foreign `Origin` or
 //! `Host`, no or a wrong CSRF token, a 10 MB upload, bad certificates — each
 //! refused with a clear message and nothing changed.
@@ -156,14 +158,20 @@ fn the_pages_in_a_real_browser_with_real_daemons() {
     let a = town.start("a", &a_args);
     let a_url = page_url(&a);
 
-    // 2. A tests positive: the request code on A's page.
+    // 2. A tests positive: the request code on A's page, in each language
+    // (the second request replaces the first: its code is the one used).
     b.goto(&login_link(&a));
-    b.goto(&format!("{a_url}/report"));
-    b.click("form[action='/report/request'] button[type=submit]");
-    let request = b.text("p.code");
-    assert!(request.starts_with("MTRQ1:"), "{request}");
-    assert_eq!(b.all("figure.qr svg").len(), 1, "the request's QR code");
-    check_page(&b, "report-request-code", EN);
+    let mut request = String::new();
+    for tr in [EN, VI] {
+        b.goto(&format!("{a_url}/settings"));
+        switch_language(&b, tr.lang());
+        b.goto(&format!("{a_url}/report"));
+        b.click("form[action='/report/request'] button[type=submit]");
+        request = b.text("p.code");
+        assert!(request.starts_with("MTRQ1:"), "{request}");
+        assert_eq!(b.all("figure.qr svg").len(), 1, "the request's QR code");
+        check_page(&b, "report-request-code", tr);
+    }
 
     // The clinic's page (on "localhost": cookies do not tell ports apart,
     // and the node pages use 127.0.0.1).
@@ -175,6 +183,7 @@ fn the_pages_in_a_real_browser_with_real_daemons() {
     for tr in [EN, VI] {
         if tr == VI {
             switch_language(&b, Lang::Vi);
+            check_page(&b, "clinic-form", VI);
         }
         b.fill("#request", "hello, this is not a code");
         b.click("form[action='/certify'] button[type=submit]");
@@ -183,34 +192,41 @@ fn the_pages_in_a_real_browser_with_real_daemons() {
         assert!(b.all("#certificate").is_empty(), "nothing is certified");
         check_page(&b, "clinic-error", tr);
     }
-    switch_language(&b, Lang::En);
+    // The request certified, in each language (two certificates for one
+    // request do no harm: the English one is used).
     let today = UnixTime(now_millis() / 1000).day();
-    b.fill("#request", &request);
-    b.set_value("#first_day", &today.minus(1).to_string());
-    b.set_value("#last_day", &today.to_string());
-    b.click("form[action='/certify'] button[type=submit]");
-    b.wait_text(&it(EN, "issuer-done-title"));
-    let certificate = b.text("#certificate");
-    assert!(certificate.starts_with("MTCT1:"), "{certificate}");
-    assert_eq!(b.all("figure.qr svg").len(), 1, "the certificate's QR code");
-    check_page(&b, "clinic-certificate", EN);
-    switch_language(&b, Lang::Vi);
-    b.goto(&format!("{clinic_host}/"));
-    check_page(&b, "clinic-form", VI);
-    switch_language(&b, Lang::En);
+    let mut certificate = String::new();
+    for tr in [VI, EN] {
+        b.goto(&format!("{clinic_host}/"));
+        switch_language(&b, tr.lang());
+        b.fill("#request", &request);
+        b.set_value("#first_day", &today.minus(1).to_string());
+        b.set_value("#last_day", &today.to_string());
+        b.click("form[action='/certify'] button[type=submit]");
+        b.wait_text(&it(tr, "issuer-done-title"));
+        certificate = b.text("#certificate");
+        assert!(certificate.starts_with("MTCT1:"), "{certificate}");
+        assert_eq!(b.all("figure.qr svg").len(), 1, "the certificate's QR code");
+        check_page(&b, "clinic-certificate", tr);
+    }
 
-    // Back on A's page: step 2, step 3 (what will be sent), confirm, sent.
+    // Back on A's page: step 2, step 3 (what will be sent; in each
+    // language, it changes nothing), confirm, sent.
     b.goto(&login_link(&a));
-    b.goto(&format!("{a_url}/report"));
-    b.fill("#certificate", &certificate);
-    b.click("form[action='/report/check'] button[type=submit]");
-    b.wait_text(&EN.t("report-step3"));
-    let plan = b.body_text();
-    assert!(
-        plan.contains(&EN.t("report-plan-never")),
-        "the page says what is never sent: {plan}"
-    );
-    check_page(&b, "report-plan", EN);
+    for tr in [VI, EN] {
+        b.goto(&format!("{a_url}/settings"));
+        switch_language(&b, tr.lang());
+        b.goto(&format!("{a_url}/report"));
+        b.fill("#certificate", &certificate);
+        b.click("form[action='/report/check'] button[type=submit]");
+        b.wait_text(&tr.t("report-step3"));
+        let plan = b.body_text();
+        assert!(
+            plan.contains(&tr.t("report-plan-never")),
+            "the page says what is never sent: {plan}"
+        );
+        check_page(&b, "report-plan", tr);
+    }
     b.click("form[action='/report/send'] button[type=submit]");
     b.wait_text(&EN.t("report-sent-title"));
     check_page(&b, "report-sent", EN);
@@ -240,15 +256,24 @@ fn the_pages_in_a_real_browser_with_real_daemons() {
     b.goto(&format!("{b_url}/settings"));
     switch_language(&b, Lang::En);
 
-    // 4. Delete everything on B: a confirmation first, then the store is
-    // gone and the daemon stops.
-    b.goto(&format!("{b_url}/privacy"));
-    b.click("form[action='/privacy/delete'] button[type=submit]");
-    b.wait_text(&EN.t("delete-confirm-title"));
-    check_page(&b, "delete-confirm", EN);
+    // 4. Delete everything on B: a confirmation first (in each language; it
+    // changes nothing), then the store is gone and the daemon stops.
+    for tr in [VI, EN] {
+        b.goto(&format!("{b_url}/settings"));
+        switch_language(&b, tr.lang());
+        b.goto(&format!("{b_url}/privacy"));
+        b.click("form[action='/privacy/delete'] button[type=submit]");
+        b.wait_text(&tr.t("delete-confirm-title"));
+        check_page(&b, "delete-confirm", tr);
+    }
+    assert!(
+        node_b.try_exit_status().is_none(),
+        "the confirmation step stopped nothing"
+    );
     b.click("#confirm");
     b.click("form[action='/privacy/delete/confirm'] button[type=submit]");
     b.wait_text(&EN.t("delete-done-title"));
+    check_page(&b, "delete-done", EN);
     let status = wait_for(CLI_WAIT, "B's daemon to stop", || node_b.try_exit_status());
     assert!(
         status.success(),

@@ -232,7 +232,8 @@ mod tests {
     fn every_mistake_is_named_and_nothing_is_signed() {
         let today = NOW.day();
         let good = request("town");
-        let cases: Vec<(CertifyOrder, fn(&CertifyError) -> bool)> = vec![
+        type Expect = fn(&CertifyError) -> bool;
+        let cases: Vec<(CertifyOrder, Expect)> = vec![
             (order(""), |e| *e == CertifyError::Empty),
             (order(" \n "), |e| *e == CertifyError::Empty),
             (order(&"A".repeat(5000)), |e| *e == CertifyError::TooLong),

@@ -29,9 +29,9 @@ issuer-qr-label = The certificate as a QR code
 issuer-another = Certify another request
 
 issuer-err-empty = Paste a request code or choose a photo of its QR code.
-issuer-err-too-long = This text is far too long to be a request code. Paste only the code that starts with MTRQ1:.
-issuer-err-certificate-given = This is a certificate code (MTCT1:…), not a request code. The request code starts with MTRQ1:.
-issuer-err-not-request = This is not a meshtrace request code. A request code starts with MTRQ1:.
+issuer-err-too-long = This text is far too long to be a request code. Paste only the code that starts with “MTRQ1:”.
+issuer-err-certificate-given = This is a certificate code (MTCT1:…), not a request code. The request code starts with “MTRQ1:”.
+issuer-err-not-request = This is not a meshtrace request code. A request code starts with “MTRQ1:”.
 issuer-err-cut = The request code seems cut off. Copy the whole code again.
 issuer-err-typo = The request code has a typo: its check letters do not match. Copy it again, or upload a photo of the QR code.
 issuer-err-unreadable = This request code cannot be read. Ask the person to show it again.

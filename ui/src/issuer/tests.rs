@@ -38,7 +38,7 @@ fn settings(key: &Path) -> IssuerSettings {
 }
 
 /// A running server on its own runtime thread; returns (login link, base
-/// URL, the issuer key's public half, the stop handle).
+/// URL, the stop handle).
 fn serve(key: &Path) -> (String, String, tokio::sync::oneshot::Sender<()>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -61,8 +61,7 @@ fn serve(key: &Path) -> (String, String, tokio::sync::oneshot::Sender<()>) {
 fn login(link: &str) -> String {
     let r = agent().get(link).call().unwrap();
     assert_eq!(r.status(), 303);
-    let cookie = r
-        .headers()
+    r.headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -71,8 +70,7 @@ fn login(link: &str) -> String {
         .split(';')
         .next()
         .unwrap()
-        .to_owned();
-    cookie
+        .to_owned()
 }
 
 fn csrf_of(html: &str) -> String {

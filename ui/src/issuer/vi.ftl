@@ -29,9 +29,9 @@ issuer-qr-label = Giấy xác nhận dưới dạng mã QR
 issuer-another = Xác nhận yêu cầu khác
 
 issuer-err-empty = Hãy dán mã yêu cầu hoặc chọn ảnh chụp mã QR.
-issuer-err-too-long = Đoạn chữ này quá dài, không thể là mã yêu cầu. Chỉ dán đoạn mã bắt đầu bằng MTRQ1:.
-issuer-err-certificate-given = Đây là mã giấy xác nhận (MTCT1:…), không phải mã yêu cầu. Mã yêu cầu bắt đầu bằng MTRQ1:.
-issuer-err-not-request = Đây không phải là mã yêu cầu của meshtrace. Mã yêu cầu bắt đầu bằng MTRQ1:.
+issuer-err-too-long = Đoạn chữ này quá dài, không thể là mã yêu cầu. Chỉ dán đoạn mã bắt đầu bằng “MTRQ1:”.
+issuer-err-certificate-given = Đây là mã giấy xác nhận (MTCT1:…), không phải mã yêu cầu. Mã yêu cầu bắt đầu bằng “MTRQ1:”.
+issuer-err-not-request = Đây không phải là mã yêu cầu của meshtrace. Mã yêu cầu bắt đầu bằng “MTRQ1:”.
 issuer-err-cut = Mã yêu cầu có vẻ bị thiếu. Hãy sao chép lại toàn bộ mã.
 issuer-err-typo = Mã yêu cầu bị gõ sai: các ký tự kiểm tra không khớp. Hãy sao chép lại, hoặc tải lên ảnh chụp mã QR.
 issuer-err-unreadable = Không đọc được mã yêu cầu này. Hãy nhờ người bệnh mở lại mã.

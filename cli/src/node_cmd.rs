@@ -483,7 +483,6 @@ pub(crate) fn run(paths: &Paths, a: RunArgs) -> Result<ExitCode> {
         time_scale: a.time_scale,
         time_origin_millis: a.time_origin,
         config_path: Some(config_path),
-        ui_url: None,
         exposure_listener: Some(daemon::ExposureListener(Arc::new(move |e| {
             listener.on_exposure(e)
         }))),
@@ -498,33 +497,34 @@ pub(crate) fn run(paths: &Paths, a: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long the page may take to finish its answers once the node stopped
-/// (the "everything is deleted" page is one of them).
-const PAGE_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How the daemon starts the page beside its control socket (unless the
+/// page is off).
+fn page_starter(opts: &DaemonOptions) -> Option<daemon::StartPage> {
+    if !opts.config.ui.enabled {
+        return None;
+    }
+    let config = opts.config.clone();
+    let dir = opts.data_dir.clone();
+    let config_path = opts.config_path.clone();
+    Some(Box::new(move |stop| {
+        Box::pin(async move {
+            let server = UiServer::for_node(&config, &dir, config_path.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let url = server.url().to_owned();
+            let task = tokio::spawn(server.serve(async move {
+                let _ = stop.await;
+            }));
+            Ok((url, task))
+        })
+    }))
+}
 
-/// Runs the daemon with its page beside it (unless it is off): the page is
-/// bound first, so that `status` reports its address; it stops when the
-/// daemon does, after finishing the answers under way. A page that cannot
-/// start (its port is in use) is a warning: the node runs without it.
-async fn run_with_page(mut opts: DaemonOptions, notifier: Arc<Notifier>) -> Result<()> {
-    let ui = if opts.config.ui.enabled {
-        match UiServer::for_node(&opts.config, &opts.data_dir, opts.config_path.as_deref()).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("the local page is not served: {e}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    opts.ui_url = ui.as_ref().map(|u| u.url().to_owned());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let page = ui.map(|u| {
-        tokio::spawn(u.serve(async move {
-            let _ = stop_rx.await;
-        }))
-    });
+/// Runs the daemon with its page (the daemon starts it once its checks
+/// pass, and stops it with the node) and the notifier, which learns the
+/// exposures already known once the node answers.
+async fn run_with_page(opts: DaemonOptions, notifier: Arc<Notifier>) -> Result<()> {
+    let page = page_starter(&opts);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     // Exposures already known are not announced again.
     let data_dir = opts.data_dir.clone();
@@ -541,7 +541,7 @@ async fn run_with_page(mut opts: DaemonOptions, notifier: Arc<Notifier>) -> Resu
             notifier.seed(&known);
         }
     });
-    let result = daemon::run(opts, |status| {
+    let result = daemon::run(opts, page, |status| {
         let _ = ready_tx.send(());
         let (peer_id, listen) = status
             .mesh
@@ -559,10 +559,6 @@ async fn run_with_page(mut opts: DaemonOptions, notifier: Arc<Notifier>) -> Resu
     })
     .await;
     seed.abort();
-    let _ = stop_tx.send(());
-    if let Some(p) = page {
-        let _ = tokio::time::timeout(PAGE_STOP_TIMEOUT, p).await;
-    }
     Ok(result?)
 }
 

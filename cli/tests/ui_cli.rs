@@ -359,3 +359,34 @@ fn report_request_qr_draws_the_code_for_the_terminal() {
     ]);
     assert_eq!(o.status.code(), Some(2), "--qr with --json is refused");
 }
+
+#[test]
+fn a_busy_page_port_leaves_the_node_running_without_its_page() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = init(root.path(), "");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let d = Daemon::start(&dir, &["--ui-listen", &addr]);
+    assert!(d.status().get("ui_url").is_none(), "{}", d.status());
+    assert!(
+        d.log().contains("the local page is not served"),
+        "{}",
+        d.log()
+    );
+    one_line_error(&d.cmd(&["ui", "--print-url"]), "serves no page");
+}
+
+#[test]
+fn a_daemon_that_fails_its_checks_starts_no_page_and_writes_no_secret() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = init(root.path(), "");
+    let o = meshtrace(&[
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "run",
+        "--passphrase-env",
+        "MESHTRACE_TEST_UNSET_PASSPHRASE",
+    ]);
+    one_line_error(&o, "MESHTRACE_TEST_UNSET_PASSPHRASE");
+    assert!(!dir.join("ui.key").exists());
+}

@@ -63,12 +63,44 @@ pub struct DaemonOptions {
     /// The config file the daemon was started from (deleted with
     /// everything else on [`control::Request::DeleteEverything`]).
     pub config_path: Option<PathBuf>,
-    /// The local page's address, when one is served beside the daemon
-    /// (reported in `status`, where `meshtrace ui` finds it).
-    pub ui_url: Option<String>,
     /// Told of every new or updated exposure (the page's desktop
     /// notifications), besides the `on_exposure` hook.
     pub exposure_listener: Option<ExposureListener>,
+}
+
+/// Starts the local page beside the control socket (the daemon calls it
+/// once the node runs and its checks have passed): given the signal to
+/// stop, it binds, starts serving and returns the page's address (reported
+/// in `status`, where `meshtrace ui` finds it) and its task, or why it
+/// could not start (the node then runs without it).
+pub type StartPage = Box<
+    dyn FnOnce(
+            tokio::sync::oneshot::Receiver<()>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<(String, tokio::task::JoinHandle<()>), String>,
+                    > + Send,
+            >,
+        > + Send,
+>;
+
+/// How long the page may take to finish its answers once the node has
+/// stopped (the "everything is deleted" page is one of them).
+pub(crate) const PAGE_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running page: its stop signal and task.
+type RunningPage = Option<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)>;
+
+/// Stops the page, letting it finish the answers under way (bounded).
+async fn stop_page(page: RunningPage) {
+    if let Some((stop, task)) = page {
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(PAGE_STOP_TIMEOUT, task).await;
+    }
 }
 
 /// A function told of every new or updated exposure (it must return
@@ -221,10 +253,14 @@ pub(crate) fn check_permissions(config: &Config, data_dir: &Path) -> Result<(), 
     Ok(())
 }
 
-/// Runs the daemon until SIGINT, SIGTERM or SIGHUP. `ready` is called once the
-/// control socket answers, with the status the daemon reports.
+/// Runs the daemon until SIGINT, SIGTERM or SIGHUP (or until the page asks
+/// it to delete everything). `page`, when given, starts the local page
+/// beside the control socket; it is stopped with the daemon. `ready` is
+/// called once the control socket answers, with the status the daemon
+/// reports.
 pub async fn run(
     opts: DaemonOptions,
+    page: Option<StartPage>,
     ready: impl FnOnce(&control::StatusReply),
 ) -> Result<(), DaemonError> {
     let config = &opts.config;
@@ -302,12 +338,24 @@ pub async fn run(
             return Err(DaemonError(e.to_string()));
         }
     };
+    let mut running_page: RunningPage = None;
+    let mut ui_url = None;
+    if let Some(start) = page {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        match start(stopped).await {
+            Ok((url, task)) => {
+                ui_url = Some(url);
+                running_page = Some((stop, task));
+            }
+            Err(e) => tracing::warn!("the local page is not served: {e}"),
+        }
+    }
     let info = DaemonInfo {
         data_dir: dir.clone(),
         radio: config.radio.kind.to_string(),
         time_scale: scale,
         pid: std::process::id(),
-        ui_url: opts.ui_url.clone(),
+        ui_url,
     };
     let (wipe_tx, mut wipe) = tokio::sync::mpsc::channel(1);
     let server = tokio::spawn(control::serve(
@@ -350,6 +398,7 @@ pub async fn run(
             let _ = order.reply.send(outcome);
             // The answer reaches the page before the daemon exits.
             let _ = tokio::time::timeout(WIPE_ANSWER_TIMEOUT, order.written).await;
+            stop_page(running_page).await;
             return match failed {
                 None => Ok(()),
                 Some(e) => Err(DaemonError(e)),
@@ -357,11 +406,13 @@ pub async fn run(
         }
         Ok(signal_name) => {
             tracing::info!(signal = signal_name, "shutting down");
+            stop_page(running_page).await;
             handle.shutdown().await
         }
         // The node task has stopped: nothing left to flush.
         Err(Stop::Fatal(e)) => {
             hook.abort();
+            stop_page(running_page).await;
             return Err(DaemonError(e));
         }
     };

@@ -157,6 +157,8 @@ err-no-qr = No QR code was found in this picture. Try a sharper photo, taken clo
 err-not-image = This file is not a picture meshtrace can read. Use a PNG or JPEG photo of the QR code.
 err-confirm = Tick the box to confirm.
 err-node-refused = meshtrace refused: { $reason }
+err-already-used = This certificate was already used: your report has been sent. A certificate works only once.
+err-not-this-request = This certificate is not for a request code made on this computer, or that request is too old. Get a new request code (step 1) and ask the clinic again.
 err-bad-form = The form was not filled in as expected. Go back and try again.
 
 ## The command line

@@ -128,6 +128,8 @@ err-no-qr = Không tìm thấy mã QR trong ảnh này. Hãy chụp rõ hơn và
 err-not-image = meshtrace không đọc được tệp này. Hãy dùng ảnh PNG hoặc JPEG chụp mã QR.
 err-confirm = Hãy đánh dấu vào ô để xác nhận.
 err-node-refused = meshtrace từ chối: { $reason }
+err-already-used = Giấy xác nhận này đã được dùng: báo cáo của bạn đã được gửi. Mỗi giấy xác nhận chỉ dùng được một lần.
+err-not-this-request = Giấy xác nhận này không dành cho mã yêu cầu tạo trên máy tính này, hoặc mã yêu cầu đó đã quá cũ. Hãy lấy mã yêu cầu mới (bước 1) và nhờ cơ sở y tế xác nhận lại.
 err-bad-form = Biểu mẫu chưa được điền đúng. Hãy quay lại và thử lại.
 
 ## Dòng lệnh

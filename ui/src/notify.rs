@@ -23,6 +23,8 @@ pub struct Notification {
     pub title: String,
     /// The text: the days in words, then where to look.
     pub body: String,
+    /// A high-risk exposure (shown as urgent).
+    pub high_risk: bool,
 }
 
 /// The notification for an exposure.
@@ -41,6 +43,7 @@ pub fn notification(tr: Tr, e: &ExposureReply) -> Notification {
     Notification {
         title,
         body: lines.join("\n"),
+        high_risk: e.high_risk,
     }
 }
 
@@ -120,7 +123,11 @@ fn show(n: &Notification) -> Result<(), String> {
         .appname("meshtrace")
         .summary(&n.title)
         .body(&n.body)
-        .urgency(notify_rust::Urgency::Critical)
+        .urgency(if n.high_risk {
+            notify_rust::Urgency::Critical
+        } else {
+            notify_rust::Urgency::Normal
+        })
         .show()
         .map(|_| ())
         .map_err(|e| e.to_string().replace('\n', " "))

@@ -340,6 +340,18 @@ fn code_from_file(tr: Tr, bytes: &[u8]) -> Result<String, String> {
     })
 }
 
+/// The node's refusal of a certificate in the person's language: the
+/// common ones have their own words, others are quoted.
+fn refusal_words(tr: Tr, reason: String) -> String {
+    if reason.contains("already used") {
+        tr.t("err-already-used")
+    } else if reason.contains("no pending report request") || reason.contains("no longer holds") {
+        tr.t("err-not-this-request")
+    } else {
+        tr.args("err-node-refused", &[("reason", reason.into())])
+    }
+}
+
 /// Why a certificate cannot be used.
 enum PlanError {
     /// Bad input, in words.
@@ -369,9 +381,7 @@ async fn plan_for(
     let c = code.clone();
     match ask(app, move |n| n.report_plan(&c)).await {
         Ok(plan) => Ok((code, plan)),
-        Err(ControlError::Refused(reason)) => Err(PlanError::Bad(
-            tr.args("err-node-refused", &[("reason", reason.into())]),
-        )),
+        Err(ControlError::Refused(reason)) => Err(PlanError::Bad(refusal_words(tr, reason))),
         Err(_) => Err(PlanError::NodeDown),
     }
 }

@@ -467,3 +467,35 @@ fn privacy_says_what_is_kept_where_and_for_how_long() {
     assert_eq!(style.status, 200);
     assert!(style.header("content-type").starts_with("text/css"));
 }
+
+#[test]
+fn the_nodes_common_refusals_are_said_in_the_persons_language() {
+    let p = start(None);
+    let cookie = p.login();
+    for (reason, en, vi) in [
+        (
+            "this certificate was already used: its report has been published, and a \
+             certificate works only once",
+            "This certificate was already used",
+            "Giấy xác nhận này đã được dùng",
+        ),
+        (
+            "no pending report request on this node (run `meshtrace report request` first)",
+            "is not for a request code made on this computer",
+            "không dành cho mã yêu cầu tạo trên máy tính này",
+        ),
+        (
+            "the disk is on fire",
+            "meshtrace refused: the disk is on fire",
+            "meshtrace từ chối: the disk is on fire",
+        ),
+    ] {
+        *p.node.plan_refusal.lock().unwrap() = Some(reason.to_owned());
+        let a = check(&p, &cookie, "en", &good_certificate());
+        assert_eq!(a.status, 400);
+        assert!(a.body.contains(en), "{}", a.body);
+        let a = check(&p, &cookie, "vi", &good_certificate());
+        assert!(a.body.contains(vi), "{}", a.body);
+    }
+    assert!(p.node.changes().is_empty());
+}

@@ -28,6 +28,8 @@ pub const NOW: u64 = 1_796_126_400;
 pub struct ScriptedNode {
     pub calls: Mutex<Vec<&'static str>>,
     pub exposures: Mutex<Vec<ExposureReply>>,
+    /// When set, the node refuses report plans with these words.
+    pub plan_refusal: Mutex<Option<String>>,
 }
 
 impl ScriptedNode {
@@ -123,7 +125,10 @@ impl NodeApi for ScriptedNode {
     }
     fn report_plan(&self, _: &str) -> Result<ReportSummaryReply, ControlError> {
         self.log("report_plan");
-        Ok(plan())
+        match self.plan_refusal.lock().unwrap().clone() {
+            Some(r) => Err(ControlError::Refused(r)),
+            None => Ok(plan()),
+        }
     }
     fn report_submit(&self, _: &str) -> Result<ReportSummaryReply, ControlError> {
         self.log("report_submit");

@@ -1,15 +1,21 @@
-//! `meshtrace issuer keygen | certify`: the tools of the person who
-//! certifies positive tests.
+//! `meshtrace issuer keygen | pubkey | certify | serve`: the tools of the
+//! person who certifies positive tests. `certify` and the clinic's page
+//! (`serve`) share one code path, `meshtrace_ui::issuer::certify`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use meshtrace_node::protocol::{
-    Certificate, CertificateParams, Day, IssuerSecretKey, ReportRequest, Zeroizing,
-};
+use meshtrace_node::protocol::{Day, IssuerSecretKey, Zeroizing};
 use meshtrace_node::store::{create_key_file, read_key_file};
+use meshtrace_ui::issuer::certify::{
+    CertifyError, CertifyOrder, DEFAULT_MAX_TOKENS, DEFAULT_VALID_DAYS, certify,
+};
+use meshtrace_ui::issuer::words::w;
+use meshtrace_ui::issuer::{IssuerServer, IssuerSettings};
+use meshtrace_ui::{Lang, Tr};
 
 use crate::now;
 use crate::output::outln;
@@ -33,6 +39,34 @@ pub(crate) enum IssuerCommand {
     /// Certify a report request code after checking the test result out of
     /// band; prints the certificate code for the user.
     Certify(CertifyArgs),
+    /// Serve the clinic's page on this computer (127.0.0.1): paste or
+    /// upload a request code, choose the days, get the certificate as text
+    /// and QR code. Runs until Ctrl-C.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The issuer key file (owner-only; read once, at start).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Where to serve the page (127.0.0.1:PORT; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value_t = meshtrace_ui::issuer::default_listen())]
+    listen: SocketAddr,
+    /// Refuse requests for any other network.
+    #[arg(long, value_name = "NAME")]
+    network: Option<String>,
+    /// The page's language unless the browser asks for another
+    /// [default: the system's (LANG), else English].
+    #[arg(long, value_name = "LANG", value_parser = ["en", "vi"])]
+    language: Option<String>,
+    /// Most tokens (padding included) a certified report may carry.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOKENS)]
+    max_tokens: u32,
+    /// Print the one-time login link on standard output instead of opening
+    /// a browser.
+    #[arg(long)]
+    print_url: bool,
 }
 
 #[derive(Debug, Args)]
@@ -53,16 +87,16 @@ pub(crate) struct CertifyArgs {
     #[arg(long, value_name = "DATE")]
     window_end: Option<String>,
     /// Days the certificate stays usable.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_VALID_DAYS)]
     valid_days: u32,
     /// Most tokens (padding included) the report may carry.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOKENS)]
     max_tokens: u32,
+    /// Also draw the certificate as a QR code in the terminal, for the
+    /// person to scan from the screen.
+    #[arg(long)]
+    qr: bool,
 }
-
-/// Default token cap of a certificate: 8 full chunks, enough for 14 days of
-/// a busy user (about 1,000 encounters a day, 1–2 tokens each).
-const DEFAULT_MAX_TOKENS: u32 = 16_384;
 
 pub(crate) fn parse_day(s: &str) -> Result<Day> {
     let parts: Vec<&str> = s.trim().split('-').collect();
@@ -90,55 +124,126 @@ fn issuer_pubkey(key: &Path) -> Result<ExitCode> {
 }
 
 fn issuer_certify(a: &CertifyArgs) -> Result<ExitCode> {
-    let request = ReportRequest::from_code(&a.request).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("request") {
-            anyhow::anyhow!("{text}")
-        } else {
-            anyhow::anyhow!("the request code: {text}")
-        }
-    })?;
-    if let Some(n) = &a.network
-        && *n != request.network_id
-    {
-        bail!(
-            "the request is for network {:?}, not {n:?}",
-            request.network_id
-        );
-    }
-    let seed = read_key_file(&a.key).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = IssuerSecretKey::from_bytes(&Zeroizing::new(*seed.as_bytes()));
-    let now = now();
-    let today = now.day();
+    // The code is checked before the key is read: a mistyped code fails the
+    // same way whatever the key.
+    meshtrace_ui::issuer::certify::read_request(&a.request, a.network.as_deref())
+        .map_err(certify_error)?;
     let first = parse_day(&a.window_start).context("--window-start")?;
     let last = match &a.window_end {
         Some(d) => parse_day(d).context("--window-end")?,
-        None => today,
+        None => now().day(),
     };
-    if last > today {
-        bail!("the contact window ends in the future ({last})");
+    let seed = read_key_file(&a.key).map_err(|e| anyhow!("{e}"))?;
+    let key = IssuerSecretKey::from_bytes(&Zeroizing::new(*seed.as_bytes()));
+    drop(seed);
+    let order = CertifyOrder {
+        request: a.request.clone(),
+        network: a.network.clone(),
+        first_day: first,
+        last_day: last,
+        valid_days: a.valid_days,
+        max_tokens: a.max_tokens,
+    };
+    let cert = certify(&key, &order, now()).map_err(certify_error)?;
+    let code = cert.to_code();
+    outln!("{code}")?;
+    if a.qr {
+        let drawing = meshtrace_ui::qr::terminal(&code).map_err(|e| anyhow!("{e}"))?;
+        outln!()?;
+        for line in drawing.lines() {
+            outln!("{line}")?;
+        }
     }
-    if first > last {
-        bail!("the contact window starts ({first}) after it ends ({last})");
-    }
-    if !(1..=30).contains(&a.valid_days) {
-        bail!("--valid-days must be between 1 and 30");
-    }
-    let cert = Certificate::issue(
-        &key,
-        CertificateParams {
-            network_id: request.network_id,
-            report_key: request.report_key,
-            valid_from: now,
-            valid_until: now.plus(u64::from(a.valid_days) * 86_400),
-            window_first_day: first,
-            window_last_day: last,
-            max_tokens: a.max_tokens,
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    outln!("{}", cert.to_code())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The certify logic's refusal as the CLI says it (its options by name).
+fn certify_error(e: CertifyError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+/// How long the page may take to finish its answers after Ctrl-C.
+const SERVE_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn issuer_serve(a: &ServeArgs) -> Result<ExitCode> {
+    if let Some(n) = &a.network
+        && !meshtrace_node::protocol::is_valid_network_id(n)
+    {
+        bail!("--network: {n:?} is not a network id (1–64 letters, digits, '-', '_', '.')");
+    }
+    if a.max_tokens == 0 || a.max_tokens > meshtrace_node::protocol::MAX_TOKENS_PER_REPORT {
+        bail!(
+            "--max-tokens must be between 1 and {} (got {})",
+            meshtrace_node::protocol::MAX_TOKENS_PER_REPORT,
+            a.max_tokens
+        );
+    }
+    let language = a.language.as_deref().and_then(Lang::from_tag);
+    let settings = IssuerSettings {
+        key_file: a.key.clone(),
+        listen: a.listen,
+        network: a.network.clone(),
+        language,
+        max_tokens: a.max_tokens,
+    };
+    crate::node_cmd::init_logging();
+    let tr = Tr(language
+        .or_else(meshtrace_ui::i18n::from_env)
+        .unwrap_or(Lang::En));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let server = IssuerServer::bind(&settings, meshtrace_ui::gate::system_clock())
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        let link = server.login_url();
+        let minutes = meshtrace_ui::auth::LOGIN_CODE_TTL_SECONDS / 60;
+        tracing::info!(page = server.url(), "the clinic's page is served");
+        if a.print_url || !open_browser(&link) {
+            eprintln!(
+                "{}",
+                w(tr, "issuer-cli-link", &[("minutes", minutes.into())])
+            );
+            outln!("{link}")?;
+        } else {
+            eprintln!("{}", w(tr, "issuer-cli-opened", &[]));
+        }
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let page = tokio::spawn(server.serve(async move {
+            let _ = stop_rx.await;
+        }));
+        wait_for_stop_signal().await?;
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(SERVE_STOP_TIMEOUT, page).await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    rt.shutdown_timeout(SERVE_STOP_TIMEOUT);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `link` in the desktop's browser; false when there is none.
+fn open_browser(link: &str) -> bool {
+    std::process::Command::new("xdg-open")
+        .arg(link)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_stop_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("listening for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }
 
 pub(crate) fn run(cmd: &IssuerCommand) -> Result<ExitCode> {
@@ -146,5 +251,6 @@ pub(crate) fn run(cmd: &IssuerCommand) -> Result<ExitCode> {
         IssuerCommand::Keygen { out } => issuer_keygen(out),
         IssuerCommand::Pubkey { key } => issuer_pubkey(key),
         IssuerCommand::Certify(a) => issuer_certify(a),
+        IssuerCommand::Serve(a) => issuer_serve(a),
     }
 }

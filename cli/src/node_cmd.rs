@@ -636,7 +636,7 @@ pub(crate) fn ui(paths: &Paths, a: &UiArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,libp2p_kad=error,libp2p_swarm=warn")
     });

@@ -245,6 +245,14 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Its exit status once it has exited on its own (reaped); `None` while
+    /// it runs.
+    pub fn try_exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()

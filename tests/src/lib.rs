@@ -11,6 +11,8 @@ pub mod ble_vm;
 pub mod cli;
 pub mod mesh;
 pub mod timing;
+pub mod town;
+pub mod ui;
 pub mod world;
 
 pub use timing::deadline;

@@ -14,8 +14,10 @@
 //!    the session's token (constant-time comparison), or 403.
 //!
 //! Every answer carries a strict Content-Security-Policy (no script at
-//! all, styles only from the page's own style sheet), no-referrer (the
-//! login link never leaks), no-store and frame denial.
+//! all, styles only from the page's own style sheet), a same-origin
+//! referrer policy (the login link never leaks to another site; a stricter
+//! no-referrer makes Chromium send `Origin: null` with the page's own forms,
+//! which the Origin check must refuse), no-store and frame denial.
 //!
 //! The clinic's page (`meshtrace issuer serve`) puts the same [`Gate`] in
 //! front of its own routes.
@@ -212,7 +214,7 @@ pub fn add_security_headers(h: &mut HeaderMap) {
     );
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    set(h, "referrer-policy", "same-origin");
     set(h, "cache-control", "no-store");
     set(h, "cross-origin-opener-policy", "same-origin");
     set(h, "cross-origin-resource-policy", "same-origin");

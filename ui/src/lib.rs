@@ -21,6 +21,7 @@ pub mod auth;
 pub mod backend;
 pub mod gate;
 pub mod i18n;
+pub mod issuer;
 pub mod layout;
 pub mod notify;
 pub mod pages;

@@ -28,10 +28,10 @@ fn the_login_link_sets_a_strict_httponly_cookie_and_opens_the_page() {
     assert!(home.body.contains("No exposure found"), "{}", home.body);
     assert!(home.body.contains("Contacts recorded today: 3"));
     assert!(home.body.contains("Bluetooth: on"));
-    // Every answer forbids scripts, framing and referrers.
+    // Every answer forbids scripts, framing and referrers to other sites.
     let csp = home.header("content-security-policy");
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
-    assert_eq!(home.header("referrer-policy"), "no-referrer");
+    assert_eq!(home.header("referrer-policy"), "same-origin");
     assert_eq!(home.header("x-frame-options"), "DENY");
     assert!(!home.body.contains("<script"));
 }

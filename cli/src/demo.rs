@@ -5,7 +5,11 @@
 //! real protocol and crypto. Only the radio and the clock are simulated: the
 //! nodes share an in-memory air (log-distance path loss with shadowing noise,
 //! duty-cycled scanning) and a manual clock that the demo moves through a
-//! scripted day ([`script`]) much faster than real time. One person tests
+//! scripted day ([`script`]) much faster than real time. The radios scan
+//! like phones: 4 s every 60 s of *simulated* time by default
+//! ([`PHONE_SCAN`]; `--scan-interval`), so a node hears its neighbours in
+//! one short window a minute, as a phone in a pocket would, however fast
+//! the demo runs in real time. One person tests
 //! positive, a clinic (a real issuer key) certifies the report, the person's
 //! node publishes it over the mesh, and every other node matches it on its
 //! own. The demo prints how long each alert took (real wall-clock time from
@@ -33,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use meshtrace_node::radio::{PHONE_SCAN, ScanTiming};
 
 use crate::output::outln;
 use outcome::{Outcome, Timings, print_alerts, print_summary};
@@ -87,6 +92,24 @@ pub(crate) struct DemoArgs {
     /// Seed of the simulated radio noise and the mesh topology.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
     seed: u64,
+    /// The radios scan 4 s every this many simulated seconds (4 to 600;
+    /// 60 is a phone saving its battery, 4 scans all the time).
+    #[arg(long, value_name = "SECONDS", default_value_t = PHONE_SCAN.interval.as_secs())]
+    scan_interval: u64,
+}
+
+impl DemoArgs {
+    /// The radios' scan timing: [`PHONE_SCAN`]'s window every
+    /// `--scan-interval` seconds.
+    fn scan(&self) -> Result<ScanTiming> {
+        let scan = ScanTiming {
+            window: PHONE_SCAN.window,
+            interval: Duration::from_secs(self.scan_interval),
+        };
+        scan.check()
+            .map_err(|e| anyhow::anyhow!("--scan-interval {}: {e}", self.scan_interval))?;
+        Ok(scan)
+    }
 }
 
 /// Runs `meshtrace demo`.
@@ -97,6 +120,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode> {
             args.nodes
         );
     }
+    args.scan()?;
     let temp;
     let root = match &args.out {
         Some(dir) => {
@@ -179,6 +203,16 @@ fn prepare_out(dir: &Path) -> Result<()> {
     }
 }
 
+/// How the radios scan, in words: "4 s every 60 s of simulated time, like
+/// phones saving their batteries" or "all the time".
+pub(super) fn scan_words(scan: &ScanTiming) -> String {
+    if scan.is_continuous() {
+        "all the time".to_owned()
+    } else {
+        format!("{scan} of simulated time, like phones saving their batteries")
+    }
+}
+
 pub(super) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -195,7 +229,7 @@ pub(super) fn round1(x: f64) -> f64 {
 async fn demo(args: &DemoArgs, root: &Path) -> Result<Outcome> {
     let quiet = args.json;
     let started = Instant::now();
-    let mut s = steps::set_up(args.nodes, args.seed, root, quiet).await?;
+    let mut s = steps::set_up(args.nodes, args.seed, args.scan()?, root, quiet).await?;
     let day_started = Instant::now();
     let encounters = steps::run_day(&s, quiet).await?;
     let day = day_started.elapsed();

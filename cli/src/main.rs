@@ -16,6 +16,7 @@ macro_rules! println {
 mod output;
 
 mod bench;
+mod calibrate;
 mod demo;
 mod issuer;
 mod node_cmd;
@@ -62,7 +63,7 @@ enum Command {
     Init(node_cmd::InitArgs),
     /// Run the node: radio, encrypted store, mesh, matching and alerts,
     /// until SIGINT or SIGTERM.
-    Run(node_cmd::RunArgs),
+    Run(Box<node_cmd::RunArgs>),
     /// Open the running node's page in the browser (a one-time login link).
     Ui(node_cmd::UiArgs),
     /// Show the running node's status.
@@ -71,6 +72,9 @@ enum Command {
     Exposures(node_query::ReadArgs),
     /// Show the running node's mesh peers.
     Peers(node_query::ReadArgs),
+    /// Measure this device's RSSI correction against a calibrated device at
+    /// a known distance (stop this device's node first).
+    Calibrate(calibrate::CalibrateArgs),
     /// Report a positive test: request a certificate, then submit it.
     #[command(subcommand)]
     Report(node_query::ReportCommand),
@@ -116,11 +120,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Init(a) => node_cmd::init(&paths, &a),
-        Command::Run(a) => node_cmd::run(&paths, a),
+        Command::Run(a) => node_cmd::run(&paths, *a),
         Command::Ui(a) => node_cmd::ui(&paths, &a),
         Command::Status(a) => node_query::status(&paths, &a),
         Command::Exposures(a) => node_query::exposures(&paths, &a),
         Command::Peers(a) => node_query::peers(&paths, &a),
+        Command::Calibrate(a) => calibrate::run(&paths, &a),
         Command::Report(c) => node_query::report(&paths, &c),
         Command::Issuer(c) => issuer::run(&c),
         Command::Store(c) => store_cmd::run(&paths, &c),

@@ -77,6 +77,15 @@ impl From<RadioArg> for RadioKind {
     }
 }
 
+/// Risk models on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RiskModelArg {
+    /// The calibrated, scan-aware estimate of minutes within 2 m.
+    Calibrated,
+    /// The Corona-Warn-App attenuation buckets (for comparison).
+    Cwa,
+}
+
 /// Carriers on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum CarrierArg {
@@ -110,6 +119,16 @@ pub(crate) struct RunArgs {
     /// udp-sim only: the UDP port of the simulated air.
     #[arg(long, value_name = "PORT")]
     udp_port: Option<u16>,
+    /// How often the radio starts a scan, e.g. 60s (at most 600s).
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    scan_interval: Option<Duration>,
+    /// How long each scan listens, e.g. 4s (at least 1s, at most the
+    /// interval).
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    scan_window: Option<Duration>,
+    /// How exposure risk is estimated.
+    #[arg(long, value_enum, value_name = "MODEL")]
+    risk_model: Option<RiskModelArg>,
     /// Listen on this multiaddr (repeatable; replaces the configured list).
     #[arg(long, value_name = "MULTIADDR")]
     listen: Vec<String>,
@@ -411,6 +430,18 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     }
     if a.udp_port.is_some() {
         r.udp_port = a.udp_port;
+    }
+    if a.scan_interval.is_some() {
+        r.scan_interval = a.scan_interval;
+    }
+    if a.scan_window.is_some() {
+        r.scan_window = a.scan_window;
+    }
+    if let Some(m) = a.risk_model {
+        config.risk.model = match m {
+            RiskModelArg::Calibrated => config::RiskModelSetting::Calibrated,
+            RiskModelArg::Cwa => config::RiskModelSetting::Cwa,
+        };
     }
     let p = &mut config.p2p;
     if !a.listen.is_empty() {

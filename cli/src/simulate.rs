@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use meshtrace_sim::{self as sim, SimConfig, SimReport};
+use meshtrace_node::protocol::RiskModel;
+use meshtrace_sim::{self as sim, ModelScore, SimConfig, SimReport, Sweeps};
 
 /// Default town size.
 const DEFAULT_AGENTS: u32 = 2_000;
@@ -46,6 +47,36 @@ pub(crate) struct SimulateArgs {
     /// live in another (it must cause no alert).
     #[arg(long)]
     replay_attack: bool,
+    /// Phones scan for 4 seconds every SECONDS (4 to 600; the phone default
+    /// is 60).
+    #[arg(long, value_name = "SECONDS", default_value_t = sim::DEFAULT_SCAN_INTERVAL_S)]
+    scan_interval: u64,
+    /// Also run the scan intervals 10, 60, 150 and 240 s (each as its own
+    /// --scan-interval run).
+    #[arg(long)]
+    sweep_scan: bool,
+    /// The risk rule whose alerts act; the other one is scored beside it
+    /// on the same matches (JSON `tracing_baseline`).
+    #[arg(long, value_enum, value_name = "MODEL", default_value_t = ModelArg::Calibrated)]
+    risk_model: ModelArg,
+}
+
+/// `--risk-model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModelArg {
+    /// The calibrated estimate of minutes within 2 m (docs/risk.md).
+    Calibrated,
+    /// The Corona-Warn-App attenuation buckets (the old rule).
+    Cwa,
+}
+
+impl From<ModelArg> for RiskModel {
+    fn from(m: ModelArg) -> RiskModel {
+        match m {
+            ModelArg::Calibrated => RiskModel::Calibrated,
+            ModelArg::Cwa => RiskModel::Cwa,
+        }
+    }
 }
 
 /// Width of the progress bar, in characters.
@@ -68,7 +99,9 @@ fn progress_bar(on: bool) -> ProgressBar {
 }
 
 pub(crate) fn run(args: &SimulateArgs) -> Result<ExitCode> {
-    let mut cfg = SimConfig::new(args.agents, args.days, args.adoption, args.seed);
+    let mut cfg = SimConfig::new(args.agents, args.days, args.adoption, args.seed)
+        .with_scan_interval(args.scan_interval)
+        .with_risk_model(args.risk_model.into());
     cfg.replay_attack = args.replay_attack;
     if let Err(e) = cfg.validate() {
         bail!("{e}");
@@ -81,8 +114,11 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<ExitCode> {
     }
     let bar = progress_bar(!args.json && std::io::stderr().is_terminal());
     let started = Instant::now();
-    let sweep = args.sweep_adoption || args.out.is_some();
-    let report = sim::run(&cfg, sweep, &|stage: &str, done: u32, total: u32| {
+    let sweeps = Sweeps {
+        adoption: args.sweep_adoption || args.out.is_some(),
+        scan: args.sweep_scan || args.out.is_some(),
+    };
+    let report = sim::run(&cfg, sweeps, &|stage: &str, done: u32, total: u32| {
         if bar.message() != stage {
             bar.set_message(stage.to_owned());
         }
@@ -113,6 +149,19 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<ExitCode> {
 
 fn pct(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
+}
+
+fn print_model(label: &str, m: &ModelScore) {
+    println!(
+        "{label} ({}): {} alerts, {} true, {} false; recall {}, precision {}; estimated / true minutes within 2 m: median {:.2}",
+        m.model,
+        m.alerts,
+        m.true_alerts,
+        m.false_alerts,
+        pct(m.recall),
+        pct(m.precision),
+        m.estimated_over_true_p50
+    );
 }
 
 fn print_text(r: &SimReport) {
@@ -149,11 +198,20 @@ fn print_text(r: &SimReport) {
         t.low_risk_exposures
     );
     println!(
-        "recall (both have the app): {} of {} true contacts; precision: {}",
+        "scanning: {:.0} s every {:.0} s; risk model: {} (beside it: {})",
+        r.config.scan_window_s,
+        r.config.scan_interval_s,
+        r.config.risk_model,
+        r.config.baseline_model
+    );
+    println!(
+        "recall (both have the app): {} of {} true contacts; precision: {}; estimated / true minutes within 2 m: median {:.2}",
         pct(t.recall),
         t.true_contacts_both_app,
-        pct(t.precision)
+        pct(t.precision),
+        t.estimated_over_true_p50
     );
+    print_model("the other rule on the same matches", &r.tracing_baseline);
     println!(
         "share of all true contacts warned: {} of {}; infected contacts of reporters warned: {} of {}",
         pct(t.population_recall),
@@ -224,6 +282,21 @@ fn print_text(r: &SimReport) {
                 pct(p.precision),
                 p.infections
             );
+        }
+    }
+    if !r.scan_sweep.is_empty() {
+        println!("scan every  model       recall  precision  estimated/true");
+        for p in &r.scan_sweep {
+            for m in [&p.tracing, &p.tracing_baseline] {
+                println!(
+                    "{:>8.0} s  {:<10} {:>7} {:>10} {:>15.2}",
+                    p.scan_interval_s,
+                    m.model,
+                    pct(m.recall),
+                    pct(m.precision),
+                    m.estimated_over_true_p50
+                );
+            }
         }
     }
     println!(

@@ -108,6 +108,12 @@ fn the_default_demo_warns_true_contacts_only_and_leaves_nothing_behind() {
     let fneg = number(&v, "false_negatives");
     assert!(tp >= 1, "{v}");
     assert_eq!(fp, 0, "{v}");
+    // Phone-like scanning (4 s every 60 s of simulated time) still warns
+    // every true contact.
+    assert_eq!(fneg, 0, "a true contact was not warned: {v}");
+    assert_eq!(v["scan"]["window_s"].as_f64(), Some(4.0), "{v}");
+    assert_eq!(v["scan"]["interval_s"].as_f64(), Some(60.0), "{v}");
+    assert_eq!(v["risk_model"], "Calibrated", "{v}");
     assert_eq!(number(&v, "alerted"), tp + fp);
     assert_eq!(number(&v, "true_contacts"), tp + fneg);
     assert_eq!(number(&v, "report_reached"), 11, "every other node got it");
@@ -198,6 +204,22 @@ fn out_of_range_node_counts_are_refused_with_one_line() {
 }
 
 #[test]
+fn out_of_range_scan_intervals_are_refused_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (n, words) in [
+        (
+            "2",
+            "the scan window (4 s) is longer than the scan interval (2 s)",
+        ),
+        ("601", "longer than the 600 s maximum"),
+    ] {
+        let run = meshtrace(&["demo", "--scan-interval", n], tmp.path(), QUICK_TIMEOUT);
+        refused(&run, &format!("--scan-interval {n}: "));
+        assert!(run.stderr.contains(words), "{}", run.stderr);
+    }
+}
+
+#[test]
 fn out_must_be_a_new_or_empty_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
@@ -280,19 +302,19 @@ fn the_same_seed_gives_the_same_figures_and_the_text_agrees_with_the_json() {
         let Some(e) = p["exposure"].as_object() else {
             continue;
         };
-        let weighted = format!("{:.1}", e["weighted_minutes"].as_f64().unwrap());
+        let estimated = e["estimated_minutes"].as_f64().unwrap();
         if e["high_risk"] == true {
-            let alert =
-                format!("{name} is warned: high-risk exposure, {weighted} weighted minutes");
+            let alert = format!("{name} is warned: about {estimated:.0} minutes within 2 m");
             assert!(out.contains(&alert), "{alert:?} not in:\n{out}");
         }
         let row = out
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("no table row for {name}:\n{out}"));
+        let estimated = format!("{estimated:.1}");
         assert!(
-            row.split_whitespace().any(|w| w == weighted),
-            "{name}'s row lacks {weighted}: {row}"
+            row.split_whitespace().any(|w| w == estimated),
+            "{name}'s row lacks {estimated}: {row}"
         );
     }
     let reached = number(&first, "report_reached");

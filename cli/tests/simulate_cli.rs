@@ -1,6 +1,7 @@
 //! `meshtrace simulate` run as the real binary: bad input fails with one
-//! clear line and a non-zero exit, the same seed prints the same JSON, and
-//! `--out` writes the HTML report.
+//! clear line and a non-zero exit, the same seed prints the same JSON, the
+//! scan and risk-model flags reach the run, and `--out` writes the HTML
+//! report.
 
 use std::process::{Command, Output};
 
@@ -27,6 +28,10 @@ fn bad_input_is_one_clear_line() {
     one_line_error(&meshtrace(&["--days", "0"]), "--days");
     one_line_error(&meshtrace(&["--adoption", "1.5"]), "--adoption");
     one_line_error(&meshtrace(&["--adoption", "NaN"]), "--adoption");
+    // A 4-second scan cannot repeat more often than every 4 seconds, and the
+    // node scans at least every 10 minutes.
+    one_line_error(&meshtrace(&["--scan-interval", "3"]), "--scan-interval");
+    one_line_error(&meshtrace(&["--scan-interval", "601"]), "--scan-interval");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("taken");
     std::fs::write(&file, "x").unwrap();
@@ -59,9 +64,36 @@ fn the_same_seed_prints_the_same_json() {
     let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     assert_eq!(v["config"]["agents"], 300);
     assert_eq!(v["config"]["seed"], 9);
-    for key in ["epidemic", "tracing", "network", "storage"] {
+    for key in [
+        "epidemic",
+        "tracing",
+        "tracing_baseline",
+        "network",
+        "storage",
+    ] {
         assert!(v[key].is_object(), "{key} missing");
     }
+    assert!(v["tracing"]["estimated_over_true_p50"].is_number());
+    assert_eq!(v["config"]["scan_interval_s"], 60.0);
+    // The flags reach the run: the other model and another scan interval.
+    let d = meshtrace(&[
+        "--agents",
+        "300",
+        "--days",
+        "4",
+        "--seed",
+        "9",
+        "--json",
+        "--scan-interval",
+        "150",
+        "--risk-model",
+        "cwa",
+    ]);
+    assert!(d.status.success(), "{d:?}");
+    let w: serde_json::Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert_eq!(w["config"]["scan_interval_s"], 150.0);
+    assert_eq!(w["tracing"]["model"], "cwa");
+    assert_eq!(w["tracing_baseline"]["model"], "calibrated");
     let c = meshtrace(&["--agents", "300", "--days", "4", "--seed", "10", "--json"]);
     assert_ne!(a.stdout, c.stdout);
 }

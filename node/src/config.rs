@@ -14,12 +14,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use libp2p::Multiaddr;
-use meshtrace_protocol::{IssuerPublicKey, MAX_NETWORK_ID_LEN, is_valid_network_id};
+use meshtrace_protocol::{IssuerPublicKey, MAX_NETWORK_ID_LEN, RiskModel, is_valid_network_id};
 use serde::{Deserialize, Serialize};
 
-use crate::radio::Carrier;
+use crate::radio::model::DutyCycle;
+use crate::radio::{Carrier, PC_SCAN, ScanTiming};
 
 mod fields;
+pub use fields::parse_duration;
 
 /// Name of the config file.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
@@ -33,6 +35,12 @@ pub(crate) const MAX_ISSUER_NAME_LEN: usize = 64;
 pub(crate) const MAX_ADDRESSES: usize = 32;
 /// Most stem hops.
 pub const MAX_STEM_HOPS: u32 = 8;
+/// Largest RSSI correction accepted (dB, either sign): Google's calibration
+/// table corrects per-model differences of up to ~30 dB.
+pub const MAX_RX_CORRECTION_DB: i16 = 40;
+/// Largest simulated hardware offset (dB, either sign): `udp_tx_offset_db`
+/// and `udp_rx_offset_db` (the udp-sim radio's own limit).
+pub(crate) const MAX_SIM_OFFSET_DB: f64 = crate::radio::udp::MAX_DEVICE_OFFSET_DB;
 /// Largest coordinate of a simulated position (m, either sign).
 pub(crate) const MAX_POSITION_M: f64 = 1_000_000.0;
 /// Largest minimum-duration setting for reported encounters (s).
@@ -115,6 +123,9 @@ pub struct Config {
     /// Reporting rules.
     #[serde(default)]
     pub report: ReportSection,
+    /// How exposure risk is estimated.
+    #[serde(default)]
+    pub risk: RiskSection,
     /// Commands run on events.
     #[serde(default)]
     pub hooks: HooksSection,
@@ -201,7 +212,9 @@ pub struct RadioSection {
     /// simulated device's for udp-sim, −8 dBm for BLE].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_power_dbm: Option<i8>,
-    /// This device's RSSI correction (dB, positive when it reads high).
+    /// This device's RSSI correction (dB), added to the RSSI it measures:
+    /// positive when it reads low (docs/protocol.md §6; `meshtrace calibrate`
+    /// measures it).
     #[serde(default)]
     pub rx_correction_db: i16,
     /// `"extended"` or `"legacy"` [default: extended for udp-sim; for BLE,
@@ -222,6 +235,34 @@ pub struct RadioSection {
     /// udp-sim only: the multicast group of the air.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_group: Option<Ipv4Addr>,
+    /// udp-sim only: the simulated hardware's TX offset (dB, added to the
+    /// RSSI others measure) [default: drawn at random at each start, σ
+    /// 3 dB]. For calibration tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_tx_offset_db: Option<f64>,
+    /// udp-sim only: the simulated hardware's RX offset (dB, added to the
+    /// RSSI this device measures; what `rx_correction_db` compensates)
+    /// [default: drawn at random at each start, σ 3 dB].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_rx_offset_db: Option<f64>,
+    /// How often the scanner starts listening, e.g. `"60s"` [default:
+    /// `"10s"` for BLE, the simulated air's 5 s for udp-sim]. At most
+    /// 600 s. See [`Config::scan_timing`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "fields::scan_interval"
+    )]
+    pub scan_interval: Option<Duration>,
+    /// How long each scan listens, e.g. `"4s"` [default: the whole interval
+    /// for BLE (continuous scanning), the simulated air's 1 s for udp-sim].
+    /// At least 1 s and at most the interval.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "fields::scan_window"
+    )]
+    pub scan_window: Option<Duration>,
 }
 
 /// BLE TX power used when none is configured (dBm): a typical phone's
@@ -308,6 +349,36 @@ impl Default for ReportSection {
             min_encounter: default_min_report(),
         }
     }
+}
+
+/// The risk models on the config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RiskModelSetting {
+    /// The calibrated, scan-aware estimate of minutes within 2 m
+    /// (docs/risk.md).
+    #[default]
+    Calibrated,
+    /// The Corona-Warn-App attenuation buckets, kept for comparison.
+    Cwa,
+}
+
+impl From<RiskModelSetting> for RiskModel {
+    fn from(m: RiskModelSetting) -> RiskModel {
+        match m {
+            RiskModelSetting::Calibrated => RiskModel::Calibrated,
+            RiskModelSetting::Cwa => RiskModel::Cwa,
+        }
+    }
+}
+
+/// `[risk]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSection {
+    /// `"calibrated"` or `"cwa"` [default: calibrated].
+    #[serde(default)]
+    pub model: RiskModelSetting,
 }
 
 /// `[hooks]`.
@@ -445,9 +516,39 @@ impl Config {
             radio: RadioSection::default(),
             p2p: P2pSection::default(),
             report: ReportSection::default(),
+            risk: RiskSection::default(),
             hooks: HooksSection::default(),
             ui: UiSection::default(),
         }
+    }
+
+    /// When the radio listens: `[radio] scan_window` out of every
+    /// `scan_interval`, each defaulting by radio kind — BLE: continuous
+    /// scanning reported as 10 s windows ([`PC_SCAN`]; a window alone
+    /// means that window every 10 s, an interval alone continuous scanning
+    /// in windows of that interval); udp-sim: the simulated air's duty cycle
+    /// ([`DutyCycle::default`], 1 s every 5 s; a window longer than the
+    /// default interval alone is an error). Not validated here (see
+    /// [`Config::validate`]).
+    pub fn scan_timing(&self) -> ScanTiming {
+        let r = &self.radio;
+        let (window, interval) = match r.kind {
+            RadioKind::Ble => {
+                let interval = r.scan_interval.unwrap_or(PC_SCAN.interval);
+                (r.scan_window.unwrap_or(interval), interval)
+            }
+            RadioKind::UdpSim => {
+                let d = DutyCycle::default();
+                let interval = r
+                    .scan_interval
+                    .unwrap_or(Duration::from_millis(d.scan_interval_ms));
+                let window = r
+                    .scan_window
+                    .unwrap_or(Duration::from_millis(d.scan_window_ms).min(interval));
+                (window, interval)
+            }
+        };
+        ScanTiming { window, interval }
     }
 
     /// Parses TOML text; `path` names the source in errors. The result is
@@ -542,6 +643,65 @@ impl Config {
             .map_err(|e| err(e.to_string()))
     }
 
+    /// Sets `[radio] rx_correction_db` to `db` in the config file at `path`,
+    /// keeping everything else in it as it is (comments, order, layout).
+    /// The file must be one [`Config::load`] accepts, and the result must
+    /// still be valid; it replaces the old file atomically and stays
+    /// owner-only.
+    pub fn write_rx_correction(path: &Path, db: i16) -> Result<(), ConfigError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let old = Config::load(path)?;
+        let err = |reason: String| ConfigError::Write {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let mut doc = text
+            .parse::<toml_edit::DocumentMut>()
+            .map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                line: String::new(),
+                reason: e.message().trim().replace('\n', " "),
+            })?;
+        doc["radio"]["rx_correction_db"] = toml_edit::value(i64::from(db));
+        let new_text = doc.to_string();
+        let new = Config::parse(&new_text, path)?;
+        new.validate(path)?;
+        let mut expected = old;
+        expected.radio.rx_correction_db = db;
+        if new != expected {
+            return Err(err(
+                "the file's layout could not be edited safely; set rx_correction_db in [radio] by hand".into(),
+            ));
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.new", std::process::id()));
+        let written = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(new_text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e.to_string()));
+        }
+        Ok(())
+    }
+
     /// Checks every value; the error names the setting.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |setting: &'static str, reason: String| ConfigError::Invalid {
@@ -606,10 +766,13 @@ impl Config {
                 format!("{p} is outside -100..=20 dBm"),
             ));
         }
-        if r.rx_correction_db.abs() > 40 {
+        if r.rx_correction_db.abs() > MAX_RX_CORRECTION_DB {
             return Err(bad(
                 "radio.rx_correction_db",
-                format!("{} is outside ±40 dB", r.rx_correction_db),
+                format!(
+                    "{} is outside ±{MAX_RX_CORRECTION_DB} dB",
+                    r.rx_correction_db
+                ),
             ));
         }
         if let Some([x, y]) = r.position
@@ -622,6 +785,30 @@ impl Config {
                 "radio.position",
                 format!("[{x}, {y}] is not within ±{MAX_POSITION_M} m"),
             ));
+        }
+        for (setting, v) in [
+            ("radio.udp_tx_offset_db", r.udp_tx_offset_db),
+            ("radio.udp_rx_offset_db", r.udp_rx_offset_db),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v.abs() <= MAX_SIM_OFFSET_DB)
+            {
+                return Err(bad(
+                    setting,
+                    format!("{v} is not within ±{MAX_SIM_OFFSET_DB} dB"),
+                ));
+            }
+        }
+        let timing = self.scan_timing();
+        if let Err(reason) = timing.check() {
+            // The setting the user wrote (or would write) to fix it.
+            let setting =
+                if timing.interval > crate::radio::MAX_SCAN_INTERVAL || r.scan_window.is_none() {
+                    "radio.scan_interval"
+                } else {
+                    "radio.scan_window"
+                };
+            return Err(bad(setting, reason));
         }
         if r.udp_port == Some(0) {
             return Err(bad("radio.udp_port", "must not be 0".into()));

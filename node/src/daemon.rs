@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meshtrace_protocol::RiskConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -164,15 +165,23 @@ fn clock(opts: &DaemonOptions) -> Result<(SharedClock, f64), DaemonError> {
     }
 }
 
-async fn start_radio(
+/// Starts the radio the configuration names (`[radio]`, validated), with
+/// its scan timing ([`Config::scan_timing`]); returns it with the TX power
+/// its frames must carry (dBm). Used by the daemon and by `meshtrace
+/// calibrate`.
+pub async fn start_radio(
     config: &Config,
     clock: SharedClock,
 ) -> Result<(Box<dyn Radio>, i8), DaemonError> {
     let r = &config.radio;
     let err = |e: crate::radio::RadioError| DaemonError(format!("radio: {e}"));
+    let scan = config.scan_timing();
     match r.kind {
         RadioKind::UdpSim => {
             let mut c = UdpAirConfig::default();
+            c.duty = scan.duty(c.duty);
+            c.tx_offset_db = r.udp_tx_offset_db;
+            c.rx_offset_db = r.udp_rx_offset_db;
             if let Some([x, y]) = r.position {
                 c.trajectory = Trajectory::fixed(Position { x, y });
             }
@@ -195,6 +204,7 @@ async fn start_radio(
             let c = crate::radio::ble::BleConfig {
                 adapter: r.adapter.clone(),
                 carrier: r.carrier.map(Into::into),
+                scan,
                 ..Default::default()
             };
             let radio = crate::radio::ble::BleRadio::start(c, clock)
@@ -207,7 +217,7 @@ async fn start_radio(
         }
         #[cfg(not(feature = "ble"))]
         RadioKind::Ble => {
-            let _ = DEFAULT_BLE_TX_POWER_DBM;
+            let _ = (DEFAULT_BLE_TX_POWER_DBM, scan);
             Err(DaemonError(
                 "this meshtrace was built without Bluetooth support; use --radio udp-sim".into(),
             ))
@@ -317,9 +327,19 @@ pub async fn run(
     let mesh = p2p::spawn(pc, keypair, clock.clone(), initial)
         .await
         .map_err(|e| DaemonError(e.to_string()))?;
+    let risk = RiskConfig::builder()
+        .model(config.risk.model.into())
+        .build()
+        .map_err(|e| DaemonError(format!("risk: {e}")))?;
+    tracing::info!(
+        scan = %config.scan_timing(),
+        risk_model = ?risk.model(),
+        "radio scan timing and risk model"
+    );
     let settings = NodeSettings::builder(&config.network)
         .tx_power_dbm(tx_power)
         .rx_correction_db(config.radio.rx_correction_db)
+        .risk(risk)
         .min_report_encounter_seconds(config.report.min_encounter.as_secs())
         .trusted_issuers(trusted)
         .build()

@@ -1,9 +1,19 @@
 //! Sightings to encounters (pure state).
 //!
-//! The radio reports sightings (ID, RSSI, advertised TX power, local time).
-//! Sightings of one ID are aggregated into an [`Encounter`]: first and last
-//! seen, exposure seconds per attenuation value, and the encounter tokens
-//! derived with the node's own keys active around each sighting.
+//! The radio reports sightings (ID, RSSI, advertised TX power, local time)
+//! and, when it knows them, its scan windows ([`ScanWindow`]). Sightings of
+//! one ID are aggregated into an [`Encounter`]: first and last seen, credited
+//! exposure seconds per attenuation value, and the encounter tokens derived
+//! with the node's own keys active around each sighting.
+//!
+//! Crediting (docs/protocol.md §6): once a window has been reported, each
+//! window in which an ID was heard credits that ID's encounter with the time
+//! since the previous window started (at most [`MAX_SCAN_CREDIT_SECONDS`]),
+//! at the median attenuation of the window's receptions of that ID, so the
+//! credited time does not depend on the scan rate and the first sighting of
+//! a new rotating ID counts in full. A tracker that never saw a window keeps
+//! the first-to-last rule (gaps between sightings of at most
+//! [`MAX_SIGHTING_GAP_SECONDS`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +31,21 @@ pub const ENCOUNTER_IDLE_SECONDS: u64 = MAX_SIGHTING_GAP_SECONDS;
 pub const MAX_ENCOUNTER_SPAN_SECONDS: u64 = 2 * EPOCH_SECONDS;
 /// Most encounters open at once; beyond, the least recently seen is closed.
 pub const MAX_OPEN_ENCOUNTERS: usize = 4096;
+/// Most seconds one scan window credits: the time since the previous window
+/// started, capped here. Five minutes is the longest scan interval a phone
+/// uses (Exposure Notification scans every 3.5–5 minutes); a longer silence
+/// means the radio was off or the app suspended, and one reception must not
+/// turn that into exposure (GAEN's "seconds since last scan" has the same
+/// role).
+pub const MAX_SCAN_CREDIT_SECONDS: u64 = 300;
+/// A sighting up to this many seconds after a window's planned end still
+/// belongs to it: times are whole seconds and a radio's report of a
+/// reception may lag its window's end slightly.
+pub const SCAN_WINDOW_SLACK_SECONDS: u64 = 1;
+/// Most receptions of one ID kept for one window (their median is the
+/// window's attenuation); later ones in the same window are ignored. A 4 s
+/// window with a 250 ms advertising interval holds 16.
+pub const MAX_RECEPTIONS_PER_WINDOW: usize = 32;
 /// Attenuation values are clamped to this many dB.
 pub const MAX_ATTENUATION_DB: u8 = u8::MAX;
 /// RSSI value meaning "not available" (HCI LE Advertising Report); emulated
@@ -100,19 +125,102 @@ impl Encounter {
     }
 }
 
+/// Receptions of one ID in one scan window, not yet credited.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// The window's sequence number in the tracker.
+    seq: u64,
+    /// Seconds the window credits.
+    credit: u32,
+    /// Attenuations heard (at most [`MAX_RECEPTIONS_PER_WINDOW`]).
+    atts: Vec<u8>,
+}
+
+impl Pending {
+    /// The window's attenuation: the lower median of its receptions.
+    fn attenuation(&self) -> u8 {
+        let mut v = self.atts.clone();
+        v.sort_unstable();
+        v.get(v.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(MAX_ATTENUATION_DB)
+    }
+}
+
 #[derive(Debug)]
 struct Open {
     enc: Encounter,
     profile: BTreeMap<u8, u32>,
     last_att: u8,
     covered: Vec<crate::time::Epoch>,
+    /// Windows heard but not yet credited (at most the tracker's current
+    /// and previous window).
+    pending: Vec<Pending>,
+}
+
+fn credit(profile: &mut BTreeMap<u8, u32>, att: u8, seconds: u32) {
+    let slot = profile.entry(att).or_insert(0);
+    *slot = slot.saturating_add(seconds);
 }
 
 impl Open {
     fn snapshot(&self) -> Encounter {
+        let mut profile = self.profile.clone();
+        for p in &self.pending {
+            credit(&mut profile, p.attenuation(), p.credit);
+        }
         let mut e = self.enc.clone();
-        e.profile = self.profile.iter().map(|(&a, &s)| (a, s)).collect();
+        e.profile = profile.into_iter().filter(|&(_, s)| s > 0).collect();
         e
+    }
+
+    /// Credits the pending windows older than `keep_from` (sequence number).
+    fn settle(&mut self, keep_from: u64) {
+        let (old, keep): (Vec<Pending>, Vec<Pending>) =
+            self.pending.drain(..).partition(|p| p.seq < keep_from);
+        self.pending = keep;
+        for p in old {
+            credit(&mut self.profile, p.attenuation(), p.credit);
+        }
+    }
+}
+
+/// A window the tracker knows, with its sequence number and credit.
+#[derive(Debug, Clone, Copy)]
+struct KnownWindow {
+    seq: u64,
+    start: UnixTime,
+    end: UnixTime,
+    credit: u32,
+}
+
+impl KnownWindow {
+    fn holds(&self, at: UnixTime) -> bool {
+        at >= self.start && at.0 <= self.end.0.saturating_add(SCAN_WINDOW_SLACK_SECONDS)
+    }
+}
+
+/// The last two windows reported.
+#[derive(Debug, Clone, Copy)]
+struct Scans {
+    current: KnownWindow,
+    previous: Option<KnownWindow>,
+}
+
+impl Scans {
+    /// The window a sighting at `at` belongs to: the current one, else the
+    /// previous one, else none.
+    fn window_of(&self, at: UnixTime) -> Option<KnownWindow> {
+        if self.current.holds(at) {
+            Some(self.current)
+        } else {
+            self.previous.filter(|p| p.holds(at))
+        }
+    }
+
+    /// Sequence number of the oldest window a sighting can still join.
+    fn oldest_open_seq(&self) -> u64 {
+        self.previous.map_or(self.current.seq, |p| p.seq)
     }
 }
 
@@ -146,6 +254,8 @@ pub struct EncounterTracker {
     open: HashMap<RotatingId, Open>,
     rx_correction_db: i16,
     closed: Vec<Encounter>,
+    /// `None` until the radio reports its first window (first-to-last rule).
+    scans: Option<Scans>,
 }
 
 impl EncounterTracker {
@@ -155,7 +265,13 @@ impl EncounterTracker {
             open: HashMap::new(),
             rx_correction_db,
             closed: Vec::new(),
+            scans: None,
         }
+    }
+
+    /// Whether the tracker credits by scan windows (a window was reported).
+    pub fn scan_aware(&self) -> bool {
+        self.scans.is_some()
     }
 
     /// Number of encounters currently open.
@@ -209,6 +325,7 @@ impl EncounterTracker {
                     profile: BTreeMap::new(),
                     last_att: att,
                     covered: Vec::new(),
+                    pending: Vec::new(),
                 },
             );
         }
@@ -222,6 +339,31 @@ impl EncounterTracker {
             }
         }
         o.enc.sightings = o.enc.sightings.saturating_add(1);
+        if let Some(scans) = self.scans {
+            // Scan-aware crediting: the sighting joins its window's
+            // receptions; windows no sighting can join any more are credited.
+            o.settle(scans.oldest_open_seq());
+            if let Some(w) = scans.window_of(s.at) {
+                match o.pending.iter_mut().find(|p| p.seq == w.seq) {
+                    Some(p) => {
+                        if p.atts.len() < MAX_RECEPTIONS_PER_WINDOW {
+                            p.atts.push(att);
+                        }
+                    }
+                    None => o.pending.push(Pending {
+                        seq: w.seq,
+                        credit: w.credit,
+                        atts: vec![att],
+                    }),
+                }
+            }
+            if s.at > o.enc.last_seen {
+                o.enc.last_seen = s.at;
+            } else if s.at < o.enc.first_seen {
+                o.enc.first_seen = s.at;
+            }
+            return Ok(());
+        }
         if s.at > o.enc.last_seen {
             let gap = s.at.seconds_since(o.enc.last_seen);
             if gap <= MAX_SIGHTING_GAP_SECONDS {
@@ -238,15 +380,62 @@ impl EncounterTracker {
         Ok(())
     }
 
-    /// Tells the tracker that the scanner listened during `window`.
+    /// Tells the tracker that the scanner listens during `window`.
     ///
-    /// Contract (the crediting itself is specified in docs/protocol.md §6):
-    /// call it once per window, in time order, with the sightings of that
-    /// window given to [`EncounterTracker::handle_sighting`] before or after
-    /// it; any sequence of windows (overlapping, backwards, empty) is
-    /// accepted without panicking.
+    /// Contract (docs/protocol.md §6): a radio reports each window when it
+    /// starts listening, with its planned end, before the sightings heard in
+    /// it, and reports every window, heard or not. A sighting belongs to the
+    /// latest of the last two reported windows that holds its time (up to
+    /// [`SCAN_WINDOW_SLACK_SECONDS`] after the end). A window credits the
+    /// time since the previous window started, at most
+    /// [`MAX_SCAN_CREDIT_SECONDS`]; the first window, or one that starts
+    /// before the previous one (the clock went back), credits its own length.
+    /// A report of the window already current (same start) only extends its
+    /// end. Any sequence of windows is accepted without panicking.
     pub fn handle_scan(&mut self, window: ScanWindow) {
-        let _ = window;
+        let end = window.end.max(window.start);
+        let own_length = end.seconds_since(window.start).min(MAX_SCAN_CREDIT_SECONDS) as u32;
+        self.scans = Some(match self.scans {
+            None => Scans {
+                current: KnownWindow {
+                    seq: 0,
+                    start: window.start,
+                    end,
+                    credit: own_length,
+                },
+                previous: None,
+            },
+            Some(mut sc) if window.start == sc.current.start => {
+                sc.current.end = sc.current.end.max(end);
+                sc
+            }
+            Some(sc) => {
+                let seq = sc.current.seq.saturating_add(1);
+                if window.start > sc.current.start {
+                    let since = window.start.seconds_since(sc.current.start);
+                    Scans {
+                        current: KnownWindow {
+                            seq,
+                            start: window.start,
+                            end,
+                            credit: since.min(MAX_SCAN_CREDIT_SECONDS) as u32,
+                        },
+                        previous: Some(sc.current),
+                    }
+                } else {
+                    // The clock went back: a new sequence of windows.
+                    Scans {
+                        current: KnownWindow {
+                            seq,
+                            start: window.start,
+                            end,
+                            credit: own_length,
+                        },
+                        previous: None,
+                    }
+                }
+            }
+        });
     }
 
     fn evict_least_recent(&mut self) {
@@ -392,6 +581,180 @@ mod tests {
         mine.rotate(t0, &mut rng);
         assert_eq!(tr.handle_sighting(&mine, s), Err(SightingError::NoToken));
         assert_eq!(tr.open_count(), 0);
+    }
+
+    /// A tracker with one own key and one heard ID at `t0`.
+    fn scan_world(seed: u64) -> (KeySchedule, RotatingId, UnixTime) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let t0 = UnixTime(10_000 * 900);
+        let mut mine = KeySchedule::new();
+        mine.rotate(t0, &mut rng);
+        let other = EpochKey::generate(t0.epoch(), &mut rng).public();
+        (mine, other, t0)
+    }
+
+    fn window(start: UnixTime, len: u64) -> ScanWindow {
+        ScanWindow {
+            start,
+            end: start.plus(len),
+        }
+    }
+
+    #[test]
+    fn each_heard_window_credits_the_time_since_the_previous_window() {
+        let (mine, other, t0) = scan_world(40);
+        let mut tr = EncounterTracker::new(0);
+        assert!(!tr.scan_aware());
+        let s = |at, rssi| Sighting {
+            id: other,
+            rssi,
+            tx_power: 0,
+            at,
+        };
+        // Windows of 4 s every 60 s; heard in windows 1, 2 and 4 (not 3).
+        for k in 0..5u64 {
+            let start = t0.plus(60 * k);
+            tr.handle_scan(window(start, 4));
+            match k {
+                // Three receptions in one window count once, at their median.
+                1 => {
+                    for (i, rssi) in [-50, -70, -60].into_iter().enumerate() {
+                        tr.handle_sighting(&mine, s(start.plus(i as u64), rssi))
+                            .unwrap();
+                    }
+                }
+                2 | 4 => tr.handle_sighting(&mine, s(start.plus(2), -55)).unwrap(),
+                _ => {}
+            }
+        }
+        assert!(tr.scan_aware());
+        let open = tr.open_snapshots();
+        assert_eq!(open[0].profile, vec![(55, 120), (60, 60)]);
+        let e = &tr.close_all()[0];
+        assert_eq!(e.profile, vec![(55, 120), (60, 60)]);
+        assert_eq!(e.exposure_seconds(), 180, "three heard windows × 60 s");
+        assert_eq!(e.sightings, 5);
+        assert_eq!((e.first_seen, e.last_seen), (t0.plus(60), t0.plus(242)));
+    }
+
+    #[test]
+    fn the_first_window_credits_its_length_and_long_silences_are_capped() {
+        let (mine, other, t0) = scan_world(41);
+        let mut tr = EncounterTracker::new(0);
+        let s = |at| Sighting {
+            id: other,
+            rssi: -50,
+            tx_power: 0,
+            at,
+        };
+        tr.handle_scan(window(t0, 4));
+        tr.handle_sighting(&mine, s(t0.plus(1))).unwrap();
+        // The radio was off for 400 s: the next window credits the cap.
+        tr.handle_scan(window(t0.plus(400), 4));
+        tr.handle_sighting(&mine, s(t0.plus(400))).unwrap();
+        let all = tr.close_all();
+        assert_eq!(all.len(), 2, "idle for 400 s: two encounters");
+        assert_eq!(all[0].exposure_seconds(), 4);
+        assert_eq!(all[1].exposure_seconds(), MAX_SCAN_CREDIT_SECONDS);
+    }
+
+    #[test]
+    fn sightings_outside_the_known_windows_credit_nothing() {
+        let (mine, other, t0) = scan_world(42);
+        let mut tr = EncounterTracker::new(0);
+        let s = |at| Sighting {
+            id: other,
+            rssi: -50,
+            tx_power: 0,
+            at,
+        };
+        tr.handle_scan(window(t0, 4));
+        tr.handle_scan(window(t0.plus(60), 4));
+        // Late delivery for the previous window still counts (credit 4 s,
+        // the first window's own length); the slack second too.
+        tr.handle_sighting(&mine, s(t0.plus(5))).unwrap();
+        // Outside both windows: presence only.
+        tr.handle_sighting(&mine, s(t0.plus(30))).unwrap();
+        tr.handle_sighting(&mine, s(t0.plus(66))).unwrap();
+        let e = &tr.close_all()[0];
+        assert_eq!(e.exposure_seconds(), 4);
+        assert_eq!(e.sightings, 3);
+        assert_eq!(e.last_seen, t0.plus(66));
+    }
+
+    #[test]
+    fn a_window_reported_twice_or_backwards_is_handled() {
+        let (mine, other, t0) = scan_world(43);
+        let mut tr = EncounterTracker::new(0);
+        let s = |at| Sighting {
+            id: other,
+            rssi: -50,
+            tx_power: 0,
+            at,
+        };
+        tr.handle_scan(window(t0, 4));
+        tr.handle_scan(window(t0.plus(30), 4));
+        // The same window again, longer: the end moves, the credit stays.
+        tr.handle_scan(window(t0.plus(30), 10));
+        tr.handle_sighting(&mine, s(t0.plus(38))).unwrap();
+        // The clock went back 20 s: a new sequence, crediting its own length.
+        tr.handle_scan(window(t0.plus(10), 6));
+        tr.handle_sighting(&mine, s(t0.plus(12))).unwrap();
+        // A window with its end before its start is instantaneous.
+        tr.handle_scan(ScanWindow {
+            start: t0.plus(100),
+            end: t0.plus(90),
+        });
+        tr.handle_sighting(&mine, s(t0.plus(100))).unwrap();
+        let e = &tr.close_all()[0];
+        assert_eq!(e.profile, vec![(50, 30 + 6 + 90)]);
+    }
+
+    #[test]
+    fn without_windows_the_first_to_last_rule_holds() {
+        let (mine, other, t0) = scan_world(44);
+        let mut tr = EncounterTracker::new(0);
+        for k in 0..4 {
+            tr.handle_sighting(
+                &mine,
+                Sighting {
+                    id: other,
+                    rssi: -50,
+                    tx_power: 0,
+                    at: t0.plus(60 * k),
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(tr.close_all()[0].exposure_seconds(), 180);
+    }
+
+    #[test]
+    fn many_receptions_in_one_window_are_bounded() {
+        let (mine, other, t0) = scan_world(45);
+        let mut tr = EncounterTracker::new(0);
+        tr.handle_scan(window(t0, 4));
+        tr.handle_scan(window(t0.plus(60), 4));
+        for i in 0..1000 {
+            let rssi = if i < MAX_RECEPTIONS_PER_WINDOW {
+                -40
+            } else {
+                -90
+            };
+            tr.handle_sighting(
+                &mine,
+                Sighting {
+                    id: other,
+                    rssi: rssi as i16,
+                    tx_power: 0,
+                    at: t0.plus(60 + (i as u64 % 4)),
+                },
+            )
+            .unwrap();
+        }
+        let e = &tr.close_all()[0];
+        assert_eq!(e.profile, vec![(40, 60)], "only the first receptions count");
+        assert_eq!(e.sightings, 1000);
     }
 
     #[test]

@@ -1,13 +1,25 @@
 //! Risk scoring of matched encounters.
 //!
-//! Defaults follow the published European practice (Corona-Warn-App /
-//! ECDC): minutes at attenuation ≥ 73 dB are dropped; minutes below 55 dB
-//! weigh 1.0, from 55 to 63 dB 0.5, from 63 to 73 dB 0; contacts shorter than
-//! 10 minutes are ignored; 15 weighted minutes in one day is a high-risk
-//! exposure. Every value is deployment configuration.
+//! Two models (docs/protocol.md §7, docs/risk.md):
+//!
+//! * [`RiskModel::Calibrated`] (the default): the encounters of one reporter
+//!   are grouped into contacts; each contact's level (the median attenuation
+//!   of its credited receptions, weighted by credited time) is compared with
+//!   a log-distance path-loss model whose shadowing, body loss and device
+//!   spread were fitted to measurements ([`CalibratedParams`]). That gives the
+//!   confidence that the contact was within 2 m; a contact judged within 2 m
+//!   adds its credited minutes to the day's estimated minutes within 2 m, and
+//!   15 estimated minutes in one day warn.
+//! * [`RiskModel::Cwa`]: the published European practice (Corona-Warn-App /
+//!   ECDC), kept for comparison: minutes at attenuation ≥ 73 dB are dropped;
+//!   minutes below 55 dB weigh 1.0, from 55 to 63 dB 0.5, from 63 to 73 dB 0;
+//!   contacts shorter than 10 minutes are ignored; 15 weighted minutes in one
+//!   day is a high-risk exposure.
+//!
+//! Every value is deployment configuration.
 
-use crate::encounter::Encounter;
-use crate::time::Day;
+use crate::encounter::{Encounter, MAX_ATTENUATION_DB};
+use crate::time::{Day, UnixTime};
 
 /// One attenuation bucket: attenuations below `below_db` (and not in an
 /// earlier bucket) count with `weight`.
@@ -24,11 +36,161 @@ pub struct AttenuationBucket {
 pub enum RiskModel {
     /// The calibrated, scan-aware estimate of minutes within 2 m
     /// (docs/risk.md; normative in docs/protocol.md §7).
+    #[default]
     Calibrated,
     /// The Corona-Warn-App attenuation buckets, kept for comparison
     /// (`[risk] model = "cwa"`).
-    #[default]
     Cwa,
+}
+
+/// Parameters of the calibrated estimator ([`RiskModel::Calibrated`]): a
+/// log-distance path-loss model, `attenuation = attenuation_at_1m_db +
+/// body_loss_db + 10 · path_loss_exponent · log10(distance) + contact level
+/// error + reception error`. The defaults are the figures of docs/risk.md
+/// (fitted to the MIT Lincoln Laboratory BLE RSSI measurements, CC BY 4.0,
+/// and taken from the literature where that data has no say); every field
+/// is validated by [`RiskConfigBuilder::build`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalibratedParams {
+    /// Mean attenuation at 1 m between unobstructed, calibrated devices (dB).
+    pub attenuation_at_1m_db: f64,
+    /// Path-loss exponent.
+    pub path_loss_exponent: f64,
+    /// Mean extra loss from where the two phones are carried (pocket, bag,
+    /// body between them), both ends together (dB).
+    pub body_loss_db: f64,
+    /// Standard deviation of a contact's level around the model (dB): slow
+    /// shadowing (orientation, surroundings), the spread of body loss, and
+    /// the residual per-device offsets of sender and receiver. It does not
+    /// average out over a contact's receptions.
+    pub contact_sigma_db: f64,
+    /// Standard deviation of one reception around its contact's level (dB):
+    /// fast fading, which the median over many receptions removes.
+    pub reception_sigma_db: f64,
+    /// The distance that defines a close contact (m).
+    pub close_distance_m: f64,
+    /// A contact is judged within `close_distance_m` when the confidence
+    /// reaches this probability.
+    pub min_confidence: f64,
+}
+
+/// Default mean attenuation at 1 m (dB): −59 dBm at 1 m from a device
+/// advertising a calibrated −14 dBm (docs/risk.md, "Sources").
+pub const DEFAULT_ATTENUATION_AT_1M_DB: f64 = 45.0;
+/// Default path-loss exponent: 2 in free space, about 3 indoors with
+/// obstructions; 2.5 between them (docs/risk.md).
+pub const DEFAULT_PATH_LOSS_EXPONENT: f64 = 2.5;
+/// Default mean body and carry loss, both ends (dB; fitted, docs/risk.md).
+pub const DEFAULT_BODY_LOSS_DB: f64 = 3.6;
+/// Default contact-level standard deviation (dB; fitted, docs/risk.md).
+pub const DEFAULT_CONTACT_SIGMA_DB: f64 = 8.1;
+/// Default per-reception standard deviation (dB; fitted, docs/risk.md).
+pub const DEFAULT_RECEPTION_SIGMA_DB: f64 = 5.0;
+/// Default close-contact distance (m): ECDC's 2 m.
+pub const DEFAULT_CLOSE_DISTANCE_M: f64 = 2.0;
+/// Default confidence at which a contact is judged close: recall first
+/// (docs/risk.md, "Operating point").
+pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.3;
+/// Default session gap of the calibrated model (seconds): two scan intervals
+/// of the longest supported interval ([`crate::MAX_SCAN_CREDIT_SECONDS`]),
+/// so one missed window at a 5-minute scan interval does not split a
+/// contact.
+pub const DEFAULT_CALIBRATED_SESSION_GAP_SECONDS: u64 = 600;
+/// Largest configurable standard deviation (dB).
+pub const MAX_SIGMA_DB: f64 = 30.0;
+
+impl Default for CalibratedParams {
+    fn default() -> CalibratedParams {
+        CalibratedParams {
+            attenuation_at_1m_db: DEFAULT_ATTENUATION_AT_1M_DB,
+            path_loss_exponent: DEFAULT_PATH_LOSS_EXPONENT,
+            body_loss_db: DEFAULT_BODY_LOSS_DB,
+            contact_sigma_db: DEFAULT_CONTACT_SIGMA_DB,
+            reception_sigma_db: DEFAULT_RECEPTION_SIGMA_DB,
+            close_distance_m: DEFAULT_CLOSE_DISTANCE_M,
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
+        }
+    }
+}
+
+impl CalibratedParams {
+    fn validate(&self) -> Result<(), RiskConfigError> {
+        let bad = |name: &'static str| Err(RiskConfigError::Calibration(name));
+        if !(self.attenuation_at_1m_db.is_finite()
+            && (0.0..=120.0).contains(&self.attenuation_at_1m_db))
+        {
+            return bad("attenuation at 1 m must be within 0 to 120 dB");
+        }
+        if !(self.path_loss_exponent.is_finite() && (1.0..=6.0).contains(&self.path_loss_exponent))
+        {
+            return bad("path-loss exponent must be within 1 to 6");
+        }
+        if !(self.body_loss_db.is_finite() && (0.0..=40.0).contains(&self.body_loss_db)) {
+            return bad("body loss must be within 0 to 40 dB");
+        }
+        if !(self.contact_sigma_db.is_finite()
+            && self.contact_sigma_db > 0.0
+            && self.contact_sigma_db <= MAX_SIGMA_DB)
+        {
+            return bad("contact sigma must be above 0 and at most 30 dB");
+        }
+        if !(self.reception_sigma_db.is_finite()
+            && (0.0..=MAX_SIGMA_DB).contains(&self.reception_sigma_db))
+        {
+            return bad("reception sigma must be within 0 to 30 dB");
+        }
+        if !(self.close_distance_m.is_finite() && (0.1..=20.0).contains(&self.close_distance_m)) {
+            return bad("close distance must be within 0.1 to 20 m");
+        }
+        if !(self.min_confidence.is_finite()
+            && self.min_confidence > 0.0
+            && self.min_confidence < 1.0)
+        {
+            return bad("minimum confidence must be strictly between 0 and 1");
+        }
+        Ok(())
+    }
+
+    /// Mean attenuation (dB) of a contact at exactly the close distance.
+    pub fn close_level_db(&self) -> f64 {
+        self.attenuation_at_1m_db
+            + self.body_loss_db
+            + 10.0 * self.path_loss_exponent * self.close_distance_m.log10()
+    }
+
+    /// Confidence that a contact whose median attenuation is `level_db`,
+    /// measured by `sightings` receptions, was within the close distance
+    /// (docs/protocol.md §7.3).
+    pub fn confidence(&self, level_db: f64, sightings: u32) -> f64 {
+        let n = f64::from(sightings.max(1));
+        let fast = self.reception_sigma_db * self.reception_sigma_db * FRAC_PI_2 / n;
+        let sigma = (self.contact_sigma_db * self.contact_sigma_db + fast).sqrt();
+        normal_cdf((self.close_level_db() - level_db) / sigma)
+    }
+}
+
+/// π/2: the variance of a median of `n` normal samples is `π/2 · σ²/n`.
+const FRAC_PI_2: f64 = std::f64::consts::FRAC_PI_2;
+
+/// The standard normal distribution function, `Φ(z) = erfc(−z/√2) / 2`, with
+/// `erfc` by the Chebyshev fit of Numerical Recipes (`erfcc`, fractional
+/// error below 1.2 × 10⁻⁷): written out so that independent implementations
+/// (the Python vectors) compute the same value (docs/protocol.md §7.3).
+pub fn normal_cdf(z: f64) -> f64 {
+    let x = -z / std::f64::consts::SQRT_2;
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * ax);
+    let poly = -1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * (-ax * ax + poly).exp();
+    let erfc = if x >= 0.0 { r } else { 2.0 - r };
+    (0.5 * erfc).clamp(0.0, 1.0)
 }
 
 /// Most attenuation buckets a configuration may have.
@@ -42,6 +204,7 @@ pub struct RiskConfig {
     min_contact_minutes: u32,
     high_risk_weighted_minutes: f64,
     session_gap_seconds: u64,
+    calibrated: CalibratedParams,
 }
 
 /// Why a risk configuration is invalid.
@@ -65,6 +228,9 @@ pub enum RiskConfigError {
     /// Session gap longer than an hour.
     #[error("session gap must be at most 3600 seconds")]
     SessionGap,
+    /// A parameter of the calibrated model is out of range.
+    #[error("calibrated risk model: {0}")]
+    Calibration(&'static str),
 }
 
 impl Default for RiskConfig {
@@ -82,7 +248,9 @@ pub struct RiskConfigBuilder {
     buckets: Vec<AttenuationBucket>,
     min_contact_minutes: u32,
     high_risk_weighted_minutes: f64,
-    session_gap_seconds: u64,
+    /// `None`: the model's default.
+    session_gap_seconds: Option<u64>,
+    calibrated: CalibratedParams,
 }
 
 /// Default attenuation buckets: `<55 dB → 1.0`, `<63 dB → 0.5`, `<73 dB → 0`.
@@ -102,9 +270,13 @@ pub const DEFAULT_BUCKETS: [AttenuationBucket; 3] = [
 ];
 /// Default minimum contact duration (minutes).
 pub const DEFAULT_MIN_CONTACT_MINUTES: u32 = 10;
-/// Default weighted minutes per day for a high-risk exposure.
+/// Default minutes per day for a high-risk exposure (weighted minutes under
+/// [`RiskModel::Cwa`], estimated minutes within 2 m under
+/// [`RiskModel::Calibrated`]).
 pub const DEFAULT_HIGH_RISK_MINUTES: f64 = 15.0;
-/// Encounters of one reporter at most this far apart (seconds) form one contact.
+/// Encounters of one reporter at most this far apart (seconds) form one
+/// contact under [`RiskModel::Cwa`] (the calibrated model's default is
+/// [`DEFAULT_CALIBRATED_SESSION_GAP_SECONDS`]).
 pub const DEFAULT_SESSION_GAP_SECONDS: u64 = 300;
 /// Largest configurable session gap (seconds).
 pub const MAX_SESSION_GAP_SECONDS: u64 = 3600;
@@ -125,14 +297,24 @@ impl RiskConfigBuilder {
         self.min_contact_minutes = m;
         self
     }
-    /// Sets the high-risk threshold in weighted minutes per day.
+    /// Sets the high-risk threshold in minutes per day (weighted minutes
+    /// under [`RiskModel::Cwa`], estimated minutes within 2 m under
+    /// [`RiskModel::Calibrated`]).
     pub fn high_risk_weighted_minutes(mut self, m: f64) -> Self {
         self.high_risk_weighted_minutes = m;
         self
     }
-    /// Sets the gap that still joins two encounters into one contact.
+    /// Sets the gap that still joins two encounters into one contact
+    /// (default: [`DEFAULT_SESSION_GAP_SECONDS`] under [`RiskModel::Cwa`],
+    /// [`DEFAULT_CALIBRATED_SESSION_GAP_SECONDS`] under
+    /// [`RiskModel::Calibrated`]).
     pub fn session_gap_seconds(mut self, s: u64) -> Self {
-        self.session_gap_seconds = s;
+        self.session_gap_seconds = Some(s);
+        self
+    }
+    /// Sets the parameters of the calibrated model.
+    pub fn calibrated(mut self, p: CalibratedParams) -> Self {
+        self.calibrated = p;
         self
     }
     /// Validates and builds.
@@ -160,15 +342,21 @@ impl RiskConfigBuilder {
         if self.min_contact_minutes > 1440 {
             return Err(RiskConfigError::MinContact);
         }
-        if self.session_gap_seconds > MAX_SESSION_GAP_SECONDS {
+        let session_gap_seconds = self.session_gap_seconds.unwrap_or(match self.model {
+            RiskModel::Calibrated => DEFAULT_CALIBRATED_SESSION_GAP_SECONDS,
+            RiskModel::Cwa => DEFAULT_SESSION_GAP_SECONDS,
+        });
+        if session_gap_seconds > MAX_SESSION_GAP_SECONDS {
             return Err(RiskConfigError::SessionGap);
         }
+        self.calibrated.validate()?;
         Ok(RiskConfig {
             model: self.model,
             buckets: self.buckets,
             min_contact_minutes: self.min_contact_minutes,
             high_risk_weighted_minutes: self.high_risk_weighted_minutes,
-            session_gap_seconds: self.session_gap_seconds,
+            session_gap_seconds,
+            calibrated: self.calibrated,
         })
     }
 }
@@ -178,18 +366,48 @@ impl RiskConfigBuilder {
 pub struct DayRisk {
     /// The day.
     pub day: Day,
-    /// Weighted minutes over the contacts that passed the minimum duration.
+    /// [`RiskModel::Cwa`]: weighted minutes over the contacts that passed the
+    /// minimum duration. [`RiskModel::Calibrated`]: the heard minutes of
+    /// each contact weighted by its confidence of being within 2 m.
     pub weighted_minutes: f64,
-    /// Unweighted minutes at attenuation below the drop threshold, same contacts.
+    /// [`RiskModel::Cwa`]: unweighted minutes at attenuation below the drop
+    /// threshold, same contacts. [`RiskModel::Calibrated`]: heard (credited)
+    /// minutes of all the day's contacts.
     pub close_minutes: f64,
-    /// Contacts (sessions of adjacent encounters) that passed the minimum.
+    /// [`RiskModel::Cwa`]: contacts (sessions of adjacent encounters) that
+    /// passed the minimum. [`RiskModel::Calibrated`]: contacts heard.
     pub contacts: u32,
-    /// Estimated minutes within 2 m over the same contacts: what a person
-    /// is told ("about 25 minutes within 2 m"). Under [`RiskModel::Cwa`] it
-    /// is the weighted minutes.
+    /// Estimated minutes within 2 m: what a person is told ("about 25
+    /// minutes within 2 m"). Under [`RiskModel::Cwa`] it is the weighted
+    /// minutes; under [`RiskModel::Calibrated`] the heard minutes of the
+    /// contacts judged within 2 m.
     pub estimated_minutes: f64,
-    /// `weighted_minutes ≥` the high-risk threshold.
+    /// The day's minutes reach the high-risk threshold (weighted minutes
+    /// under [`RiskModel::Cwa`], estimated minutes under
+    /// [`RiskModel::Calibrated`]): the person is warned.
     pub high_risk: bool,
+}
+
+/// One contact (a session of encounters with one reporter) as the
+/// calibrated model sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactEstimate {
+    /// The day of the contact (of its first encounter).
+    pub day: Day,
+    /// First sighting.
+    pub first_seen: UnixTime,
+    /// Last sighting.
+    pub last_seen: UnixTime,
+    /// Credited minutes with a measured attenuation.
+    pub heard_minutes: f64,
+    /// The contact's level: median attenuation weighted by credited time
+    /// (dB); `None` when nothing was measured.
+    pub level_db: Option<u8>,
+    /// Confidence that the contact was within the close distance (0 to 1).
+    pub confidence: f64,
+    /// Estimated minutes within the close distance: `heard_minutes` when
+    /// judged close (`confidence ≥ min_confidence`), 0 otherwise.
+    pub estimated_minutes: f64,
 }
 
 impl RiskConfig {
@@ -200,8 +418,19 @@ impl RiskConfig {
             buckets: DEFAULT_BUCKETS.to_vec(),
             min_contact_minutes: DEFAULT_MIN_CONTACT_MINUTES,
             high_risk_weighted_minutes: DEFAULT_HIGH_RISK_MINUTES,
-            session_gap_seconds: DEFAULT_SESSION_GAP_SECONDS,
+            session_gap_seconds: None,
+            calibrated: CalibratedParams::default(),
         }
+    }
+
+    /// The calibrated model's parameters.
+    pub fn calibrated(&self) -> &CalibratedParams {
+        &self.calibrated
+    }
+
+    /// The gap that still joins two encounters into one contact (seconds).
+    pub fn session_gap_seconds(&self) -> u64 {
+        self.session_gap_seconds
     }
 
     /// The risk model.
@@ -217,7 +446,8 @@ impl RiskConfig {
     pub fn min_contact_minutes(&self) -> u32 {
         self.min_contact_minutes
     }
-    /// High-risk threshold (weighted minutes per day).
+    /// High-risk threshold (minutes per day: weighted under
+    /// [`RiskModel::Cwa`], estimated under [`RiskModel::Calibrated`]).
     pub fn high_risk_weighted_minutes(&self) -> f64 {
         self.high_risk_weighted_minutes
     }
@@ -244,13 +474,126 @@ impl RiskConfig {
             .sum()
     }
 
+    /// Groups the encounters of one reporter into contacts: sorted by
+    /// (first seen, last seen, first token), an encounter of the same day
+    /// starting at most the session gap after the contact so far ended joins
+    /// it.
+    fn sessions<'a>(&self, encounters: &'a [Encounter]) -> Vec<Vec<&'a Encounter>> {
+        let mut sorted: Vec<&Encounter> = encounters.iter().collect();
+        sorted.sort_by_key(|e| (e.first_seen, e.last_seen, e.tokens.first().copied()));
+        let mut out: Vec<Vec<&Encounter>> = Vec::new();
+        let mut end = UnixTime(0);
+        for e in sorted {
+            match out.last_mut() {
+                Some(s)
+                    if s[0].day() == e.day()
+                        && e.first_seen.0 <= end.0.saturating_add(self.session_gap_seconds) =>
+                {
+                    end = end.max(e.last_seen);
+                    s.push(e);
+                }
+                _ => {
+                    end = e.last_seen;
+                    out.push(vec![e]);
+                }
+            }
+        }
+        out
+    }
+
+    /// The contacts of one reporter as the calibrated model sees them
+    /// (docs/protocol.md §7.3), ascending by first sighting; whatever the
+    /// configured model.
+    pub fn contacts(&self, encounters: &[Encounter]) -> Vec<ContactEstimate> {
+        self.sessions(encounters)
+            .iter()
+            .map(|s| self.estimate(s))
+            .collect()
+    }
+
+    fn estimate(&self, session: &[&Encounter]) -> ContactEstimate {
+        let mut profile: std::collections::BTreeMap<u8, u64> = std::collections::BTreeMap::new();
+        let mut sightings = 0u32;
+        let mut last_seen = UnixTime(0);
+        for e in session {
+            sightings = sightings.saturating_add(e.sightings);
+            last_seen = last_seen.max(e.last_seen);
+            for &(db, secs) in &e.profile {
+                if db < MAX_ATTENUATION_DB {
+                    *profile.entry(db).or_insert(0) += u64::from(secs);
+                }
+            }
+        }
+        let total: u64 = profile.values().sum();
+        let half = 0.5 * total as f64;
+        let mut cum = 0u64;
+        let level = profile.iter().find_map(|(&db, &secs)| {
+            cum += secs;
+            (total > 0 && cum as f64 >= half).then_some(db)
+        });
+        let p = &self.calibrated;
+        let confidence = level.map_or(0.0, |l| p.confidence(f64::from(l), sightings));
+        let heard_minutes = total as f64 / 60.0;
+        let close = level.is_some() && confidence >= p.min_confidence;
+        ContactEstimate {
+            day: session.first().map_or(Day(0), |e| e.day()),
+            first_seen: session.first().map_or(UnixTime(0), |e| e.first_seen),
+            last_seen,
+            heard_minutes,
+            level_db: level,
+            confidence,
+            estimated_minutes: if close { heard_minutes } else { 0.0 },
+        }
+    }
+
     /// Scores the encounters matched for one reporter: per day, an encounter
     /// starting at most the session gap after the contact so far ended joins
-    /// that contact; contacts shorter
-    /// than the minimum (in unweighted minutes below the drop threshold) are
-    /// ignored; the rest add up to the day's weighted minutes. Days are
-    /// returned ascending; the result does not depend on input order.
+    /// that contact. [`RiskModel::Cwa`]: contacts shorter than the minimum
+    /// (in unweighted minutes below the drop threshold) are ignored; the rest
+    /// add up to the day's weighted minutes. [`RiskModel::Calibrated`]: every
+    /// contact heard counts; the minutes of those judged within 2 m add up to
+    /// the day's estimated minutes. Days are returned ascending; the result
+    /// does not depend on input order.
     pub fn score(&self, encounters: &[Encounter]) -> Vec<DayRisk> {
+        match self.model {
+            RiskModel::Calibrated => self.score_calibrated(encounters),
+            RiskModel::Cwa => self.score_cwa(encounters),
+        }
+    }
+
+    fn score_calibrated(&self, encounters: &[Encounter]) -> Vec<DayRisk> {
+        let mut out: Vec<DayRisk> = Vec::new();
+        for c in self.contacts(encounters) {
+            if c.level_db.is_none() {
+                continue;
+            }
+            let entry = match out.last_mut() {
+                Some(d) if d.day == c.day => d,
+                _ => {
+                    out.push(DayRisk {
+                        day: c.day,
+                        weighted_minutes: 0.0,
+                        close_minutes: 0.0,
+                        contacts: 0,
+                        estimated_minutes: 0.0,
+                        high_risk: false,
+                    });
+                    let n = out.len() - 1;
+                    &mut out[n]
+                }
+            };
+            entry.contacts += 1;
+            entry.close_minutes += c.heard_minutes;
+            entry.weighted_minutes += c.confidence * c.heard_minutes;
+            entry.estimated_minutes += c.estimated_minutes;
+        }
+        for d in &mut out {
+            d.high_risk = d.estimated_minutes >= self.high_risk_weighted_minutes;
+        }
+        out
+    }
+
+    fn score_cwa(&self, encounters: &[Encounter]) -> Vec<DayRisk> {
         let mut sorted: Vec<&Encounter> = encounters.iter().collect();
         sorted.sort_by_key(|e| (e.first_seen, e.last_seen, e.tokens.first().copied()));
         let mut out: Vec<DayRisk> = Vec::new();
@@ -309,6 +652,10 @@ mod tests {
     use crate::time::UnixTime;
     use crate::token::EncounterToken;
 
+    fn cwa() -> RiskConfig {
+        RiskConfig::builder().model(RiskModel::Cwa).build().unwrap()
+    }
+
     fn enc(start: u64, profile: Vec<(u8, u32)>) -> Encounter {
         let secs: u32 = profile.iter().map(|p| p.1).sum();
         Encounter {
@@ -322,7 +669,7 @@ mod tests {
 
     #[test]
     fn weights_follow_defaults() {
-        let r = RiskConfig::default();
+        let r = cwa();
         assert_eq!(r.weight(40), 1.0);
         assert_eq!(r.weight(54), 1.0);
         assert_eq!(r.weight(55), 0.5);
@@ -334,7 +681,7 @@ mod tests {
 
     #[test]
     fn fifteen_close_minutes_is_high_risk() {
-        let r = RiskConfig::default();
+        let r = cwa();
         let d = 20_000 * 86_400;
         // Two adjacent encounters (key rotation) of 8 min each at 50 dB.
         let days = r.score(&[enc(d, vec![(50, 480)]), enc(d + 480, vec![(50, 480)])]);
@@ -346,7 +693,7 @@ mod tests {
 
     #[test]
     fn short_or_far_contacts_do_not_count() {
-        let r = RiskConfig::default();
+        let r = cwa();
         let d = 20_000 * 86_400;
         assert!(r.score(&[enc(d, vec![(50, 540)])]).is_empty(), "9 minutes");
         assert!(r.score(&[enc(d, vec![(80, 3600)])]).is_empty(), "too far");
@@ -361,7 +708,7 @@ mod tests {
 
     #[test]
     fn separate_days_score_separately_and_order_does_not_matter() {
-        let r = RiskConfig::default();
+        let r = cwa();
         let d = 20_000 * 86_400;
         let a = enc(d, vec![(50, 600)]);
         let b = enc(d + 86_400, vec![(50, 1000)]);

@@ -195,7 +195,7 @@ fn contact_across_a_rotation_boundary_with_clock_skew_is_found() {
                 .unwrap_or_else(|| panic!("skew {skew}, lag {lag}: no exposure"));
             assert!(exp.high_risk, "skew {skew}, lag {lag}: {exp:?}");
             assert_eq!(exp.days.len(), 1);
-            assert!(exp.days[0].weighted_minutes >= 15.0);
+            assert!(exp.days[0].estimated_minutes >= 15.0);
         }
     }
 }

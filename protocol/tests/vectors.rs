@@ -229,45 +229,201 @@ fn announcement_vectors() {
     }
 }
 
+fn encounters_of(v: &serde_json::Value) -> Vec<Encounter> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Encounter {
+            tokens: vec![EncounterToken([i as u8; 16])],
+            first_seen: UnixTime(u64v(&e["first_seen"])),
+            last_seen: UnixTime(u64v(&e["last_seen"])),
+            profile: e["profile"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (u64v(&p[0]) as u8, u64v(&p[1]) as u32))
+                .collect(),
+            sightings: e.get("sightings").map_or(1, |s| u64v(s) as u32),
+        })
+        .collect()
+}
+
+fn close(a: f64, b: &serde_json::Value, what: &str) {
+    let b = b.as_f64().unwrap();
+    assert!((a - b).abs() < 1e-9, "{what}: {a} != {b}");
+}
+
+fn assert_days(got: &[DayRisk], want: &serde_json::Value, name: &str) {
+    let want = want.as_array().unwrap();
+    assert_eq!(got.len(), want.len(), "{name}: number of days");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(u64::from(g.day.0), u64v(&w["day"]), "{name}");
+        close(g.weighted_minutes, &w["weighted_minutes"], name);
+        close(g.close_minutes, &w["close_minutes"], name);
+        close(g.estimated_minutes, &w["estimated_minutes"], name);
+        assert_eq!(u64::from(g.contacts), u64v(&w["contacts"]), "{name}");
+        assert_eq!(g.high_risk, w["high_risk"].as_bool().unwrap(), "{name}");
+    }
+}
+
 #[test]
-fn risk_vectors() {
+fn risk_vectors_cwa() {
     let v = load("risk.json");
+    let risk = RiskConfig::builder().model(RiskModel::Cwa).build().unwrap();
+    for case in v["cwa"]["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let got = risk.score(&encounters_of(&case["encounters"]));
+        assert_days(&got, &case["expected"], name);
+    }
+}
+
+#[test]
+fn risk_vectors_calibrated() {
+    let v = &load("risk.json")["calibrated"];
     let risk = RiskConfig::default();
+    assert_eq!(risk.model(), RiskModel::Calibrated, "the default model");
+    let p = risk.calibrated();
+    let want = &v["params"];
+    close(p.attenuation_at_1m_db, &want["attenuation_at_1m_db"], "A1");
+    close(p.path_loss_exponent, &want["path_loss_exponent"], "n");
+    close(p.body_loss_db, &want["body_loss_db"], "body");
+    close(
+        p.contact_sigma_db,
+        &want["contact_sigma_db"],
+        "contact sigma",
+    );
+    close(
+        p.reception_sigma_db,
+        &want["reception_sigma_db"],
+        "reception sigma",
+    );
+    close(p.close_distance_m, &want["close_distance_m"], "distance");
+    close(p.min_confidence, &want["min_confidence"], "min confidence");
+    assert_eq!(risk.session_gap_seconds(), u64v(&v["session_gap_seconds"]));
+    close(
+        risk.high_risk_weighted_minutes(),
+        &v["high_risk_minutes"],
+        "threshold",
+    );
+    for z in v["normal_cdf"].as_array().unwrap() {
+        close(normal_cdf(z[0].as_f64().unwrap()), &z[1], "normal_cdf");
+    }
     for case in v["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let encounters: Vec<Encounter> = case["encounters"]
+        let encounters = encounters_of(&case["encounters"]);
+        let contacts = risk.contacts(&encounters);
+        let want = case["contacts"].as_array().unwrap();
+        assert_eq!(contacts.len(), want.len(), "{name}: contacts");
+        for (g, w) in contacts.iter().zip(want) {
+            assert_eq!(u64::from(g.day.0), u64v(&w["day"]), "{name}");
+            assert_eq!(g.first_seen.0, u64v(&w["first_seen"]), "{name}");
+            assert_eq!(g.last_seen.0, u64v(&w["last_seen"]), "{name}");
+            assert_eq!(g.level_db.map(u64::from), w["level_db"].as_u64(), "{name}");
+            close(g.heard_minutes, &w["heard_minutes"], name);
+            close(g.confidence, &w["confidence"], name);
+            close(g.estimated_minutes, &w["estimated_minutes"], name);
+        }
+        assert_days(&risk.score(&encounters), &case["expected"], name);
+    }
+}
+
+/// An encounter as the crediting vectors name it: (ID label, first seen,
+/// last seen, sightings, profile).
+type NamedEncounter = (String, u64, u64, u64, Vec<(u8, u32)>);
+
+#[test]
+fn crediting_vectors() {
+    use std::collections::BTreeMap;
+    let v = &load("risk.json")["crediting"];
+    assert_eq!(u64v(&v["max_scan_credit_seconds"]), MAX_SCAN_CREDIT_SECONDS);
+    assert_eq!(
+        u64v(&v["scan_window_slack_seconds"]),
+        SCAN_WINDOW_SLACK_SECONDS
+    );
+    use rand_core::SeedableRng as _;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(17);
+    for case in v["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let events = case["events"].as_array().unwrap();
+        let t0 = UnixTime(
+            events
+                .iter()
+                .map(|e| u64v(e.as_array().unwrap().last().unwrap()))
+                .min()
+                .unwrap(),
+        );
+        let mut keys = KeySchedule::new();
+        keys.rotate(t0, &mut rng);
+        let mut ids: BTreeMap<String, RotatingId> = BTreeMap::new();
+        let mut tracker = EncounterTracker::new(0);
+        for e in events {
+            let e = e.as_array().unwrap();
+            match e[0].as_str().unwrap() {
+                "scan" => tracker.handle_scan(ScanWindow {
+                    start: UnixTime(u64v(&e[1])),
+                    end: UnixTime(u64v(&e[2])),
+                }),
+                _ => {
+                    let label = e[1].as_str().unwrap().to_owned();
+                    let id = *ids
+                        .entry(label)
+                        .or_insert_with(|| EpochKey::generate(t0.epoch(), &mut rng).public());
+                    tracker
+                        .handle_sighting(
+                            &keys,
+                            Sighting {
+                                id,
+                                rssi: -(u64v(&e[2]) as i16),
+                                tx_power: 0,
+                                at: UnixTime(u64v(&e[3])),
+                            },
+                        )
+                        .unwrap();
+                }
+            }
+        }
+        // Name each encounter by the label of the ID whose token it holds.
+        let label_of: BTreeMap<EncounterToken, String> = ids
+            .iter()
+            .map(|(l, id)| {
+                let t = derive_token(keys.current(t0).unwrap(), id).unwrap();
+                (t, l.clone())
+            })
+            .collect();
+        let mut got: Vec<NamedEncounter> = tracker
+            .close_all()
+            .into_iter()
+            .map(|e| {
+                (
+                    label_of[&e.tokens[0]].clone(),
+                    e.first_seen.0,
+                    e.last_seen.0,
+                    u64::from(e.sightings),
+                    e.profile,
+                )
+            })
+            .collect();
+        got.sort();
+        let want: Vec<NamedEncounter> = case["encounters"]
             .as_array()
             .unwrap()
             .iter()
-            .enumerate()
-            .map(|(i, e)| Encounter {
-                tokens: vec![EncounterToken([i as u8; 16])],
-                first_seen: UnixTime(u64v(&e["first_seen"])),
-                last_seen: UnixTime(u64v(&e["last_seen"])),
-                profile: e["profile"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| (u64v(&p[0]) as u8, u64v(&p[1]) as u32))
-                    .collect(),
-                sightings: 1,
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap().to_owned(),
+                    u64v(&e["first_seen"]),
+                    u64v(&e["last_seen"]),
+                    u64v(&e["sightings"]),
+                    e["profile"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| (u64v(&p[0]) as u8, u64v(&p[1]) as u32))
+                        .collect(),
+                )
             })
             .collect();
-        let got = risk.score(&encounters);
-        let want = case["expected"].as_array().unwrap();
-        assert_eq!(got.len(), want.len(), "{name}: number of days");
-        for (g, w) in got.iter().zip(want) {
-            assert_eq!(u64::from(g.day.0), u64v(&w["day"]), "{name}");
-            assert!(
-                (g.weighted_minutes - w["weighted_minutes"].as_f64().unwrap()).abs() < 1e-9,
-                "{name}"
-            );
-            assert!(
-                (g.close_minutes - w["close_minutes"].as_f64().unwrap()).abs() < 1e-9,
-                "{name}"
-            );
-            assert_eq!(u64::from(g.contacts), u64v(&w["contacts"]), "{name}");
-            assert_eq!(g.high_risk, w["high_risk"].as_bool().unwrap(), "{name}");
-        }
+        assert_eq!(got, want, "{name}");
     }
 }

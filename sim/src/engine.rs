@@ -7,13 +7,17 @@ use meshtrace_protocol::{IssuerSecretKey, expiry_of};
 
 use super::contacts::{Segment, heard_epochs, segments};
 use super::disease::{Course, distance_factor};
-use super::params::{CONTACT_DISTANCE_M, CONTACT_MINUTES, KEEP_DAYS, SimConfig};
+use super::params::{
+    CONTACT_DISTANCE_M, CONTACT_MINUTES, CURVE_THRESHOLDS_MINUTES, KEEP_DAYS, SimConfig, model_name,
+};
 use super::report::*;
 use super::rng::{Purpose, chance, int, lognormal, range, stream, unif};
 use super::town::{DAY_MIN, RoomKind, World};
 use super::tracing::{
-    Ctx, DayLog, Device, Relay, ReportJob, ReportOutcome, proto_day, run_report, unix,
+    Alert, Ctx, DayLog, Device, Relay, ReportJob, ReportOutcome, Scored, proto_day, run_report,
+    unix,
 };
+use meshtrace_protocol::RiskConfig;
 
 const MIN_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
@@ -48,14 +52,19 @@ struct Case {
 pub(crate) struct Outcome {
     pub(crate) epidemic: Epidemic,
     pub(crate) tracing: Tracing,
+    /// The run's model scored against the ground truth (the same figures as
+    /// `tracing`, for the scan sweep).
+    pub(crate) main_score: ModelScore,
+    /// The baseline model on the same matches.
+    pub(crate) baseline: ModelScore,
     pub(crate) network: Network,
     pub(crate) storage: Storage,
     pub(crate) replay: ReplayAttack,
     pub(crate) delays: Vec<f64>,
     pub(crate) stored: Vec<f64>,
     pub(crate) adopters: u32,
-    /// (reporter, receiver, high risk, replay only) of every exposure.
-    pub(crate) alerts: Vec<(u32, u32, bool, bool)>,
+    /// (reporter, the exposure) of every exposure.
+    pub(crate) alerts: Vec<(u32, Alert)>,
 }
 
 /// Progress of a run: `done` of `total` days.
@@ -90,6 +99,83 @@ struct Sim<'a> {
     false_closest: Vec<f64>,
     mesh_delays: Vec<f64>,
     seq: u64,
+    /// The run's model and the baseline against the ground truth.
+    main_acc: ModelAcc,
+    base_acc: ModelAcc,
+}
+
+/// One model's alerts against the ground truth, accumulated over the cases.
+#[derive(Default)]
+struct ModelAcc {
+    alerts: u32,
+    true_alerts: u32,
+    /// True contacts between app users (the recall's denominator).
+    true_pairs: u32,
+    /// (warning score, true contact) of every matched pair and of every
+    /// true contact between app users (score 0 when not matched).
+    pairs: Vec<(f64, bool)>,
+    /// Estimated over true close minutes, per true contact day.
+    ratios: Vec<f64>,
+    false_by_place: BTreeMap<RoomKind, u32>,
+    false_closest: Vec<f64>,
+    false_close_minutes: Vec<f64>,
+    missed_by_place: BTreeMap<RoomKind, u32>,
+    missed_close_minutes: Vec<f64>,
+}
+
+fn by_place(m: &BTreeMap<RoomKind, u32>) -> Vec<(String, u32)> {
+    m.iter().map(|(k, v)| (k.name().to_owned(), *v)).collect()
+}
+
+impl ModelAcc {
+    fn score(&self, risk: &RiskConfig) -> ModelScore {
+        let threshold = risk.high_risk_weighted_minutes();
+        let mut thresholds: Vec<f64> = CURVE_THRESHOLDS_MINUTES.to_vec();
+        if !thresholds.contains(&threshold) {
+            thresholds.push(threshold);
+        }
+        thresholds.sort_by(f64::total_cmp);
+        let curve = thresholds
+            .into_iter()
+            .map(|t| {
+                let warned = self.pairs.iter().filter(|p| p.0 >= t);
+                let (alerts, hits) =
+                    warned.fold((0u64, 0u64), |(a, h), p| (a + 1, h + u64::from(p.1)));
+                CurvePoint {
+                    threshold_minutes: t,
+                    alerts: alerts as u32,
+                    recall: share(hits, self.true_pairs.into()),
+                    precision: share(hits, alerts),
+                    operating: t == threshold,
+                }
+            })
+            .collect();
+        let ratios = Summary::of(&self.ratios);
+        ModelScore {
+            model: model_name(risk.model()).to_owned(),
+            threshold_minutes: threshold,
+            alerts: self.alerts,
+            true_alerts: self.true_alerts,
+            false_alerts: self.alerts - self.true_alerts,
+            recall: share(
+                self.pairs
+                    .iter()
+                    .filter(|p| p.1 && p.0 >= threshold)
+                    .count() as u64,
+                self.true_pairs.into(),
+            ),
+            precision: share(self.true_alerts.into(), self.alerts.into()),
+            estimated_over_true_p50: ratios.p50,
+            estimated_over_true: ratios,
+            false_alerts_by_place: by_place(&self.false_by_place),
+            false_alert_closest_m: Summary::of(&self.false_closest),
+            false_alert_close_minutes: Summary::of(&self.false_close_minutes),
+            missed: self.missed_by_place.values().sum(),
+            missed_by_place: by_place(&self.missed_by_place),
+            missed_close_minutes: Summary::of(&self.missed_close_minutes),
+            curve,
+        }
+    }
 }
 
 impl<'a> Sim<'a> {
@@ -142,6 +228,8 @@ impl<'a> Sim<'a> {
             false_closest: Vec::new(),
             mesh_delays: Vec::new(),
             seq: 0,
+            main_acc: ModelAcc::default(),
+            base_acc: ModelAcc::default(),
         }
     }
 
@@ -434,6 +522,7 @@ impl<'a> Sim<'a> {
             radio: &self.cfg.radio,
             gossip: &self.cfg.gossip,
             risk: &self.cfg.risk,
+            baseline: &self.cfg.baseline_risk,
             devices: &self.devices,
             adopters: &self.adopters,
             logs: &self.logs,
@@ -476,6 +565,7 @@ impl<'a> Sim<'a> {
         t.reports += 1;
         t.token_derivations += o.derivations;
         t.refused_sightings += o.refused_sightings;
+        t.scan_windows_reported += o.scan_windows;
         if o.verified {
             t.reports_verified += 1;
         }
@@ -489,9 +579,7 @@ impl<'a> Sim<'a> {
             self.published.push((job.report_ms, b, job.report_day));
         }
         for a in &o.alerts {
-            self.out
-                .alerts
-                .push((job.agent, a.agent, a.high_risk, a.replay_only));
+            self.out.alerts.push((job.agent, a.clone()));
             if !a.high_risk {
                 self.out.tracing.low_risk_exposures += 1;
                 continue;
@@ -526,12 +614,12 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Ground truth for one case: who was within 2 m for 15 minutes on a
-    /// day of the window, before the report.
-    fn true_contacts(&self, c: &Case) -> BTreeSet<u32> {
+    /// Minutes within 2 m of the case, per person and day of the window,
+    /// before the report (days with some).
+    fn close_minutes(&self, c: &Case) -> BTreeMap<u32, Vec<(i32, i32)>> {
         let cut = (c.notify_ms / MIN_MS) as i32;
         let last = c.notify_ms.div_euclid(DAY_MS) as i32;
-        let mut out = BTreeSet::new();
+        let mut out: BTreeMap<u32, Vec<(i32, i32)>> = BTreeMap::new();
         for (day, segs, by) in &self.close {
             let day = *day as i32;
             if day < c.window_first_day || day > last {
@@ -545,12 +633,9 @@ impl<'a> Sim<'a> {
                     *minutes.entry(s.other(c.agent)).or_insert(0) += m;
                 }
             }
-            out.extend(
-                minutes
-                    .into_iter()
-                    .filter(|&(_, m)| m >= CONTACT_MINUTES as i32)
-                    .map(|(q, _)| q),
-            );
+            for (q, m) in minutes {
+                out.entry(q).or_default().push((day, m));
+            }
         }
         out
     }
@@ -582,7 +667,83 @@ impl<'a> Sim<'a> {
 
     fn score_case(&mut self, i: usize, outcome: Option<&ReportOutcome>) {
         let c = self.cases[i].clone();
-        let truth = self.true_contacts(&c);
+        let close = self.close_minutes(&c);
+        // Ground truth: within 2 m for the contact time on a day of the
+        // window, before the report.
+        let true_days = |q: u32| -> Vec<(i32, i32)> {
+            close.get(&q).map_or_else(Vec::new, |d| {
+                d.iter()
+                    .copied()
+                    .filter(|&(_, m)| m >= CONTACT_MINUTES as i32)
+                    .collect()
+            })
+        };
+        let truth: BTreeSet<u32> = close
+            .keys()
+            .copied()
+            .filter(|&q| !true_days(q).is_empty())
+            .collect();
+        if let Some(o) = outcome {
+            let longest = |q: u32| -> f64 {
+                close
+                    .get(&q)
+                    .and_then(|d| d.iter().map(|x| x.1).max())
+                    .map_or(0.0, f64::from)
+            };
+            let app: Vec<(u32, Vec<(i32, i32)>)> = truth
+                .iter()
+                .copied()
+                .filter(|q| self.adopters[*q as usize])
+                .map(|q| (q, true_days(q)))
+                .collect();
+            for main in [true, false] {
+                let pick =
+                    |a: &Alert| -> Scored { if main { a.main.clone() } else { a.base.clone() } };
+                let scored: BTreeMap<u32, Scored> =
+                    o.alerts.iter().map(|a| (a.agent, pick(a))).collect();
+                let mut acc = std::mem::take(if main {
+                    &mut self.main_acc
+                } else {
+                    &mut self.base_acc
+                });
+                for (&q, s) in &scored {
+                    let is_true = truth.contains(&q);
+                    acc.pairs.push((s.score, is_true));
+                    if s.high_risk {
+                        acc.alerts += 1;
+                        if is_true {
+                            acc.true_alerts += 1;
+                        } else {
+                            let (kind, closest) = self.closest(&c, q);
+                            *acc.false_by_place.entry(kind).or_insert(0) += 1;
+                            acc.false_closest.push(f64::from(closest));
+                            acc.false_close_minutes.push(longest(q));
+                        }
+                    }
+                }
+                for (q, days) in &app {
+                    acc.true_pairs += 1;
+                    let s = scored.get(q);
+                    if s.is_none() {
+                        acc.pairs.push((0.0, true));
+                    }
+                    for &(day, minutes) in days {
+                        let est = s.map_or(0.0, |s| s.estimated_on(proto_day(day)));
+                        acc.ratios.push(est / f64::from(minutes));
+                    }
+                    if !s.is_some_and(|s| s.high_risk) {
+                        let (kind, _) = self.closest(&c, *q);
+                        *acc.missed_by_place.entry(kind).or_insert(0) += 1;
+                        acc.missed_close_minutes.push(longest(*q));
+                    }
+                }
+                *(if main {
+                    &mut self.main_acc
+                } else {
+                    &mut self.base_acc
+                }) = acc;
+            }
+        }
         let warned: BTreeSet<u32> = outcome
             .map(|o| {
                 o.alerts
@@ -658,6 +819,18 @@ impl<'a> Sim<'a> {
             t.true_contacts_all_warned.into(),
             t.true_contacts_all.into(),
         );
+        let main = self.main_acc.score(&cfg.risk);
+        t.model = main.model.clone();
+        t.estimated_over_true_p50 = main.estimated_over_true_p50;
+        t.estimated_over_true = main.estimated_over_true.clone();
+        t.false_alert_close_minutes = main.false_alert_close_minutes.clone();
+        t.missed = main.missed;
+        t.missed_by_place = main.missed_by_place.clone();
+        t.missed_close_minutes = main.missed_close_minutes.clone();
+        t.curve = main.curve.clone();
+        self.out.main_score = main;
+        self.out.baseline = self.base_acc.score(&cfg.baseline_risk);
+        let t = &mut self.out.tracing;
         t.alert_delay_hours = Summary::of(&self.out.delays);
         t.report_to_alert_minutes = Summary::of(&self.mesh_delays);
         let n = self.out.delays.len() as u64;

@@ -1,4 +1,5 @@
-//! The HTML report: a summary table and SVG plots (recall and precision
+//! The HTML report: a summary table and SVG plots (recall against
+//! precision per scan interval for both risk models, recall and precision
 //! against adoption, the alert-delay distribution, bytes per node, the
 //! epidemic curve with and without tracing). Self-contained: no script, no
 //! external resource.
@@ -6,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::report::SimReport;
+use super::report::{ModelScore, SimReport};
 
 const W: f64 = 720.0;
 const H: f64 = 380.0;
@@ -323,6 +324,116 @@ fn plot_sweep(r: &SimReport) -> String {
     f.finish()
 }
 
+/// Recall against precision when the warning threshold moves, for the
+/// run's model and the baseline, at one scan interval; the thresholds the
+/// run uses are ringed and the issue's target region is shaded.
+fn plot_curve(scan_interval_s: f64, window_s: f64, models: [&ModelScore; 2]) -> String {
+    let mut f = Frame::new(
+        &format!("Recall against precision, scanning {window_s:.0} s every {scan_interval_s:.0} s"),
+        "recall: true contacts warned, when both have the app (%)",
+        "precision (%)",
+        (0.0, 100.0),
+        (0.0, 100.0),
+    );
+    // The target: recall ≥ 90 %, precision ≥ 60 %.
+    let (x0, x1, y0, y1) = (f.px(90.0), f.px(100.0), f.py(100.0), f.py(60.0));
+    let _ = write!(
+        f.svg,
+        r##"<rect x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" fill="#2ca02c" opacity="0.12"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#2ca02c">target</text>"##,
+        x1 - x0,
+        y1 - y0,
+        x1 - 4.0,
+        y1 - 6.0
+    );
+    let mut legend = Vec::new();
+    for (i, m) in models.iter().enumerate() {
+        let color = COLORS[i];
+        let pts: Vec<(f64, f64)> = m
+            .curve
+            .iter()
+            .filter(|p| p.alerts > 0)
+            .map(|p| (p.recall * 100.0, p.precision * 100.0))
+            .collect();
+        if i == 1 {
+            let _ = write!(f.svg, "<g stroke-dasharray=\"5 3\">");
+        }
+        f.line(&pts, color, false, 2.0);
+        if i == 1 {
+            let _ = write!(f.svg, "</g>");
+        }
+        for p in m.curve.iter().filter(|p| p.alerts > 0) {
+            let (cx, cy) = (f.px(p.recall * 100.0), f.py(p.precision * 100.0));
+            if p.operating {
+                let _ = write!(
+                    f.svg,
+                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="7" fill="none" stroke="{color}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" fill="{color}">{:.0} min</text>"#,
+                    cx + 9.0,
+                    cy - 8.0,
+                    p.threshold_minutes
+                );
+            }
+            let _ = write!(
+                f.svg,
+                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="2.5" fill="{color}"/>"#
+            );
+        }
+        let what = if m.model == "cwa" {
+            "today's rule (CWA buckets), threshold on weighted minutes"
+        } else {
+            "calibrated estimate, threshold on estimated minutes within 2 m"
+        };
+        legend.push((
+            format!(
+                "{}: {what}; ringed: its threshold, recall {:.1} %, precision {:.1} %",
+                m.model,
+                m.recall * 100.0,
+                m.precision * 100.0
+            ),
+            color,
+        ));
+    }
+    if models.iter().all(|m| m.curve.iter().all(|p| p.alerts == 0)) {
+        f.note("no alerts at any threshold in this run");
+    }
+    let items: Vec<(&str, &str)> = legend.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    f.legend(&items);
+    f.finish()
+}
+
+/// One recall/precision plot per scan interval of the sweep, or one for the
+/// run's own interval.
+fn plot_curves(r: &SimReport) -> Vec<String> {
+    let window = r.config.scan_window_s;
+    if r.scan_sweep.is_empty() {
+        let main = main_score(r);
+        return vec![plot_curve(
+            r.config.scan_interval_s,
+            window,
+            [&main, &r.tracing_baseline],
+        )];
+    }
+    r.scan_sweep
+        .iter()
+        .map(|p| plot_curve(p.scan_interval_s, window, [&p.tracing, &p.tracing_baseline]))
+        .collect()
+}
+
+/// The run's own model as a [`ModelScore`] (what its curve plot needs).
+fn main_score(r: &SimReport) -> ModelScore {
+    let t = &r.tracing;
+    ModelScore {
+        model: t.model.clone(),
+        alerts: t.alerts,
+        true_alerts: t.true_alerts,
+        false_alerts: t.false_alerts,
+        recall: t.recall,
+        precision: t.precision,
+        estimated_over_true_p50: t.estimated_over_true_p50,
+        curve: t.curve.clone(),
+        ..ModelScore::default()
+    }
+}
+
 fn plot_delays(r: &SimReport) -> String {
     let d = &r.alert_delays_hours;
     let hi = d.iter().copied().fold(0.0f64, f64::max).max(1.0);
@@ -495,6 +606,28 @@ pub fn render(r: &SimReport) -> String {
         ),
         ("precision".into(), format!("{:.1} %", t.precision * 100.0)),
         (
+            "scanning, risk model".into(),
+            format!(
+                "{:.0} s every {:.0} s; {} (beside it: {}, recall {:.1} %, precision {:.1} %)",
+                r.config.scan_window_s,
+                r.config.scan_interval_s,
+                r.config.risk_model,
+                r.tracing_baseline.model,
+                r.tracing_baseline.recall * 100.0,
+                r.tracing_baseline.precision * 100.0
+            ),
+        ),
+        (
+            "estimated / true minutes within 2 m".into(),
+            format!(
+                "median {:.2} over {} true contact days (p10 {:.2}, p90 {:.2})",
+                t.estimated_over_true_p50,
+                t.estimated_over_true.count,
+                t.estimated_over_true.p10,
+                t.estimated_over_true.p90
+            ),
+        ),
+        (
             "share of all true contacts warned".into(),
             format!(
                 "{:.1} % of {}",
@@ -537,13 +670,15 @@ pub fn render(r: &SimReport) -> String {
         let _ = writeln!(html, "<tr><td>{}</td><td>{}</td></tr>", esc(&k), esc(&v));
     }
     html.push_str("</table>\n");
-    for svg in [
+    let mut plots = plot_curves(r);
+    plots.extend([
         plot_sweep(r),
         plot_delays(r),
         plot_received(r),
         plot_storage(r),
         plot_epidemic(r),
-    ] {
+    ]);
+    for svg in plots {
         let _ = writeln!(html, "<figure>{svg}</figure>");
     }
     html.push_str("</body></html>\n");

@@ -36,10 +36,22 @@ use town::{Layout, Presence, Room, RoomKind, Spot, Town, World};
 /// Progress callback: `(stage, days done, days in the stage)`.
 pub type ProgressFn<'a> = &'a (dyn Fn(&str, u32, u32) + Sync);
 
+/// Which extra runs [`run`] makes beside the main one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweeps {
+    /// One run per adoption level of [`SWEEP_LEVELS`] (`--sweep-adoption`).
+    pub adoption: bool,
+    /// One run per scan interval of [`SWEEP_SCAN_INTERVALS`]
+    /// (`--sweep-scan`).
+    pub scan: bool,
+}
+
 /// Runs the town simulation: the run at `cfg.adoption` with tracing, the
-/// same town without tracing (for the epidemic curve), and with `sweep` one
-/// run per level of [`SWEEP_LEVELS`].
-pub fn run(cfg: &SimConfig, sweep: bool, progress: ProgressFn<'_>) -> Result<SimReport, String> {
+/// same town without tracing (for the epidemic curve), and the sweeps
+/// asked for: one run per adoption level of [`SWEEP_LEVELS`], one per scan
+/// interval of [`SWEEP_SCAN_INTERVALS`] (each the same as a main run at that
+/// interval).
+pub fn run(cfg: &SimConfig, sweeps: Sweeps, progress: ProgressFn<'_>) -> Result<SimReport, String> {
     cfg.validate()?;
     let world = World::Town(Town::generate(cfg.agents, &cfg.town, cfg.seed));
     let n = cfg.agents as usize;
@@ -68,7 +80,7 @@ pub fn run(cfg: &SimConfig, sweep: bool, progress: ProgressFn<'_>) -> Result<Sim
         &stage("without tracing".into()),
     );
     let mut points = Vec::new();
-    if sweep {
+    if sweeps.adoption {
         for &level in SWEEP_LEVELS.iter() {
             let o = if (level - cfg.adoption).abs() < 1e-9 {
                 None
@@ -98,6 +110,33 @@ pub fn run(cfg: &SimConfig, sweep: bool, progress: ProgressFn<'_>) -> Result<Sim
             });
         }
     }
+    let mut scan_points = Vec::new();
+    if sweeps.scan {
+        for &interval in SWEEP_SCAN_INTERVALS.iter() {
+            let point = |o: &engine::Outcome| ScanPoint {
+                scan_interval_s: interval as f64,
+                tracing: o.main_score.clone(),
+                tracing_baseline: o.baseline.clone(),
+            };
+            if interval * 1000 == cfg.radio.duty.scan_interval_ms {
+                scan_points.push(point(&main));
+                continue;
+            }
+            let c = cfg.clone().with_scan_interval(interval);
+            let o = simulate(
+                &c,
+                &world,
+                Mode {
+                    app: true,
+                    tracing: true,
+                },
+                adopters(cfg.seed, n, cfg.adoption),
+                cfg.days,
+                &stage(format!("sweep: scan every {interval} s")),
+            );
+            scan_points.push(point(&o));
+        }
+    }
     let World::Town(town) = &world else {
         return Err("internal: not a town".into());
     };
@@ -113,15 +152,21 @@ pub fn run(cfg: &SimConfig, sweep: bool, progress: ProgressFn<'_>) -> Result<Sim
             start: Day(tracing::START_DAY).to_string(),
             contact_minutes: CONTACT_MINUTES,
             contact_distance_m: f64::from(CONTACT_DISTANCE_M),
+            scan_interval_s: cfg.scan_interval_s(),
+            scan_window_s: cfg.radio.duty.scan_window_ms as f64 / 1000.0,
+            risk_model: model_name(cfg.risk.model()).to_owned(),
+            baseline_model: model_name(cfg.baseline_risk.model()).to_owned(),
         },
         town: town.stats.clone(),
         adopters: main.adopters,
         epidemic,
         tracing: main.tracing,
+        tracing_baseline: main.baseline,
         network: main.network,
         storage: main.storage,
         replay_attack: cfg.replay_attack.then_some(main.replay),
         sweep: points,
+        scan_sweep: scan_points,
         alert_delays_hours: main.delays,
         stored_bytes: main.stored,
     })
@@ -188,7 +233,7 @@ pub struct Script {
 }
 
 /// An exposure found on a phone in a scripted run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScriptAlert {
     /// The reporter.
     pub reporter: u32,
@@ -198,6 +243,16 @@ pub struct ScriptAlert {
     pub high_risk: bool,
     /// The phone heard the reporter only through the replay attacker.
     pub replay_only: bool,
+    /// Exposure minutes the phone's tracker credited to the matched
+    /// encounters (every attenuation).
+    pub credited_minutes: f64,
+    /// Estimated minutes within 2 m under the run's risk model, summed over
+    /// the days.
+    pub estimated_minutes: f64,
+    /// High risk under the baseline model.
+    pub baseline_high_risk: bool,
+    /// Estimated minutes under the baseline model, summed over the days.
+    pub baseline_estimated_minutes: f64,
 }
 
 /// What a scripted run found.
@@ -216,6 +271,13 @@ pub struct ScriptOutcome {
     pub token_derivations: u64,
     /// Sightings the tracker refused.
     pub refused_sightings: u64,
+    /// Scan windows reported to the trackers.
+    pub scan_windows_reported: u64,
+    /// Estimated over true minutes within 2 m of the true contacts between
+    /// app users, under the run's model (`tracing.estimated_over_true`).
+    pub estimated_over_true: Summary,
+    /// The same under the baseline model.
+    pub baseline_estimated_over_true: Summary,
 }
 
 use serde::Serialize;
@@ -294,19 +356,22 @@ pub fn run_script(script: &Script, cfg: &SimConfig) -> ScriptOutcome {
         last + 1,
         &|_, _| {},
     );
+    let total = |s: &tracing::Scored| s.estimated.iter().map(|d| d.1).sum::<f64>();
     let mut alerts: Vec<ScriptAlert> = o
         .alerts
         .iter()
-        .map(
-            |&(reporter, receiver, high_risk, replay_only)| ScriptAlert {
-                reporter,
-                receiver,
-                high_risk,
-                replay_only,
-            },
-        )
+        .map(|(reporter, a)| ScriptAlert {
+            reporter: *reporter,
+            receiver: a.agent,
+            high_risk: a.high_risk,
+            replay_only: a.replay_only,
+            credited_minutes: a.credited_seconds as f64 / 60.0,
+            estimated_minutes: total(&a.main),
+            baseline_high_risk: a.base.high_risk,
+            baseline_estimated_minutes: total(&a.base),
+        })
         .collect();
-    alerts.sort();
+    alerts.sort_by_key(|a| (a.reporter, a.receiver, a.high_risk, a.replay_only));
     ScriptOutcome {
         alerts,
         reports: o.tracing.reports,
@@ -314,5 +379,8 @@ pub fn run_script(script: &Script, cfg: &SimConfig) -> ScriptOutcome {
         replay: o.replay,
         token_derivations: o.tracing.token_derivations,
         refused_sightings: o.tracing.refused_sightings,
+        scan_windows_reported: o.tracing.scan_windows_reported,
+        estimated_over_true: o.main_score.estimated_over_true.clone(),
+        baseline_estimated_over_true: o.baseline.estimated_over_true.clone(),
     }
 }

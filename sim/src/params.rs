@@ -2,7 +2,7 @@
 //! sources. `docs/simulation.md` explains each choice.
 
 use meshtrace_node::radio::model::{DutyCycle, PathLossModel};
-use meshtrace_protocol::RiskConfig;
+use meshtrace_protocol::{RiskConfig, RiskModel};
 
 /// Smallest town (`--agents`).
 pub const MIN_AGENTS: u32 = 10;
@@ -15,6 +15,25 @@ pub const MAX_DAYS: u32 = 90;
 pub const KEEP_DAYS: u32 = meshtrace_protocol::RETENTION_DAYS + 1;
 /// Adoption levels of `--sweep-adoption`.
 pub const SWEEP_LEVELS: [f64; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// A phone's scan window (ms): it listens this long every scan interval
+/// (Exposure Notification scans about 4 s; the node's phone default).
+pub const SCAN_WINDOW_MS: u64 = 4_000;
+/// Default scan interval (`--scan-interval`, seconds): the node's phone
+/// default, 4 s every 60 s.
+pub const DEFAULT_SCAN_INTERVAL_S: u64 = 60;
+/// Longest scan interval (`--scan-interval`, seconds): the node's own limit
+/// (`[radio] scan_interval` at most 10 minutes).
+pub const MAX_SCAN_INTERVAL_S: u64 = 600;
+/// Scan intervals of `--sweep-scan` and of the acceptance table (seconds):
+/// dense PC-like scanning, the phone default, and the 2.5–4 minutes of
+/// throttled phones (Exposure Notification: 3.5–5 minutes).
+pub const SWEEP_SCAN_INTERVALS: [u64; 4] = [10, 60, 150, 240];
+/// Warning thresholds (minutes of the model's score) at which the
+/// recall/precision curves are drawn; the run's own threshold is added.
+pub const CURVE_THRESHOLDS_MINUTES: [f64; 22] = [
+    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 25.0, 30.0, 40.0, 50.0,
+    60.0, 90.0, 120.0, 180.0, 240.0,
+];
 /// Ground truth: a true contact is at least this many minutes in one day ...
 pub const CONTACT_MINUTES: u32 = 15;
 /// ... within this distance (metres): the ECDC close-contact definition.
@@ -146,7 +165,8 @@ pub struct RadioParams {
     pub slow_share: f64,
     /// Per-device TX and RX offset sigma after calibration (dB).
     pub device_sigma_db: f64,
-    /// Scanning: a 4 s window every 60 s, advertising every 250 ms.
+    /// Scanning: a [`SCAN_WINDOW_MS`] window every scan interval (default
+    /// [`DEFAULT_SCAN_INTERVAL_S`]), advertising every 250 ms.
     pub duty: DutyCycle,
     /// Loss through an inner wall (dB), between bedrooms.
     pub wall_db: f32,
@@ -159,8 +179,8 @@ impl Default for RadioParams {
             slow_share: 0.5,
             device_sigma_db: meshtrace_node::radio::model::DEVICE_OFFSET_SIGMA_DB,
             duty: DutyCycle {
-                scan_window_ms: 4_000,
-                scan_interval_ms: 60_000,
+                scan_window_ms: SCAN_WINDOW_MS,
+                scan_interval_ms: DEFAULT_SCAN_INTERVAL_S * 1000,
                 advertising_interval_ms: 250,
             },
             wall_db: 8.0,
@@ -227,8 +247,12 @@ pub struct SimConfig {
     pub radio: RadioParams,
     /// Mesh parameters.
     pub gossip: GossipParams,
-    /// Risk rules of every node.
+    /// Risk rules of every node: the model whose alerts act (quarantine,
+    /// testing) and that `tracing` reports.
     pub risk: RiskConfig,
+    /// The other model, scored on the same matched encounters for
+    /// comparison (`tracing_baseline`); its alerts change nothing.
+    pub baseline_risk: RiskConfig,
     /// Add an attacker who records IDs in one shop and replays them live in
     /// another.
     pub replay_attack: bool,
@@ -248,13 +272,34 @@ impl SimConfig {
             disease: DiseaseParams::default(),
             radio: RadioParams::default(),
             gossip: GossipParams::default(),
-            risk: RiskConfig::default(),
+            risk: risk_config(RiskModel::default()),
+            baseline_risk: risk_config(other_model(RiskModel::default())),
             replay_attack: false,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
                 .min(8),
         }
+    }
+
+    /// Selects the risk model whose alerts act (`--risk-model`); the other
+    /// model becomes the baseline. Both use the protocol's defaults.
+    pub fn with_risk_model(mut self, model: RiskModel) -> SimConfig {
+        self.risk = risk_config(model);
+        self.baseline_risk = risk_config(other_model(model));
+        self
+    }
+
+    /// Sets the scan interval (`--scan-interval`, seconds); the scan window
+    /// stays [`SCAN_WINDOW_MS`]. [`SimConfig::validate`] checks the bounds.
+    pub fn with_scan_interval(mut self, seconds: u64) -> SimConfig {
+        self.radio.duty.scan_interval_ms = seconds.saturating_mul(1000);
+        self
+    }
+
+    /// The scan interval in seconds.
+    pub fn scan_interval_s(&self) -> f64 {
+        self.radio.duty.scan_interval_ms as f64 / 1000.0
     }
 
     /// Checks the user-facing bounds; the message names the option.
@@ -281,10 +326,45 @@ impl SimConfig {
             .model
             .validate()
             .map_err(|e| format!("radio model: {e}"))?;
+        let duty = &self.radio.duty;
+        if duty.scan_interval_ms < duty.scan_window_ms
+            || duty.scan_interval_ms > MAX_SCAN_INTERVAL_S * 1000
+        {
+            return Err(format!(
+                "--scan-interval must be between {} and {MAX_SCAN_INTERVAL_S} seconds: a phone scans {} s every SECONDS (got {} s)",
+                duty.scan_window_ms.div_ceil(1000),
+                duty.scan_window_ms as f64 / 1000.0,
+                duty.scan_interval_ms as f64 / 1000.0
+            ));
+        }
         self.radio
             .duty
             .validate()
             .map_err(|e| format!("radio duty cycle: {e}"))?;
         Ok(())
+    }
+}
+
+/// The protocol's default risk rules under `model`.
+pub fn risk_config(model: RiskModel) -> RiskConfig {
+    RiskConfig::builder()
+        .model(model)
+        .build()
+        .unwrap_or_else(|_| RiskConfig::default())
+}
+
+/// The model a run scores beside `model`.
+pub fn other_model(model: RiskModel) -> RiskModel {
+    match model {
+        RiskModel::Calibrated => RiskModel::Cwa,
+        RiskModel::Cwa => RiskModel::Calibrated,
+    }
+}
+
+/// The model's name as `--risk-model` and the JSON spell it.
+pub fn model_name(model: RiskModel) -> &'static str {
+    match model {
+        RiskModel::Calibrated => "calibrated",
+        RiskModel::Cwa => "cwa",
     }
 }

@@ -76,6 +76,16 @@ pub struct ConfigEcho {
     pub contact_minutes: u32,
     /// ... within this many metres.
     pub contact_distance_m: f64,
+    /// A phone scans `scan_window_s` every `scan_interval_s` seconds
+    /// (`--scan-interval`).
+    pub scan_interval_s: f64,
+    /// Length of a scan window (seconds).
+    pub scan_window_s: f64,
+    /// The risk model whose alerts act and that `tracing` reports
+    /// (`--risk-model`).
+    pub risk_model: String,
+    /// The model scored beside it on the same matches (`tracing_baseline`).
+    pub baseline_model: String,
 }
 
 /// The epidemic with and without the app's alerts acting.
@@ -157,6 +167,98 @@ pub struct Tracing {
     pub refused_sightings: u64,
     /// Reports whose chunks all verified (should equal `reports`).
     pub reports_verified: u32,
+    /// Scan windows reported to the rebuilt phones' trackers (the window
+    /// of each reception and the one before it).
+    pub scan_windows_reported: u64,
+    /// The risk model these alerts come from.
+    pub model: String,
+    /// Median over the true contacts between two app users (each day on
+    /// which the pair spent at least the contact time within the contact
+    /// distance, for the pairs the recall counts) of the estimated minutes
+    /// within 2 m the warned phone holds for that reporter and day (0 when
+    /// none) divided by the true minutes within 2 m that day.
+    pub estimated_over_true_p50: f64,
+    /// The whole distribution of that ratio.
+    pub estimated_over_true: Summary,
+    /// How many minutes within 2 m the false alerts' pairs spent on their
+    /// closest day (below the contact time, by definition).
+    pub false_alert_close_minutes: Summary,
+    /// True contacts between app users that were not warned.
+    pub missed: u32,
+    /// Where the missed contacts' pairs spent most of their time.
+    pub missed_by_place: Vec<(String, u32)>,
+    /// Minutes within 2 m of the missed contacts on their longest day.
+    pub missed_close_minutes: Summary,
+    /// Recall and precision when the warning threshold moves (the run's
+    /// threshold is marked `operating: true`).
+    pub curve: Vec<CurvePoint>,
+}
+
+/// One point of a recall/precision curve: what a threshold on the model's
+/// warning score (estimated minutes within 2 m under `calibrated`,
+/// weighted minutes under `cwa`) would have warned, from the same matches.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// Minutes (of the model's score) that warn.
+    pub threshold_minutes: f64,
+    /// Pairs (reporter, phone) warned.
+    pub alerts: u32,
+    /// Share of true contacts between app users warned.
+    pub recall: f64,
+    /// Share of those alerts that went to a true contact.
+    pub precision: f64,
+    /// The threshold the run used.
+    pub operating: bool,
+}
+
+/// One risk model's alerts against the ground truth, over the same matched
+/// encounters as the run's own model.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModelScore {
+    /// `calibrated` or `cwa`.
+    pub model: String,
+    /// Score that warns (minutes).
+    pub threshold_minutes: f64,
+    /// High-risk alerts (one per reporter and warned phone).
+    pub alerts: u32,
+    /// Alerts to a true contact of the reporter.
+    pub true_alerts: u32,
+    /// Alerts to anyone else.
+    pub false_alerts: u32,
+    /// Warned share of true contacts when both have the app.
+    pub recall: f64,
+    /// Alerts that went to a true contact.
+    pub precision: f64,
+    /// See [`Tracing::estimated_over_true_p50`].
+    pub estimated_over_true_p50: f64,
+    /// The whole distribution of that ratio.
+    pub estimated_over_true: Summary,
+    /// Where the false alerts' pairs spent most of their time.
+    pub false_alerts_by_place: Vec<(String, u32)>,
+    /// How close the false alerts' pairs came (metres).
+    pub false_alert_closest_m: Summary,
+    /// Minutes within 2 m of the false alerts' pairs on their closest day.
+    pub false_alert_close_minutes: Summary,
+    /// True contacts between app users that were not warned.
+    pub missed: u32,
+    /// Where the missed contacts' pairs spent most of their time.
+    pub missed_by_place: Vec<(String, u32)>,
+    /// Minutes within 2 m of the missed contacts on their longest day.
+    pub missed_close_minutes: Summary,
+    /// Recall and precision when the threshold moves.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// One scan interval of `--sweep-scan`: the run at that interval, scored
+/// under both models.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScanPoint {
+    /// Seconds between the starts of two scan windows.
+    pub scan_interval_s: f64,
+    /// The run's risk model.
+    pub tracing: ModelScore,
+    /// The other model.
+    pub tracing_baseline: ModelScore,
 }
 
 /// Bytes on the mesh.
@@ -239,8 +341,11 @@ pub struct SimReport {
     pub adopters: u32,
     /// The epidemic.
     pub epidemic: Epidemic,
-    /// Alerts against ground truth.
+    /// Alerts against ground truth (the run's risk model).
     pub tracing: Tracing,
+    /// The other risk model scored on the same matches (its alerts change
+    /// nothing in the run).
+    pub tracing_baseline: ModelScore,
     /// The mesh.
     pub network: Network,
     /// The store.
@@ -251,6 +356,9 @@ pub struct SimReport {
     /// The adoption sweep, when run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sweep: Vec<SweepPoint>,
+    /// The scan-interval sweep, when run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scan_sweep: Vec<ScanPoint>,
     /// Every alert delay (hours), for the plots.
     #[serde(skip)]
     pub alert_delays_hours: Vec<f64>,

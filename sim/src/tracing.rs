@@ -15,12 +15,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use meshtrace_node::radio::model::SIM_TX_POWER_DBM;
+use meshtrace_node::radio::model::{DutyCycle, SIM_TX_POWER_DBM};
 use meshtrace_protocol::{
-    Certificate, CertificateParams, Day, EncodedAnnouncement, Encounter, EncounterTracker, Epoch,
-    EpochKey, IssuerPublicKey, IssuerSecretKey, KeySchedule, MatchOutcome, ReportRequest,
-    ReportSecretKey, RiskConfig, RotatingId, SIGHTING_KEY_WINDOW_SECONDS, Sighting, TokenIndex,
-    UnixTime, VerifiedAnnouncement, VerifyContext, build_announcements,
+    Certificate, CertificateParams, Day, DayRisk, EncodedAnnouncement, Encounter, EncounterTracker,
+    Epoch, EpochKey, IssuerPublicKey, IssuerSecretKey, KeySchedule, MatchOutcome, ReportRequest,
+    ReportSecretKey, RiskConfig, RiskModel, RotatingId, SIGHTING_KEY_WINDOW_SECONDS, ScanWindow,
+    Sighting, TokenIndex, UnixTime, VerifiedAnnouncement, VerifyContext, build_announcements,
 };
 use rand_chacha::ChaCha20Rng;
 
@@ -39,7 +39,8 @@ pub(crate) const MIN_REPORT_ENCOUNTER_SECONDS: u64 = 60;
 /// Validity of a certificate (the issuer command's default, 3 days).
 const CERT_VALID_SECONDS: u64 = 3 * 86_400;
 
-/// Unix time of minute 0: 2026-03-02 00:00 UTC, a Monday.
+/// Protocol day of simulation day 0 (minute 0 is 2026-03-02 00:00 UTC, a
+/// Monday).
 pub(crate) const START_DAY: u32 = 20_514;
 const START_MS: i64 = START_DAY as i64 * 86_400_000;
 
@@ -102,29 +103,96 @@ impl Ids {
     }
 }
 
-/// One phone's protocol state: its key schedule and encounter tracker.
+/// A phone's scanner: it listens `window` ms from `phase + k · interval`
+/// for every integer `k` (simulation milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scanner {
+    phase: i64,
+    interval: i64,
+    window: i64,
+}
+
+impl Scanner {
+    pub(crate) fn new(dev: &Device, duty: &DutyCycle) -> Scanner {
+        Scanner {
+            phase: dev.scan_phase,
+            interval: duty.scan_interval_ms.max(1) as i64,
+            window: duty.scan_window_ms as i64,
+        }
+    }
+
+    /// The window that starts at or before `ms` (the one that heard a
+    /// reception at `ms`).
+    pub(crate) fn index(&self, ms: i64) -> i64 {
+        (ms - self.phase).div_euclid(self.interval)
+    }
+
+    /// Window `k` as the radio reports it when it starts listening: its
+    /// start and planned end, in whole seconds.
+    pub(crate) fn window(&self, k: i64) -> ScanWindow {
+        let start = self.phase + k * self.interval;
+        ScanWindow {
+            start: unix(start),
+            end: unix(start + self.window),
+        }
+    }
+}
+
+/// One phone's protocol state: its key schedule, encounter tracker and
+/// scanner.
 pub(crate) struct Phone {
     agent: u32,
     keys: KeySchedule,
     tracker: EncounterTracker,
     rng: ChaCha20Rng,
+    scanner: Scanner,
+    /// The last scan window reported to the tracker.
+    last_window: Option<i64>,
+    /// Scan windows reported.
+    pub(crate) windows: u64,
     pub(crate) refused: u64,
 }
 
 impl Phone {
-    pub(crate) fn new(seed: u64, agent: u32) -> Phone {
+    pub(crate) fn new(seed: u64, agent: u32, scanner: Scanner) -> Phone {
         Phone {
             agent,
             keys: KeySchedule::new(),
             tracker: EncounterTracker::new(0),
             rng: stream(seed, Purpose::Keys, u64::from(agent), u64::MAX),
+            scanner,
+            last_window: None,
+            windows: 0,
             refused: 0,
         }
     }
 
-    /// Hears `id` at `at`: the keys around `at` are in place (as on a phone
-    /// that rotates every epoch), then the tracker takes the sighting.
-    pub(crate) fn hear(&mut self, seed: u64, at: UnixTime, id: RotatingId, rssi: i16) {
+    /// Reports the scan window that heard a reception at `ms`, after the
+    /// window before it (docs/protocol.md §6: a reception's credit depends
+    /// only on its own window and the one reported immediately before, so a
+    /// caller that knows the schedule may skip the windows in which nothing
+    /// of interest was heard). Receptions come in time order; a window is
+    /// reported once.
+    fn scan_up_to(&mut self, ms: i64) {
+        let k = self.scanner.index(ms);
+        let from = match self.last_window {
+            Some(last) if last >= k => return,
+            Some(last) if last == k - 1 => k,
+            _ => k - 1,
+        };
+        for w in from..=k {
+            self.tracker.handle_scan(self.scanner.window(w));
+            self.windows += 1;
+        }
+        self.last_window = Some(k);
+    }
+
+    /// Hears `id` at simulation millisecond `ms`: the scan window is
+    /// reported, the keys around it are in place (as on a phone that rotates
+    /// every epoch), then the tracker takes the sighting.
+    pub(crate) fn hear(&mut self, seed: u64, ms: i64, id: RotatingId, rssi: i16) {
+        self.scan_up_to(ms);
+        let at = unix(ms);
         let lo = at.minus(SIGHTING_KEY_WINDOW_SECONDS).epoch().0;
         let hi = at.plus(SIGHTING_KEY_WINDOW_SECONDS).epoch().0;
         for e in lo..=hi {
@@ -326,6 +394,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) radio: &'a RadioParams,
     pub(crate) gossip: &'a GossipParams,
     pub(crate) risk: &'a RiskConfig,
+    pub(crate) baseline: &'a RiskConfig,
     pub(crate) devices: &'a [Device],
     pub(crate) adopters: &'a [bool],
     pub(crate) logs: &'a [DayLog],
@@ -334,13 +403,62 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// An alert (or a low-risk exposure) on one phone.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Alert {
     pub(crate) agent: u32,
     pub(crate) at_ms: i64,
     pub(crate) high_risk: bool,
     /// The phone heard the reporter only through the replay attacker.
     pub(crate) replay_only: bool,
+    /// The exposure under the run's risk model (`high_risk` is its warning).
+    pub(crate) main: Scored,
+    /// The same matched encounters under the baseline model.
+    pub(crate) base: Scored,
+    /// Exposure seconds the tracker credited to the matched encounters.
+    pub(crate) credited_seconds: u64,
+}
+
+/// How one risk model scored a phone's exposure to one reporter, over the
+/// arrivals of the report's chunks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Scored {
+    /// High risk after some chunk (the phone warned).
+    pub(crate) high_risk: bool,
+    /// The largest warning score of any day after any chunk: the quantity
+    /// the model compares with its threshold ([`warn_score`]).
+    pub(crate) score: f64,
+    /// Estimated minutes within 2 m per day after the last chunk (what the
+    /// person is told).
+    pub(crate) estimated: Vec<(Day, f64)>,
+}
+
+impl Scored {
+    fn add(&mut self, risk: &RiskConfig, days: &[DayRisk]) {
+        for d in days {
+            self.high_risk |= d.high_risk;
+            self.score = self.score.max(warn_score(risk, d));
+        }
+        self.estimated = days.iter().map(|d| (d.day, d.estimated_minutes)).collect();
+    }
+
+    /// Estimated minutes on `day` (0 when the day has no counted contact).
+    pub(crate) fn estimated_on(&self, day: Day) -> f64 {
+        self.estimated
+            .iter()
+            .find(|d| d.0 == day)
+            .map_or(0.0, |d| d.1)
+    }
+}
+
+/// The quantity `risk` compares with its threshold to warn for one day:
+/// the weighted minutes under the CWA rule, the estimated minutes within
+/// 2 m under the calibrated model. Sweeping a threshold over it gives the
+/// recall/precision curve without re-running anything.
+pub(crate) fn warn_score(risk: &RiskConfig, d: &DayRisk) -> f64 {
+    match risk.model() {
+        RiskModel::Cwa => d.weighted_minutes,
+        RiskModel::Calibrated => d.estimated_minutes,
+    }
 }
 
 /// What one report did.
@@ -354,6 +472,8 @@ pub(crate) struct ReportOutcome {
     pub(crate) replay_victims: u32,
     pub(crate) replay_encounters: u64,
     pub(crate) refused_sightings: u64,
+    /// Scan windows reported to the rebuilt phones' trackers.
+    pub(crate) scan_windows: u64,
     pub(crate) verified: bool,
     /// The reporter's whole days: encounters, their record bytes, heard
     /// (phone, epoch) pairs.
@@ -412,15 +532,16 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
     }
     // The reporter's phone.
     heard_by_p.sort_unstable();
-    let mut phone = Phone::new(seed, p);
+    let scanner = |agent: u32| Scanner::new(&ctx.devices[agent as usize], &ctx.radio.duty);
+    let mut phone = Phone::new(seed, p, scanner(p));
     for &(t, q, rssi) in &heard_by_p {
-        let at = unix(t);
-        let id = ids.get(seed, q, at);
-        phone.hear(seed, at, id, rssi);
+        let id = ids.get(seed, q, unix(t));
+        phone.hear(seed, t, id, rssi);
     }
     let mine = phone.finish();
     let mut out = ReportOutcome {
         refused_sightings: phone.refused,
+        scan_windows: phone.windows,
         derivations: mine.iter().map(|e| e.tokens.len() as u64).sum(),
         ..ReportOutcome::default()
     };
@@ -478,19 +599,19 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
     let mut latest = i64::MIN;
     for (q, mut heard) in heard_from_p {
         heard.sort_unstable();
-        let mut phone = Phone::new(seed, q);
+        let mut phone = Phone::new(seed, q, scanner(q));
         for &(t, rssi, relayed) in &heard {
-            let at = unix(t);
             // A relayed ID is the one broadcast when it was recorded.
             let id_at = if relayed {
-                unix(t - i64::from(ctx.relay.map_or(0, |r| r.delay_minutes)) * 60_000)
+                t - i64::from(ctx.relay.map_or(0, |r| r.delay_minutes)) * 60_000
             } else {
-                at
+                t
             };
-            let id = ids.get(seed, p, id_at);
-            phone.hear(seed, at, id, rssi);
+            let id = ids.get(seed, p, unix(id_at));
+            phone.hear(seed, t, id, rssi);
         }
         out.refused_sightings += phone.refused;
+        out.scan_windows += phone.windows;
         let encounters = phone.finish();
         out.derivations += encounters
             .iter()
@@ -545,6 +666,8 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
         order.sort_by_key(|&i| (arrivals[i], i));
         let mut ledger = meshtrace_protocol::ExposureLedger::new();
         let mut alert: Option<Alert> = None;
+        let (mut main, mut base) = (Scored::default(), Scored::default());
+        let mut credited_seconds = 0;
         for i in order {
             let outcome = ledger.ingest(
                 &verified[i],
@@ -553,20 +676,37 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
                 ctx.risk,
             );
             if let MatchOutcome::Exposure(e) = outcome {
+                // The other model on the same matched encounters.
+                let matched: Vec<Encounter> = e
+                    .encounters
+                    .iter()
+                    .filter_map(|&r| encounters.get(r as usize).cloned())
+                    .collect();
+                credited_seconds = matched.iter().map(Encounter::exposure_seconds).sum();
+                main.add(ctx.risk, &e.days);
+                base.add(ctx.baseline, &ctx.baseline.score(&matched));
                 let a = Alert {
                     agent: q,
                     at_ms: arrivals[i],
                     high_risk: e.high_risk,
                     replay_only,
+                    main: Scored::default(),
+                    base: Scored::default(),
+                    credited_seconds: 0,
                 };
-                match alert {
+                match &alert {
                     None => alert = Some(a),
                     Some(prev) if !prev.high_risk && e.high_risk => alert = Some(a),
                     _ => {}
                 }
             }
         }
-        out.alerts.extend(alert);
+        if let Some(mut a) = alert {
+            a.main = main;
+            a.base = base;
+            a.credited_seconds = credited_seconds;
+            out.alerts.push(a);
+        }
     }
     out
 }

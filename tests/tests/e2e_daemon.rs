@@ -341,3 +341,55 @@ fn range_errors_give_the_allowed_range() {
         "--min-report-encounter-seconds must be between 0 and 3600 (got 99999)",
     );
 }
+
+#[test]
+fn scan_timing_and_risk_model_reach_the_daemon_and_bad_ones_are_refused() {
+    let n = Nodes::new();
+    n.init("a", 0.0, &[]);
+    let dir = n.dir("a");
+    let o = meshtrace(&[
+        "--data-dir",
+        &dir,
+        "run",
+        "--scan-interval",
+        "60s",
+        "--scan-window",
+        "90s",
+    ]);
+    assert_one_line_error(
+        &o,
+        "radio.scan_window: the scan window (90 s) is longer than the scan interval (60 s)",
+    );
+    let o = meshtrace(&["--data-dir", &dir, "run", "--scan-window", "500ms"]);
+    assert_one_line_error(
+        &o,
+        "radio.scan_window: a scan window of 0.5 s is shorter than the 1 s minimum",
+    );
+    let o = meshtrace(&["--data-dir", &dir, "run", "--scan-interval", "11min"]);
+    assert_one_line_error(
+        &o,
+        "radio.scan_interval: a scan interval of 660 s is longer than the 600 s maximum",
+    );
+    // A phone's timing and the baseline model: the daemon says what it uses.
+    let mut a = n.start(
+        "a",
+        &[
+            "--scan-interval",
+            "60s",
+            "--scan-window",
+            "4s",
+            "--risk-model",
+            "cwa",
+        ],
+    );
+    let log = a.log();
+    assert!(log.contains("scan=4 s every 60 s"), "{log}");
+    assert!(log.contains("risk_model=Cwa"), "{log}");
+    assert!(a.stop().success(), "{}", a.log());
+    // The defaults of a udp-sim node: the simulated air's duty cycle and the
+    // calibrated model.
+    let a = n.start("a", &[]);
+    let log = a.log();
+    assert!(log.contains("scan=1 s every 5 s"), "{log}");
+    assert!(log.contains("risk_model=Calibrated"), "{log}");
+}

@@ -1,7 +1,12 @@
 //! The town simulator (`meshtrace simulate`): scripted worlds with known
 //! contacts give exactly the expected alerts, a replay attacker causes none,
-//! no app means no alert, and the same seed gives the same results.
+//! no app means no alert, and the same seed gives the same results; the
+//! scan windows reach the trackers so a contact is credited its true
+//! minutes at any scan interval, both risk models are scored on the same
+//! matches, and the new figures (estimated over true minutes, the
+//! recall/precision curves) agree with the alerts.
 
+use meshtrace_node::protocol::RiskModel;
 use meshtrace_tests::sim::*;
 
 /// Minute of the day.
@@ -171,7 +176,7 @@ fn an_attacker_replaying_recorded_keys_elsewhere_causes_no_alert() {
 #[test]
 fn without_the_app_nobody_is_warned() {
     let cfg = SimConfig::new(600, 10, 0.0, 11);
-    let r = run(&cfg, false, &|_, _, _| {}).expect("valid config");
+    let r = run(&cfg, Sweeps::default(), &|_, _, _| {}).expect("valid config");
     assert!(r.epidemic.infections_without_tracing + r.epidemic.initial_infections > 0);
     assert_eq!(r.adopters, 0);
     assert_eq!(r.tracing.reports, 0);
@@ -190,7 +195,7 @@ fn without_the_app_nobody_is_warned() {
 fn a_town_run_is_consistent_and_deterministic() {
     let mut cfg = SimConfig::new(800, 12, 0.8, 5);
     cfg.replay_attack = true;
-    let a = run(&cfg, false, &|_, _, _| {}).expect("valid config");
+    let a = run(&cfg, Sweeps::default(), &|_, _, _| {}).expect("valid config");
     let t = &a.tracing;
     assert_eq!(t.reports_verified, t.reports);
     assert_eq!(t.refused_sightings, 0);
@@ -201,14 +206,14 @@ fn a_town_run_is_consistent_and_deterministic() {
     // The same seed gives the same JSON, whatever the number of threads.
     let mut one = cfg.clone();
     one.threads = 1;
-    let b = run(&one, false, &|_, _, _| {}).expect("valid config");
+    let b = run(&one, Sweeps::default(), &|_, _, _| {}).expect("valid config");
     let ja = serde_json::to_string(&a).expect("json");
     let jb = serde_json::to_string(&b).expect("json");
     assert_eq!(ja, jb);
     // Another seed gives another town.
     let mut other = cfg.clone();
     other.seed = 6;
-    let c = run(&other, false, &|_, _, _| {}).expect("valid config");
+    let c = run(&other, Sweeps::default(), &|_, _, _| {}).expect("valid config");
     assert_ne!(ja, serde_json::to_string(&c).expect("json"));
 }
 
@@ -216,32 +221,55 @@ fn a_town_run_is_consistent_and_deterministic() {
 fn bad_settings_are_refused_by_name() {
     let ok = SimConfig::new(2_000, 14, 0.5, 1);
     assert!(ok.validate().is_ok());
-    let cases: [(SimConfig, &str); 6] = [
+    for seconds in [4, DEFAULT_SCAN_INTERVAL_S, MAX_SCAN_INTERVAL_S] {
+        assert!(ok.clone().with_scan_interval(seconds).validate().is_ok());
+    }
+    let cases: [(SimConfig, &str); 9] = [
         (SimConfig::new(0, 14, 0.5, 1), "--agents"),
         (SimConfig::new(MAX_AGENTS + 1, 14, 0.5, 1), "--agents"),
         (SimConfig::new(2_000, 0, 0.5, 1), "--days"),
         (SimConfig::new(2_000, MAX_DAYS + 1, 0.5, 1), "--days"),
         (SimConfig::new(2_000, 14, 1.5, 1), "--adoption"),
         (SimConfig::new(2_000, 14, f64::NAN, 1), "--adoption"),
+        // A scan interval shorter than the 4 s scan window, or over 10 minutes.
+        (ok.clone().with_scan_interval(3), "--scan-interval"),
+        (ok.clone().with_scan_interval(0), "--scan-interval"),
+        (
+            ok.clone().with_scan_interval(MAX_SCAN_INTERVAL_S + 1),
+            "--scan-interval",
+        ),
     ];
     for (cfg, name) in cases {
         let err = cfg.validate().expect_err("refused");
         assert!(err.contains(name), "{err}");
-        assert!(run(&cfg, false, &|_, _, _| {}).is_err());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(run(&cfg, Sweeps::default(), &|_, _, _| {}).is_err());
     }
 }
 
 #[test]
 fn the_html_report_has_titled_plots() {
     let cfg = SimConfig::new(300, 5, 0.6, 2);
-    let r = run(&cfg, true, &|_, _, _| {}).expect("valid config");
+    let sweeps = Sweeps {
+        adoption: true,
+        scan: true,
+    };
+    let r = run(&cfg, sweeps, &|_, _, _| {}).expect("valid config");
     assert_eq!(r.sweep.len(), SWEEP_LEVELS.len());
     assert_eq!(r.sweep[0].alerts, 0, "no app, no alert");
+    let intervals: Vec<f64> = r.scan_sweep.iter().map(|p| p.scan_interval_s).collect();
+    assert_eq!(intervals, [10.0, 60.0, 150.0, 240.0]);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = html::write_report(&r, dir.path()).expect("written");
     let page = std::fs::read_to_string(path).expect("read");
-    assert_eq!(page.matches("<svg").count(), 5);
+    // Four recall/precision plots (one per scan interval) and five others.
+    assert_eq!(page.matches("<svg").count(), 4 + 5);
     for title in [
+        "Recall against precision, scanning 4 s every 10 s",
+        "Recall against precision, scanning 4 s every 60 s",
+        "Recall against precision, scanning 4 s every 150 s",
+        "Recall against precision, scanning 4 s every 240 s",
+        "today's rule",
         "Recall and precision against adoption",
         "Time from positive test to alert",
         "Bytes received per node per day",
@@ -257,4 +285,139 @@ fn the_html_report_has_titled_plots() {
     )
     .expect("valid json");
     assert_eq!(json["config"]["agents"], 300);
+}
+
+/// Person 0, positive on day 1, spent 30 minutes at `dist` metres from
+/// person 1 on day 0 (10:00–10:30, crossing two 15-minute rotations).
+fn thirty_minutes_at(dist: f32) -> Script {
+    Script {
+        people: 2,
+        app: vec![0, 1],
+        stays: meet(0, 1, 0, 0, at(10, 0), at(10, 30), dist).to_vec(),
+        positives: vec![Positive {
+            agent: 0,
+            day: 1,
+            minute: at(9, 0),
+            window_first_day: 0,
+        }],
+        replay: None,
+    }
+}
+
+#[test]
+fn a_close_contact_is_credited_its_true_minutes_at_any_scan_interval() {
+    for seconds in [10, 240] {
+        let cfg = config().with_scan_interval(seconds);
+        let out = run_script(&thirty_minutes_at(1.0), &cfg);
+        assert_eq!(out.refused_sightings, 0);
+        let [a] = out.alerts[..] else {
+            panic!("{seconds} s: one exposure expected: {:?}", out.alerts);
+        };
+        assert_eq!((a.reporter, a.receiver), (0, 1));
+        // Every scan window in the contact hears the other phone at 1 m and
+        // is credited with the time since the window before it: 30 minutes,
+        // give or take the window at each end of the contact (one scan
+        // interval) and 30 s of second rounding.
+        let bound = seconds as f64 / 60.0 + 0.5;
+        assert!(
+            (a.credited_minutes - 30.0).abs() <= bound,
+            "{seconds} s: credited {} min, 30 ± {bound} expected",
+            a.credited_minutes
+        );
+        assert!(a.high_risk, "{seconds} s: {a:?}");
+        // The trackers were told the window of each reception and the one
+        // before a run of them — about one per scan interval of the contact
+        // on each of the two phones — not every window of the day.
+        let per_phone = 1800 / seconds;
+        let told = out.scan_windows_reported;
+        assert!(
+            (2 * per_phone..=2 * (per_phone + 2)).contains(&told),
+            "{seconds} s: {told} windows reported, about {} expected",
+            2 * (per_phone + 1)
+        );
+    }
+}
+
+#[test]
+fn the_baseline_is_the_other_model_on_the_same_matches() {
+    let script = thirty_minutes_at(3.0);
+    let calibrated = run_script(&script, &config().with_risk_model(RiskModel::Calibrated));
+    let cwa = run_script(&script, &config().with_risk_model(RiskModel::Cwa));
+    assert_eq!(calibrated.alerts.len(), 1, "{:?}", calibrated.alerts);
+    assert_eq!(cwa.alerts.len(), 1, "{:?}", cwa.alerts);
+    let (c, w) = (calibrated.alerts[0], cwa.alerts[0]);
+    assert_eq!(c.credited_minutes, w.credited_minutes);
+    assert_eq!(c.high_risk, w.baseline_high_risk);
+    assert_eq!(c.baseline_high_risk, w.high_risk);
+    assert_eq!(c.estimated_minutes, w.baseline_estimated_minutes);
+    assert_eq!(c.baseline_estimated_minutes, w.estimated_minutes);
+}
+
+#[test]
+fn estimated_over_true_is_the_warned_phones_estimate_over_the_true_minutes() {
+    let out = run_script(&thirty_minutes_at(1.0), &config());
+    let a = out.alerts[0];
+    // One true contact (30 minutes within 2 m on day 0).
+    assert_eq!(out.estimated_over_true.count, 1);
+    assert!((out.estimated_over_true.p50 - a.estimated_minutes / 30.0).abs() < 1e-3);
+    assert!(
+        (out.baseline_estimated_over_true.p50 - a.baseline_estimated_minutes / 30.0).abs() < 1e-3
+    );
+    // At 3 m nobody is a true contact: no ratio.
+    let far = run_script(&thirty_minutes_at(3.0), &config());
+    assert_eq!(far.estimated_over_true.count, 0);
+}
+
+#[test]
+fn the_new_figures_agree_with_the_alerts() {
+    let cfg = SimConfig::new(800, 12, 0.8, 5);
+    let r = run(&cfg, Sweeps::default(), &|_, _, _| {}).expect("valid config");
+    let json: serde_json::Value = serde_json::to_value(&r).expect("json");
+    assert_eq!(json["config"]["scan_interval_s"], 60.0);
+    assert_eq!(json["config"]["scan_window_s"], 4.0);
+    assert_eq!(json["config"]["risk_model"], "calibrated");
+    assert_eq!(json["config"]["baseline_model"], "cwa");
+    assert_eq!(json["tracing"]["model"], "calibrated");
+    assert_eq!(json["tracing_baseline"]["model"], "cwa");
+    let t = &r.tracing;
+    assert!(t.true_contacts_both_app > 0 && t.alerts > 0, "{t:?}");
+    assert!(t.scan_windows_reported > 0);
+    let ratio = json["tracing"]["estimated_over_true_p50"]
+        .as_f64()
+        .expect("a number");
+    assert!(ratio.is_finite() && ratio >= 0.0, "{ratio}");
+    // One ratio per true contact day: at least one per true contact.
+    assert!(t.estimated_over_true.count >= u64::from(t.true_contacts_both_app));
+    let b = &r.tracing_baseline;
+    for x in [t.recall, t.precision, b.recall, b.precision] {
+        assert!((0.0..=1.0).contains(&x), "{x}");
+    }
+    assert_eq!(b.true_alerts + b.false_alerts, b.alerts);
+    // Each curve: thresholds ascending, fewer alerts and lower recall as the
+    // threshold rises, and the point at the run's threshold is exactly what
+    // the run warned.
+    for (curve, recall, precision, alerts) in [
+        (&t.curve, t.recall, t.precision, t.alerts),
+        (&b.curve, b.recall, b.precision, b.alerts),
+    ] {
+        assert!(
+            curve
+                .windows(2)
+                .all(|w| w[0].threshold_minutes < w[1].threshold_minutes)
+        );
+        assert!(curve.windows(2).all(|w| w[0].alerts >= w[1].alerts));
+        assert!(curve.windows(2).all(|w| w[0].recall >= w[1].recall));
+        let op: Vec<_> = curve.iter().filter(|p| p.operating).collect();
+        assert_eq!(op.len(), 1);
+        assert_eq!(op[0].threshold_minutes, 15.0);
+        assert_eq!(
+            (op[0].recall, op[0].precision, op[0].alerts),
+            (recall, precision, alerts)
+        );
+    }
+    // Missed contacts are the true contacts not warned.
+    assert_eq!(
+        t.missed,
+        t.true_contacts_both_app - t.true_contacts_both_app_warned
+    );
 }

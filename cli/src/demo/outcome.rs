@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use meshtrace_node::NodeSettings;
 use meshtrace_node::store::StoredExposure;
 use serde::Serialize;
 
 use super::script::{self, Role, Truth};
 use super::steps::{Delivery, Setup};
-use super::{NETWORK_ID, SUMMARY_FILE, ms, round1};
+use super::{SUMMARY_FILE, ms, round1};
 use crate::output::{count, outln};
 
 /// The result of a demo run (printed as JSON with `--json`, written to
@@ -41,14 +40,30 @@ pub(super) struct Outcome {
     /// Real time until every other node held the report (checked every
     /// 25 ms).
     pub(super) report_to_all_nodes_ms: Option<u64>,
-    /// Weighted minutes in a day that make an exposure high risk.
+    /// Weighted minutes in a day that make an exposure high risk (the
+    /// `cwa` model's threshold).
     pub(super) high_risk_weighted_minutes: f64,
+    /// The risk model the nodes used (`Calibrated` or `Cwa`).
+    pub(super) risk_model: String,
+    /// When the radios listened (simulated time).
+    pub(super) scan: ScanOut,
     pub(super) report: ReportOut,
     pub(super) people: Vec<PersonOut>,
     pub(super) simulated_minutes: u64,
     pub(super) timings_ms: Timings,
     /// Where the data directories are kept (`--out`).
     pub(super) data_dir: Option<PathBuf>,
+}
+
+/// The radios' scan timing.
+#[derive(Debug, Serialize)]
+pub(super) struct ScanOut {
+    /// Listening time per interval (simulated seconds).
+    pub(super) window_s: f64,
+    /// Interval between scan starts (simulated seconds).
+    pub(super) interval_s: f64,
+    /// In words.
+    pub(super) text: String,
 }
 
 /// What the report published.
@@ -93,6 +108,8 @@ pub(super) struct ExposureOut {
     pub(super) day: String,
     pub(super) weighted_minutes: f64,
     pub(super) close_minutes: f64,
+    /// Estimated minutes within 2 m: what the person is told.
+    pub(super) estimated_minutes: f64,
 }
 
 /// Real time spent in each phase (ms).
@@ -162,12 +179,13 @@ pub(super) fn score(
                     .exposure
                     .days
                     .iter()
-                    .max_by(|a, b| a.weighted_minutes.total_cmp(&b.weighted_minutes));
+                    .max_by(|a, b| a.estimated_minutes.total_cmp(&b.estimated_minutes));
                 ExposureOut {
                     high_risk: e.exposure.high_risk,
                     day: best.map_or_else(String::new, |d| d.day.to_string()),
                     weighted_minutes: round1(best.map_or(0.0, |d| d.weighted_minutes)),
                     close_minutes: round1(best.map_or(0.0, |d| d.close_minutes)),
+                    estimated_minutes: round1(best.map_or(0.0, |d| d.estimated_minutes)),
                 }
             });
         let alerted = stored[i].iter().any(|e| e.exposure.high_risk);
@@ -238,9 +256,13 @@ pub(super) fn score(
             .filter(|(i, r)| *i != index && r.is_some())
             .count(),
         report_to_all_nodes_ms: all_reached,
-        high_risk_weighted_minutes: NodeSettings::new(NETWORK_ID)
-            .risk
-            .high_risk_weighted_minutes(),
+        high_risk_weighted_minutes: s.risk.high_risk_weighted_minutes(),
+        risk_model: format!("{:?}", s.risk.model()),
+        scan: ScanOut {
+            window_s: s.scan.window.as_secs_f64(),
+            interval_s: s.scan.interval.as_secs_f64(),
+            text: super::scan_words(&s.scan),
+        },
         report: ReportOut {
             chunks: d.chunks,
             real_tokens: d.sent.plan.real_tokens,
@@ -277,20 +299,20 @@ pub(super) fn print_alerts(o: &Outcome) -> Result<()> {
     for (at, p, e) in lines {
         if e.high_risk {
             outln!(
-                "  {:>+6} ms  {} is warned: high-risk exposure, {:.1} weighted minutes on {}",
+                "  {:>+6} ms  {} is warned: about {:.0} minutes within 2 m on {}",
                 at,
                 p.name,
-                e.weighted_minutes,
+                e.estimated_minutes,
                 e.day
             )?;
         } else {
             outln!(
-                "  {:>+6} ms  {} gets a low-risk notice: {:.1} weighted minutes on {}, below the threshold of {}",
+                "  {:>+6} ms  {} gets a low-risk notice: about {:.0} minutes within 2 m on {}, \
+                 below the warning threshold",
                 at,
                 p.name,
-                e.weighted_minutes,
-                e.day,
-                o.high_risk_weighted_minutes
+                e.estimated_minutes,
+                e.day
             )?;
         }
     }
@@ -312,14 +334,14 @@ pub(super) fn print_summary(o: &Outcome) -> Result<()> {
         "their day",
         "met them at",
         "close min",
-        "weighted",
+        "estimated",
         "alert ms"
     )?;
     for p in &o.people {
         let weighted = p
             .exposure
             .as_ref()
-            .map_or("-".to_owned(), |e| format!("{:.1}", e.weighted_minutes));
+            .map_or("-".to_owned(), |e| format!("{:.1}", e.estimated_minutes));
         let alert = p.alert_ms.map_or("-".to_owned(), |a| a.to_string());
         let met = if p.met_positive_at.is_empty() {
             "-".to_owned()
@@ -361,6 +383,11 @@ pub(super) fn print_summary(o: &Outcome) -> Result<()> {
             "false negative",
             "false negatives"
         ),
+    )?;
+    outln!(
+        "the radios scanned {}; risk model: {}",
+        o.scan.text,
+        o.risk_model.to_lowercase()
     )?;
     match (o.report_to_first_alert_ms, o.report_to_last_alert_ms) {
         (Some(first), Some(last)) => outln!(

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use meshtrace_node::clock::{Clock, SystemClock};
 use meshtrace_node::protocol::{
-    Certificate, CertificateParams, Day, IssuerSecretKey, ReportRequest, UnixTime,
+    Certificate, CertificateParams, Day, IssuerSecretKey, ReportRequest, RiskConfig, RiskModel,
+    UnixTime,
 };
-use meshtrace_node::radio::model::PathLossModel;
+use meshtrace_node::radio::ScanTiming;
+use meshtrace_node::radio::memory::MemoryAir;
+use meshtrace_node::radio::model::{DutyCycle, PathLossModel};
 use meshtrace_node::store::{ContactStore, KdfParams, KeySource, StoreConfig, StoredExposure};
 use meshtrace_node::{NodeEvent, NodeSettings, ReportSummary};
 use meshtrace_sim::harness::{self, Harness, NodeSpec};
@@ -44,6 +47,10 @@ pub(super) struct Setup {
     pub(super) t0: u64,
     /// The radio model of the air.
     pub(super) model: PathLossModel,
+    /// When the radios listen (simulated time).
+    pub(super) scan: ScanTiming,
+    /// The nodes' risk rules.
+    pub(super) risk: RiskConfig,
     /// The clock, the air and the nodes.
     pub(super) harness: Harness,
     /// The clinic's key.
@@ -56,7 +63,13 @@ pub(super) struct Setup {
 
 /// Starts one node per person, each with its own store in `root`, and waits
 /// for the mesh to form.
-pub(super) async fn set_up(n: usize, seed: u64, root: &Path, quiet: bool) -> Result<Setup> {
+pub(super) async fn set_up(
+    n: usize,
+    seed: u64,
+    scan: ScanTiming,
+    root: &Path,
+    quiet: bool,
+) -> Result<Setup> {
     let started = Instant::now();
     let script = Script::new(n);
     // The day is yesterday (UTC) from 07:00: a whole day in the past that
@@ -65,10 +78,19 @@ pub(super) async fn set_up(n: usize, seed: u64, root: &Path, quiet: bool) -> Res
     let t0 = day.start().0 + script::DAY_START_HOUR * 3600;
     let model = PathLossModel::default();
     let mut h = Harness::new(UnixTime(t0), model, seed, STARTUP_TIMEOUT)?;
+    // The harness's air scans with the default duty cycle: this one scans
+    // as the demo says (no device is on the air yet).
+    h.air = MemoryAir::new(model, scan.duty(DutyCycle::default()), seed)
+        .map_err(|e| anyhow::anyhow!("setting up the simulated air: {e}"))?;
     let mut topology = StdRng::seed_from_u64(seed);
     let mut os_rng = StdRng::try_from_rng(&mut SysRng)
         .map_err(|e| anyhow::anyhow!("the operating system's random source failed: {e}"))?;
     let issuer = IssuerSecretKey::generate(&mut os_rng);
+    // What `[risk] model` gives by default: the calibrated estimate.
+    let risk = RiskConfig::builder()
+        .model(RiskModel::Calibrated)
+        .build()
+        .map_err(|e| anyhow::anyhow!("the risk rules: {e}"))?;
 
     tell!(
         quiet,
@@ -81,8 +103,9 @@ pub(super) async fn set_up(n: usize, seed: u64, root: &Path, quiet: bool) -> Res
     );
     tell!(
         quiet,
-        "  a simulated Bluetooth air (path loss with {} dB shadowing, duty-cycled scans)",
-        model.shadowing_sigma_db
+        "  a simulated Bluetooth air (path loss with {} dB shadowing); the radios scan {}",
+        model.shadowing_sigma_db,
+        super::scan_words(&scan)
     );
     tell!(
         quiet,
@@ -113,6 +136,7 @@ pub(super) async fn set_up(n: usize, seed: u64, root: &Path, quiet: bool) -> Res
             }
         }
         let mut settings = NodeSettings::new(NETWORK_ID);
+        settings.risk = risk.clone();
         // The demo runs the nodes' periodic work itself, on simulated time.
         settings.tick = Duration::from_secs(3600);
         h.add_node(NodeSpec {
@@ -153,6 +177,8 @@ pub(super) async fn set_up(n: usize, seed: u64, root: &Path, quiet: bool) -> Res
         day,
         t0,
         model,
+        scan,
+        risk,
         harness: h,
         issuer,
         alerts,

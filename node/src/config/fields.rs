@@ -79,3 +79,88 @@ pub(super) mod seconds {
         u64::deserialize(d).map(Duration::from_secs)
     }
 }
+
+/// Parses a duration written as a number and a unit: `"60s"`, `"4s"`,
+/// `"1.5s"`, `"500ms"`, `"2min"` (spaces allowed between them).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "min" | "m" => 60.0,
+        _ => f64::NAN,
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| {
+            format!(
+                "{:?} is not a duration (write a number and a unit: \"60s\", \"4s\", \
+                 \"1.5s\", \"500ms\" or \"2min\")",
+                text.escape_debug().to_string()
+            )
+        })
+}
+
+/// How a duration is written back: whole seconds as `"60s"`, else
+/// milliseconds (`"1500ms"`).
+pub(crate) fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn opt_duration_from_toml<'de, D: Deserializer<'de>>(
+    setting: &str,
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(|r| D::Error::custom(format!("{setting}: {r}")))
+}
+
+fn opt_duration_to_toml<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&duration_text(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `radio.scan_interval`: an optional duration.
+pub(super) mod scan_interval {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        opt_duration_to_toml(d, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        opt_duration_from_toml("radio.scan_interval", d)
+    }
+}
+
+/// `radio.scan_window`: an optional duration.
+pub(super) mod scan_window {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        opt_duration_to_toml(d, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        opt_duration_from_toml("radio.scan_window", d)
+    }
+}

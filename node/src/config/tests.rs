@@ -310,3 +310,114 @@ fn the_ui_section_defaults_to_loopback_and_refuses_other_addresses_plainly() {
         .to_string();
     assert!(e.contains("line 3"), "{e}");
 }
+
+#[test]
+fn scan_timing_defaults_by_radio_and_reads_durations() {
+    let s = Duration::from_secs;
+    let c = Config::parse("network = \"t\"\n", p()).unwrap();
+    assert_eq!(c.scan_timing(), crate::radio::PC_SCAN);
+    assert_eq!(c.risk.model, RiskModelSetting::Calibrated);
+    assert_eq!(RiskModel::from(c.risk.model), RiskModel::Calibrated);
+    let phone = "network = \"t\"\n[radio]\nscan_interval = \"60s\"\nscan_window = \"4s\"\n\
+                 [risk]\nmodel = \"cwa\"\n";
+    let c = Config::parse(phone, p()).unwrap();
+    c.validate(p()).unwrap();
+    assert_eq!(c.scan_timing(), crate::radio::PHONE_SCAN);
+    assert_eq!(RiskModel::from(c.risk.model), RiskModel::Cwa);
+    // Written back the same way.
+    let text = c.to_toml().unwrap();
+    assert!(text.contains("scan_interval = \"60s\""), "{text}");
+    assert!(text.contains("model = \"cwa\""), "{text}");
+    assert_eq!(Config::parse(&text, p()).unwrap(), c);
+    // BLE: an interval alone is continuous scanning in windows of it; a
+    // window alone listens that long every 10 s.
+    let only = |k: &str, v: &str| {
+        Config::parse(&format!("network = \"t\"\n[radio]\n{k} = \"{v}\"\n"), p())
+            .unwrap()
+            .scan_timing()
+    };
+    assert_eq!(only("scan_interval", "30s").window, s(30));
+    assert_eq!(only("scan_window", "2s").interval, s(10));
+    // udp-sim: the simulated air's duty cycle unless set.
+    let udp = Config::parse("network = \"t\"\n[radio]\nkind = \"udp-sim\"\n", p()).unwrap();
+    let d = DutyCycle::default();
+    assert_eq!(
+        udp.scan_timing(),
+        ScanTiming {
+            window: Duration::from_millis(d.scan_window_ms),
+            interval: Duration::from_millis(d.scan_interval_ms),
+        }
+    );
+    for (text, want) in [
+        ("60s", s(60)),
+        ("4 s", s(4)),
+        ("1.5s", Duration::from_millis(1500)),
+        ("1500ms", Duration::from_millis(1500)),
+        ("2min", s(120)),
+        ("10m", s(600)),
+    ] {
+        assert_eq!(parse_duration(text), Ok(want), "{text}");
+    }
+    for bad in [
+        "",
+        "60",
+        "s",
+        "-4s",
+        "4 h",
+        "1e3s",
+        "nan s",
+        "99999999999999999999s",
+    ] {
+        let e = parse_duration(bad).unwrap_err();
+        assert!(
+            e.contains("is not a duration") && e.contains("\"60s\""),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn scan_and_risk_errors_name_the_key_in_one_line() {
+    let cases: Vec<(&str, &str, &str)> = vec![
+        (
+            "[radio]\nscan_interval = \"soon\"\n",
+            "radio.scan_interval",
+            "not a duration",
+        ),
+        ("[radio]\nscan_window = 4\n", "line 3", "invalid type"),
+        (
+            "[radio]\nscan_window = \"500ms\"\n",
+            "radio.scan_window",
+            "shorter than the 1 s minimum",
+        ),
+        (
+            "[radio]\nscan_interval = \"11min\"\n",
+            "radio.scan_interval",
+            "longer than the 600 s maximum",
+        ),
+        (
+            "[radio]\nscan_interval = \"60s\"\nscan_window = \"90s\"\n",
+            "radio.scan_window",
+            "longer than the scan interval",
+        ),
+        (
+            "[radio]\nkind = \"udp-sim\"\nscan_interval = \"500ms\"\n",
+            "radio.scan_interval",
+            "shorter than the 1 s minimum",
+        ),
+        (
+            "[radio]\nkind = \"udp-sim\"\nudp_rx_offset_db = 31.0\n",
+            "radio.udp_rx_offset_db",
+            "±30 dB",
+        ),
+        ("[risk]\nmodel = \"bayes\"\n", "bayes", "calibrated"),
+        ("[risk]\nmodle = \"cwa\"\n", "modle", "model"),
+    ];
+    for (body, key, words) in cases {
+        let text = format!("network = \"t\"\n{body}");
+        let e = error_of(&text);
+        assert!(e.contains(key), "{text:?} → {e}");
+        assert!(e.contains(words), "{text:?} → {e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+}

@@ -51,7 +51,9 @@ pub struct NodeSettings {
     pub network_id: String,
     /// Calibrated TX power this device advertises (dBm).
     pub tx_power_dbm: i8,
-    /// This device's RSSI correction (dB, positive when it reads high).
+    /// This device's RSSI correction (dB), added to the RSSI it measures:
+    /// positive when it reads low (docs/protocol.md §6; `meshtrace calibrate`
+    /// measures it).
     pub rx_correction_db: i16,
     /// Risk rules.
     pub risk: RiskConfig,
@@ -103,7 +105,9 @@ impl NodeSettingsBuilder {
         self
     }
 
-    /// This device's RSSI correction (dB, positive when it reads high).
+    /// This device's RSSI correction (dB), added to the RSSI it measures:
+    /// positive when it reads low (docs/protocol.md §6; `meshtrace calibrate`
+    /// measures it).
     pub(crate) fn rx_correction_db(mut self, db: i16) -> Self {
         self.0.rx_correction_db = db;
         self

@@ -78,23 +78,50 @@
 //!   Devices already in BlueZ's cache when the scan starts are reported once
 //!   with their cached data.
 //!
-//! # Duty cycle and battery
+//! # Scan windows, duty cycle and battery
 //!
-//! Neither btleplug nor bluer lets an application set the scan parameters.
-//! BlueZ's discovery is an *active* scan that the kernel runs with its
-//! discovery interval and window (by default window = interval, a receive
-//! duty cycle close to 100 %), restarted periodically; that is the best
-//! reception and the worst battery life. A system administrator can lower it
-//! in BlueZ's `main.conf`, section `[LE]` (`ScanIntervalDiscovery`,
-//! `ScanWindowDiscovery`, in units of 0.625 ms): halving the window roughly
-//! halves the receiver's energy and its chance to catch a given
-//! advertisement. btleplug asks for the "auto" transport, so on a dual-mode
-//! adapter BlueZ interleaves BR/EDR inquiry with LE scanning, which costs
-//! power and LE reception time; an LE-only adapter (`btmgmt bredr off`)
-//! spends the whole duty cycle on LE. Active scanning also makes the
-//! receiver transmit scan requests. BlueZ's advertisement-monitor API
+//! The scan follows [`BleConfig::scan`] on the node's clock, in one of two
+//! ways, and reports each window as a [`RadioEvent::Scan`] (see the `radio`
+//! module docs):
+//!
+//! * **continuous** (window = interval; the default, [`super::PC_SCAN`]:
+//!   a PC on mains power): the discovery runs all the time and the scanner
+//!   reports back-to-back windows of the interval (10 s), aligned to
+//!   multiples of the interval on the clock. Ten seconds is about how often
+//!   BlueZ reports a present device again.
+//! * **duty-cycled** (window < interval, e.g. [`super::PHONE_SCAN`], 4 s
+//!   every 60 s): the scanner starts the discovery (btleplug `start_scan`,
+//!   BlueZ `StartDiscovery`) when a window starts, reports the window once
+//!   the discovery is on, and stops it (`stop_scan`) when the window ends.
+//!   Reports that BlueZ delivers while the discovery is off (late D-Bus
+//!   signals, cached devices) are dropped: the receiver was not listening.
+//!   BlueZ invalidates a device's RSSI when a discovery stops, so the
+//!   first report of a device in a window carries a fresh RSSI. Windows
+//!   start at multiples of the interval on the clock, so devices with the
+//!   same setting and synchronised clocks listen at the same time: a phone
+//!   is heard by another only while it advertises, which it does all the
+//!   time, so this costs nothing.
+//!
+//! No window is reported while the adapter is powered off or the discovery
+//! cannot be started (the failure is reported once, and retried at the next
+//! window).
+//!
+//! Neither btleplug nor bluer lets an application set the controller's scan
+//! parameters inside a window. BlueZ's discovery is an *active* scan that the
+//! kernel runs with its discovery interval and window (by default window =
+//! interval, a receive duty cycle close to 100 %), restarted periodically;
+//! that is the best reception and the worst battery life. A system
+//! administrator can lower it in BlueZ's `main.conf`, section `[LE]`
+//! (`ScanIntervalDiscovery`, `ScanWindowDiscovery`, in units of 0.625 ms):
+//! halving the window roughly halves the receiver's energy and its chance to
+//! catch a given advertisement. btleplug asks for the "auto" transport, so
+//! on a dual-mode adapter BlueZ interleaves BR/EDR inquiry with LE scanning,
+//! which costs power and LE reception time; an LE-only adapter (`btmgmt
+//! bredr off`) spends the whole duty cycle on LE. Active scanning also makes
+//! the receiver transmit scan requests. BlueZ's advertisement-monitor API
 //! (passive scanning, possibly offloaded to the controller) would be the
-//! battery-friendly way and is a later concern.
+//! battery-friendly way and is a later concern; the duty-cycled setting is
+//! what saves battery today.
 //!
 //! On the sending side, [`BleConfig::advertising_interval_ms`] sets the
 //! requested advertising interval (BlueZ's `MinInterval`/`MaxInterval`):
@@ -131,8 +158,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Carrier, EVENT_QUEUE, FrameDecoder, Radio, RadioCounters, RadioError, RadioEvent,
-    RadioSighting, RadioStats,
+    Carrier, EVENT_QUEUE, FrameDecoder, PC_SCAN, Radio, RadioCounters, RadioError, RadioEvent,
+    RadioSighting, RadioStats, ScanTiming,
 };
 use crate::clock::SharedClock;
 
@@ -141,7 +168,7 @@ mod errors;
 mod scanner;
 use advertiser::Advertiser;
 use errors::{from_bluer, from_btleplug};
-use scanner::Scanner;
+use scanner::{ScanCycle, Scanner};
 
 /// Our service UUID in the 128-bit form the Bluetooth stacks use:
 /// `0000fcb7-0000-1000-8000-00805f9b34fb` ([`SERVICE_UUID16`] on the
@@ -191,6 +218,9 @@ pub struct BleConfig {
     /// Shorter means better discovery and more battery drain (see the module
     /// documentation); BlueZ may ignore it on older kernels.
     pub advertising_interval_ms: u32,
+    /// When the scanner listens (see the module documentation); default
+    /// [`PC_SCAN`], continuous scanning reported as 10 s windows.
+    pub scan: ScanTiming,
 }
 
 impl Default for BleConfig {
@@ -199,6 +229,7 @@ impl Default for BleConfig {
             adapter: None,
             carrier: None,
             advertising_interval_ms: DEFAULT_ADVERTISING_INTERVAL_MS,
+            scan: PC_SCAN,
         }
     }
 }
@@ -214,6 +245,7 @@ impl BleConfig {
                 MAX_ADVERTISING_INTERVAL_MS
             )));
         }
+        self.scan.check().map_err(RadioError::Config)?;
         if let Some(name) = &self.adapter
             && (name.is_empty() || name.chars().any(char::is_whitespace))
         {
@@ -352,6 +384,7 @@ impl BleRadio {
             central,
             adapter: name.clone(),
             decoder: FrameDecoder::new(counters.clone()),
+            cycle: ScanCycle::new(config.scan),
             clock,
             tx: events_tx.clone(),
         };
@@ -371,7 +404,7 @@ impl BleRadio {
         };
         tokio::spawn(advertiser.run(commands_rx));
 
-        tracing::info!(adapter = %name, ?carrier, "BLE radio started");
+        tracing::info!(adapter = %name, ?carrier, scan = %config.scan, "BLE radio started");
         Ok(BleRadio {
             events,
             commands,

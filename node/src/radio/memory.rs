@@ -2,12 +2,18 @@
 //! deterministic for a given seed (tests, the demo, the simulator).
 //!
 //! Each call to [`MemoryAir::step`] is one advertising round at a given
-//! clock time: every device with a frame puts its payloads on the air (one
-//! or two, by [`Carrier`]) and every other device whose scanner is listening
-//! at that moment (its [`DutyCycle`] window, with a per-device phase) may
-//! receive each payload according to the [`PathLossModel`] — distance from
-//! the devices' [`Trajectory`]s, shadowing noise, per-device offsets, range
-//! cutoff and loss. Receptions go through the same `FrameDecoder` as the
+//! clock time: first every enabled device reports the scan windows that
+//! started since the previous round ([`RadioEvent::Scan`], at most
+//! [`super::MAX_SCAN_WINDOWS_AT_ONCE`] after a gap), then every device with
+//! a frame puts its payloads on the air (one or two, by [`Carrier`]) and
+//! every other device whose scanner is listening at that moment (its
+//! [`DutyCycle`] window — the air's, or the device's own
+//! [`DeviceConfig::duty`] — with a per-device phase) may receive each
+//! payload according to the [`PathLossModel`] — distance from the devices'
+//! [`Trajectory`]s, shadowing noise, per-device offsets, range cutoff and
+//! loss. A window is thus always reported before the sightings heard in it;
+//! a device switched off reports none, and after it is switched on again
+//! only the window in progress (from that round on). Receptions go through the same `FrameDecoder` as the
 //! real radios, so legacy halves are reassembled and bad input is counted
 //! the same way. Devices, draws and deliveries happen in a fixed order, so
 //! the same seed and the same calls give the same sightings.
@@ -23,6 +29,7 @@ use tokio::sync::mpsc;
 use super::model::{DEVICE_OFFSET_SIGMA_DB, DutyCycle, PathLossModel, Trajectory};
 use super::{
     Carrier, EVENT_QUEUE, FrameDecoder, Radio, RadioCounters, RadioError, RadioEvent, RadioStats,
+    ScanSchedule,
 };
 
 /// Most devices one air holds.
@@ -34,7 +41,7 @@ struct Device {
     carrier: Carrier,
     tx_offset_db: f64,
     rx_offset_db: f64,
-    phase_ms: u64,
+    scan: ScanSchedule,
     tx: mpsc::Sender<RadioEvent>,
     decoder: FrameDecoder,
     counters: Arc<RadioCounters>,
@@ -72,6 +79,9 @@ pub struct DeviceConfig {
     /// TX and RX offsets (dB); `None` draws them from the air's seed with
     /// σ = [`DEVICE_OFFSET_SIGMA_DB`].
     pub offsets_db: Option<(f64, f64)>,
+    /// This device's scan windows (only the window and interval are used;
+    /// a phone and a PC on one air); `None` takes the air's.
+    pub duty: Option<DutyCycle>,
 }
 
 /// Identifies a device on a [`MemoryAir`].
@@ -103,6 +113,10 @@ impl MemoryAir {
 
     /// Adds a device and returns its radio.
     pub fn add_device(&self, config: DeviceConfig) -> Result<MemoryRadio, RadioError> {
+        if let Some(d) = &config.duty {
+            d.validate()
+                .map_err(|e| RadioError::Config(e.to_string()))?;
+        }
         let mut st = self.lock();
         if st.devices.len() >= MAX_DEVICES {
             return Err(RadioError::Config(format!(
@@ -119,7 +133,8 @@ impl MemoryAir {
                 (a, b)
             }
         };
-        let phase_ms = st.rng.next_u64() % st.duty.scan_interval_ms;
+        let duty = config.duty.unwrap_or(st.duty);
+        let phase_ms = st.rng.next_u64() % duty.scan_interval_ms;
         let id = DeviceId(st.devices.len());
         st.devices.push(Device {
             trajectory: config.trajectory,
@@ -127,7 +142,7 @@ impl MemoryAir {
             carrier: config.carrier,
             tx_offset_db,
             rx_offset_db,
-            phase_ms,
+            scan: ScanSchedule::new(&duty, phase_ms),
             tx,
             decoder: FrameDecoder::new(counters.clone()),
             counters: counters.clone(),
@@ -179,6 +194,15 @@ impl MemoryAir {
         let t = now_millis as f64 / 1000.0;
         let at = UnixTime(now_millis / 1000);
         let positions: Vec<_> = st.devices.iter().map(|d| d.trajectory.at(t)).collect();
+        for d in &mut st.devices {
+            if !d.enabled {
+                d.scan.restart();
+                continue;
+            }
+            for w in d.scan.due(now_millis) {
+                d.decoder.deliver_scan(&d.tx, w);
+            }
+        }
         let n = st.devices.len();
         for s in 0..n {
             let (payloads, tx_power, tx_off) = {
@@ -194,7 +218,7 @@ impl MemoryAir {
                 }
                 let listening = {
                     let d = &st.devices[r];
-                    d.enabled && st.duty.listening(now_millis.wrapping_add(d.phase_ms))
+                    d.enabled && d.scan.listening(now_millis)
                 };
                 if !listening {
                     continue;
@@ -242,7 +266,17 @@ impl MemoryRadio {
         self.id
     }
 
-    /// Takes every sighting delivered so far (non-blocking).
+    /// Takes every event delivered so far, in order (non-blocking).
+    pub fn drain_events(&mut self) -> Vec<RadioEvent> {
+        let mut out = Vec::new();
+        while let Ok(ev) = self.events.try_recv() {
+            out.push(ev);
+        }
+        out
+    }
+
+    /// Takes every sighting delivered so far (non-blocking); other events
+    /// (scan windows) are dropped.
     pub fn drain(&mut self) -> Vec<super::RadioSighting> {
         let mut out = Vec::new();
         while let Ok(ev) = self.events.try_recv() {
@@ -273,7 +307,7 @@ impl Radio for MemoryRadio {
 mod tests {
     use super::super::model::Position;
     use super::*;
-    use meshtrace_protocol::{EncounterTracker, KeySchedule, RotatingId};
+    use meshtrace_protocol::{EncounterTracker, KeySchedule, RotatingId, ScanWindow};
 
     fn at(x: f64) -> DeviceConfig {
         DeviceConfig {
@@ -379,6 +413,138 @@ mod tests {
             ea.iter()
                 .flat_map(|e| &e.tokens)
                 .any(|t| tokens_b.contains(t))
+        );
+    }
+
+    /// The scan windows and sightings of `events`, checking that every
+    /// sighting lies in the window reported last before it (`before`: the
+    /// last one reported earlier).
+    fn windows_after(
+        before: Option<ScanWindow>,
+        events: &[RadioEvent],
+    ) -> (Vec<ScanWindow>, usize) {
+        let mut windows: Vec<ScanWindow> = before.into_iter().collect();
+        let skip = windows.len();
+        let mut sightings = 0;
+        for ev in events {
+            match ev {
+                RadioEvent::Scan(w) => windows.push(*w),
+                RadioEvent::Sighting(s) => {
+                    let w = windows.last().expect("a window before the first sighting");
+                    assert!(
+                        w.start <= s.at && s.at <= w.end,
+                        "sighting at {:?} outside the last window {w:?}",
+                        s.at
+                    );
+                    sightings += 1;
+                }
+                RadioEvent::Failed(e) => panic!("{e}"),
+            }
+        }
+        (windows.split_off(skip), sightings)
+    }
+
+    fn windows_in_order(events: &[RadioEvent]) -> (Vec<ScanWindow>, usize) {
+        windows_after(None, events)
+    }
+
+    const PHONE: DutyCycle = DutyCycle {
+        scan_window_ms: 4_000,
+        scan_interval_ms: 60_000,
+        advertising_interval_ms: 250,
+    };
+    const PC: DutyCycle = DutyCycle {
+        scan_window_ms: 10_000,
+        scan_interval_ms: 10_000,
+        advertising_interval_ms: 250,
+    };
+
+    #[test]
+    fn every_window_is_reported_before_its_sightings_at_the_configured_rate() {
+        const MINUTES: u64 = 10;
+        let air = MemoryAir::new(PathLossModel::default(), PHONE, 11).unwrap();
+        let mut phone = air.add_device(at(0.0)).unwrap();
+        let mut pc = air
+            .add_device(DeviceConfig {
+                duty: Some(PC),
+                ..at(1.0)
+            })
+            .unwrap();
+        // A third device that nobody hears still reports its windows.
+        let mut alone = air.add_device(at(500.0)).unwrap();
+        phone.advertise(frame(1)).unwrap();
+        pc.advertise(frame(2)).unwrap();
+        let t0 = 1_800_000_000_000u64;
+        air.step(t0);
+        // At the first round a window in progress is reported from then on.
+        let first: Vec<_> = [&mut phone, &mut pc, &mut alone]
+            .into_iter()
+            .map(|r| windows_in_order(&r.drain_events()).0)
+            .collect();
+        assert_eq!(first[1].len(), 1, "a PC always listens");
+        assert_eq!(first[1][0].start, UnixTime(t0 / 1000));
+        for i in 1..=MINUTES * 60 {
+            air.step(t0 + i * 1000);
+        }
+        let (pw, ps) = windows_after(first[0].last().copied(), &phone.drain_events());
+        let (cw, cs) = windows_after(first[1].last().copied(), &pc.drain_events());
+        let (aw, a_heard) = windows_after(first[2].last().copied(), &alone.drain_events());
+        // One window per interval: 4 s every 60 s, and back-to-back 10 s.
+        assert_eq!(pw.len() as u64, MINUTES, "{pw:?}");
+        assert_eq!(aw.len() as u64, MINUTES, "{aw:?}");
+        assert_eq!(cw.len() as u64, MINUTES * 6, "{cw:?}");
+        for (ws, gap, len) in [(&pw, 60, 3..=4), (&cw, 10, 9..=10)] {
+            for pair in ws.windows(2) {
+                assert_eq!(pair[1].start.0 - pair[0].start.0, gap);
+            }
+            for w in ws.iter() {
+                assert!(len.contains(&(w.end.0 - w.start.0)), "{w:?}");
+            }
+        }
+        // The phone hears the PC only in its windows: 4 rounds a minute;
+        // the PC hears the phone every round.
+        assert!(ps > 0 && ps as u64 <= 4 * MINUTES + 4, "{ps}");
+        assert!(cs as u64 >= MINUTES * 60 * 9 / 10, "{cs}");
+        assert_eq!(a_heard, 0);
+        assert_eq!(phone.stats().scan_windows, first[0].len() as u64 + MINUTES);
+    }
+
+    #[test]
+    fn a_device_switched_off_reports_no_window_and_a_jump_reports_two() {
+        let air = MemoryAir::new(PathLossModel::default(), PC, 12).unwrap();
+        let mut a = air.add_device(at(0.0)).unwrap();
+        let t0 = 1_800_000_000_000u64;
+        air.step(t0);
+        a.drain_events();
+        air.set_enabled(a.id(), false);
+        for i in 1..=100 {
+            air.step(t0 + i * 1000);
+        }
+        assert!(a.drain_events().is_empty());
+        air.set_enabled(a.id(), true);
+        air.step(t0 + 101_000);
+        // Back on: only the window in progress, from now on.
+        let (w, _) = windows_in_order(&a.drain_events());
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].start, UnixTime(t0 / 1000 + 101));
+        // A day later in one round: the last two windows only.
+        air.step(t0 + 86_400_000);
+        let (w, _) = windows_in_order(&a.drain_events());
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w[1].start.0 - w[0].start.0, 10);
+        assert!(w[1].start.0 <= t0 / 1000 + 86_400 && t0 / 1000 + 86_400 <= w[1].end.0);
+        // An invalid duty cycle of a device is refused.
+        let bad = DutyCycle {
+            scan_window_ms: 2,
+            scan_interval_ms: 1,
+            ..PC
+        };
+        assert!(
+            air.add_device(DeviceConfig {
+                duty: Some(bad),
+                ..at(0.0)
+            })
+            .is_err()
         );
     }
 

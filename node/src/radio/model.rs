@@ -14,11 +14,24 @@
 //!   obstructions (Leith & Farrell, "Coronavirus contact tracing: evaluating
 //!   the potential of using Bluetooth received signal strength for
 //!   proximity detection", 2020).
-//! * **Shadowing σ = 6 dB** (reported 4–8 dB; heavy tails from body
-//!   blocking, which the range cutoff and risk buckets absorb).
+//! * **Slow shadowing σ = 6.4 dB**, **Rayleigh fast fading** and **carry
+//!   (body) loss** by carry position: fitted to the MIT Lincoln Laboratory
+//!   BLE RSSI measurements at 1.83 m (`scripts/fit-mitll.py`, docs/risk.md
+//!   "Calibration"; data © 2020 Massachusetts Institute of Technology, CC BY
+//!   4.0). Slow shadowing (orientation, surroundings) is one draw per contact;
+//!   fading is one draw per reception; the carry loss is one draw per phone
+//!   and stay, at each end of a link.
 //! * **Per-device offsets**: TX and RX offsets drawn once per device with
 //!   σ = 3 dB, after calibration (Google's calibration table corrects
-//!   per-model differences of up to ~30 dB; what remains is smaller).
+//!   per-model differences of up to ~30 dB; what remains is smaller). The
+//!   MIT LL data holds one receiver and cannot tell this apart.
+//!
+//! Two ways to draw a reception: [`PathLossModel::receive`] applies one
+//! normal draw of σ [`PathLossModel::shadowing_sigma_db`] per reception (the
+//! stateless airs, which have no notion of a contact);
+//! [`PathLossModel::receive_faded`] takes the contact's slow shadowing and
+//! a fading draw separately (the simulator), which is what the calibration
+//! describes.
 
 /// Parameters of the simulated air.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,8 +40,12 @@ pub struct PathLossModel {
     pub rssi_at_1m_dbm: f64,
     /// Path-loss exponent.
     pub exponent: f64,
-    /// Standard deviation of log-normal shadowing, dB.
+    /// Standard deviation of log-normal (slow) shadowing, dB: one draw per
+    /// contact in [`PathLossModel::receive_faded`], per reception in
+    /// [`PathLossModel::receive`].
     pub shadowing_sigma_db: f64,
+    /// Whether [`PathLossModel::receive_faded`] applies Rayleigh fading.
+    pub rayleigh_fading: bool,
     /// Receptions beyond this distance never happen (m).
     pub max_range_m: f64,
     /// Receptions weaker than this never happen (dBm).
@@ -41,13 +58,75 @@ pub struct PathLossModel {
 pub const SIM_TX_POWER_DBM: i8 = -14;
 /// Standard deviation of per-device TX/RX offsets (dB).
 pub const DEVICE_OFFSET_SIGMA_DB: f64 = 3.0;
+/// Slow shadowing σ fitted to the MIT LL data (dB): the spread of 30-second
+/// collect medians at 1.83 m across environments, user rotations and repeats,
+/// carry loss removed (docs/risk.md).
+pub const SLOW_SHADOWING_SIGMA_DB: f64 = 6.4;
+/// Share of the variance of one reception that is slow shadowing, for
+/// callers that split one normal draw into a slow and a fast part: 6.4² over
+/// 6.4² + 5.57² (Rayleigh fading's standard deviation in dB).
+pub const SLOW_SHADOWING_SHARE: f64 = 0.57;
+
+/// Where a phone is carried, with its extra loss fitted to the MIT LL data
+/// (collect medians against `held_to_ear`, averaged over environments; an
+/// iPhone X receiving iPhones 1.83 m away).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CarryPosition {
+    /// Held in the hand or to the ear: the reference (0 dB).
+    Held,
+    /// Front trouser pocket.
+    FrontPocket,
+    /// Back trouser pocket (the body is more often in the way).
+    BackPocket,
+    /// In a bag or purse.
+    Bag,
+}
+
+impl CarryPosition {
+    /// Every position; a phone is in each with equal probability (the
+    /// data's design: it has no shares of real-life carrying).
+    pub const ALL: [CarryPosition; 4] = [
+        CarryPosition::Held,
+        CarryPosition::FrontPocket,
+        CarryPosition::BackPocket,
+        CarryPosition::Bag,
+    ];
+
+    /// Extra attenuation at this end of a link (dB).
+    pub fn loss_db(self) -> f64 {
+        match self {
+            CarryPosition::Held => 0.0,
+            CarryPosition::FrontPocket => 0.6,
+            CarryPosition::BackPocket => 4.7,
+            CarryPosition::Bag => 1.9,
+        }
+    }
+
+    /// The position for a uniform sample `u` in `[0, 1)`.
+    pub fn draw(u: f64) -> CarryPosition {
+        let i = (u.clamp(0.0, 1.0) * Self::ALL.len() as f64) as usize;
+        Self::ALL[i.min(Self::ALL.len() - 1)]
+    }
+}
+
+/// Rayleigh fading in dB for a uniform sample `u` in `[0, 1)`: the received
+/// power is exponentially distributed, `10·log10(E / ln 2)` with
+/// `E = −ln(1 − u)`, so its median is 0 dB; deep fades (1 % below −18 dB)
+/// and a short upper tail (99 % at +8 dB), as in the MIT LL receptions
+/// around their collect medians (docs/risk.md).
+pub fn rayleigh_fade_db(u: f64) -> f64 {
+    // Keep log finite at u = 0 (a fade of about −160 dB, i.e. lost).
+    let e = (-(-u.clamp(0.0, 1.0 - f64::EPSILON)).ln_1p()).max(1e-16);
+    10.0 * (e / std::f64::consts::LN_2).log10()
+}
 
 impl Default for PathLossModel {
     fn default() -> PathLossModel {
         PathLossModel {
             rssi_at_1m_dbm: -59.0,
             exponent: 2.5,
-            shadowing_sigma_db: 6.0,
+            shadowing_sigma_db: SLOW_SHADOWING_SIGMA_DB,
+            rayleigh_fading: true,
             max_range_m: 20.0,
             sensitivity_dbm: -100.0,
             loss_probability: 0.0,
@@ -118,6 +197,40 @@ impl PathLossModel {
         }
         // Real radios report whole dBm below the "unknown" marker 127.
         Some(rssi.round().clamp(-127.0, 20.0) as i16)
+    }
+
+    /// One reception within a contact: `slow_gauss` is the contact's
+    /// standard normal slow-shadowing draw (scaled by
+    /// [`PathLossModel::shadowing_sigma_db`]), `fade_uniform` a uniform
+    /// sample for this reception's Rayleigh fading (ignored without
+    /// [`PathLossModel::rayleigh_fading`]), `loss_uniform` the loss draw;
+    /// carry losses belong in `offsets_db` (negative: weaker). `None` when
+    /// out of range, below sensitivity or lost.
+    pub fn receive_faded(
+        &self,
+        distance_m: f64,
+        tx_power_dbm: f64,
+        offsets_db: f64,
+        slow_gauss: f64,
+        fade_uniform: f64,
+        loss_uniform: f64,
+    ) -> Option<i16> {
+        let fade = if self.rayleigh_fading {
+            rayleigh_fade_db(fade_uniform)
+        } else {
+            0.0
+        };
+        let zero_shadow = PathLossModel {
+            shadowing_sigma_db: 0.0,
+            ..*self
+        };
+        zero_shadow.receive(
+            distance_m,
+            tx_power_dbm,
+            offsets_db + slow_gauss * self.shadowing_sigma_db + fade,
+            0.0,
+            loss_uniform,
+        )
     }
 }
 
@@ -303,6 +416,38 @@ mod tests {
             ..PathLossModel::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn rayleigh_fading_matches_its_quantiles() {
+        // Quantiles of 10·log10(E / ln 2), E ~ Exp(1): docs/risk.md.
+        assert!(rayleigh_fade_db(0.5).abs() < 1e-9, "median 0 dB");
+        assert!((rayleigh_fade_db(0.01) - -18.4).abs() < 0.1);
+        assert!((rayleigh_fade_db(0.99) - 8.2).abs() < 0.1);
+        assert!(rayleigh_fade_db(0.0).is_finite());
+        assert!(rayleigh_fade_db(1.0).is_finite());
+        // Monotone.
+        let q: Vec<f64> = (1..100)
+            .map(|i| rayleigh_fade_db(f64::from(i) / 100.0))
+            .collect();
+        assert!(q.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn faded_receptions_follow_the_slow_draw_and_carry_loss() {
+        let m = PathLossModel::default();
+        let tx = f64::from(SIM_TX_POWER_DBM);
+        let base = m.receive_faded(1.0, tx, 0.0, 0.0, 0.5, 0.5).unwrap();
+        assert_eq!(base, -59, "median fade, no shadowing: the 1 m figure");
+        let slow = m.receive_faded(1.0, tx, 0.0, 1.0, 0.5, 0.5).unwrap();
+        assert_eq!(slow, (-59.0 + SLOW_SHADOWING_SIGMA_DB).round() as i16);
+        let pocket = -CarryPosition::BackPocket.loss_db();
+        let worse = m.receive_faded(1.0, tx, pocket, 0.0, 0.5, 0.5).unwrap();
+        assert_eq!(worse, (-59.0 - 4.7_f64).round() as i16);
+        assert!(m.receive_faded(30.0, tx, 0.0, 0.0, 0.5, 0.5).is_none());
+        assert_eq!(CarryPosition::draw(0.0), CarryPosition::Held);
+        assert_eq!(CarryPosition::draw(0.99), CarryPosition::Bag);
+        assert_eq!(CarryPosition::draw(1.0), CarryPosition::Bag);
     }
 
     #[test]

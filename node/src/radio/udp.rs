@@ -37,6 +37,18 @@
 //! 5. feeds the advertising payload to the shared `FrameDecoder`, which
 //!    reassembles legacy halves and delivers sightings on the event channel.
 //!
+//! # Scan windows
+//!
+//! The receiver reports each of its scan windows ([`DutyCycle`] window and
+//! interval, the same per-device phase as step 3) as a
+//! [`RadioEvent::Scan`] when it starts, heard or not: it wakes for every
+//! window start of clock time (real waits follow the clock's measured rate,
+//! between [`MIN_REAL_ADVERTISING_INTERVAL`] and [`MAX_REAL_POLL`]), and
+//! before it handles any packet it reports the windows due by then, so a
+//! window always comes before the sightings heard in it. After a stall or
+//! a clock jump only the last [`super::MAX_SCAN_WINDOWS_AT_ONCE`] windows
+//! are reported.
+//!
 //! # Packet layout
 //!
 //! All integers and floats are big-endian. A packet is exactly
@@ -58,7 +70,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meshtrace_protocol::{
     Decoded, Frame, MAX_ADVERTISING_DATA_LEN, RotatingId, UnixTime, decode_service_data,
@@ -76,7 +88,8 @@ use super::model::{
     DEVICE_OFFSET_SIGMA_DB, DutyCycle, PathLossModel, Position, SIM_TX_POWER_DBM, Trajectory,
 };
 use super::{
-    Carrier, EVENT_QUEUE, FrameDecoder, Radio, RadioCounters, RadioError, RadioEvent, RadioStats,
+    Carrier, ClockRate, EVENT_QUEUE, FrameDecoder, Radio, RadioCounters, RadioError, RadioEvent,
+    RadioStats, ScanSchedule, real_wait_within,
 };
 use crate::clock::SharedClock;
 
@@ -97,10 +110,6 @@ pub const MIN_REAL_ADVERTISING_INTERVAL: Duration = Duration::from_millis(5);
 /// The sender looks at the clock at least this often (real time), so that a
 /// clock that jumps (a manual clock) is followed.
 pub(crate) const MAX_REAL_POLL: Duration = Duration::from_millis(100);
-/// Real time during which the sender measures the clock's rate before it
-/// trusts the measurement (it polls every
-/// [`MIN_REAL_ADVERTISING_INTERVAL`] meanwhile).
-pub(crate) const RATE_WARMUP: Duration = Duration::from_millis(20);
 /// Socket errors in a row after which the radio reports
 /// [`RadioEvent::Failed`] and stops.
 pub(crate) const MAX_CONSECUTIVE_IO_ERRORS: u32 = 16;
@@ -276,6 +285,7 @@ pub struct UdpRadio {
     tx_power_dbm: i8,
     tx_offset_db: f64,
     rx_offset_db: f64,
+    scan_phase_ms: u64,
 }
 
 impl Drop for UdpRadio {
@@ -357,17 +367,23 @@ impl UdpRadio {
             air: air.clone(),
             events: events_tx.clone(),
         };
+        // The receiver listens from now on: a window in progress is
+        // reported at once (from now), before the task first looks.
+        let mut scan = ScanSchedule::new(&config.duty, phase_ms);
+        let decoder = FrameDecoder::new(counters.clone());
+        for w in scan.due(clock.now_millis()) {
+            decoder.deliver_scan(&events_tx, w);
+        }
         let receiver = Receiver {
             socket,
             clock,
             trajectory: config.trajectory,
             model: config.model,
-            duty: config.duty,
-            phase_ms,
+            scan,
             sender_id: config.sender_id,
             rx_offset_db,
             rng,
-            decoder: FrameDecoder::new(counters.clone()),
+            decoder,
             air: air.clone(),
             events: events_tx,
         };
@@ -382,6 +398,7 @@ impl UdpRadio {
             tx_power_dbm: config.tx_power_dbm,
             tx_offset_db,
             rx_offset_db,
+            scan_phase_ms: phase_ms,
         })
     }
 
@@ -408,6 +425,12 @@ impl UdpRadio {
         (self.tx_offset_db, self.rx_offset_db)
     }
 
+    /// The phase of this receiver's scan windows (ms, drawn from the seed):
+    /// it listens while `(clock ms + phase) % interval < window`.
+    pub fn scan_phase_ms(&self) -> u64 {
+        self.scan_phase_ms
+    }
+
     /// Counters of the simulated air.
     pub fn air_stats(&self) -> UdpAirStats {
         self.air.snapshot()
@@ -432,17 +455,16 @@ impl Radio for UdpRadio {
     }
 }
 
-/// Converts the clock time left until the next advertising event into a real
-/// wait, from the clock's measured rate (clock ms per real ms).
+/// Converts the clock time left until the next advertising event (or scan
+/// window) into a real wait, from the clock's measured rate (clock ms per
+/// real ms).
 fn real_wait(left_clock_ms: u64, rate: Option<f64>) -> Duration {
-    let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
-        return MIN_REAL_ADVERTISING_INTERVAL;
-    };
-    let secs = left_clock_ms as f64 / rate / 1000.0;
-    if !secs.is_finite() || secs >= MAX_REAL_POLL.as_secs_f64() {
-        return MAX_REAL_POLL;
-    }
-    Duration::from_secs_f64(secs.max(0.0)).max(MIN_REAL_ADVERTISING_INTERVAL)
+    real_wait_within(
+        left_clock_ms,
+        rate,
+        MIN_REAL_ADVERTISING_INTERVAL,
+        MAX_REAL_POLL,
+    )
 }
 
 struct Sender {
@@ -462,8 +484,7 @@ struct Sender {
 
 impl Sender {
     async fn run(mut self) {
-        let real0 = Instant::now();
-        let clock0 = self.clock.now_millis();
+        let meter = ClockRate::start(self.clock.now_millis());
         let mut due: Option<u64> = None;
         let mut errors = 0u32;
         loop {
@@ -495,11 +516,8 @@ impl Sender {
                 due = Some(now.saturating_add(self.interval_ms));
             }
             let left = due.map_or(self.interval_ms, |d| d.saturating_sub(now));
-            let elapsed = real0.elapsed();
-            let rate = (elapsed >= RATE_WARMUP)
-                .then(|| now.saturating_sub(clock0) as f64 / (elapsed.as_secs_f64() * 1000.0));
             tokio::select! {
-                _ = tokio::time::sleep(real_wait(left, rate)) => {}
+                _ = tokio::time::sleep(real_wait(left, meter.rate(now))) => {}
                 changed = self.frame_rx.changed() => {
                     if changed.is_err() {
                         return;
@@ -546,8 +564,7 @@ struct Receiver {
     clock: SharedClock,
     trajectory: Trajectory,
     model: PathLossModel,
-    duty: DutyCycle,
-    phase_ms: u64,
+    scan: ScanSchedule,
     sender_id: u64,
     rx_offset_db: f64,
     rng: StdRng,
@@ -566,8 +583,16 @@ impl Receiver {
         // the kernel to this size and recognised as oversized.
         let mut buf = vec![0u8; MAX_PACKET_LEN + 1];
         let mut errors = 0u32;
+        let meter = ClockRate::start(self.clock.now_millis());
         loop {
-            match self.socket.recv_from(&mut buf).await {
+            let now = self.clock.now_millis();
+            self.report_windows(now);
+            let wait = real_wait(self.scan.until_next(now), meter.rate(now));
+            let received = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => r,
+                _ = tokio::time::sleep(wait) => continue,
+            };
+            match received {
                 Ok((n, _)) => {
                     errors = 0;
                     let n = n.min(buf.len());
@@ -605,6 +630,13 @@ impl Receiver {
         }
     }
 
+    /// Reports the scan windows started by `now_ms` (clock time).
+    fn report_windows(&mut self, now_ms: u64) {
+        for w in self.scan.due(now_ms) {
+            self.decoder.deliver_scan(&self.events, w);
+        }
+    }
+
     fn handle(&mut self, bytes: &[u8]) {
         AirCounters::add(&self.air.packets);
         let packet = match AirPacket::decode(bytes) {
@@ -619,7 +651,9 @@ impl Receiver {
             return;
         }
         let now_ms = self.clock.now_millis();
-        if !self.duty.listening(now_ms.wrapping_add(self.phase_ms)) {
+        // The window this packet may fall in goes first.
+        self.report_windows(now_ms);
+        if !self.scan.listening(now_ms) {
             AirCounters::add(&self.air.not_listening);
             return;
         }

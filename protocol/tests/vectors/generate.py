@@ -12,6 +12,7 @@ implementation reproduces every value. Regenerate with:
 import base64
 import hashlib
 import json
+import math
 import os
 
 from cryptography.hazmat.primitives import hashes
@@ -246,6 +247,162 @@ def announcements_vectors():
     }
 
 
+# ---------------------------------------------------------------- crediting (§6)
+MAX_SIGHTING_GAP = 300
+ENCOUNTER_IDLE = 300
+MAX_SPAN = 1800
+MAX_SCAN_CREDIT = 300
+SCAN_SLACK = 1
+MAX_RECEPTIONS_PER_WINDOW = 32
+
+
+class Tracker:
+    """§6 for one receiver whose sightings all yield a token (keys are not
+    modelled: crediting does not depend on them)."""
+
+    def __init__(self):
+        self.open = {}        # id -> encounter state
+        self.closed = []
+        self.scans = None     # (current, previous); window = dict(seq, start, end, credit)
+
+    def scan(self, start, end):
+        end = max(end, start)
+        own = min(end - start, MAX_SCAN_CREDIT)
+        if self.scans is None:
+            self.scans = ({"seq": 0, "start": start, "end": end, "credit": own}, None)
+            return
+        cur, prev = self.scans
+        if start == cur["start"]:
+            cur["end"] = max(cur["end"], end)
+            return
+        seq = cur["seq"] + 1
+        if start > cur["start"]:
+            credit = min(start - cur["start"], MAX_SCAN_CREDIT)
+            self.scans = ({"seq": seq, "start": start, "end": end, "credit": credit}, cur)
+        else:
+            self.scans = ({"seq": seq, "start": start, "end": end, "credit": own}, None)
+
+    @staticmethod
+    def ends_at(e, now):
+        sub = lambda a, b: max(a - b, 0)
+        return (sub(now, e["last_seen"]) > ENCOUNTER_IDLE or sub(now, e["first_seen"]) > MAX_SPAN
+                or sub(e["first_seen"], now) > ENCOUNTER_IDLE)
+
+    @staticmethod
+    def window_att(p):
+        v = sorted(p["atts"])
+        return v[(len(v) - 1) // 2]
+
+    def snapshot(self, ident, e):
+        prof = dict(e["profile"])
+        for p in e["pending"]:
+            a = self.window_att(p)
+            prof[a] = prof.get(a, 0) + p["credit"]
+        return {"id": ident, "first_seen": e["first_seen"], "last_seen": e["last_seen"],
+                "sightings": e["sightings"],
+                "profile": [[a, s] for a, s in sorted(prof.items()) if s > 0]}
+
+    def sighting(self, ident, att, at):
+        e = self.open.get(ident)
+        if e is not None and self.ends_at(e, at):
+            self.closed.append(self.snapshot(ident, e))
+            del self.open[ident]
+            e = None
+        if e is None:
+            e = {"first_seen": at, "last_seen": at, "sightings": 0, "profile": {},
+                 "last_att": att, "pending": []}
+            self.open[ident] = e
+        e["sightings"] += 1
+        if self.scans is not None:
+            cur, prev = self.scans
+            oldest = prev["seq"] if prev else cur["seq"]
+            keep = []
+            for p in e["pending"]:
+                if p["seq"] < oldest:
+                    a = self.window_att(p)
+                    e["profile"][a] = e["profile"].get(a, 0) + p["credit"]
+                else:
+                    keep.append(p)
+            e["pending"] = keep
+            holds = lambda w: w is not None and w["start"] <= at <= w["end"] + SCAN_SLACK
+            w = cur if holds(cur) else (prev if holds(prev) else None)
+            if w is not None:
+                for p in e["pending"]:
+                    if p["seq"] == w["seq"]:
+                        if len(p["atts"]) < MAX_RECEPTIONS_PER_WINDOW:
+                            p["atts"].append(att)
+                        break
+                else:
+                    e["pending"].append({"seq": w["seq"], "credit": w["credit"], "atts": [att]})
+            if at > e["last_seen"]:
+                e["last_seen"] = at
+            elif at < e["first_seen"]:
+                e["first_seen"] = at
+            return
+        if at > e["last_seen"]:
+            gap = at - e["last_seen"]
+            if gap <= MAX_SIGHTING_GAP:
+                mean = (e["last_att"] + att + 1) // 2
+                e["profile"][mean] = e["profile"].get(mean, 0) + gap
+            e["last_seen"] = at
+            e["last_att"] = att
+        elif at < e["first_seen"]:
+            e["first_seen"] = at
+
+    def close_all(self):
+        for ident in sorted(self.open):
+            self.closed.append(self.snapshot(ident, self.open[ident]))
+        self.open = {}
+        return sorted(self.closed, key=lambda e: (e["id"], e["first_seen"]))
+
+
+def crediting_case(name, events):
+    tr = Tracker()
+    for ev in events:
+        if ev[0] == "scan":
+            tr.scan(ev[1], ev[2])
+        else:
+            tr.sighting(ev[1], ev[2], ev[3])
+    return {"name": name, "events": [list(e) for e in events], "encounters": tr.close_all()}
+
+
+def crediting_vectors():
+    t = 20_000 * 86400 + 8 * 3600  # an epoch start
+    cases = []
+    # A 4 s scan every `interval` s, a constant 50 dB contact of 600 s.
+    for interval in (10, 60, 240):
+        # The radio was already scanning before the contact began.
+        ev = [("scan", t - interval, t - interval + 4)]
+        k = 0
+        while k * interval < 600:
+            ev.append(("scan", t + k * interval, t + k * interval + 4))
+            ev.append(("sighting", "a", 50, t + k * interval + 1))
+            k += 1
+        cases.append(crediting_case(f"constant contact, scan every {interval} s", ev))
+    ev = []
+    for k in range(6):
+        ev.append(("scan", t + 60 * k, t + 60 * k + 4))
+        if k in (1, 2, 4):
+            for i, a in enumerate([50, 70, 60] if k == 1 else [55]):
+                ev.append(("sighting", "a", a, t + 60 * k + i))
+        if k == 3:
+            ev.append(("sighting", "b", 66, t + 60 * k + 3))
+    cases.append(crediting_case("median of a window, a missed window, two IDs", ev))
+    cases.append(crediting_case("a long silence is capped, the first window credits its length", [
+        ("scan", t, t + 4), ("sighting", "a", 48, t + 1),
+        ("scan", t + 400, t + 404), ("sighting", "a", 48, t + 402)]))
+    cases.append(crediting_case("late, outside, repeated and backwards windows", [
+        ("scan", t, t + 4), ("scan", t + 30, t + 34), ("sighting", "a", 52, t + 5),
+        ("sighting", "a", 52, t + 20), ("scan", t + 30, t + 40), ("sighting", "a", 61, t + 38),
+        ("scan", t + 10, t + 16), ("sighting", "a", 57, t + 12),
+        ("scan", t + 100, t + 90), ("sighting", "a", 57, t + 100)]))
+    cases.append(crediting_case("no window ever: first to last", [
+        ("sighting", "a", 50, t), ("sighting", "a", 60, t + 100), ("sighting", "a", 51, t + 250),
+        ("sighting", "a", 51, t + 600)]))
+    return {"max_scan_credit_seconds": MAX_SCAN_CREDIT, "scan_window_slack_seconds": SCAN_SLACK,
+            "cases": cases}
+
+
 # ---------------------------------------------------------------- risk (§7)
 def weight(db):
     for below, w in [(55, 1.0), (63, 0.5), (73, 0.0)]:
@@ -254,7 +411,7 @@ def weight(db):
     return 0.0
 
 
-def score(encs):
+def score_cwa(encs):
     encs = sorted(encs, key=lambda e: (e["first_seen"], e["last_seen"]))
     days = {}
     i = 0
@@ -279,18 +436,113 @@ def score(encs):
     for day in sorted(days):
         d = days[day]
         if d["contacts"] > 0:
+            d["estimated_minutes"] = d["weighted_minutes"]
             d["high_risk"] = d["weighted_minutes"] >= 15.0
             out.append(d)
     return out
 
 
-def enc(start, profile):
-    return {"first_seen": start, "last_seen": start + sum(s for _, s in profile), "profile": profile}
+CALIBRATED = {
+    "attenuation_at_1m_db": 45.0,
+    "path_loss_exponent": 2.5,
+    "body_loss_db": 3.6,
+    "contact_sigma_db": 8.1,
+    "reception_sigma_db": 5.0,
+    "close_distance_m": 2.0,
+    "min_confidence": 0.3,
+}
+CALIBRATED_SESSION_GAP = 600
+HIGH_RISK_MINUTES = 15.0
+
+
+def normal_cdf(z):
+    """Φ(z) = erfc(−z/√2)/2 with Numerical Recipes' erfcc (§7.3)."""
+    x = -z / math.sqrt(2.0)
+    ax = abs(x)
+    t = 1.0 / (1.0 + 0.5 * ax)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    r = t * math.exp(-ax * ax + poly)
+    erfc = r if x >= 0.0 else 2.0 - r
+    return min(max(0.5 * erfc, 0.0), 1.0)
+
+
+def confidence(p, level, sightings):
+    n = float(max(sightings, 1))
+    fast = p["reception_sigma_db"] * p["reception_sigma_db"] * (math.pi / 2) / n
+    sigma = math.sqrt(p["contact_sigma_db"] * p["contact_sigma_db"] + fast)
+    close = p["attenuation_at_1m_db"] + p["body_loss_db"] + 10.0 * p["path_loss_exponent"] * math.log10(p["close_distance_m"])
+    return normal_cdf((close - level) / sigma)
+
+
+def contacts(encs, p=CALIBRATED, gap=CALIBRATED_SESSION_GAP):
+    encs = sorted(encs, key=lambda e: (e["first_seen"], e["last_seen"]))
+    sessions = []
+    end = 0
+    for e in encs:
+        if sessions and sessions[-1][0]["first_seen"] // 86400 == e["first_seen"] // 86400 \
+                and e["first_seen"] <= end + gap:
+            end = max(end, e["last_seen"])
+            sessions[-1].append(e)
+        else:
+            end = e["last_seen"]
+            sessions.append([e])
+    out = []
+    for s in sessions:
+        prof = {}
+        sightings = 0
+        for e in s:
+            sightings += e["sightings"]
+            for a, secs in e["profile"]:
+                if a < 255:
+                    prof[a] = prof.get(a, 0) + secs
+        total = sum(prof.values())
+        level = None
+        cum = 0
+        for a in sorted(prof):
+            cum += prof[a]
+            if total > 0 and float(cum) >= 0.5 * float(total):
+                level = a
+                break
+        conf = 0.0 if level is None else confidence(p, float(level), sightings)
+        heard = total / 60.0
+        close = level is not None and conf >= p["min_confidence"]
+        out.append({"day": s[0]["first_seen"] // 86400, "first_seen": s[0]["first_seen"],
+                    "last_seen": max(e["last_seen"] for e in s), "heard_minutes": heard,
+                    "level_db": level, "confidence": conf,
+                    "estimated_minutes": heard if close else 0.0})
+    return out
+
+
+def score_calibrated(encs):
+    days = {}
+    for c in contacts(encs):
+        if c["level_db"] is None:
+            continue
+        d = days.setdefault(c["day"], {"day": c["day"], "weighted_minutes": 0.0, "close_minutes": 0.0,
+                                       "contacts": 0, "estimated_minutes": 0.0})
+        d["contacts"] += 1
+        d["close_minutes"] += c["heard_minutes"]
+        d["weighted_minutes"] += c["confidence"] * c["heard_minutes"]
+        d["estimated_minutes"] += c["estimated_minutes"]
+    out = []
+    for day in sorted(days):
+        d = days[day]
+        d["high_risk"] = d["estimated_minutes"] >= HIGH_RISK_MINUTES
+        out.append(d)
+    return out
+
+
+def enc(start, profile, sightings=None):
+    secs = sum(s for _, s in profile)
+    return {"first_seen": start, "last_seen": start + secs, "profile": profile,
+            "sightings": sightings if sightings is not None else max(1, secs // 60)}
 
 
 def risk_vectors():
     d = 20_000 * 86400 + 8 * 3600
-    cases = [
+    cwa = [
         ("16 close minutes across a key rotation", [enc(d, [(50, 480)]), enc(d + 480, [(50, 480)])]),
         ("9 close minutes: below the minimum", [enc(d, [(50, 540)])]),
         ("an hour beyond 73 dB: dropped", [enc(d, [(80, 3600)])]),
@@ -299,8 +551,29 @@ def risk_vectors():
         ("two contacts, gap over 5 minutes", [enc(d, [(50, 600)]), enc(d + 600 + 301, [(50, 420)])]),
         ("two days", [enc(d, [(50, 700)]), enc(d + 86400, [(52, 1000)])]),
     ]
-    return {"config": "defaults", "cases": [
-        {"name": n, "encounters": e, "expected": score(e)} for n, e in cases]}
+    cal = [
+        ("20 minutes at 50 dB across a rotation", [enc(d, [(50, 600)]), enc(d + 600, [(52, 600)])]),
+        ("14 close minutes: below the threshold", [enc(d, [(49, 840)])]),
+        ("an hour at 75 dB: not close", [enc(d, [(75, 3600)])]),
+        ("the median decides, not the mean", [enc(d, [(44, 500), (58, 300), (90, 400)], 20)]),
+        ("one reception at 55 dB", [enc(d, [(55, 240)], 1)]),
+        ("sparse scans: encounters 8 minutes apart join", [enc(d, [(53, 480)], 2), enc(d + 480 + 480, [(53, 480)], 2)]),
+        ("two contacts in a day add up", [enc(d, [(51, 540)]), enc(d + 4 * 3600, [(54, 480)])]),
+        ("unknown attenuation only: no contact", [enc(d, [(255, 1800)])]),
+        ("near the decision level", [enc(d, [(62, 1200)], 40), enc(d + 3600, [(60, 1200)], 1)]),
+        ("two days", [enc(d, [(50, 700)]), enc(d + 86400, [(70, 1000)])]),
+    ]
+    return {
+        "cwa": {"config": "defaults, model cwa", "cases": [
+            {"name": n, "encounters": e, "expected": score_cwa(e)} for n, e in cwa]},
+        "calibrated": {"config": "defaults", "params": CALIBRATED,
+                       "session_gap_seconds": CALIBRATED_SESSION_GAP,
+                       "high_risk_minutes": HIGH_RISK_MINUTES,
+                       "normal_cdf": [[z, normal_cdf(z)] for z in (-6.0, -2.5, -1.0, -0.3, 0.0, 0.4, 1.0, 1.96, 3.0, 8.0)],
+                       "cases": [{"name": n, "encounters": e, "contacts": contacts(e),
+                                  "expected": score_calibrated(e)} for n, e in cal]},
+        "crediting": crediting_vectors(),
+    }
 
 
 def main():

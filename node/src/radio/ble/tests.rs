@@ -411,3 +411,106 @@ fn start_without_bluetooth_fails_clearly() {
         ),
     }
 }
+
+fn timing(window: u64, interval: u64) -> ScanTiming {
+    ScanTiming {
+        window: Duration::from_secs(window),
+        interval: Duration::from_secs(interval),
+    }
+}
+
+fn win(start: u64, end: u64) -> meshtrace_protocol::ScanWindow {
+    meshtrace_protocol::ScanWindow {
+        start: UnixTime(start),
+        end: UnixTime(end),
+    }
+}
+
+#[test]
+fn a_duty_cycled_scan_starts_reports_and_stops_with_each_window() {
+    use scanner::ScanPlan;
+    // 4 s every 60 s, windows at multiples of 60 s (B is one); the radio
+    // started the discovery at B + 10 s, outside a window.
+    const B: u64 = 16_667 * 60;
+    let mut c = ScanCycle::new(timing(4, 60));
+    let t = |s: u64| (B + s) * 1000;
+    assert!(c.accepts_sightings());
+    assert_eq!(
+        c.plan(t(10)),
+        ScanPlan {
+            stop: true,
+            ..ScanPlan::default()
+        }
+    );
+    assert!(
+        !c.accepts_sightings(),
+        "reports between windows are dropped"
+    );
+    assert_eq!(c.until_change(t(10)), 50_000);
+    // The window starts: discovery on, then the window.
+    let p = c.plan(t(60));
+    assert!(p.start && !p.stop);
+    assert_eq!(p.windows, vec![win(B + 60, B + 63)]);
+    assert!(!c.started(t(60), true));
+    assert!(c.accepts_sightings());
+    assert_eq!(c.until_change(t(61)), 3_000, "until the window ends");
+    assert_eq!(c.plan(t(62)), ScanPlan::default());
+    let p = c.plan(t(64));
+    assert!(p.stop && !p.start && p.windows.is_empty());
+    // A start that fails: no window, one failure to report, a retry at the
+    // next window only.
+    let p = c.plan(t(120));
+    assert!(p.start);
+    assert!(c.started(t(120), false), "the first failure is reported");
+    assert!(!c.accepts_sightings());
+    assert_eq!(c.plan(t(121)), ScanPlan::default());
+    let p = c.plan(t(180));
+    assert!(p.start);
+    assert!(!c.started(t(180), false), "a repeated failure is not");
+    let p = c.plan(t(240));
+    assert!(p.start);
+    c.started(t(240), true);
+    assert_eq!(p.windows, vec![win(B + 240, B + 243)]);
+}
+
+#[test]
+fn a_continuous_scan_reports_back_to_back_windows_and_none_while_powered_off() {
+    let mut c = ScanCycle::new(timing(10, 10));
+    let t = |s: u64| s * 1000;
+    // Started mid-window: that window from now on.
+    let p = c.plan(t(1_000_003));
+    assert!(!p.start && !p.stop);
+    assert_eq!(p.windows, vec![win(1_000_003, 1_000_009)]);
+    assert_eq!(
+        c.plan(t(1_000_010)).windows,
+        vec![win(1_000_010, 1_000_019)]
+    );
+    assert_eq!(c.until_change(t(1_000_012)), 8_000);
+    c.set_powered(false);
+    assert!(!c.accepts_sightings());
+    assert_eq!(c.plan(t(1_000_020)), scanner::ScanPlan::default());
+    c.set_powered(true);
+    // Back on: the discovery starts again and the window in progress counts
+    // from now.
+    let p = c.plan(t(1_000_025));
+    assert!(p.start);
+    c.started(t(1_000_025), true);
+    assert_eq!(p.windows, vec![win(1_000_025, 1_000_029)]);
+    assert_eq!(
+        c.plan(t(1_000_030)).windows,
+        vec![win(1_000_030, 1_000_039)]
+    );
+}
+
+#[test]
+fn scan_timing_is_part_of_the_config_check() {
+    let bad = BleConfig {
+        scan: timing(20, 10),
+        ..BleConfig::default()
+    };
+    match bad.validate() {
+        Err(RadioError::Config(m)) => assert!(m.contains("longer than the scan interval"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(BleConfig::default().scan, super::super::PC_SCAN);
+}

@@ -3,6 +3,7 @@
 use super::*;
 use crate::clock::{ScaledClock, SystemClock};
 use meshtrace_protocol::advertising_data;
+use std::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -41,8 +42,18 @@ fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
 
+/// The next sighting within [`WAIT`] (scan windows are skipped).
 async fn next_sighting(r: &mut UdpRadio) -> super::super::RadioSighting {
-    match tokio::time::timeout(WAIT, r.events().recv()).await {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match r.events().recv().await {
+                Some(RadioEvent::Scan(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    match found {
         Ok(Some(RadioEvent::Sighting(s))) => s,
         other => panic!("expected a sighting within {WAIT:?}, got {other:?}"),
     }
@@ -343,7 +354,12 @@ async fn thirty_metres_apart_hear_nothing() {
     for r in [&mut a, &mut b] {
         assert_eq!(r.stats().sightings, 0);
         assert_eq!(r.air_stats().heard, 0);
-        assert!(r.events().try_recv().is_err(), "nothing is delivered");
+        while let Ok(ev) = r.events().try_recv() {
+            assert!(
+                matches!(ev, RadioEvent::Scan(_)),
+                "nothing but scan windows is delivered: {ev:?}"
+            );
+        }
     }
 }
 
@@ -375,4 +391,97 @@ async fn advertise_fails_once_the_radio_stopped() {
         let _ = t.await;
     }
     assert_eq!(a.advertise(frame(1)), Err(RadioError::Stopped));
+}
+
+/// The next event within [`WAIT`].
+async fn next_event(r: &mut UdpRadio) -> RadioEvent {
+    match tokio::time::timeout(WAIT, r.events().recv()).await {
+        Ok(Some(ev)) => ev,
+        other => panic!("expected an event within {WAIT:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_scan_window_is_reported_once_on_the_clock_and_before_its_sightings() {
+    use crate::clock::ManualClock;
+    use meshtrace_protocol::ScanWindow;
+    const WINDOW: u64 = 1_000;
+    const INTERVAL: u64 = 5_000;
+    const SECONDS: u64 = 60;
+    let t0 = 1_800_000_000_000u64;
+    let clock = ManualClock::new(UnixTime(t0 / 1000));
+    let port = free_port();
+    let mut r = UdpRadio::start(
+        UdpAirConfig {
+            duty: DutyCycle {
+                scan_window_ms: WINDOW,
+                scan_interval_ms: INTERVAL,
+                advertising_interval_ms: 250,
+            },
+            ..config(port, 0.0, 51)
+        },
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let phase = r.scan_phase_ms();
+    let listening = |ms: u64| (ms + phase) % INTERVAL < WINDOW;
+    let window = |start: u64| ScanWindow {
+        start: UnixTime(start / 1000),
+        end: UnixTime((start + WINDOW - 1) / 1000),
+    };
+    // Starting inside a window: that window, from the start on.
+    let mut reported = 0u64;
+    if listening(t0) {
+        let start = t0 - (t0 + phase) % INTERVAL;
+        let expected = ScanWindow {
+            start: UnixTime(t0 / 1000),
+            ..window(start)
+        };
+        assert_eq!(next_event(&mut r).await, RadioEvent::Scan(expected));
+        reported += 1;
+    }
+    // One second at a time: each window that starts is reported, in order.
+    let mut windows = 0;
+    for s in 1..=SECONDS {
+        let (from, to) = (t0 + (s - 1) * 1000, t0 + s * 1000);
+        clock.set_millis(to);
+        for ms in (from + 1)..=to {
+            if (ms + phase) % INTERVAL == 0 {
+                assert_eq!(next_event(&mut r).await, RadioEvent::Scan(window(ms)));
+                windows += 1;
+            }
+        }
+    }
+    assert_eq!(windows, SECONDS * 1000 / INTERVAL, "12 windows a minute");
+    // A packet heard inside the next window comes after that window, and
+    // nothing else was reported in between.
+    let end = t0 + SECONDS * 1000;
+    let next = end + (INTERVAL - (end + phase) % INTERVAL);
+    clock.set_millis(next + 300);
+    let raw = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    raw.set_multicast_if_v4(&LOOPBACK).unwrap();
+    raw.set_multicast_ttl_v4(0).unwrap();
+    raw.bind(&SockAddr::from(SocketAddrV4::new(LOOPBACK, 0)))
+        .unwrap();
+    let raw = std::net::UdpSocket::from(raw);
+    let packet = AirPacket {
+        sender_id: 99,
+        position: Position { x: 1.0, y: 0.0 },
+        tx_offset_db: 0.0,
+        payload: advertising_data(&frame(7).encode_extended()),
+    }
+    .encode()
+    .unwrap();
+    raw.send_to(&packet, SocketAddrV4::new(DEFAULT_GROUP, port))
+        .unwrap();
+    assert_eq!(next_event(&mut r).await, RadioEvent::Scan(window(next)));
+    match next_event(&mut r).await {
+        RadioEvent::Sighting(s) => {
+            assert_eq!(s.frame, frame(7));
+            assert_eq!(s.at, UnixTime((next + 300) / 1000));
+        }
+        other => panic!("expected the sighting, got {other:?}"),
+    }
+    assert_eq!(r.stats().scan_windows, reported + windows + 1);
 }

@@ -63,7 +63,7 @@ enum Command {
     Init(node_cmd::InitArgs),
     /// Run the node: radio, encrypted store, mesh, matching and alerts,
     /// until SIGINT or SIGTERM.
-    Run(node_cmd::RunArgs),
+    Run(Box<node_cmd::RunArgs>),
     /// Open the running node's page in the browser (a one-time login link).
     Ui(node_cmd::UiArgs),
     /// Show the running node's status.
@@ -120,7 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Init(a) => node_cmd::init(&paths, &a),
-        Command::Run(a) => node_cmd::run(&paths, a),
+        Command::Run(a) => node_cmd::run(&paths, *a),
         Command::Ui(a) => node_cmd::ui(&paths, &a),
         Command::Status(a) => node_query::status(&paths, &a),
         Command::Exposures(a) => node_query::exposures(&paths, &a),

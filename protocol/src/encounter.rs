@@ -68,7 +68,7 @@ pub struct Sighting {
 
 /// Attenuation in dB: advertised TX power − RSSI − receiver correction,
 /// clamped to `0..=255`. `rx_correction_db` is the receiving device's known
-/// RSSI offset (positive when it reads high). An RSSI of [`RSSI_UNKNOWN`]
+/// RSSI correction, added to the RSSI: positive when it reads low (weaker than a reference device), negative when it reads high. An RSSI of [`RSSI_UNKNOWN`]
 /// gives [`MAX_ATTENUATION_DB`].
 pub fn attenuation_db(tx_power: i8, rssi: i16, rx_correction_db: i16) -> u8 {
     if rssi == RSSI_UNKNOWN {
@@ -259,7 +259,7 @@ pub struct EncounterTracker {
 }
 
 impl EncounterTracker {
-    /// A tracker for a receiver whose RSSI reads `rx_correction_db` high.
+    /// A tracker for a receiver whose RSSI reads `rx_correction_db` low (a negative value: it reads high).
     pub fn new(rx_correction_db: i16) -> EncounterTracker {
         EncounterTracker {
             open: HashMap::new(),

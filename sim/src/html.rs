@@ -366,9 +366,10 @@ fn plot_curve(scan_interval_s: f64, window_s: f64, models: [&ModelScore; 2]) -> 
             if p.operating {
                 let _ = write!(
                     f.svg,
-                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="7" fill="none" stroke="{color}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" fill="{color}">{}</text>"#,
-                    cx + 9.0,
-                    cy - 8.0,
+                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="7" fill="none" stroke="{color}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{color}">{}</text>"#,
+                    cx - 10.0,
+                    // The two models' labels on either side of their rings.
+                    if i == 0 { cy - 10.0 } else { cy + 20.0 },
                     esc(&knob_label(&m.curve_knob, p.value))
                 );
             }
@@ -383,9 +384,16 @@ fn plot_curve(scan_interval_s: f64, window_s: f64, models: [&ModelScore; 2]) -> 
             "today's rule (CWA buckets); along the curve the threshold on weighted minutes moves"
         };
         legend.push((format!("{}: {what}", m.model), color));
+        let own = m
+            .curve
+            .iter()
+            .find(|p| p.operating)
+            .map_or(String::new(), |p| {
+                format!(" ({})", knob_label(&m.curve_knob, p.value))
+            });
         legend.push((
             format!(
-                "    ringed: the run's setting, recall {:.1} %, precision {:.1} %",
+                "    ringed: the setting used{own}, recall {:.1} %, precision {:.1} %",
                 m.recall * 100.0,
                 m.precision * 100.0
             ),

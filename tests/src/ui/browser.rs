@@ -66,6 +66,9 @@ pub struct Violation {
     pub targets: Vec<String>,
 }
 
+/// Tries to type into a field that a page replacement made stale.
+pub const FILL_ATTEMPTS: u32 = 5;
+
 /// A headless Chromium session and the chromedriver behind it.
 pub struct Browser {
     rt: tokio::runtime::Runtime,
@@ -331,13 +334,27 @@ impl Browser {
     }
 
     /// Replaces the value of the field matching `css` with `value`.
+    ///
+    /// A page that was still being replaced when the field was found (after
+    /// a form post) leaves a stale element: the field is found again in the
+    /// new page, up to [`FILL_ATTEMPTS`] times.
     pub fn fill(&self, css: &str, value: &str) {
-        let e = self.wait_for(css);
-        self.block(async {
-            e.clear().await?;
-            e.send_keys(value).await
-        })
-        .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+        let mut attempt = 1;
+        loop {
+            let e = self.wait_for(css);
+            match self.block(async {
+                e.clear().await?;
+                e.send_keys(value).await
+            }) {
+                Ok(()) => return,
+                Err(err)
+                    if attempt < FILL_ATTEMPTS && err.to_string().contains("stale element") =>
+                {
+                    attempt += 1;
+                }
+                Err(err) => panic!("cannot type into {css}: {err}"),
+            }
+        }
     }
 
     /// Sets the value of a field that typing cannot set well (a date input:

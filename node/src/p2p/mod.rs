@@ -13,6 +13,8 @@ mod config;
 mod counting;
 mod driver;
 mod identity;
+mod limits;
+mod nat;
 mod pool;
 mod rates;
 mod state;
@@ -30,6 +32,8 @@ use meshtrace_protocol::{
 pub use config::{P2pConfig, P2pConfigBuilder};
 pub use driver::{P2pHandle, spawn};
 pub use identity::load_or_create_identity;
+pub use limits::{Limits, MAX_LIMIT, MAX_RELAY_CIRCUIT_BYTES, MAX_RELAY_CIRCUIT_DURATION};
+pub use nat::{NatCounters, NatStatus, Reachability};
 /// The libp2p types the mesh's API uses (addresses, peer ids, keys).
 pub use libp2p::{
     Multiaddr, PeerId, StreamProtocol, gossipsub::MessageAcceptance, identity::Keypair,
@@ -157,6 +161,8 @@ pub struct P2pStatus {
     pub outbox: usize,
     /// Counters.
     pub counters: P2pCounters,
+    /// Connections, reachability and NAT traversal.
+    pub nat: NatStatus,
 }
 
 /// Mesh counters.

@@ -522,10 +522,12 @@ impl Mesh {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(
-                identify::Event::Received { peer_id, info, .. }
-                | identify::Event::Pushed { peer_id, info, .. },
-            )) => {
+            // Also a peer's pushed update (a new relayed address).
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
                 self.refresh_scores();
                 self.maybe_reserve(peer_id, &info);
                 self.state.peer_identified(now, peer_id, &info.protocols);

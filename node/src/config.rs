@@ -321,7 +321,10 @@ impl P2pSection {
             }
         };
         set(&mut l.max_connections, self.max_connections);
-        set(&mut l.max_connections_per_peer, self.max_connections_per_peer);
+        set(
+            &mut l.max_connections_per_peer,
+            self.max_connections_per_peer,
+        );
         set(&mut l.max_connections_per_ip, self.max_connections_per_ip);
         set(&mut l.max_pending_incoming, self.max_pending_incoming);
         set(&mut l.relay_max_reservations, self.relay_max_reservations);

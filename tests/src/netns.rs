@@ -96,8 +96,7 @@ fn remove_stale() {
         let Some((pid, _)) = rest.split_once('x') else {
             continue;
         };
-        if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        {
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = run("ip", &["netns", "del", name]);
         }
     }
@@ -139,7 +138,12 @@ impl Lab {
             namespaces: Vec::new(),
             next_host: [10; 4],
         };
-        for seg in [Segment::Public, Segment::Lan1, Segment::Lan2, Segment::Cgnat] {
+        for seg in [
+            Segment::Public,
+            Segment::Lan1,
+            Segment::Lan2,
+            Segment::Cgnat,
+        ] {
             let (switch, _, _) = seg.layout();
             lab.add_ns(switch);
             let sw = lab.ns(switch);
@@ -216,7 +220,11 @@ impl Lab {
                 "net.ipv4.ip_forward=1",
             ],
         );
-        let flags = if symmetric { " random,fully-random" } else { "" };
+        let flags = if symmetric {
+            " random,fully-random"
+        } else {
+            ""
+        };
         // Unsolicited packets from the outside are dropped silently, as
         // home routers and carrier NATs do (no TCP reset that would kill a
         // hole punch whose first SYN arrives before the peer's own SYN
@@ -255,7 +263,13 @@ impl Lab {
         self.next_host[i] += 1;
         self.add_ns(name);
         let ns = self.ns(name);
-        self.plug(&ns, "eth0", &format!("{ip}/24"), switch, &format!("h-{name}"));
+        self.plug(
+            &ns,
+            "eth0",
+            &format!("{ip}/24"),
+            switch,
+            &format!("h-{name}"),
+        );
         if router.is_some() {
             must(
                 "ip",

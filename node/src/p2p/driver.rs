@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::{ConnectionId, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, mdns, relay};
 use meshtrace_protocol::AnnouncementId;
@@ -573,7 +573,8 @@ impl Mesh {
                     self.nat.relay_reservations_served += 1;
                 }
                 relay::Event::CircuitReqAccepted { .. } => self.nat.relay_circuits_served += 1,
-                relay::Event::ReservationReqDenied { .. } | relay::Event::CircuitReqDenied { .. } => {
+                relay::Event::ReservationReqDenied { .. }
+                | relay::Event::CircuitReqDenied { .. } => {
                     self.nat.relay_refused += 1;
                 }
                 _ => {}
@@ -700,7 +701,10 @@ impl Mesh {
             autonat::NatStatus::Private => Reachability::Private,
             autonat::NatStatus::Unknown => Reachability::Unknown,
         };
-        tracing::info!(reachability = self.reachability.as_str(), "reachability found by AutoNAT");
+        tracing::info!(
+            reachability = self.reachability.as_str(),
+            "reachability found by AutoNAT"
+        );
         if self.reachability == Reachability::Public {
             for (_, id) in self.relays.drain() {
                 self.swarm.remove_listener(id);

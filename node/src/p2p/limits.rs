@@ -324,19 +324,36 @@ mod tests {
         let a = addr("/ip4/10.0.0.2/tcp/5000");
         let b = addr("/ip4/10.0.0.3/tcp/5000");
         let ids: Vec<ConnectionId> = (1..=4).map(ConnectionId::new_unchecked).collect();
-        assert!(l.handle_pending_inbound_connection(ids[0], &local, &a).is_ok());
-        assert!(l.handle_pending_inbound_connection(ids[1], &local, &a).is_ok());
-        assert!(l.handle_pending_inbound_connection(ids[2], &local, &a).is_err());
+        assert!(
+            l.handle_pending_inbound_connection(ids[0], &local, &a)
+                .is_ok()
+        );
+        assert!(
+            l.handle_pending_inbound_connection(ids[1], &local, &a)
+                .is_ok()
+        );
+        assert!(
+            l.handle_pending_inbound_connection(ids[2], &local, &a)
+                .is_err()
+        );
         // Another address is counted on its own.
-        assert!(l.handle_pending_inbound_connection(ids[3], &local, &b).is_ok());
+        assert!(
+            l.handle_pending_inbound_connection(ids[3], &local, &b)
+                .is_ok()
+        );
         // A relayed connection has no IP of its own.
-        let relayed = addr("/ip4/10.0.0.2/tcp/5000/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit");
+        let relayed = addr(
+            "/ip4/10.0.0.2/tcp/5000/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit",
+        );
         assert!(
             l.handle_pending_inbound_connection(ConnectionId::new_unchecked(99), &local, &relayed)
                 .is_ok()
         );
         l.release(ids[0]);
-        assert!(l.handle_pending_inbound_connection(ids[2], &local, &a).is_ok());
+        assert!(
+            l.handle_pending_inbound_connection(ids[2], &local, &a)
+                .is_ok()
+        );
         assert!(
             l.handle_pending_inbound_connection(ConnectionId::new_unchecked(50), &local, &a)
                 .is_err()

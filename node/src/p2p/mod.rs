@@ -32,13 +32,13 @@ use meshtrace_protocol::{
 pub use config::{P2pConfig, P2pConfigBuilder};
 pub use driver::{P2pHandle, spawn};
 pub use identity::load_or_create_identity;
-pub use limits::{Limits, MAX_LIMIT, MAX_RELAY_CIRCUIT_BYTES, MAX_RELAY_CIRCUIT_DURATION};
-pub use nat::{NatCounters, NatStatus, Reachability};
 /// The libp2p types the mesh's API uses (addresses, peer ids, keys).
 pub use libp2p::{
     Multiaddr, PeerId, StreamProtocol, gossipsub::MessageAcceptance, identity::Keypair,
     multiaddr::Protocol, request_response::Codec,
 };
+pub use limits::{Limits, MAX_LIMIT, MAX_RELAY_CIRCUIT_BYTES, MAX_RELAY_CIRCUIT_DURATION};
+pub use nat::{NatCounters, NatStatus, Reachability};
 pub(crate) use pool::MAX_POOL_ANNOUNCEMENTS;
 pub use pool::{DayDigest, Pool};
 pub use rates::RATE_WINDOW;

@@ -13,8 +13,8 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    Multiaddr, Swarm, autonat, connection_limits, dcutr, identify, mdns, noise, ping, quic,
-    relay, tcp, yamux,
+    Multiaddr, Swarm, autonat, connection_limits, dcutr, identify, mdns, noise, ping, quic, relay,
+    tcp, yamux,
 };
 use meshtrace_protocol::AnnouncementId;
 
@@ -86,8 +86,7 @@ pub(super) fn build_swarm(
     let relayed_bytes = ByteCounters::default();
     let (tcp_bytes, quic_bytes, relay_bytes) =
         (bytes.clone(), bytes.clone(), relayed_bytes.clone());
-    let (relay_transport, relay_client) =
-        relay::client::new(keypair.public().to_peer_id());
+    let (relay_transport, relay_client) = relay::client::new(keypair.public().to_peer_id());
     let transport_err = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -117,9 +116,7 @@ pub(super) fn build_swarm(
                 .upgrade(Version::V1)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
-                .map(move |(peer, muxer), _| {
-                    (peer, relay_bytes.wrap(StreamMuxerBox::new(muxer)))
-                }))
+                .map(move |(peer, muxer), _| (peer, relay_bytes.wrap(StreamMuxerBox::new(muxer)))))
         })
         .map_err(|e| transport_err(&e))?
         .with_dns()

@@ -141,6 +141,10 @@ impl Net {
         let cert = stdout(&o).trim().to_owned();
         let submitted = Instant::now();
         let sent = d.json(&["report", "submit", &cert, "--yes"]);
+        eprintln!(
+            "measured: report of {} chunk(s), {} tokens per chunk",
+            sent["chunks"], sent["tokens_per_chunk"]
+        );
         (sent["chunks"].as_u64().expect("chunks"), submitted)
     }
 }
@@ -304,19 +308,25 @@ fn a_report_from_behind_nat_reaches_every_node_and_an_offline_node_catches_up() 
         (link(&bd, &a.peer_id) == Some(true)).then_some(())
     });
     let circuit_up = Instant::now();
-    let idle_from = relayed_bytes(&bd);
-    // The phones have each run a periodic catch-up round (not only the one
-    // with a new peer), so the report below reaches them by the periodic
-    // one. Meanwhile home2's circuit is idle: its cost is measured.
-    for d in [&p1d, &p2d] {
-        wait_for(STEP, "the phones' periodic catch-up", || {
-            (peers(d)["sync_rounds"].as_u64() >= Some(2)).then_some(())
-        });
-    }
+    // The mesh is idle until phone1 has run two periodic catch-up rounds
+    // beyond the first ones (one per new peer, within seconds of the
+    // start): two rounds span at least one interval, over which home2's
+    // circuits cost what they cost every hour of a quiet day (pings,
+    // gossipsub heartbeats). The report below then reaches the phones by a
+    // periodic round.
+    let rounds = |d: &Daemon| peers(d)["sync_rounds"].as_u64().unwrap_or(0);
+    let settled = Instant::now() + Duration::from_secs(LIGHT_CATCH_UP_SECONDS);
+    let start_rounds = wait_for(STEP, "phone1's first rounds to pass", || {
+        (Instant::now() >= settled).then(|| rounds(&p1d))
+    });
+    let (idle_from, idle_start) = (relayed_bytes(&bd), Instant::now());
+    wait_for(STEP, "two more periodic catch-up rounds", || {
+        (rounds(&p1d) >= start_rounds + 2).then_some(())
+    });
     let idle = relayed_bytes(&bd) - idle_from;
-    let idle_ms = circuit_up.elapsed().as_millis().max(1);
+    let idle_ms = idle_start.elapsed().as_millis().max(1);
     eprintln!(
-        "measured: relay cost: idle circuits of home2: {idle} bytes in {idle_ms} ms \
+        "measured: relay cost: home2's idle circuits: {idle} bytes in {idle_ms} ms \
          ({} bytes/hour)",
         u128::from(idle) * 3_600_000 / idle_ms
     );

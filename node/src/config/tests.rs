@@ -75,7 +75,7 @@ fn connection_limits_start_from_the_preset_and_bad_values_are_named() {
     let e = error_of("network = \"t\"\n[p2p]\ncatch_up_seconds = 0\n");
     assert!(e.contains("p2p.catch_up_seconds"), "{e}");
     let e = error_of("network = \"t\"\n[p2p]\nlimits = \"server\"\n");
-    assert!(e.contains("limits"), "{e}");
+    assert!(e.contains("line 3") && e.contains("`phone` or `pc`"), "{e}");
 }
 
 #[test]

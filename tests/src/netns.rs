@@ -13,6 +13,9 @@
 //!                 hosts .10 …         hosts .10 …       phones .10 …
 //! ```
 //!
+//! Each router drops unsolicited packets from the public side (no TCP
+//! reset), as home routers and carrier NATs do.
+//!
 //! The public addresses come from a globally routed range on purpose:
 //! AutoNAT ignores private ranges. They exist only inside the namespaces,
 //! which have no link to the host's own network, so nothing is ever sent

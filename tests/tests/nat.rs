@@ -36,10 +36,21 @@ const LIGHT_CATCH_UP_SECONDS: u64 = 10;
 /// Fields drop in order: the namespaces go last, after every daemon (the
 /// daemons live in the test's locals, dropped before this).
 struct Net {
-    tmp: tempfile::TempDir,
+    /// Data directories and daemon logs (kept when the test fails).
+    tmp: Option<tempfile::TempDir>,
     issuer_pub: String,
     air: String,
     lab: Lab,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(tmp) = self.tmp.take()
+        {
+            eprintln!("the daemons' logs are kept in {}", tmp.keep().display());
+        }
+    }
 }
 
 /// A node: its host, data directory and peer id.
@@ -69,15 +80,20 @@ impl Net {
         Some(Net {
             issuer_pub: stdout(&o).trim().to_owned(),
             air: free_udp_port().to_string(),
-            tmp,
+            tmp: Some(tmp),
             lab,
         })
+    }
+
+    /// The directory of data directories and logs.
+    fn root(&self) -> &std::path::Path {
+        self.tmp.as_ref().expect("until dropped").path()
     }
 
     /// A new host on `seg` with an initialised node (light or full).
     fn node(&mut self, name: &str, seg: Segment, light: bool) -> Node {
         let host = self.lab.host(name, seg);
-        let dir = self.tmp.path().join(name);
+        let dir = self.root().join(name);
         let d = dir.display().to_string();
         let v = json_ok(&meshtrace(&[
             "--data-dir",
@@ -124,7 +140,7 @@ impl Net {
             .as_str()
             .expect("request code")
             .to_owned();
-        let key = self.tmp.path().join("issuer.key").display().to_string();
+        let key = self.root().join("issuer.key").display().to_string();
         let yesterday = UnixTime(now_millis() / 1000).day().minus(1).to_string();
         let o = meshtrace(&[
             "issuer",
@@ -472,6 +488,10 @@ fn the_mesh_heals_when_the_relay_restarts_and_nothing_is_lost() {
     wait_for(STEP, "home1 and home2 through the relay again", || {
         (link(&bd, &a.peer_id).is_some()).then_some(())
     });
+    eprintln!(
+        "measured: relay restarted: home1–home2 circuit back {} ms after the restart command",
+        from.elapsed().as_millis()
+    );
     let st = bd.json(&["status"]);
     assert_eq!(st["unsent_report_chunks"].as_u64(), Some(0), "{st}");
 }

@@ -509,6 +509,13 @@ impl Mesh {
                     self.conns.remove(&peer_id);
                     self.dialed.remove(&peer_id);
                     self.relay_candidates.remove(&peer_id);
+                    // The reservation died with the connection (the relay
+                    // client's listener does not always close by itself):
+                    // a new one is taken when the relay is back.
+                    if let Some(id) = self.relays.remove(&peer_id) {
+                        self.swarm.remove_listener(id);
+                    }
+                    self.reserved.remove(&peer_id);
                     self.state.peer_disconnected(now, peer_id);
                 }
             }

@@ -167,7 +167,8 @@ impl Limits {
 /// Refuses an inbound connection when its source IP address already has
 /// `max` inbound connections, established or in handshake. Relayed
 /// connections (no IP of their own) are not counted here: the relay
-/// server's circuit limits bound them.
+/// server's circuit limits bound them. Nor are loopback ones: they come
+/// from this machine (several nodes on one host, the tests' meshes).
 pub(super) struct PerIpLimit {
     max: u32,
     by_ip: HashMap<IpAddr, u32>,
@@ -225,7 +226,7 @@ impl NetworkBehaviour for PerIpLimit {
         _local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        let Some(ip) = source_ip(remote) else {
+        let Some(ip) = source_ip(remote).filter(|ip| !ip.is_loopback()) else {
             return Ok(());
         };
         let n = self.by_ip.entry(ip).or_default();
@@ -349,6 +350,18 @@ mod tests {
             l.handle_pending_inbound_connection(ConnectionId::new_unchecked(99), &local, &relayed)
                 .is_ok()
         );
+        // Nor one from this machine.
+        let lo = addr("/ip4/127.0.0.1/tcp/5000");
+        for i in 0..5 {
+            assert!(
+                l.handle_pending_inbound_connection(
+                    ConnectionId::new_unchecked(200 + i),
+                    &local,
+                    &lo
+                )
+                .is_ok()
+            );
+        }
         l.release(ids[0]);
         assert!(
             l.handle_pending_inbound_connection(ids[2], &local, &a)

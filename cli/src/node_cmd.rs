@@ -86,6 +86,15 @@ pub(crate) enum RiskModelArg {
     Cwa,
 }
 
+/// Presets of connection limits on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum LimitsArg {
+    /// Sized for a phone.
+    Phone,
+    /// Sized for a PC or a small server (bootstrap and relay nodes).
+    Pc,
+}
+
 /// Carriers on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum CarrierArg {
@@ -157,6 +166,14 @@ pub(crate) struct RunArgs {
     /// Serve as a relay for peers behind NAT.
     #[arg(long)]
     relay_server: bool,
+    /// Connection and relay limits to start from [default: phone for a
+    /// light node, pc otherwise]; single values are set in the config.
+    #[arg(long, value_enum, value_name = "PRESET")]
+    limits: Option<LimitsArg>,
+    /// Catch up with a random full peer every N seconds (a light node's
+    /// delivery delay) [default: 300].
+    #[arg(long, value_name = "N")]
+    catch_up_seconds: Option<u64>,
     /// Leave encounters shorter than this (seconds of exposure) out of a
     /// report.
     #[arg(long, value_name = "SECONDS")]
@@ -462,6 +479,21 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     }
     if a.relay_server {
         p.relay_server = true;
+    }
+    if let Some(l) = a.limits {
+        p.limits = Some(match l {
+            LimitsArg::Phone => config::LimitsPreset::Phone,
+            LimitsArg::Pc => config::LimitsPreset::Pc,
+        });
+    }
+    if let Some(s) = a.catch_up_seconds {
+        if !(1..=config::MAX_CATCH_UP_SECONDS).contains(&s) {
+            bail!(
+                "--catch-up-seconds must be between 1 and {} (got {s})",
+                config::MAX_CATCH_UP_SECONDS
+            );
+        }
+        p.catch_up_seconds = Some(s);
     }
     if let Some(m) = a.min_report_encounter_seconds {
         config.report.min_encounter = Duration::from_secs(at_most(

@@ -17,6 +17,7 @@ use libp2p::Multiaddr;
 use meshtrace_protocol::{IssuerPublicKey, MAX_NETWORK_ID_LEN, RiskModel, is_valid_network_id};
 use serde::{Deserialize, Serialize};
 
+use crate::p2p::Limits;
 use crate::radio::model::DutyCycle;
 use crate::radio::{Carrier, PC_SCAN, ScanTiming};
 
@@ -48,6 +49,8 @@ pub const MAX_MIN_REPORT_ENCOUNTER_SECONDS: u64 = 3_600;
 /// Encounters shorter than this are left out of a report unless configured
 /// otherwise.
 pub(crate) const DEFAULT_MIN_REPORT_ENCOUNTER: Duration = Duration::from_secs(60);
+/// Longest catch-up interval (`p2p.catch_up_seconds`, s): a day.
+pub const MAX_CATCH_UP_SECONDS: u64 = 86_400;
 
 /// A configuration problem, in one line naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +294,102 @@ pub struct P2pSection {
     /// Stem hops before an own report is gossiped.
     #[serde(default = "default_stem_hops")]
     pub stem_hops: u32,
+    /// How often to catch up with a random full peer, in seconds [default:
+    /// 300]. A light node receives reports only this way, so this is its
+    /// delivery delay; shorter costs a digest exchange (under 1 KB) each
+    /// time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_seconds: Option<u64>,
+    /// Connection and relay limits to start from: `"phone"` or `"pc"`
+    /// [default: phone for a light node, pc otherwise]; the settings below
+    /// override single values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsPreset>,
+    /// Established connections in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Established connections with one peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_peer: Option<u32>,
+    /// Inbound connections from one IP address (phones behind one
+    /// carrier-grade NAT share theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Inbound handshakes in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_incoming: Option<u32>,
+    /// Relay server: reservations held in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_max_reservations: Option<u32>,
+    /// Relay server: circuits open in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_max_circuits: Option<u32>,
+    /// Relay server: circuits open from one peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_max_circuits_per_peer: Option<u32>,
+    /// Relay server: a circuit is closed after this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_circuit_seconds: Option<u64>,
+    /// Relay server: a circuit is closed after relaying this many bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_circuit_bytes: Option<u64>,
+}
+
+/// The preset of connection and relay limits (`p2p.limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitsPreset {
+    /// [`Limits::PHONE`].
+    Phone,
+    /// [`Limits::PC`].
+    Pc,
+}
+
+impl P2pSection {
+    /// The connection and relay limits: the preset (by default the phone
+    /// one for a light node, the PC one otherwise) with the single values
+    /// set here. Not yet checked ([`Config::validate`] checks them).
+    pub fn limits(&self) -> Limits {
+        let preset = self.limits.unwrap_or(if self.light {
+            LimitsPreset::Phone
+        } else {
+            LimitsPreset::Pc
+        });
+        let mut l = match preset {
+            LimitsPreset::Phone => Limits::PHONE,
+            LimitsPreset::Pc => Limits::PC,
+        };
+        let set = |v: &mut u32, o: Option<u32>| {
+            if let Some(o) = o {
+                *v = o;
+            }
+        };
+        set(&mut l.max_connections, self.max_connections);
+        set(
+            &mut l.max_connections_per_peer,
+            self.max_connections_per_peer,
+        );
+        set(&mut l.max_connections_per_ip, self.max_connections_per_ip);
+        set(&mut l.max_pending_incoming, self.max_pending_incoming);
+        set(&mut l.relay_max_reservations, self.relay_max_reservations);
+        set(&mut l.relay_max_circuits, self.relay_max_circuits);
+        set(
+            &mut l.relay_max_circuits_per_peer,
+            self.relay_max_circuits_per_peer,
+        );
+        if let Some(s) = self.relay_circuit_seconds {
+            l.relay_circuit_duration = Duration::from_secs(s);
+        }
+        if let Some(b) = self.relay_circuit_bytes {
+            l.relay_circuit_bytes = b;
+        }
+        l
+    }
+
+    /// The catch-up interval.
+    pub fn catch_up_interval(&self) -> Option<Duration> {
+        self.catch_up_seconds.map(Duration::from_secs)
+    }
 }
 
 /// The listen addresses unless configured otherwise: any IPv4 address, a
@@ -321,6 +420,17 @@ impl Default for P2pSection {
             light: false,
             relay_server: false,
             stem_hops: default_stem_hops(),
+            catch_up_seconds: None,
+            limits: None,
+            max_connections: None,
+            max_connections_per_peer: None,
+            max_connections_per_ip: None,
+            max_pending_incoming: None,
+            relay_max_reservations: None,
+            relay_max_circuits: None,
+            relay_max_circuits_per_peer: None,
+            relay_circuit_seconds: None,
+            relay_circuit_bytes: None,
         }
     }
 }
@@ -839,6 +949,15 @@ impl Config {
                 format!("{} is outside 0–{MAX_STEM_HOPS}", p.stem_hops),
             ));
         }
+        if let Some(s) = p.catch_up_seconds
+            && !(1..=MAX_CATCH_UP_SECONDS).contains(&s)
+        {
+            return Err(bad(
+                "p2p.catch_up_seconds",
+                format!("{s} is outside 1–{MAX_CATCH_UP_SECONDS} seconds"),
+            ));
+        }
+        p.limits().check().map_err(|e| bad("p2p", e))?;
         let min_encounter = self.report.min_encounter.as_secs();
         if min_encounter > MAX_MIN_REPORT_ENCOUNTER_SECONDS {
             return Err(bad(

@@ -594,6 +594,9 @@ pub struct PeerReply {
     pub full: bool,
     /// Its gossip score, when known.
     pub score: Option<f64>,
+    /// Reached only through a relay circuit (no direct connection).
+    #[serde(default)]
+    pub relayed: bool,
 }
 
 /// The answer to [`Request::Peers`] (and the mesh part of [`StatusReply`]).
@@ -615,6 +618,41 @@ pub struct PeersReply {
     pub rejected: u64,
     /// Catch-up rounds run.
     pub sync_rounds: u64,
+    /// Connections and NAT traversal (absent in replies of older daemons).
+    #[serde(default)]
+    pub nat: NatReply,
+}
+
+/// Connections and NAT traversal, in [`PeersReply`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatReply {
+    /// AutoNAT's verdict: `"public"`, `"private"` or `"unknown"`.
+    pub reachability: String,
+    /// Established connections now.
+    pub connections: u64,
+    /// Relays holding a reservation for this node.
+    pub relay_reservations: u64,
+    /// Inbound connections refused by the connection limits.
+    pub connections_denied: u64,
+    /// Relayed connections upgraded to direct ones by hole punching.
+    pub hole_punches: u64,
+    /// Hole punches that failed.
+    pub hole_punch_failures: u64,
+    /// As a relay: reservations accepted.
+    pub relay_reservations_served: u64,
+    /// As a relay: circuits accepted.
+    pub relay_circuits_served: u64,
+    /// As a relay: reservations and circuits refused.
+    pub relay_refused: u64,
+    /// Bytes received through relay circuits.
+    pub relayed_bytes_in: u64,
+    /// Bytes sent through relay circuits.
+    pub relayed_bytes_out: u64,
+    /// Bytes received on all connections.
+    pub bytes_in: u64,
+    /// Bytes sent on all connections.
+    pub bytes_out: u64,
 }
 
 impl PeersReply {
@@ -630,6 +668,7 @@ impl PeersReply {
                     peer_id: p.peer.to_string(),
                     full: p.full,
                     score: p.score,
+                    relayed: m.nat.relayed_peers.contains(&p.peer),
                 })
                 .collect(),
             announcements: m.pool as u64,
@@ -637,6 +676,21 @@ impl PeersReply {
             accepted: m.counters.accepted,
             rejected: m.counters.rejected,
             sync_rounds: m.counters.sync_rounds,
+            nat: NatReply {
+                reachability: m.nat.reachability.as_str().to_owned(),
+                connections: m.nat.connections as u64,
+                relay_reservations: m.nat.relay_reservations as u64,
+                connections_denied: m.nat.counters.connections_denied,
+                hole_punches: m.nat.counters.hole_punches,
+                hole_punch_failures: m.nat.counters.hole_punch_failures,
+                relay_reservations_served: m.nat.counters.relay_reservations_served,
+                relay_circuits_served: m.nat.counters.relay_circuits_served,
+                relay_refused: m.nat.counters.relay_refused,
+                relayed_bytes_in: m.nat.counters.relayed_bytes_in,
+                relayed_bytes_out: m.nat.counters.relayed_bytes_out,
+                bytes_in: m.counters.bytes_in,
+                bytes_out: m.counters.bytes_out,
+            },
         }
     }
 }

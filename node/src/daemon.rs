@@ -310,16 +310,19 @@ pub async fn run(
     if trusted.is_empty() {
         tracing::warn!("no trusted issuer is configured: reports from others cannot be verified");
     }
-    let pc = P2pConfig::builder(&config.network)
-        .trusted_issuers(trusted.clone())
+    let mut pc = P2pConfig::builder(&config.network);
+    pc.trusted_issuers(trusted.clone())
         .listen(config.listen_addrs())
         .bootstrap(config.bootstrap_addrs())
         .mdns(config.p2p.mdns)
         .light(config.p2p.light)
         .relay_server(config.p2p.relay_server)
         .stem_hops(config.p2p.stem_hops)
-        .build()
-        .map_err(|e| DaemonError(e.to_string()))?;
+        .limits(config.p2p.limits());
+    if let Some(t) = config.p2p.catch_up_interval() {
+        pc.sync_interval(t);
+    }
+    let pc = pc.build().map_err(|e| DaemonError(e.to_string()))?;
     let (radio, tx_power) = start_radio(config, clock.clone()).await?;
     // The mesh serves what the store holds to peers catching up, also
     // right after a restart (docs/protocol.md §14.4).

@@ -137,9 +137,22 @@ impl Daemon {
     /// Starts `meshtrace --data-dir DIR run ARGS` (stderr to DIR/../NAME.log)
     /// and waits until its control socket answers.
     pub fn start(data_dir: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_with(Command::new(meshtrace_bin()), data_dir, args)
+    }
+
+    /// Like [`Daemon::start`], inside network namespace `netns` (`ip netns
+    /// exec`, which runs the daemon in its own process: stopping and
+    /// killing work the same).
+    pub fn start_in(netns: &str, data_dir: &Path, args: &[&str]) -> Daemon {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", netns]).arg(meshtrace_bin());
+        Daemon::start_with(c, data_dir, args)
+    }
+
+    fn start_with(mut command: Command, data_dir: &Path, args: &[&str]) -> Daemon {
         let log = data_dir.with_extension("log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(meshtrace_bin())
+        let child = command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("run")

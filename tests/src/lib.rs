@@ -10,6 +10,7 @@
 pub mod ble_vm;
 pub mod cli;
 pub mod mesh;
+pub mod netns;
 pub mod timing;
 pub mod town;
 pub mod ui;

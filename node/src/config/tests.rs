@@ -53,6 +53,32 @@ fn defaults_apply_to_a_minimal_file() {
 }
 
 #[test]
+fn connection_limits_start_from_the_preset_and_bad_values_are_named() {
+    let c = Config::parse("network = \"town\"\n", p()).unwrap();
+    assert_eq!(c.p2p.limits(), crate::p2p::Limits::PC);
+    let c = Config::parse("network = \"town\"\n[p2p]\nlight = true\n", p()).unwrap();
+    assert_eq!(c.p2p.limits(), crate::p2p::Limits::PHONE);
+    let c = Config::parse(
+        "network = \"town\"\n[p2p]\nlimits = \"phone\"\nmax_connections_per_ip = 3\n\
+         relay_circuit_seconds = 90\ncatch_up_seconds = 20\n",
+        p(),
+    )
+    .unwrap();
+    c.validate(p()).unwrap();
+    let l = c.p2p.limits();
+    assert_eq!(l.max_connections_per_ip, 3);
+    assert_eq!(l.relay_circuit_duration, Duration::from_secs(90));
+    assert_eq!(l.max_connections, crate::p2p::Limits::PHONE.max_connections);
+    assert_eq!(c.p2p.catch_up_interval(), Some(Duration::from_secs(20)));
+    let e = error_of("network = \"t\"\n[p2p]\nmax_connections_per_ip = 0\n");
+    assert!(e.contains("max_connections_per_ip is 0"), "{e}");
+    let e = error_of("network = \"t\"\n[p2p]\ncatch_up_seconds = 0\n");
+    assert!(e.contains("p2p.catch_up_seconds"), "{e}");
+    let e = error_of("network = \"t\"\n[p2p]\nlimits = \"server\"\n");
+    assert!(e.contains("line 3") && e.contains("`phone` or `pc`"), "{e}");
+}
+
+#[test]
 fn unknown_keys_are_rejected_by_name_with_the_line() {
     let e = Config::parse("network = \"town\"\n\n[p2p]\nmdsn = false\n", p())
         .unwrap_err()

@@ -6,6 +6,7 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 
 use super::P2pError;
+use super::limits::Limits;
 use crate::config::MAX_STEM_HOPS;
 use crate::trust::TrustedIssuers;
 
@@ -35,6 +36,7 @@ pub struct P2pConfig {
     sync_interval: Duration,
     heartbeat: Duration,
     idle_timeout: Duration,
+    limits: Limits,
 }
 
 impl P2pConfig {
@@ -54,6 +56,7 @@ impl P2pConfig {
                 sync_interval: DEFAULT_SYNC_INTERVAL,
                 heartbeat: DEFAULT_HEARTBEAT,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                limits: Limits::PC,
             },
         }
     }
@@ -112,6 +115,10 @@ impl P2pConfig {
     /// Idle connections are closed after this long.
     pub(crate) fn idle_timeout(&self) -> Duration {
         self.idle_timeout
+    }
+    /// Connection and relay limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 }
 
@@ -180,6 +187,11 @@ impl P2pConfigBuilder {
         self.config.idle_timeout = t;
         self
     }
+    /// Connection and relay limits [default: [`Limits::PC`]].
+    pub fn limits(&mut self, limits: Limits) -> &mut Self {
+        self.config.limits = limits;
+        self
+    }
 
     /// The current stem timeout (to scale it before setting it again).
     pub fn current_stem_timeout(&self) -> Duration {
@@ -187,7 +199,8 @@ impl P2pConfigBuilder {
     }
 
     /// Checks the settings: a valid network id, at most [`MAX_STEM_HOPS`]
-    /// stem hops, every timer longer than zero.
+    /// stem hops, every timer longer than zero, limits within their ranges
+    /// ([`Limits::check`]).
     pub fn build(&self) -> Result<P2pConfig, P2pError> {
         let c = &self.config;
         if !meshtrace_protocol::is_valid_network_id(&c.network_id) {
@@ -214,6 +227,9 @@ impl P2pConfigBuilder {
                 )));
             }
         }
+        c.limits
+            .check()
+            .map_err(|e| P2pError::Config(format!("limits: {e}")))?;
         Ok(c.clone())
     }
 }
@@ -244,5 +260,13 @@ mod tests {
             .unwrap();
         assert_eq!((c.stem_hops(), c.light()), (0, true));
         assert_eq!(c.to_builder().build().unwrap().network_id(), "campus");
+        let e = P2pConfig::builder("campus")
+            .limits(Limits {
+                max_connections: 0,
+                ..Limits::PHONE
+            })
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("max_connections"), "{e}");
     }
 }

@@ -2,27 +2,53 @@
 //! `handle_*` methods, a [`TICK`] timer to `handle_timeout`, and its effects
 //! become swarm calls; commands come from the [`P2pHandle`].
 
-use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use libp2p::swarm::{ConnectionId, ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, mdns, relay};
 use meshtrace_protocol::AnnouncementId;
 use tokio::sync::{mpsc, oneshot};
 
-use super::counting::ByteCounters;
+use super::nat::{NatCounters, NatStatus, Reachability};
 use super::state::{Effect, MeshState, Now, TICK, Token};
-use super::swarm::{Behaviour, BehaviourEvent, build_swarm, check_ports_free, error_chain};
+use super::swarm::{
+    Behaviour, BehaviourEvent, Counters, build_swarm, check_ports_free, error_chain,
+};
 use super::{
     CHANNEL_CAPACITY, MAX_EVENT_BACKLOG, P2pConfig, P2pError, P2pEvent, P2pStatus, PublishRefused,
     StemRequest, StemResponse, SyncRequest, SyncResponse,
 };
 use crate::clock::SharedClock;
+
+/// First wait before dialling a lost bootstrap peer again; doubled after
+/// every failed dial up to [`REDIAL_MAX`].
+pub(crate) const REDIAL_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between dials of a lost bootstrap peer.
+pub(crate) const REDIAL_MAX: Duration = Duration::from_secs(60);
+/// How often a node with fewer peers than it wants asks Kademlia for more
+/// (a random walk through the bootstrap peers' tables).
+pub(crate) const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
+/// A full node looks for peers while it has fewer full peers than this
+/// (gossipsub's lower mesh degree).
+pub(crate) const DISCOVERY_TARGET_FULL: usize = 5;
+/// A light node looks for peers while it has fewer full peers than this.
+pub(crate) const DISCOVERY_TARGET_LIGHT: usize = 2;
+/// Relays a node behind NAT holds a reservation with at most.
+pub(crate) const MAX_RELAY_RESERVATIONS: usize = 2;
+
+/// When a lost bootstrap peer is dialled next.
+struct Redial {
+    at: Instant,
+    backoff: Duration,
+}
 
 enum Command {
     Publish(
@@ -128,6 +154,7 @@ pub async fn spawn(
 ) -> Result<P2pHandle, P2pError> {
     let config = config.to_builder().build()?;
     let (mut swarm, topic, bytes) = build_swarm(&config, keypair)?;
+    let started = Instant::now();
     if !config.light() {
         swarm
             .behaviour_mut()
@@ -171,6 +198,14 @@ pub async fn spawn(
         sync_ids: HashMap::new(),
         dialed: HashMap::new(),
         listen: Vec::new(),
+        conns: HashMap::new(),
+        reachability: Reachability::Unknown,
+        relays: HashMap::new(),
+        reserved: HashSet::new(),
+        relay_candidates: HashMap::new(),
+        nat: NatCounters::default(),
+        redial: HashMap::new(),
+        next_discovery: started + DISCOVERY_INTERVAL,
     };
     let task = tokio::spawn(mesh.run(cmd_rx));
     Ok(P2pHandle {
@@ -186,7 +221,7 @@ struct Mesh {
     state: MeshState,
     topic: IdentTopic,
     clock: SharedClock,
-    bytes: ByteCounters,
+    bytes: Counters,
     events: mpsc::Sender<P2pEvent>,
     backlog: VecDeque<P2pEvent>,
     stem_ids: HashMap<OutboundRequestId, Token>,
@@ -195,6 +230,22 @@ struct Mesh {
     /// shows it speaks Kademlia).
     dialed: HashMap<PeerId, Multiaddr>,
     listen: Vec<Multiaddr>,
+    /// Open connections per peer, and whether each is relayed.
+    conns: HashMap<PeerId, HashMap<ConnectionId, bool>>,
+    /// AutoNAT's verdict.
+    reachability: Reachability,
+    /// Relays we listen through (a reservation each).
+    relays: HashMap<PeerId, ListenerId>,
+    /// Relays that accepted our reservation.
+    reserved: HashSet<PeerId>,
+    /// Connected peers that offer to relay, with the address we reach them
+    /// at (used when AutoNAT finds us private).
+    relay_candidates: HashMap<PeerId, Multiaddr>,
+    nat: NatCounters,
+    /// Bootstrap peers not connected: when to dial them again.
+    redial: HashMap<PeerId, Redial>,
+    /// When Kademlia is next asked for peers (while below the target).
+    next_discovery: Instant,
 }
 
 impl Mesh {
@@ -217,6 +268,8 @@ impl Mesh {
                 },
                 _ = tick.tick() => {
                     self.drain_backlog();
+                    self.redial_bootstrap();
+                    self.discover();
                     self.refresh_scores();
                     let now = self.now();
                     self.state.handle_timeout(now);
@@ -339,7 +392,8 @@ impl Mesh {
             Command::Status(reply) => {
                 self.refresh_scores();
                 self.state
-                    .set_bytes(self.bytes.inbound(), self.bytes.outbound());
+                    .set_bytes(self.bytes.all.inbound(), self.bytes.all.outbound());
+                let nat = self.nat_status();
                 let _ = reply.send(P2pStatus {
                     peer_id: *self.swarm.local_peer_id(),
                     listen: self.listen.clone(),
@@ -347,6 +401,7 @@ impl Mesh {
                     pool: self.state.pool().len(),
                     outbox: self.state.outbox_len(),
                     counters: self.state.counters(),
+                    nat,
                 });
             }
             Command::SyncNow => {
@@ -399,12 +454,42 @@ impl Mesh {
                 self.emit(P2pEvent::Listening(address));
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
-                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint
+                    && !endpoint.is_relayed()
+                {
                     self.dialed.insert(peer_id, address.clone());
                 }
+                self.conns
+                    .entry(peer_id)
+                    .or_default()
+                    .insert(connection_id, endpoint.is_relayed());
+                if let Some(r) = self.redial.get_mut(&peer_id) {
+                    r.backoff = REDIAL_MIN;
+                }
                 self.state.peer_connected(now, peer_id);
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                self.nat.connections_denied += 1;
+                tracing::debug!(from = %send_back_addr, %cause, "connection refused");
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                let reserved = &mut self.reserved;
+                self.relays.retain(|peer, id| {
+                    let keep = *id != listener_id;
+                    if !keep {
+                        reserved.remove(peer);
+                    }
+                    keep
+                });
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
@@ -413,11 +498,26 @@ impl Mesh {
             } => self.on_dial_failed(peer, &error),
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                self.dialed.remove(&peer_id);
-                self.state.peer_disconnected(now, peer_id);
+                if let Some(c) = self.conns.get_mut(&peer_id) {
+                    c.remove(&connection_id);
+                }
+                if num_established == 0 {
+                    self.conns.remove(&peer_id);
+                    self.dialed.remove(&peer_id);
+                    self.relay_candidates.remove(&peer_id);
+                    // The reservation died with the connection (the relay
+                    // client's listener does not always close by itself):
+                    // a new one is taken when the relay is back.
+                    if let Some(id) = self.relays.remove(&peer_id) {
+                        self.swarm.remove_listener(id);
+                    }
+                    self.reserved.remove(&peer_id);
+                    self.state.peer_disconnected(now, peer_id);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossip(now, ev),
             SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => self.on_stem(now, ev),
@@ -429,12 +529,14 @@ impl Mesh {
                     }
                 }
             }
+            // Also a peer's pushed update (a new relayed address).
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
                 ..
             })) => {
                 self.refresh_scores();
+                self.maybe_reserve(peer_id, &info);
                 self.state.peer_identified(now, peer_id, &info.protocols);
                 // Only a peer that speaks our Kademlia goes into the table.
                 if self.state.speaks_kad(&peer_id)
@@ -446,7 +548,198 @@ impl Mesh {
                     }
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(autonat::Event::StatusChanged {
+                new,
+                ..
+            })) => self.on_reachability(new),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            })) => match result {
+                Ok(_) => {
+                    self.nat.hole_punches += 1;
+                    tracing::info!(peer = %remote_peer_id, "direct connection by hole punching");
+                }
+                Err(e) => {
+                    self.nat.hole_punch_failures += 1;
+                    tracing::debug!(peer = %remote_peer_id, error = %e, "hole punching failed");
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+                relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal: false,
+                    ..
+                },
+            )) => {
+                self.reserved.insert(relay_peer_id);
+                tracing::info!(relay = %relay_peer_id, "reachable through a relay");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(ev)) => match ev {
+                relay::Event::ReservationReqAccepted { .. } => {
+                    self.nat.relay_reservations_served += 1;
+                }
+                relay::Event::CircuitReqAccepted { .. } => self.nat.relay_circuits_served += 1,
+                relay::Event::ReservationReqDenied { .. }
+                | relay::Event::CircuitReqDenied { .. } => {
+                    self.nat.relay_refused += 1;
+                }
+                _ => {}
+            },
             _ => {}
+        }
+    }
+
+    /// Dials every bootstrap peer that is not connected, each after its
+    /// own back-off (doubling from [`REDIAL_MIN`] to [`REDIAL_MAX`]): a
+    /// restarted bootstrap or relay node is found again.
+    fn redial_bootstrap(&mut self) {
+        let now = Instant::now();
+        let peers: Vec<(PeerId, Multiaddr)> = self
+            .state
+            .config()
+            .bootstrap()
+            .iter()
+            .filter_map(|a| match a.iter().last() {
+                Some(Protocol::P2p(p)) => Some((p, a.clone())),
+                _ => None,
+            })
+            .collect();
+        for (peer, addr) in peers {
+            if self.swarm.is_connected(&peer) {
+                continue;
+            }
+            let r = self.redial.entry(peer).or_insert(Redial {
+                at: now + REDIAL_MIN,
+                backoff: REDIAL_MIN,
+            });
+            if now < r.at {
+                continue;
+            }
+            r.backoff = (r.backoff * 2).min(REDIAL_MAX);
+            r.at = now + r.backoff;
+            tracing::debug!(%addr, "dialling a bootstrap peer again");
+            let _ = self.swarm.dial(addr);
+        }
+    }
+
+    /// While this node has fewer full peers than it wants, asks Kademlia
+    /// for more every [`DISCOVERY_INTERVAL`].
+    fn discover(&mut self) {
+        let now = Instant::now();
+        if now < self.next_discovery {
+            return;
+        }
+        self.next_discovery = now + DISCOVERY_INTERVAL;
+        let target = if self.state.config().light() {
+            DISCOVERY_TARGET_LIGHT
+        } else {
+            DISCOVERY_TARGET_FULL
+        };
+        let full = self.state.peer_infos().iter().filter(|p| p.full).count();
+        if full < target
+            && let Some(k) = self.swarm.behaviour_mut().kad.as_mut()
+        {
+            // Fails only with an empty routing table; the bootstrap
+            // peers refill it when they come back.
+            let _ = k.bootstrap();
+        }
+    }
+
+    /// A peer that offers to relay (identify lists the relay hop
+    /// protocol): a full node that is not known to be public listens
+    /// through it, so that peers behind other NATs reach it (and hole
+    /// punching can start from the relayed connection).
+    fn maybe_reserve(&mut self, peer: PeerId, info: &identify::Info) {
+        if !info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+            return;
+        }
+        let Some(addr) = self.dialed.get(&peer).cloned().or_else(|| {
+            info.listen_addrs
+                .iter()
+                .find(|a| !a.iter().any(|p| p == Protocol::P2pCircuit))
+                .cloned()
+        }) else {
+            return;
+        };
+        let mut addr: Multiaddr = addr
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
+        addr.push(Protocol::P2p(peer));
+        self.relay_candidates.insert(peer, addr);
+        self.reserve();
+    }
+
+    /// Takes reservations with known relays, up to
+    /// [`MAX_RELAY_RESERVATIONS`], unless this node is light, a relay
+    /// itself, or public.
+    fn reserve(&mut self) {
+        let cfg = self.state.config();
+        if cfg.light() || cfg.relay_server() || self.reachability == Reachability::Public {
+            return;
+        }
+        let mut candidates: Vec<(PeerId, Multiaddr)> = self
+            .relay_candidates
+            .iter()
+            .filter(|(p, _)| !self.relays.contains_key(p))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        candidates.sort();
+        for (peer, addr) in candidates {
+            if self.relays.len() >= MAX_RELAY_RESERVATIONS {
+                break;
+            }
+            let circuit = addr.with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(id) => {
+                    self.relays.insert(peer, id);
+                }
+                Err(e) => tracing::debug!(%circuit, error = %e, "cannot listen through a relay"),
+            }
+        }
+    }
+
+    /// AutoNAT's verdict changed: a public node drops its reservations, a
+    /// private one takes them.
+    fn on_reachability(&mut self, new: autonat::NatStatus) {
+        self.reachability = match new {
+            autonat::NatStatus::Public(_) => Reachability::Public,
+            autonat::NatStatus::Private => Reachability::Private,
+            autonat::NatStatus::Unknown => Reachability::Unknown,
+        };
+        tracing::info!(
+            reachability = self.reachability.as_str(),
+            "reachability found by AutoNAT"
+        );
+        if self.reachability == Reachability::Public {
+            for (_, id) in self.relays.drain() {
+                self.swarm.remove_listener(id);
+            }
+            self.reserved.clear();
+        } else {
+            self.reserve();
+        }
+    }
+
+    fn nat_status(&self) -> NatStatus {
+        let mut relayed_peers: Vec<PeerId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.is_empty() && c.values().all(|relayed| *relayed))
+            .map(|(p, _)| *p)
+            .collect();
+        relayed_peers.sort();
+        NatStatus {
+            reachability: self.reachability,
+            connections: self.conns.values().map(HashMap::len).sum(),
+            relayed_peers,
+            relay_reservations: self.reserved.len(),
+            counters: NatCounters {
+                relayed_bytes_in: self.bytes.relayed.inbound(),
+                relayed_bytes_out: self.bytes.relayed.outbound(),
+                ..self.nat
+            },
         }
     }
 

@@ -13,6 +13,8 @@ mod config;
 mod counting;
 mod driver;
 mod identity;
+mod limits;
+mod nat;
 mod pool;
 mod rates;
 mod state;
@@ -35,6 +37,8 @@ pub use libp2p::{
     Multiaddr, PeerId, StreamProtocol, gossipsub::MessageAcceptance, identity::Keypair,
     multiaddr::Protocol, request_response::Codec,
 };
+pub use limits::{Limits, MAX_LIMIT, MAX_RELAY_CIRCUIT_BYTES, MAX_RELAY_CIRCUIT_DURATION};
+pub use nat::{NatCounters, NatStatus, Reachability};
 pub(crate) use pool::MAX_POOL_ANNOUNCEMENTS;
 pub use pool::{DayDigest, Pool};
 pub use rates::RATE_WINDOW;
@@ -157,6 +161,8 @@ pub struct P2pStatus {
     pub outbox: usize,
     /// Counters.
     pub counters: P2pCounters,
+    /// Connections, reachability and NAT traversal.
+    pub nat: NatStatus,
 }
 
 /// Mesh counters.

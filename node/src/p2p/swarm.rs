@@ -13,11 +13,13 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    Multiaddr, Swarm, autonat, dcutr, identify, mdns, noise, ping, quic, relay, tcp, yamux,
+    Multiaddr, Swarm, autonat, connection_limits, dcutr, identify, mdns, noise, ping, quic, relay,
+    tcp, yamux,
 };
 use meshtrace_protocol::AnnouncementId;
 
 use super::counting::ByteCounters;
+use super::limits::PerIpLimit;
 use super::{
     MAX_GOSSIP_MESSAGE, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE,
     MESH_VERSION, P2pConfig, P2pError, ProstCodec, STEM_REQUEST_TIMEOUT, StemRequest, StemResponse,
@@ -31,13 +33,19 @@ pub(crate) const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most concurrent inbound and outbound streams of the stem and sync
 /// protocols per connection.
 pub(crate) const MAX_CONCURRENT_STREAMS: usize = 64;
+/// AutoNAT's first probe, this long after start: enough for identify to
+/// bring the first observed addresses (libp2p's default is 15 s).
+pub(crate) const AUTONAT_BOOT_DELAY: Duration = Duration::from_secs(5);
 
 /// An error a transport constructor may return.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Every protocol the mesh runs.
+/// Every protocol the mesh runs. The limits come first: a connection they
+/// refuse never reaches the others.
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
+    pub(super) limits: connection_limits::Behaviour,
+    pub(super) per_ip: PerIpLimit,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) stem: request_response::Behaviour<ProstCodec<StemRequest, StemResponse>>,
     pub(super) sync: request_response::Behaviour<ProstCodec<SyncRequest, SyncResponse>>,
@@ -51,12 +59,22 @@ pub(super) struct Behaviour {
     pub(super) autonat: autonat::Behaviour,
 }
 
+/// The byte counters of a swarm's transports.
+pub(super) struct Counters {
+    /// Every direct connection (TCP and QUIC; relayed circuits run inside
+    /// them).
+    pub(super) all: ByteCounters,
+    /// Inside relay circuits (also counted in `all` at the relay's
+    /// connection).
+    pub(super) relayed: ByteCounters,
+}
+
 /// Builds the swarm for `config` (not yet listening or dialling), with the
 /// topic, and the byte counters of its transports.
 pub(super) fn build_swarm(
     config: &P2pConfig,
     keypair: Keypair,
-) -> Result<(Swarm<Behaviour>, IdentTopic, ByteCounters), P2pError> {
+) -> Result<(Swarm<Behaviour>, IdentTopic, Counters), P2pError> {
     let topic = IdentTopic::new(topic_name(config.network_id()));
     let stem_proto = protocol(config.network_id(), "stem")?;
     let sync_proto = protocol(config.network_id(), "sync")?;
@@ -65,7 +83,10 @@ pub(super) fn build_swarm(
     let cfg = config.clone();
     let topic_b = topic.clone();
     let bytes = ByteCounters::default();
-    let (tcp_bytes, quic_bytes) = (bytes.clone(), bytes.clone());
+    let relayed_bytes = ByteCounters::default();
+    let (tcp_bytes, quic_bytes, relay_bytes) =
+        (bytes.clone(), bytes.clone(), relayed_bytes.clone());
+    let (relay_transport, relay_client) = relay::client::new(keypair.public().to_peer_id());
     let transport_err = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -87,11 +108,20 @@ pub(super) fn build_swarm(
                 .map(move |(peer, muxer), _| (peer, quic_bytes.wrap(StreamMuxerBox::new(muxer))))
         })
         .map_err(|e| transport_err(&e))?
+        // The relay client by hand (not `with_relay_client`), to count the
+        // bytes of relayed connections apart.
+        .with_other_transport(move |key| -> Result<_, BoxError> {
+            let noise = noise::Config::new(key)?;
+            Ok(relay_transport
+                .upgrade(Version::V1)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .map(move |(peer, muxer), _| (peer, relay_bytes.wrap(StreamMuxerBox::new(muxer)))))
+        })
+        .map_err(|e| transport_err(&e))?
         .with_dns()
         .map_err(|e| transport_err(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| transport_err(&e))?
-        .with_behaviour(move |key, relay_client| {
+        .with_behaviour(move |key| {
             let peer_id = key.public().to_peer_id();
             let mut gossipsub =
                 gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gcfg)?;
@@ -110,12 +140,15 @@ pub(super) fn build_swarm(
                 [(sync_proto, ProtocolSupport::Full)],
                 rr_cfg,
             );
+            // Listen address changes (a relay reservation) are pushed, so
+            // that peers' Kademlia tables learn relayed addresses.
             let identify = identify::Behaviour::new(
                 identify::Config::new(
                     format!("/meshtrace/{}/{MESH_VERSION}", cfg.network_id()),
                     key.public(),
                 )
-                .with_agent_version(format!("meshtrace/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("meshtrace/{}", env!("CARGO_PKG_VERSION")))
+                .with_push_listen_addr_updates(true),
             );
             let mut kad_cfg = kad::Config::new(kad_proto);
             kad_cfg.set_query_timeout(KAD_QUERY_TIMEOUT);
@@ -131,10 +164,24 @@ pub(super) fn build_swarm(
             } else {
                 None
             };
-            let relay_server = cfg
-                .relay_server()
-                .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+            let limits = cfg.limits();
+            // A node told to relay advertises it at once, without waiting
+            // for AutoNAT to confirm an external address.
+            let relay_server = cfg.relay_server().then(|| {
+                let mut r = relay::Behaviour::new(peer_id, limits.relay_config());
+                r.set_status(Some(relay::Status::Enable));
+                r
+            });
+            let autonat = autonat::Behaviour::new(
+                peer_id,
+                autonat::Config {
+                    boot_delay: AUTONAT_BOOT_DELAY,
+                    ..autonat::Config::default()
+                },
+            );
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits.connection_limits()),
+                per_ip: PerIpLimit::new(limits.max_connections_per_ip),
                 gossipsub,
                 stem,
                 sync,
@@ -145,13 +192,20 @@ pub(super) fn build_swarm(
                 relay_client,
                 relay_server: Toggle::from(relay_server),
                 dcutr: dcutr::Behaviour::new(peer_id),
-                autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+                autonat,
             })
         })
         .map_err(|e| P2pError::Config(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout()))
         .build();
-    Ok((swarm, topic, bytes))
+    Ok((
+        swarm,
+        topic,
+        Counters {
+            all: bytes,
+            relayed: relayed_bytes,
+        },
+    ))
 }
 
 fn gossip_config(cfg: &P2pConfig) -> Result<gossipsub::Config, P2pError> {

@@ -87,6 +87,7 @@ pub fn status() -> StatusReply {
             accepted: 0,
             rejected: 0,
             sync_rounds: 4,
+            nat: Default::default(),
         }),
         ui_url: None,
     }

@@ -416,6 +416,16 @@ impl VerifiedAnnouncement {
         &self.tokens
     }
 
+    /// The sorted, distinct fingerprints of the chunk's entries (real and
+    /// dummy alike), what matching compares with the fingerprints of the
+    /// receiver's own tokens (see [`crate::token_fingerprint`]).
+    pub fn fingerprints(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.tokens.iter().map(crate::token_fingerprint).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Certified contact window `(first day, last day)`.
     pub fn window(&self) -> (Day, Day) {
         let p = self.certificate.params();

@@ -82,8 +82,8 @@ pub use risk::{
 };
 pub use time::{DAY_SECONDS, Day, EPOCH_SECONDS, EPOCHS_PER_DAY, Epoch, RETENTION_DAYS, UnixTime};
 pub use token::{
-    EncounterToken, MAX_TOKENS_PER_ENCOUNTER, TOKEN_KDF_INFO, TOKEN_KDF_SALT, TOKEN_LEN,
-    TokenError, derive_token, tokens_for_sighting, tokens_from_bytes,
+    EncounterToken, FINGERPRINT_BITS, MAX_TOKENS_PER_ENCOUNTER, TOKEN_KDF_INFO, TOKEN_KDF_SALT,
+    TOKEN_LEN, TokenError, derive_token, token_fingerprint, tokens_for_sighting, tokens_from_bytes,
 };
 pub use wire::{
     CODE_CHECKSUM_DOMAIN, CODE_CHECKSUM_LEN, DecodeError, MAX_NETWORK_ID_LEN, is_valid_network_id,

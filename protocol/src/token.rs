@@ -49,6 +49,20 @@ impl EncounterToken {
     }
 }
 
+/// Bits of a token that a report carries (its fingerprint, §4.4).
+///
+/// Contract for protocol v2 (issue 18): a report carries each token's
+/// fingerprint, not the token; receivers compare the fingerprints of their
+/// own tokens with the report's. The value is provisional until the
+/// false-match arithmetic of §4.4 fixes it.
+pub const FINGERPRINT_BITS: u32 = 48;
+
+/// A token's fingerprint: its first [`FINGERPRINT_BITS`] bits, big-endian
+/// (tokens are uniformly random, so a prefix is already a uniform hash).
+pub fn token_fingerprint(token: &EncounterToken) -> u64 {
+    token.prefix_u64() >> (64 - FINGERPRINT_BITS)
+}
+
 /// Splits concatenated 16-byte tokens; `None` when the length is not a
 /// multiple of [`TOKEN_LEN`].
 pub fn tokens_from_bytes(bytes: &[u8]) -> Option<Vec<EncounterToken>> {

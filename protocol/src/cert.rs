@@ -10,6 +10,7 @@
 
 use prost::Message;
 
+use crate::announce::Disposition;
 use crate::keys::{
     ED25519_PUBLIC_LEN, IssuerPublicKey, IssuerSecretKey, ReportPublicKey, SIGNATURE_LEN,
 };
@@ -146,6 +147,37 @@ pub enum CertificateError {
     /// `now` is after `valid_until`.
     #[error("certificate expired at {0}")]
     Expired(UnixTime),
+}
+
+impl CertificateError {
+    /// The stable error code of this refusal (docs/protocol.md §16). A
+    /// certificate that did not decode has the code of its [`DecodeError`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            CertificateError::Decode(e) => e.code(),
+            CertificateError::UntrustedIssuer(_) => "untrusted_issuer",
+            CertificateError::BadSignature => "bad_certificate_signature",
+            CertificateError::WrongNetwork { .. } => "wrong_network",
+            CertificateError::Invalid(why) => match *why {
+                "valid_until is before valid_from" => "validity_reversed",
+                "validity period exceeds 30 days" => "validity_too_long",
+                "contact window ends before it starts" => "window_reversed",
+                "contact window is longer than the retention window" => "window_too_long",
+                "token cap out of range" => "token_cap_out_of_range",
+                "contact window ends after the certificate's validity" => "window_after_validity",
+                // Every reason `check_params` gives is listed above (a unit
+                // test reads this file for them).
+                _ => "invalid_certificate",
+            },
+            CertificateError::NotYetValid(_) => "certificate_not_yet_valid",
+            CertificateError::Expired(_) => "certificate_expired",
+        }
+    }
+
+    /// Every certificate refusal is [`Disposition::Reject`].
+    pub fn disposition(&self) -> Disposition {
+        Disposition::Reject
+    }
 }
 
 /// An issuer certificate over a one-time report key.

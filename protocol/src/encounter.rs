@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::announce::Disposition;
 use crate::keys::{KeySchedule, RotatingId};
 use crate::time::{Day, EPOCH_SECONDS, UnixTime};
 use crate::token::{EncounterToken, MAX_TOKENS_PER_ENCOUNTER, tokens_for_sighting};
@@ -246,6 +247,21 @@ pub enum SightingError {
     /// The ID is a low-order point or our own ID: no token can exist.
     #[error("heard ID yields no encounter token (low-order point or own ID)")]
     NoToken,
+}
+
+impl SightingError {
+    /// The stable error code of this refusal (docs/protocol.md §16).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SightingError::NoActiveKey => "no_active_key",
+            SightingError::NoToken => "no_token",
+        }
+    }
+
+    /// Both are [`Disposition::Ignore`]: the sighting is dropped quietly.
+    pub fn disposition(&self) -> Disposition {
+        Disposition::Ignore
+    }
 }
 
 /// Aggregates sightings into encounters.

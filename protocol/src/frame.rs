@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 
 use sha2::{Digest, Sha256};
 
+use crate::announce::Disposition;
 use crate::keys::{ROTATING_ID_LEN, RotatingId};
 use crate::time::UnixTime;
 
@@ -137,6 +138,27 @@ pub enum FrameError {
     /// The AD payload is longer than [`MAX_ADVERTISING_DATA_LEN`].
     #[error("advertising data of {0} bytes exceeds the limit")]
     AdTooLong(usize),
+}
+
+impl FrameError {
+    /// The stable error code of this refusal (docs/protocol.md §16).
+    pub fn code(&self) -> &'static str {
+        match self {
+            FrameError::Empty => "frame_empty",
+            FrameError::TooLong(_) => "frame_too_long",
+            FrameError::UnsupportedVersion(_) => "frame_unsupported_version",
+            FrameError::UnknownKind(_) => "frame_unknown_kind",
+            FrameError::WrongLength { .. } => "frame_wrong_length",
+            FrameError::TruncatedAd => "ad_truncated",
+            FrameError::AdTooLong(_) => "ad_too_long",
+        }
+    }
+
+    /// Every frame refusal is [`Disposition::Reject`]: the bytes are not a
+    /// meshtrace frame.
+    pub fn disposition(&self) -> Disposition {
+        Disposition::Reject
+    }
 }
 
 fn header(kind: u8) -> u8 {

@@ -296,7 +296,15 @@ impl fmt::Debug for ReportSecretKey {
     }
 }
 
+/// Strict Ed25519 verification, docs/protocol.md §2.5: `A` and `R` canonical
+/// encodings of points not of small order, `S < L`, and the cofactorless
+/// equation with `R` compared as encoded bytes. `verify_strict` applies the
+/// rules on `R` and `S`; the decoder accepts a `y` coordinate of `p` or
+/// more for `A` (it reduces it), so that rule is checked here.
 fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8; SIGNATURE_LEN]) -> bool {
+    if !canonical_y(public) {
+        return false;
+    }
     let Ok(vk) = VerifyingKey::from_bytes(public) else {
         return false;
     };
@@ -305,6 +313,14 @@ fn verify_ed25519(public: &[u8; 32], msg: &[u8], sig: &[u8; SIGNATURE_LEN]) -> b
     }
     let sig = ed25519_dalek::Signature::from_bytes(sig);
     vk.verify_strict(msg, &sig).is_ok()
+}
+
+/// Whether a point encoding's `y` coordinate (its 255 low bits,
+/// little-endian) is below the field prime `p = 2^255 − 19`, by its bytes
+/// alone. (A canonical encoding also has sign bit 0 when `x = 0`; the only
+/// such points, `y = ±1`, are of small order and refused as such.)
+pub(crate) fn canonical_y(bytes: &[u8; 32]) -> bool {
+    !(bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed)
 }
 
 fn is_strong_ed25519(public: &[u8; 32]) -> bool {

@@ -31,6 +31,8 @@ mod encounter;
 mod frame;
 mod keys;
 mod matching;
+#[cfg(test)]
+mod refusal_codes;
 mod risk;
 mod time;
 mod token;

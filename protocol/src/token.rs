@@ -12,6 +12,7 @@ use core::fmt;
 use hkdf::Hkdf;
 use sha2::Sha256;
 
+use crate::announce::Disposition;
 use crate::keys::{EpochKey, KeySchedule, RotatingId, short_hex};
 use crate::time::{Epoch, UnixTime};
 
@@ -96,6 +97,25 @@ pub enum TokenError {
     /// The heard key is our own broadcast ID (an echo or a replay of it).
     #[error("heard key is our own rotating ID")]
     OwnId,
+}
+
+impl TokenError {
+    /// The stable error code of this refusal (docs/protocol.md §16).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::NonContributory => "non_contributory",
+            TokenError::OwnId => "own_id",
+        }
+    }
+
+    /// A low-order key is hostile input ([`Disposition::Reject`]); an echo
+    /// of our own ID is dropped quietly ([`Disposition::Ignore`]).
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            TokenError::NonContributory => Disposition::Reject,
+            TokenError::OwnId => Disposition::Ignore,
+        }
+    }
 }
 
 /// Derives the token shared by the holder of `own` and the owner of `theirs`.

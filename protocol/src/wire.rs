@@ -10,6 +10,8 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use crate::announce::Disposition;
+
 /// `ReportRequest` (text code `MTRQ1:`): asks an issuer to certify a report key.
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct ReportRequestMsg {
@@ -140,6 +142,29 @@ pub enum DecodeError {
     Truncated(&'static str),
 }
 
+impl DecodeError {
+    /// The stable error code of this refusal (docs/protocol.md §16).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::TooLong { .. } => "too_long",
+            DecodeError::Malformed(_) => "malformed",
+            DecodeError::NonCanonical(_) => "non_canonical",
+            DecodeError::UnsupportedVersion { .. } => "unsupported_version",
+            DecodeError::WrongLength { .. } => "wrong_length",
+            DecodeError::BadNetworkId => "bad_network_id",
+            DecodeError::WrongPrefix(_) => "wrong_prefix",
+            DecodeError::BadBase32(_) => "bad_base32",
+            DecodeError::BadChecksum(_) => "bad_checksum",
+            DecodeError::Truncated(_) => "truncated_code",
+        }
+    }
+
+    /// Every decoding refusal is [`Disposition::Reject`].
+    pub fn disposition(&self) -> Disposition {
+        Disposition::Reject
+    }
+}
+
 /// Decodes `bytes` as `M`, refusing oversized and non-canonical input.
 pub(crate) fn decode_canonical<M: Message + Default>(
     bytes: &[u8],
@@ -153,11 +178,73 @@ pub(crate) fn decode_canonical<M: Message + Default>(
             max,
         });
     }
+    if !well_formed(bytes) {
+        return Err(DecodeError::Malformed(what));
+    }
+    // After `well_formed`, prost refuses exactly a known field with another
+    // wire type than its schema's and a string field that is not UTF-8
+    // (docs/protocol.md §8.2, rules M5 and M6).
     let msg = M::decode(bytes).map_err(|_| DecodeError::Malformed(what))?;
     if msg.encoded_len() != bytes.len() || msg.encode_to_vec() != bytes {
         return Err(DecodeError::NonCanonical(what));
     }
     Ok(msg)
+}
+
+/// Reads a protobuf varint at `*pos`: at most 10 bytes, the tenth at most
+/// `0x01` (the value fits 64 bits). `None` when it is longer, too large or
+/// cut off by the end of `buf`.
+fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        if i == 9 && b > 1 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Rules M1–M4 of docs/protocol.md §8.2, which need no schema: the input is
+/// a sequence of whole fields, each a key (a varint of at most `2^32 − 1`
+/// with a field number of at least 1) and a value of wire type 0 (varint),
+/// 1 (8 bytes), 2 (a varint length and that many bytes) or 5 (4 bytes).
+/// Groups (wire types 3 and 4) and wire types 6 and 7 are malformed here,
+/// whether or not the field is known.
+fn well_formed(bytes: &[u8]) -> bool {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let Some(key) = read_varint(bytes, &mut pos) else {
+            return false;
+        };
+        if key > u64::from(u32::MAX) || key >> 3 == 0 {
+            return false;
+        }
+        let size = match key & 7 {
+            0 => match read_varint(bytes, &mut pos) {
+                Some(_) => 0,
+                None => return false,
+            },
+            1 => 8,
+            2 => match read_varint(bytes, &mut pos) {
+                Some(n) => n,
+                None => return false,
+            },
+            5 => 4,
+            _ => return false,
+        };
+        let left = (bytes.len() - pos) as u64;
+        if size > left {
+            return false;
+        }
+        pos += size as usize;
+    }
+    true
 }
 
 pub(crate) fn fixed<const N: usize>(

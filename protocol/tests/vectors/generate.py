@@ -7,6 +7,10 @@ protobuf messages by hand. `protocol/tests/vectors.rs` asserts that the Rust
 implementation reproduces every value. Regenerate with:
 
     python3 protocol/tests/vectors/generate.py
+
+and check that the committed files are what it produces with
+
+    python3 protocol/tests/vectors/generate.py --check
 """
 
 import base64
@@ -14,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -200,6 +205,19 @@ def layout(n: int):
     return 2048, chunks
 
 
+def announcement_body(network, cert, index, count, created_at, toks, version=1):
+    """An encoded AnnouncementBody (§10.3 step 5)."""
+    return (f_uint(1, version) + f_bytes(2, network.encode()) + f_bytes(3, cert) + f_uint(4, index)
+            + f_uint(5, count) + f_uint(6, created_at) + f_bytes(7, toks))
+
+
+def announcement_message(report, body, signature=None):
+    """An encoded Announcement: `body` signed by `report` (or `signature`)."""
+    if signature is None:
+        signature = ed_sign(report, b"meshtrace/v1/announcement" + hashlib.sha256(body).digest())
+    return f_bytes(1, body) + f_bytes(2, signature)
+
+
 def announcement_case(label, n_real, cap):
     issuer = seed("ed25519 issuer")
     report = seed("ed25519 report " + label)
@@ -223,10 +241,8 @@ def announcement_case(label, n_real, cap):
     out = []
     for c in range(chunks):
         toks = b"".join(all_sorted[c * per_chunk:(c + 1) * per_chunk])
-        body = (f_uint(1, 1) + f_bytes(2, network.encode()) + f_bytes(3, cert) + f_uint(4, c)
-                + f_uint(5, chunks) + f_uint(6, created_at) + f_bytes(7, toks))
-        sig = ed_sign(report, b"meshtrace/v1/announcement" + hashlib.sha256(body).digest())
-        msg = f_bytes(1, body) + f_bytes(2, sig)
+        body = announcement_body(network, cert, c, chunks, created_at, toks)
+        msg = announcement_message(report, body)
         assert len(msg) <= 65536
         out.append({"id": h(hashlib.sha256(msg).digest()), "bytes": h(msg)})
     return {
@@ -576,6 +592,1210 @@ def risk_vectors():
     }
 
 
+# ================================================================ refusals (§16)
+# Everything below is a second, independent reading of the refusal rules:
+# decoders and verifiers written from §2.5, §3.4–§3.5, §4.2, §8.2, §9.2–§9.4
+# and §10.5, which compute the expected code of every vector (the generator
+# also asserts it is the code the case was built to show).
+
+ED_P = 2 ** 255 - 19
+ED_L = 2 ** 252 + 27742317777372353535851937790883648493
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+ED_I = pow(2, (ED_P - 1) // 4, ED_P)
+ED_ID = (0, 1, 1, 0)  # extended coordinates of the neutral point
+
+
+def ed_add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    A = (y1 - x1) * (y2 - x2) % ED_P
+    B = (y1 + x1) * (y2 + x2) % ED_P
+    C = 2 * t1 * t2 * ED_D % ED_P
+    D = 2 * z1 * z2 % ED_P
+    E, F, G, H = B - A, D - C, D + C, B + A
+    return (E * F % ED_P, G * H % ED_P, F * G % ED_P, E * H % ED_P)
+
+
+def ed_mul(s, pt):
+    q = ED_ID
+    while s > 0:
+        if s & 1:
+            q = ed_add(q, pt)
+        pt = ed_add(pt, pt)
+        s >>= 1
+    return q
+
+
+def ed_neg(pt):
+    x, y, z, t = pt
+    return ((-x) % ED_P, y, z, (-t) % ED_P)
+
+
+def ed_eq(a, b):
+    return (a[0] * b[2] - b[0] * a[2]) % ED_P == 0 and (a[1] * b[2] - b[1] * a[2]) % ED_P == 0
+
+
+def ed_encode(pt):
+    x, y, z, _ = pt
+    zi = pow(z, ED_P - 2, ED_P)
+    x, y = x * zi % ED_P, y * zi % ED_P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def ed_decode(b, canonical=True):
+    """RFC 8032 §5.1.3. `canonical`: refuse y ≥ p and x = 0 with the sign bit
+    set (§2.5 rule 1); otherwise reduce y like a lenient decoder."""
+    v = int.from_bytes(b, "little")
+    sign = v >> 255
+    y = v & (2 ** 255 - 1)
+    if y >= ED_P:
+        if canonical:
+            return None
+        y -= ED_P
+    x2 = (y * y - 1) * pow(ED_D * y * y + 1, ED_P - 2, ED_P) % ED_P
+    x = pow(x2, (ED_P + 3) // 8, ED_P)
+    if (x * x - x2) % ED_P != 0:
+        x = x * ED_I % ED_P
+    if (x * x - x2) % ED_P != 0:
+        return None
+    if x == 0 and sign and canonical:
+        return None
+    if x & 1 != sign:
+        x = ED_P - x
+    return (x, y, 1, x * y % ED_P)
+
+
+ED_B = ed_decode(bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666"))
+
+
+def ed_small_order(pt):
+    return ed_eq(ed_mul(8, pt), ED_ID)
+
+
+def ed_verify_strict(pub, msg, sig):
+    """§2.5 rules 1–5."""
+    if len(pub) != 32 or len(sig) != 64:
+        return False
+    a = ed_decode(pub)
+    if a is None or ed_small_order(a):
+        return False
+    s = int.from_bytes(sig[32:], "little")
+    if s >= ED_L:
+        return False
+    r = ed_decode(sig[:32])
+    if r is None or ed_small_order(r):
+        return False
+    k = int.from_bytes(hashlib.sha512(sig[:32] + pub + msg).digest(), "little") % ED_L
+    return ed_encode(ed_add(ed_mul(s, ED_B), ed_neg(ed_mul(k, a)))) == sig[:32]
+
+
+def ed_k(r_bytes, a_bytes, msg):
+    return int.from_bytes(hashlib.sha512(r_bytes + a_bytes + msg).digest(), "little") % ED_L
+
+
+def ed_scalar(label):
+    return int.from_bytes(hashlib.sha512(seed(label)).digest(), "little") % ED_L
+
+
+# Small-order points (canonical encodings), §2.5.
+SMALL_ORDER = [bytes.fromhex(x) for x in [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+]]
+NONCANONICAL_IDENTITY = (ED_P + 1).to_bytes(32, "little")  # y = p + 1
+
+
+def crafted_signatures(msg):
+    """Signatures over `msg` that each break exactly the rule named (where a
+    signature that breaks only that rule exists), as (name, public, sig,
+    valid). `valid` is what §2.5 says; the equation column notes whether the
+    cofactorless equation alone would accept it."""
+    out = []
+    a = ed_scalar("strict a")
+    A = ed_mul(a, ED_B)
+    A_b = ed_encode(A)
+    r = ed_scalar("strict r")
+    R_b = ed_encode(ed_mul(r, ED_B))
+    s = (r + ed_k(R_b, A_b, msg) * a) % ED_L
+    good = R_b + s.to_bytes(32, "little")
+    out.append(("valid signature", A_b, good, True))
+    # S ≥ L: the same signature with S + L; [S + L]B = [S]B.
+    out.append(("S >= L (S + L of a valid signature)", A_b,
+                R_b + (s + ED_L).to_bytes(32, "little"), False))
+    # Small-order A: the identity, R = [S]B makes the equation hold.
+    for i, small in enumerate(SMALL_ORDER[:1] + SMALL_ORDER[4:5]):
+        T = ed_decode(small)
+        n = 0
+        while True:
+            rr = ed_scalar(f"strict small-order A {i} {n}")
+            n += 1
+            k = ed_k(ed_encode(ed_mul(rr, ED_B)), small, msg)
+            # [S]B − [k]T = R requires [k]T = 0: k ≡ 0 (mod order of T).
+            if ed_eq(ed_mul(k, T), ED_ID):
+                break
+        R2 = ed_encode(ed_mul(rr, ED_B))
+        out.append((f"small-order A {small[:4].hex()}…, equation holds", small,
+                    R2 + rr.to_bytes(32, "little"), False))
+    # Small-order R: R = neutral point and S = k·a, so [S]B − [k]A = 0.
+    k = ed_k(SMALL_ORDER[0], A_b, msg)
+    out.append(("small-order R (neutral point), equation holds", A_b,
+                SMALL_ORDER[0] + (k * a % ED_L).to_bytes(32, "little"), False))
+    # Non-canonical R: y = p + 1 (the neutral point again), S = k·a.
+    k = ed_k(NONCANONICAL_IDENTITY, A_b, msg)
+    out.append(("non-canonical R (y = p + 1)", A_b,
+                NONCANONICAL_IDENTITY + (k * a % ED_L).to_bytes(32, "little"), False))
+    # Non-canonical A: y = p + 1 encodes the neutral point; R = [S]B.
+    rr = ed_scalar("strict non-canonical A")
+    out.append(("non-canonical A (y = p + 1), equation holds for the reduced point",
+                NONCANONICAL_IDENTITY, ed_encode(ed_mul(rr, ED_B)) + rr.to_bytes(32, "little"),
+                False))
+    # Non-canonical A of large order: y = p + y0 for the smallest y0 that is
+    # on the curve. Nobody knows its discrete log, so no signature can
+    # satisfy the equation; this shows only that such a key is refused.
+    y0 = next(y for y in range(2, 19) if ed_decode(y.to_bytes(32, "little")) is not None
+              and not ed_small_order(ed_decode(y.to_bytes(32, "little"))))
+    out.append((f"non-canonical A (y = p + {y0})", (ED_P + y0).to_bytes(32, "little"), good, False))
+    # A is not a point.
+    y_bad = next(y for y in range(2, 100) if ed_decode(y.to_bytes(32, "little")) is None)
+    out.append(("A is not a curve point", y_bad.to_bytes(32, "little"), good, False))
+    # Mixed-order A (large order plus an order-8 component): accepted when
+    # k ≡ 0 (mod 8), which its key holder can arrange. §2.5 does not refuse it.
+    T8 = ed_decode(SMALL_ORDER[4])
+    Am = ed_encode(ed_add(A, T8))
+    n = 0
+    while True:
+        rr = ed_scalar(f"strict mixed-order {n}")
+        n += 1
+        Rm = ed_encode(ed_mul(rr, ED_B))
+        k = ed_k(Rm, Am, msg)
+        if k % 8 == 0:
+            break
+    out.append(("mixed-order A, k ≡ 0 (mod 8): accepted", Am,
+                Rm + ((rr + k * a) % ED_L).to_bytes(32, "little"), True))
+    # A tampered message.
+    out.append(("another message", A_b, R_b + ((s + 1) % ED_L).to_bytes(32, "little"), False))
+    for name, pub, sig, valid in out:
+        assert ed_verify_strict(pub, msg, sig) == valid, name
+    return out, a
+
+
+# ---------------------------------------------------------------- a second decoder (§8.2)
+def pb_varint(buf, pos):
+    """M1: (value, new position) or None."""
+    v = 0
+    for i in range(10):
+        if pos >= len(buf):
+            return None
+        b = buf[pos]
+        pos += 1
+        if i == 9 and b > 1:
+            return None
+        v |= (b & 0x7F) << (7 * i)
+        if b & 0x80 == 0:
+            return v, pos
+    return None
+
+
+# Schemas: field number -> (name, kind); kind "u32", "u64", "string", "bytes".
+REQUEST_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("report_key", "bytes")}
+CERT_SCHEMA = {1: ("body", "bytes"), 2: ("signature", "bytes")}
+CERT_BODY_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("issuer_key", "bytes"),
+                    4: ("report_key", "bytes"), 5: ("valid_from", "u64"), 6: ("valid_until", "u64"),
+                    7: ("window_first_day", "u32"), 8: ("window_last_day", "u32"),
+                    9: ("max_tokens", "u32")}
+ANN_SCHEMA = CERT_SCHEMA
+ANN_BODY_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("certificate", "bytes"),
+                   4: ("chunk_index", "u32"), 5: ("chunk_count", "u32"), 6: ("created_at", "u64"),
+                   7: ("tokens", "bytes")}
+
+
+class Refused(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def pb_decode(buf, schema, limit):
+    """§8.2 steps 1–3. Returns {name: value} with defaults filled in."""
+    if len(buf) > limit:
+        raise Refused("too_long")
+    fields = []  # (number, wire type, raw value, value start, minimal)
+    pos = 0
+    while pos < len(buf):
+        start = pos
+        kv = pb_varint(buf, pos)
+        if kv is None:
+            raise Refused("malformed")
+        key, pos = kv
+        key_minimal = pos - start == len(varint(key))
+        if key > 0xFFFFFFFF or key >> 3 == 0:
+            raise Refused("malformed")
+        wt = key & 7
+        if wt == 0:
+            vv = pb_varint(buf, pos)
+            if vv is None:
+                raise Refused("malformed")
+            vstart = pos
+            value, pos = vv
+            minimal = key_minimal and pos - vstart == len(varint(value))
+        elif wt == 2:
+            vv = pb_varint(buf, pos)
+            if vv is None:
+                raise Refused("malformed")
+            vstart = pos
+            n, pos = vv
+            minimal = key_minimal and pos - vstart == len(varint(n))
+            if n > len(buf) - pos:
+                raise Refused("malformed")
+            value = bytes(buf[pos:pos + n])
+            pos += n
+        elif wt in (1, 5):
+            n = 8 if wt == 1 else 4
+            if n > len(buf) - pos:
+                raise Refused("malformed")
+            value = bytes(buf[pos:pos + n])
+            pos += n
+            minimal = key_minimal
+        else:
+            raise Refused("malformed")
+        fields.append((key >> 3, wt, value, minimal))
+    for num, wt, value, _ in fields:  # M5, M6
+        if num in schema:
+            kind = schema[num][1]
+            if wt != (0 if kind in ("u32", "u64") else 2):
+                raise Refused("malformed")
+            if kind == "string":
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise Refused("malformed")
+    prev = 0
+    for num, wt, value, minimal in fields:  # C1–C5
+        if num not in schema or num <= prev or not minimal:
+            raise Refused("non_canonical")
+        if (wt == 0 and value == 0) or (wt == 2 and len(value) == 0):
+            raise Refused("non_canonical")
+        if schema[num][1] == "u32" and value >= 2 ** 32:
+            raise Refused("non_canonical")
+        prev = num
+    out = {}
+    for num, (name, kind) in schema.items():
+        out[name] = 0 if kind in ("u32", "u64") else (b"" if kind == "bytes" else "")
+    for num, wt, value, _ in fields:
+        name, kind = schema[num]
+        out[name] = value.decode() if kind == "string" else value
+    return out
+
+
+def valid_network_id(n):
+    return 1 <= len(n.encode()) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789._-" for c in n)
+
+
+def py_decode_request(buf):
+    m = pb_decode(buf, REQUEST_SCHEMA, 128)
+    if m["version"] != 1:
+        raise Refused("unsupported_version")
+    if not valid_network_id(m["network_id"]):
+        raise Refused("bad_network_id")
+    if len(m["report_key"]) != 32:
+        raise Refused("wrong_length")
+    return m
+
+
+def py_check_params(b):
+    if not valid_network_id(b["network_id"]):
+        raise Refused("bad_network_id")
+    if b["valid_until"] < b["valid_from"]:
+        raise Refused("validity_reversed")
+    if b["valid_until"] - b["valid_from"] > 2_592_000:
+        raise Refused("validity_too_long")
+    if b["window_last_day"] < b["window_first_day"]:
+        raise Refused("window_reversed")
+    if b["window_last_day"] - b["window_first_day"] >= 15:
+        raise Refused("window_too_long")
+    if not 1 <= b["max_tokens"] <= 131_072:
+        raise Refused("token_cap_out_of_range")
+    if b["window_last_day"] > (b["valid_until"] + 600) // 86400:
+        raise Refused("window_after_validity")
+
+
+def py_decode_certificate(buf):
+    """§9.4 steps 1–7: the certificate body fields."""
+    m = pb_decode(buf, CERT_SCHEMA, 320)
+    if len(m["signature"]) != 64:
+        raise Refused("wrong_length")
+    b = pb_decode(m["body"], CERT_BODY_SCHEMA, 320)
+    if b["version"] != 1:
+        raise Refused("unsupported_version")
+    if len(b["issuer_key"]) != 32 or len(b["report_key"]) != 32:
+        raise Refused("wrong_length")
+    py_check_params(b)
+    if not ed_verify_strict(b["issuer_key"], b"meshtrace/v1/certificate" + m["body"], m["signature"]):
+        raise Refused("bad_certificate_signature")
+    return b
+
+
+def py_usable(b, t):
+    if t + 600 < b["valid_from"]:
+        raise Refused("certificate_not_yet_valid")
+    if max(t - 600, 0) > b["valid_until"]:
+        raise Refused("certificate_expired")
+
+
+def py_trust(b, network, trusted):
+    if b["network_id"] != network:
+        raise Refused("wrong_network")
+    if b["issuer_key"] not in trusted:
+        raise Refused("untrusted_issuer")
+
+
+def py_verify_announcement(buf, network, trusted, now):
+    """§10.5, steps 1–18 in order."""
+    m = pb_decode(buf, ANN_SCHEMA, 65536)                               # 1
+    if len(m["signature"]) != 64:                                       # 2
+        raise Refused("wrong_length")
+    b = pb_decode(m["body"], ANN_BODY_SCHEMA, 65536)                    # 3
+    if b["version"] != 1:                                               # 4
+        raise Refused("unsupported_version")
+    if len(b["certificate"]) > 320:                                     # 5
+        raise Refused("certificate_too_large")
+    c = py_decode_certificate(b["certificate"])                         # 6
+    if now >= (c["window_last_day"] + 15) * 86400:                      # 7
+        raise Refused("announcement_expired")
+    if b["network_id"] != c["network_id"]:                              # 8
+        raise Refused("network_mismatch")
+    py_trust(c, network, trusted)                                       # 9
+    signed = b"meshtrace/v1/announcement" + hashlib.sha256(m["body"]).digest()
+    if not ed_verify_strict(c["report_key"], signed, m["signature"]):   # 10
+        raise Refused("bad_announcement_signature")
+    py_usable(c, b["created_at"])                                       # 11
+    if b["created_at"] > now + 600:                                     # 12
+        raise Refused("from_the_future")
+    if b["chunk_count"] not in (1, 2, 4, 8, 16, 32, 64):                # 13
+        raise Refused("bad_chunk_count")
+    if b["chunk_index"] >= b["chunk_count"]:                            # 14
+        raise Refused("chunk_index_out_of_range")
+    if len(b["tokens"]) % 16:                                           # 15
+        raise Refused("partial_token")
+    n = len(b["tokens"]) // 16
+    if (b["chunk_count"] == 1 and n not in BUCKETS) or (b["chunk_count"] > 1 and n != 2048):  # 16
+        raise Refused("not_a_padding_bucket")
+    if n * b["chunk_count"] > c["max_tokens"]:                          # 17
+        raise Refused("over_token_cap")
+    toks = [b["tokens"][i:i + 16] for i in range(0, len(b["tokens"]), 16)]
+    if any(toks[i] >= toks[i + 1] for i in range(len(toks) - 1)):      # 18
+        raise Refused("tokens_not_ascending")
+
+
+B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+# The Unicode White_Space property (§9.2 step 1).
+WHITE_SPACE = set("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+                  + "".join(chr(c) for c in range(0x2000, 0x200B)))
+
+
+def py_fields_end_at(buf, end):
+    """§9.2 step 5: whether the protobuf fields of `buf` end exactly at `end`."""
+    def rd(pos):
+        v = 0
+        for i in range(10):
+            if pos >= len(buf):
+                return None
+            b = buf[pos]
+            pos += 1
+            v |= (b & 0x7F) << (7 * i)
+            if b & 0x80 == 0:
+                return v % 2 ** 64, pos
+        return None
+    pos = 0
+    while pos < end:
+        kv = rd(pos)
+        if kv is None:
+            return False
+        key, pos = kv
+        wt = key & 7
+        if wt == 0:
+            vv = rd(pos)
+            if vv is None:
+                return False
+            pos, skip = vv[1], 0
+        elif wt == 2:
+            vv = rd(pos)
+            if vv is None:
+                return False
+            skip, pos = vv
+        elif wt in (1, 5):
+            skip = 8 if wt == 1 else 4
+        else:
+            return False
+        if pos + skip > len(buf):
+            return False
+        pos += skip
+    return pos == end
+
+
+def py_read_code(prefix, text, max_payload):
+    """§9.2 steps 1–5: the payload bytes."""
+    cleaned = "".join(c.upper() if "a" <= c <= "z" else c for c in text
+                      if not (c in WHITE_SPACE or c == "-"))
+    if not cleaned.startswith(prefix):
+        raise Refused("wrong_prefix")
+    body = cleaned[len(prefix):]
+    if len(body.encode()) > -(-(max_payload + 4) // 5) * 8:
+        raise Refused("too_long")
+    if any(c not in B32 for c in body):
+        raise Refused("bad_base32")
+    if len(body) % 8 in (1, 3, 6):
+        raise Refused("truncated_code")
+    bits = "".join(format(B32.index(c), "05b") for c in body)
+    nbytes = len(bits) // 8
+    if "1" in bits[nbytes * 8:]:
+        raise Refused("truncated_code")
+    buf = int(bits[:nbytes * 8] or "0", 2).to_bytes(nbytes, "big")
+    if len(buf) < 4:
+        raise Refused("truncated_code")
+    payload, checksum = buf[:-4], buf[-4:]
+    want = hashlib.sha256(b"meshtrace/v1/code-checksum" + prefix.encode() + payload).digest()[:4]
+    if checksum != want:
+        raise Refused("bad_checksum" if py_fields_end_at(buf, len(payload)) else "truncated_code")
+    return payload
+
+
+def py_decode_service_data(d):
+    if len(d) == 0:
+        raise Refused("frame_empty")
+    if len(d) > 251:
+        raise Refused("frame_too_long")
+    if d[0] >> 4 != 1:
+        raise Refused("frame_unsupported_version")
+    kind = d[0] & 0x0F
+    if kind not in (0, 1, 2):
+        raise Refused("frame_unknown_kind")
+    if len(d) != (34 if kind == 0 else 20):
+        raise Refused("frame_wrong_length")
+
+
+def py_find_service_data(ad_bytes):
+    if len(ad_bytes) > 1650:
+        raise Refused("ad_too_long")
+    pos, found = 0, None
+    while pos < len(ad_bytes):
+        n = ad_bytes[pos]
+        if n == 0:
+            break
+        if pos + 1 + n > len(ad_bytes):
+            raise Refused("ad_truncated")
+        s = ad_bytes[pos + 1:pos + 1 + n]
+        if found is None and s[0] == 0x16 and len(s) >= 3 and int.from_bytes(s[1:3], "little") == UUID16:
+            found = s[3:]
+        pos += 1 + n
+    return found
+
+
+def outcome_of(fn):
+    try:
+        fn()
+    except Refused as e:
+        return e.code
+    return None
+
+
+# ---------------------------------------------------------------- refusals.json
+R_T0 = 1_800_000_000
+R_NET = "campus-1"
+R_ISSUER = seed("ed25519 issuer")
+
+
+def r_cert(report_pub=None, issuer=R_ISSUER, network=R_NET, valid_from=R_T0,
+           valid_until=R_T0 + 3 * 86400, first=R_T0 // 86400 - 5, last=R_T0 // 86400, cap=4096):
+    """A certificate through the reference encoder of certificates_vectors."""
+    if report_pub is None:
+        report_pub = ed_pub(seed("ed25519 report refusals"))
+    return certificate(issuer, network, report_pub, valid_from, valid_until, first, last, cap)[2]
+
+
+def r_cert_body(version=1, network=R_NET, issuer_pub=None, report_pub=None, valid_from=R_T0,
+                valid_until=R_T0 + 3 * 86400, first=R_T0 // 86400 - 5, last=R_T0 // 86400, cap=4096):
+    """A certificate body with any field values (for out-of-spec bodies)."""
+    issuer_pub = ed_pub(R_ISSUER) if issuer_pub is None else issuer_pub
+    report_pub = ed_pub(seed("ed25519 report refusals")) if report_pub is None else report_pub
+    return (f_uint(1, version) + f_bytes(2, network.encode()) + f_bytes(3, issuer_pub)
+            + f_bytes(4, report_pub) + f_uint(5, valid_from) + f_uint(6, valid_until)
+            + f_uint(7, first) + f_uint(8, last) + f_uint(9, cap))
+
+
+def r_signed_cert(body, issuer=R_ISSUER):
+    return f_bytes(1, body) + f_bytes(2, ed_sign(issuer, b"meshtrace/v1/certificate" + body))
+
+
+def r_tokens(n, label="refusals"):
+    return sorted(hashlib.sha256(f"{label} token {i}".encode()).digest()[:16] for i in range(n))
+
+
+def r_announcement(report=None, cert=None, network=R_NET, index=0, count=1, created_at=R_T0 + 3600,
+                   tokens=None, version=1, signature=None):
+    report = seed("ed25519 report refusals") if report is None else report
+    cert = r_cert(ed_pub(report)) if cert is None else cert
+    toks = b"".join(r_tokens(64) if tokens is None else tokens)
+    body = announcement_body(network, cert, index, count, created_at, toks, version)
+    return announcement_message(report, body, signature)
+
+
+def refusals_vectors():
+    cases = []
+
+    def case(context, name, expect, **fields):
+        cases.append(dict({"context": context, "name": name, "code": expect}, **fields))
+
+    # -- advertising payloads and service data (§3.4, §3.5)
+    good_id = bytes(range(32))
+    ext = bytes([0x10, 0xF8]) + good_id
+    ads = [
+        ("1651 bytes", bytes([0]) * 1651, "ad_too_long"),
+        ("a structure running past the end", ad(ext)[:-1], "ad_truncated"),
+        ("truncated after a matching structure", ad(ext) + bytes([5, 0xFF]), "ad_truncated"),
+        ("matching structure with empty service data", bytes([3, 0x16, 0xB7, 0xFC]), "frame_empty"),
+        ("flags missing, UUID list missing: still decoded", ad(ext)[7:], None),
+        ("zero length ends the walk", ad(ext) + bytes([0, 0xFF, 0xFF]), None),
+    ]
+    for name, data, want in ads:
+        def run(data=data):
+            sd = py_find_service_data(data)
+            if sd is not None:
+                py_decode_service_data(sd)
+        assert outcome_of(run) == want, name
+        case("advertising_data", name, want, input=h(data))
+    sds = [
+        ("empty", b"", "frame_empty"),
+        ("252 bytes", bytes([0x10]) + bytes(251), "frame_too_long"),
+        ("252 bytes of an unknown version: length first", bytes([0x70]) + bytes(251), "frame_too_long"),
+        ("version 2", bytes([0x20]) + bytes(33), "frame_unsupported_version"),
+        ("version 0", bytes([0x00]) + bytes(33), "frame_unsupported_version"),
+        ("version 2 and kind 3: version first", bytes([0x23]) + bytes(33), "frame_unsupported_version"),
+        ("kind 3", bytes([0x13]) + bytes(33), "frame_unknown_kind"),
+        ("kind 15, wrong length too: kind first", bytes([0x1F]) + bytes(5), "frame_unknown_kind"),
+        ("extended of 33 bytes", bytes([0x10]) + bytes(32), "frame_wrong_length"),
+        ("extended of 35 bytes", bytes([0x10]) + bytes(34), "frame_wrong_length"),
+        ("first half of 21 bytes", bytes([0x11]) + bytes(20), "frame_wrong_length"),
+        ("second half of 34 bytes", bytes([0x12]) + bytes(33), "frame_wrong_length"),
+    ]
+    for name, data, want in sds:
+        assert outcome_of(lambda: py_decode_service_data(data)) == want, name
+        case("service_data", name, want, input=h(data))
+
+    # -- token derivation (§4.2): own key `own_secret`, heard `heard`
+    own = seed("refusals own x25519")
+    own_pub = x25519_pub(own)
+
+    def derive(heard):
+        if heard == own_pub:
+            raise Refused("own_id")
+        try:
+            shared = shared_secret(own, heard)
+        except ValueError:  # OpenSSL refuses an all-zero output
+            shared = bytes(32)
+        if shared == bytes(32):
+            raise Refused("non_contributory")
+    low = ["00" * 32, "01" + "00" * 31,
+           "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+           "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+           "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+           # u + p for u = 0 and u = 1 (non-canonical), and u = 1 with the top bit set
+           (ED_P).to_bytes(32, "little").hex(), (ED_P + 1).to_bytes(32, "little").hex(),
+           "01" + "00" * 30 + "80"]
+    for hx in low:
+        heard = bytes.fromhex(hx)
+        assert outcome_of(lambda: derive(heard)) == "non_contributory", hx
+        case("token", f"low-order point {hx[:8]}…", "non_contributory", own_secret=h(own), heard=hx)
+    assert outcome_of(lambda: derive(own_pub)) == "own_id"
+    case("token", "our own ID echoed", "own_id", own_secret=h(own), heard=h(own_pub))
+    other = x25519_pub(seed("refusals other x25519"))
+    assert outcome_of(lambda: derive(other)) is None
+    case("token", "another device's ID", None, own_secret=h(own), heard=h(other))
+
+    # -- sightings (§6.1): one own key for `own_epoch`, a fresh tracker
+    e = R_T0 // 900
+    case("sighting", "no own key around the sighting", "no_active_key", own_secret=h(own),
+         own_epoch=e, heard=h(other), at=(e + 2) * 900)
+    case("sighting", "a low-order ID opens nothing", "no_token", own_secret=h(own),
+         own_epoch=e, heard="00" * 32, at=e * 900 + 10)
+    case("sighting", "our own ID opens nothing", "no_token", own_secret=h(own),
+         own_epoch=e, heard=h(own_pub), at=e * 900 + 10)
+    case("sighting", "a key active 300 s after its epoch", None, own_secret=h(own),
+         own_epoch=e, heard=h(other), at=(e + 1) * 900 + 299)
+
+    # -- report requests: canonical encoding (§8.2) and fields (§9.3)
+    rk = ed_pub(seed("ed25519 report refusals"))
+    net = f_bytes(2, R_NET.encode())
+    key = f_bytes(3, rk)
+    ver = f_uint(1, 1)
+    req = ver + net + key
+    reqs = [
+        ("129 bytes of garbage: the size comes first", bytes([0xFF]) * 129, "too_long"),
+        ("fields out of order", net + ver + key, "non_canonical"),
+        ("a field twice", ver + net + net + key, "non_canonical"),
+        ("version 0 written out", bytes([0x08, 0x00]) + net + key, "non_canonical"),
+        ("empty network id written out", ver + bytes([0x12, 0x00]) + key, "non_canonical"),
+        ("non-minimal value varint", bytes([0x08, 0x81, 0x00]) + net + key, "non_canonical"),
+        ("non-minimal length varint", ver + bytes([0x12, 0x88, 0x00]) + R_NET.encode() + key, "non_canonical"),
+        ("non-minimal key varint", bytes([0x88, 0x00, 0x01]) + net + key, "non_canonical"),
+        ("unknown varint field 15", req + bytes([0x78, 0x01]), "non_canonical"),
+        ("unknown fixed64 field 4", req + bytes([0x21]) + bytes(8), "non_canonical"),
+        ("unknown fixed32 field 5", req + bytes([0x2D]) + bytes(4), "non_canonical"),
+        ("version 2^32 + 1 (a uint32 field above 2^32 − 1)", f_uint(1, 2 ** 32 + 1) + net + key, "non_canonical"),
+        ("empty input: every field default, version 0", b"", "unsupported_version"),
+        ("cut off inside the key", req[:-1], "malformed"),
+        ("cut off inside a varint", bytes([0x08, 0x81]), "malformed"),
+        ("an 11-byte varint", bytes([0x08]) + bytes([0x81] * 10) + bytes([0x00]) + net + key, "malformed"),
+        ("a 10-byte varint whose last byte is 02", bytes([0x08]) + bytes([0x80] * 9) + bytes([0x02]) + net + key, "malformed"),
+        ("a 10-byte varint whose last byte is 01: too large for uint32", bytes([0x08]) + bytes([0x80] * 9) + bytes([0x01]) + net + key, "non_canonical"),
+        ("field number 0", bytes([0x02, 0x00]) + req, "malformed"),
+        ("key above 2^32 − 1", bytes([0x80, 0x80, 0x80, 0x80, 0x10, 0x01]) + req, "malformed"),
+        ("wire type 6", req + bytes([0x7E]), "malformed"),
+        ("wire type 7", req + bytes([0x7F]), "malformed"),
+        ("an unknown group (wire types 3 and 4)", req + bytes([0x7B, 0x7C]), "malformed"),
+        ("an end-group key alone", req + bytes([0x7C]), "malformed"),
+        ("version as bytes (wrong wire type)", bytes([0x0A, 0x01, 0x01]) + net + key, "malformed"),
+        ("network id that is not UTF-8", ver + bytes([0x12, 0x02, 0xC3, 0x28]) + key, "malformed"),
+        ("length past the end", ver + bytes([0x12, 0x40]) + R_NET.encode(), "malformed"),
+        ("out of order and cut off: malformed first", net + ver + key[:-1], "malformed"),
+        ("version 2", f_uint(1, 2) + net + key, "unsupported_version"),
+        ("version 2 and a bad network id: version first", f_uint(1, 2) + f_bytes(2, b"Campus") + key, "unsupported_version"),
+        ("network id with upper case", ver + f_bytes(2, b"Campus") + key, "bad_network_id"),
+        ("network id of 65 bytes", ver + f_bytes(2, b"a" * 65) + key, "bad_network_id"),
+        ("no network id", ver + key, "bad_network_id"),
+        ("bad network id and short key: network id first", ver + f_bytes(2, b"a b") + f_bytes(3, rk[:31]), "bad_network_id"),
+        ("report key of 31 bytes", ver + net + f_bytes(3, rk[:31]), "wrong_length"),
+        ("report key of 33 bytes", ver + net + f_bytes(3, rk + b"\0"), "wrong_length"),
+        ("network id of 64 bytes", ver + f_bytes(2, b"a" * 64) + key, None),
+    ]
+    for name, data, want in reqs:
+        assert outcome_of(lambda: py_decode_request(data)) == want, name
+        case("report_request", name, want, input=h(data))
+
+    # -- text codes (§9.2)
+    good = code("MTRQ1:", req)
+    assert outcome_of(lambda: py_read_code("MTRQ1:", good, 128)) is None
+    body = good[len("MTRQ1:"):]
+    typo_i = 10
+    typo = good[:6 + typo_i] + ("B" if body[typo_i] == "A" else "A") + good[6 + typo_i + 1:]
+    texts = [
+        ("lower case, spaces, dashes and a line break", "mtrq1:" + "-".join(
+            body[i:i + 4].lower() for i in range(0, len(body), 4))[:40] + "\n  " + "-".join(
+            body[i:i + 4].lower() for i in range(0, len(body), 4))[40:], None),
+        ("another prefix", "MTCT1:" + body, "wrong_prefix"),
+        ("no prefix", body, "wrong_prefix"),
+        ("too many characters (217)", "MTRQ1:" + "A" * 217, "too_long"),
+        ("too many characters of any kind", "MTRQ1:" + "!" * 217, "too_long"),
+        ("a digit 1", good[:12] + "1" + good[13:], "bad_base32"),
+        ("padding", good + "=" * ((8 - len(body) % 8) % 8 or 8), "bad_base32"),
+        ("a non-ASCII letter", good[:12] + "É" + good[13:], "bad_base32"),
+        ("a typo", typo, "bad_checksum"),
+        ("last character dropped", good[:-1], "truncated_code"),
+        ("last 8 characters dropped (a whole 5-byte group)", good[:-8], "truncated_code"),
+        ("last 16 characters dropped", good[:-16], "truncated_code"),
+        ("an impossible length", "MTRQ1:AAA", "truncated_code"),
+        ("unused bits not zero", "MTRQ1:AB", "truncated_code"),
+        ("fewer than 4 bytes", "MTRQ1:AAAAA", "truncated_code"),
+        ("empty after the prefix", "MTRQ1:", "truncated_code"),
+    ]
+    for name, text, want in texts:
+        assert outcome_of(lambda: py_decode_request(py_read_code("MTRQ1:", text, 128))) == want, name
+        case("request_code", name, want, input=text)
+
+    # -- certificates (§9.4)
+    cert = r_cert()
+    assert outcome_of(lambda: py_decode_certificate(cert)) is None
+    body_ok = r_cert_body()
+    sig_ok = ed_sign(R_ISSUER, b"meshtrace/v1/certificate" + body_ok)
+    day0 = R_T0 // 86400
+    certs = [
+        ("321 bytes", bytes([0xFF]) * 321, "too_long"),
+        ("cut off", cert[:-1], "malformed"),
+        ("signature before body", f_bytes(2, sig_ok) + f_bytes(1, body_ok), "non_canonical"),
+        ("signature of 63 bytes", f_bytes(1, body_ok) + f_bytes(2, sig_ok[:63]), "wrong_length"),
+        ("no signature", f_bytes(1, body_ok), "wrong_length"),
+        ("body with an unknown field", f_bytes(1, body_ok + bytes([0x50, 0x01])) + f_bytes(2, sig_ok), "non_canonical"),
+        ("a body of 321 bytes makes the certificate too long", f_bytes(1, bytes(321)) + f_bytes(2, sig_ok), "too_long"),
+        ("body version 2, signed", r_signed_cert(r_cert_body(version=2)), "unsupported_version"),
+        ("body version 2, bad signature: version first",
+         f_bytes(1, r_cert_body(version=2)) + f_bytes(2, sig_ok), "unsupported_version"),
+        ("issuer key of 31 bytes", r_signed_cert(r_cert_body(issuer_pub=ed_pub(R_ISSUER)[:31])), "wrong_length"),
+        ("report key of 0 bytes", r_signed_cert(r_cert_body(report_pub=b"")), "wrong_length"),
+        ("network id with a space", r_signed_cert(r_cert_body(network="campus 1")), "bad_network_id"),
+        ("valid_until before valid_from", r_cert(valid_until=R_T0 - 1, first=day0 - 5, last=day0 - 1), "validity_reversed"),
+        ("validity of 30 days and 1 s", r_cert(valid_until=R_T0 + 2_592_001), "validity_too_long"),
+        ("validity of exactly 30 days", r_cert(valid_until=R_T0 + 2_592_000), None),
+        ("window ends before it starts", r_cert(first=day0, last=day0 - 1), "window_reversed"),
+        ("window of 16 days", r_cert(first=day0 - 15, last=day0), "window_too_long"),
+        ("window of exactly 15 days", r_cert(first=day0 - 14, last=day0), None),
+        ("cap 0", r_cert(cap=0), "token_cap_out_of_range"),
+        ("cap 131 073", r_cert(cap=131_073), "token_cap_out_of_range"),
+        ("cap 131 072", r_cert(cap=131_072), None),
+        ("window ends after validity + 600 s", r_cert(valid_until=R_T0 + 3 * 86400,
+                                                     last=(R_T0 + 3 * 86400 + 600) // 86400 + 1,
+                                                     first=(R_T0 + 3 * 86400 + 600) // 86400 - 3),
+         "window_after_validity"),
+        ("window reversed and cap 0: window first", r_cert(first=day0, last=day0 - 1, cap=0), "window_reversed"),
+        ("signature of another body", f_bytes(1, r_cert_body(cap=8192)) + f_bytes(2, sig_ok), "bad_certificate_signature"),
+        ("bad network id and bad signature: bounds first",
+         f_bytes(1, r_cert_body(network="X")) + f_bytes(2, sig_ok), "bad_network_id"),
+    ]
+    # Strict Ed25519 through the certificate: crafted issuer keys and signatures.
+    for name, data, valid in crafted_signatures_for_cert():
+        certs.append((f"issuer signature: {name}", data, "ok" if valid else "bad_certificate_signature"))
+    fixed = []
+    for name, data, want in certs:
+        want = None if want == "ok" else want
+        assert outcome_of(lambda: py_decode_certificate(data)) == want, name
+        case("certificate", name, want, input=h(data))
+        fixed.append(data)
+    # Certificate text codes.
+    cert_code = code("MTCT1:", cert)
+    for name, text, want in [
+        ("a request code where a certificate is expected", good, "wrong_prefix"),
+        ("too many characters (521)", "MTCT1:" + "A" * 521, "too_long"),
+        ("cut off", cert_code[:-3], "truncated_code"),
+        ("a certificate code whose certificate is refused",
+         code("MTCT1:", r_cert(cap=0)), "token_cap_out_of_range"),
+    ]:
+        assert outcome_of(lambda: py_decode_certificate(py_read_code("MTCT1:", text, 320))) == want, name
+        case("certificate_code", name, want, input=text)
+    # Trust and usability (§9.4): certificate, the receiver's network, trusted
+    # issuers and the time it is used at.
+    issuer_pub = ed_pub(R_ISSUER)
+    stranger = ed_pub(seed("refusals stranger issuer"))
+    for name, net_id, trusted, t, want in [
+        ("another network", "campus-2", [issuer_pub], R_T0, "wrong_network"),
+        ("untrusted issuer", R_NET, [stranger], R_T0, "untrusted_issuer"),
+        ("another network and untrusted: network first", "campus-2", [stranger], R_T0, "wrong_network"),
+        ("601 s before valid_from", R_NET, [issuer_pub], R_T0 - 601, "certificate_not_yet_valid"),
+        ("600 s before valid_from", R_NET, [issuer_pub], R_T0 - 600, None),
+        ("601 s after valid_until", R_NET, [issuer_pub], R_T0 + 3 * 86400 + 601, "certificate_expired"),
+        ("untrusted and expired: trust first", R_NET, [stranger], R_T0 + 3 * 86400 + 601, "untrusted_issuer"),
+    ]:
+        def run():
+            b = py_decode_certificate(cert)
+            py_trust(b, net_id, trusted)
+            py_usable(b, t)
+        assert outcome_of(run) == want, name
+        case("certificate_use", name, want, input=h(cert), network_id=net_id,
+             trusted_issuers=[h(x) for x in trusted], at=t)
+
+    # -- announcements (§10.5), received at `now` by a node of `network_id`
+    now = R_T0 + 7200
+    report = seed("ed25519 report refusals")
+    ok = r_announcement()
+    assert outcome_of(lambda: py_verify_announcement(ok, R_NET, [issuer_pub], now)) is None
+    outer = pb_decode(ok, ANN_SCHEMA, 65536)
+    last_day = R_T0 // 86400
+    expired_now = (last_day + 15) * 86400
+    small_report = seed("ed25519 report small-cap")
+    toks64 = r_tokens(64)
+    dup = toks64[:63] + [toks64[62]]
+    dup.sort()
+    full = r_tokens(2048, "full")
+    anns = [
+        ("valid", ok, now, None),
+        ("65 537 bytes", bytes(65537), now, "too_long"),
+        ("cut off", ok[:-1], now, "malformed"),
+        ("signature before body", f_bytes(2, outer["signature"]) + f_bytes(1, outer["body"]), now, "non_canonical"),
+        ("signature of 65 bytes", f_bytes(1, outer["body"]) + f_bytes(2, outer["signature"] + b"\0"), now, "wrong_length"),
+        ("body with an unknown field", r_announcement_raw(report, announcement_body(
+            R_NET, r_cert(ed_pub(report)), 0, 1, R_T0 + 3600, b"".join(toks64), 1) + bytes([0x40, 0x01])), now, "non_canonical"),
+        ("version 2", r_announcement(version=2), now, "unsupported_version"),
+        ("version 2 and expired: version first", r_announcement(version=2), expired_now, "unsupported_version"),
+        ("certificate field of 321 bytes", r_announcement(cert=bytes([0x0A]) + bytes(320)), now, "certificate_too_large"),
+        ("certificate that is not canonical", r_announcement(cert=f_bytes(2, ed_sign(R_ISSUER, b"x")) + f_bytes(1, r_cert_body())), now, "non_canonical"),
+        ("certificate with a bad signature", r_announcement(cert=f_bytes(1, r_cert_body(cap=8192)) + f_bytes(2, sig_ok)), now, "bad_certificate_signature"),
+        ("certificate with a bad signature, expired: certificate first",
+         r_announcement(cert=f_bytes(1, r_cert_body(cap=8192)) + f_bytes(2, sig_ok)), expired_now, "bad_certificate_signature"),
+        ("expired", ok, expired_now, "announcement_expired"),
+        ("1 s before expiry", ok, expired_now - 1, None),
+        ("expired, bad report signature: expiry first", r_announcement(signature=bytes(64)), expired_now, "announcement_expired"),
+        ("expired and another network: expiry first", r_announcement(network="campus-2"), expired_now, "announcement_expired"),
+        ("network differs from the certificate's", r_announcement(network="campus-2"), now, "network_mismatch"),
+        ("network differs and untrusted: mismatch first",
+         r_announcement(network="campus-2", cert=r_cert(ed_pub(report), issuer=seed("refusals stranger issuer"))), now, "network_mismatch"),
+        ("certificate for another network", r_announcement(network="campus-2", cert=r_cert(ed_pub(report), network="campus-2")), now, "wrong_network"),
+        ("untrusted issuer", r_announcement(cert=r_cert(ed_pub(report), issuer=seed("refusals stranger issuer"))), now, "untrusted_issuer"),
+        ("untrusted issuer, bad report signature: trust first",
+         r_announcement(cert=r_cert(ed_pub(report), issuer=seed("refusals stranger issuer")), signature=bytes(64)), now, "untrusted_issuer"),
+        ("report signature of zeros", r_announcement(signature=bytes(64)), now, "bad_announcement_signature"),
+        ("signed by another report key", r_announcement(cert=r_cert(ed_pub(seed("refusals other report")))), now, "bad_announcement_signature"),
+        ("bad report signature and from the future: signature first",
+         r_announcement(created_at=now + 601, signature=bytes(64)), now, "bad_announcement_signature"),
+        ("created 601 s before valid_from", r_announcement(created_at=R_T0 - 601), now, "certificate_not_yet_valid"),
+        ("created 601 s after valid_until", r_announcement(created_at=R_T0 + 3 * 86400 + 601), R_T0 + 3 * 86400 + 601, "certificate_expired"),
+        ("created too early, bad chunk count: certificate first", r_announcement(created_at=R_T0 - 601, count=3), now, "certificate_not_yet_valid"),
+        ("created 601 s after now", r_announcement(created_at=now + 601), now, "from_the_future"),
+        ("created 600 s after now", r_announcement(created_at=now + 600), now, None),
+        ("from the future, bad chunk count: time first", r_announcement(created_at=now + 601, count=3), now, "from_the_future"),
+        ("chunk count 0", r_announcement(count=0), now, "bad_chunk_count"),
+        ("chunk count 3", r_announcement(count=3), now, "bad_chunk_count"),
+        ("chunk count 128", r_announcement(count=128), now, "bad_chunk_count"),
+        ("chunk count 3, index 5: count first", r_announcement(count=3, index=5), now, "bad_chunk_count"),
+        ("chunk index 1 of 1", r_announcement(index=1), now, "chunk_index_out_of_range"),
+        ("chunk index out of range, partial token: index first",
+         r_announcement(index=1, tokens=toks64 + [b"\x01"]), now, "chunk_index_out_of_range"),
+        ("1025 bytes of tokens", r_announcement(tokens=toks64 + [b"\xff"]), now, "partial_token"),
+        ("65 tokens", r_announcement(tokens=r_tokens(65)), now, "not_a_padding_bucket"),
+        ("no tokens", r_announcement(tokens=[]), now, "not_a_padding_bucket"),
+        ("64 tokens in a chunk of 2", r_announcement(count=2), now, "not_a_padding_bucket"),
+        ("256 tokens under a cap of 100",
+         r_announcement(report=small_report, cert=r_cert(ed_pub(small_report), cap=100), tokens=r_tokens(256)), now, "over_token_cap"),
+        ("4 full chunks under a cap of 4096", r_announcement(count=4, index=3, tokens=full), now, "over_token_cap"),
+        ("2 full chunks under a cap of 4096", r_announcement(count=2, index=1, tokens=full), now, None),
+        ("over the cap and not ascending: cap first",
+         r_announcement(report=small_report, cert=r_cert(ed_pub(small_report), cap=100),
+                        tokens=[r_tokens(256)[1]] + r_tokens(256)[1:]), now, "over_token_cap"),
+        ("a repeated token", r_announcement(tokens=dup), now, "tokens_not_ascending"),
+        ("descending tokens", r_announcement(tokens=list(reversed(toks64))), now, "tokens_not_ascending"),
+    ]
+    # Strict Ed25519 of the report key (§2.5): crafted report keys, certified.
+    for name, pub, cert_i, body_i, sig, valid in crafted_announcements():
+        anns.append((f"report signature: {name}", announcement_message(None, body_i, sig), now,
+                     None if valid else "bad_announcement_signature"))
+    for name, data, t, want in anns:
+        assert outcome_of(lambda: py_verify_announcement(data, R_NET, [issuer_pub], t)) == want, name
+        case("announcement", name, want, input=h(data), network_id=R_NET,
+             trusted_issuers=[h(issuer_pub)], now=t,
+             outcome=None if want is None else ("Ignore" if want == "announcement_expired" else "Reject"))
+
+    # -- building a report (§10.2, §10.3): real tokens are
+    # SHA-256("refusals build token " || i)[0..16] for i < real_tokens.
+    cap_report = seed("ed25519 report build")
+    for name, secret, cert_b, n, created, want in [
+        ("certificate for another report key", report, r_cert(ed_pub(cap_report)), 3, R_T0 + 3600, "wrong_report_key"),
+        ("another report key and not yet valid: key first", report, r_cert(ed_pub(cap_report)), 3, R_T0 - 601, "wrong_report_key"),
+        ("601 s before valid_from", cap_report, r_cert(ed_pub(cap_report)), 3, R_T0 - 601, "certificate_not_yet_valid"),
+        ("601 s after valid_until", cap_report, r_cert(ed_pub(cap_report)), 3, R_T0 + 3 * 86400 + 601, "certificate_expired"),
+        ("131 073 real tokens: no layout", cap_report, r_cert(ed_pub(cap_report), cap=131_072), 131_073, R_T0 + 3600, "too_many_tokens"),
+        ("131 072 real tokens fit a cap of 131 072", cap_report, r_cert(ed_pub(cap_report), cap=131_072), 131_072, R_T0 + 3600, None),
+        ("4097 real tokens under a cap of 4096 (8192 once padded)", cap_report, r_cert(ed_pub(cap_report)), 4097, R_T0 + 3600, "too_many_tokens"),
+        ("4096 real tokens under a cap of 4096", cap_report, r_cert(ed_pub(cap_report)), 4096, R_T0 + 3600, None),
+        ("1 real token under a cap of 63: no bucket fits", cap_report, r_cert(ed_pub(cap_report), cap=63), 1, R_T0 + 3600, "too_many_tokens"),
+    ]:
+        def run():
+            c = py_decode_certificate(cert_b)
+            if c["report_key"] != ed_pub(secret):
+                raise Refused("wrong_report_key")
+            py_usable(c, created)
+            if n > 131_072:
+                raise Refused("too_many_tokens")
+            per, chunks = layout(n)
+            if per * chunks > c["max_tokens"]:
+                raise Refused("too_many_tokens")
+        assert outcome_of(run) == want, name
+        case("build", name, want, report_secret=h(secret), certificate=h(cert_b), real_tokens=n,
+             created_at=created)
+
+    # -- strict Ed25519 on its own (§2.5)
+    msg = b"meshtrace refusals ed25519 message"
+    sigs, _ = crafted_signatures(msg)
+    ed = [{"name": name, "public": h(pub), "message": h(msg), "signature": h(sig), "valid": valid}
+          for name, pub, sig, valid in sigs]
+    return {"cases": cases, "ed25519": ed}
+
+
+def crafted_signatures_for_cert():
+    """Certificates whose issuer key and signature are crafted as in
+    crafted_signatures, over the certificate's signing input."""
+    out = []
+    a = ed_scalar("strict a")
+    A_b = ed_encode(ed_mul(a, ED_B))
+    body = r_cert_body(issuer_pub=A_b)
+    msg = b"meshtrace/v1/certificate" + body
+    r = ed_scalar("cert strict r")
+    R_b = ed_encode(ed_mul(r, ED_B))
+    s = (r + ed_k(R_b, A_b, msg) * a) % ED_L
+    out.append(("valid (crafted key)", r_cert_raw(body, R_b + s.to_bytes(32, "little")), True))
+    out.append(("S >= L", r_cert_raw(body, R_b + (s + ED_L).to_bytes(32, "little")), False))
+    # Small-order issuer key (neutral point) with R = [S]B.
+    body0 = r_cert_body(issuer_pub=SMALL_ORDER[0])
+    rr = ed_scalar("cert strict small A")
+    out.append(("small-order issuer key, equation holds",
+                r_cert_raw(body0, ed_encode(ed_mul(rr, ED_B)) + rr.to_bytes(32, "little")), False))
+    # Small-order R: the neutral point with S = k·a.
+    msg_b = b"meshtrace/v1/certificate" + body
+    k = ed_k(SMALL_ORDER[0], A_b, msg_b)
+    out.append(("small-order R, equation holds",
+                r_cert_raw(body, SMALL_ORDER[0] + (k * a % ED_L).to_bytes(32, "little")), False))
+    k = ed_k(NONCANONICAL_IDENTITY, A_b, msg_b)
+    out.append(("non-canonical R",
+                r_cert_raw(body, NONCANONICAL_IDENTITY + (k * a % ED_L).to_bytes(32, "little")), False))
+    bodyn = r_cert_body(issuer_pub=NONCANONICAL_IDENTITY)
+    out.append(("non-canonical issuer key, equation holds for the reduced point",
+                r_cert_raw(bodyn, ed_encode(ed_mul(rr, ED_B)) + rr.to_bytes(32, "little")), False))
+    for name, data, valid in out:
+        assert (outcome_of(lambda: py_decode_certificate(data)) is None) == valid, name
+    return [(name, data, valid) for name, data, valid in out]
+
+
+def r_cert_raw(body, sig):
+    return f_bytes(1, body) + f_bytes(2, sig)
+
+
+def r_announcement_raw(report, body):
+    return announcement_message(report, body, None)
+
+
+def crafted_announcements():
+    """Announcements whose certified report key and signature are crafted."""
+    out = []
+    a = ed_scalar("ann strict a")
+    A_b = ed_encode(ed_mul(a, ED_B))
+    now_created = R_T0 + 3600
+    toks = b"".join(r_tokens(64))
+
+    def body_for(pub):
+        cert = r_cert(pub)
+        return cert, announcement_body(R_NET, cert, 0, 1, now_created, toks, 1)
+
+    cert, body = body_for(A_b)
+    signed = b"meshtrace/v1/announcement" + hashlib.sha256(body).digest()
+    r = ed_scalar("ann strict r")
+    R_b = ed_encode(ed_mul(r, ED_B))
+    s = (r + ed_k(R_b, A_b, signed) * a) % ED_L
+    out.append(("valid (crafted key)", A_b, cert, body, R_b + s.to_bytes(32, "little"), True))
+    out.append(("S >= L", A_b, cert, body, R_b + (s + ED_L).to_bytes(32, "little"), False))
+    k = ed_k(SMALL_ORDER[0], A_b, signed)
+    out.append(("small-order R, equation holds", A_b, cert, body,
+                SMALL_ORDER[0] + (k * a % ED_L).to_bytes(32, "little"), False))
+    cert0, body0 = body_for(SMALL_ORDER[0])
+    rr = ed_scalar("ann strict small A")
+    out.append(("small-order report key, equation holds", SMALL_ORDER[0], cert0, body0,
+                ed_encode(ed_mul(rr, ED_B)) + rr.to_bytes(32, "little"), False))
+    return out
+
+
+# ================================================================ state machine (§2.3–§6)
+# A second reading of the key schedule (§2.3, §2.4), the tokens of a
+# sighting (§4.3) and the encounter lifecycle (§6.1, without crediting: the
+# profiles are risk.json's business).
+
+class SmSchedule:
+    def __init__(self, label):
+        self.label = label
+        self.keys = []          # sorted by epoch: [epoch, secret, public]
+        self.broadcasting = None
+        self.draws = []
+
+    def draw(self, e):
+        secret = seed(f"state machine {self.label} key {len(self.draws)}")
+        self.draws.append({"epoch": e, "secret": h(secret), "public": h(x25519_pub(secret))})
+        return [e, secret, x25519_pub(secret)]
+
+    def get(self, e):
+        return next((k for k in self.keys if k[0] == e), None)
+
+    def insert(self, k):
+        self.keys = [x for x in self.keys if x[0] != k[0]]
+        self.keys.append(k)
+        self.keys.sort(key=lambda x: x[0])
+        while len(self.keys) > 4:            # MAX_SCHEDULED_KEYS: drop the oldest epoch
+            self.keys.pop(0)
+
+    def rotate(self, now):
+        epoch = now // 900
+        for e in [epoch, (now + 300) // 900]:
+            if self.get(e) is None:
+                self.insert(self.draw(e))
+        new_id = None
+        if self.broadcasting != epoch:
+            self.broadcasting = epoch
+            k = self.get(epoch)
+            new_id = None if k is None else h(k[2])
+        erased = [k[0] for k in self.keys if 900 * (k[0] + 1) + 360 <= now]
+        self.keys = [k for k in self.keys if 900 * (k[0] + 1) + 360 > now]
+        return {"new_id": new_id, "erased": erased, "held": [k[0] for k in self.keys]}
+
+    def active_around(self, t):
+        return [k for k in self.keys if 900 * k[0] <= t + 300 and max(t - 300, 0) < 900 * (k[0] + 1)]
+
+    def tokens_for_sighting(self, heard, t):
+        if any(k[2] == heard for k in self.keys):
+            return []
+        out = []
+        for e, secret, _ in self.active_around(t):
+            try:
+                shared = shared_secret(secret, heard)
+            except ValueError:
+                continue
+            if shared == bytes(32):
+                continue
+            out.append((e, token(secret, heard)))
+        return out
+
+
+class SmTracker:
+    def __init__(self, keys):
+        self.keys = keys
+        self.open = {}
+        self.closed = []
+
+    @staticmethod
+    def ends_at(e, now):
+        sub = lambda a, b: max(a - b, 0)
+        return (sub(now, e["last_seen"]) > 300 or sub(now, e["first_seen"]) > 1800
+                or sub(e["first_seen"], now) > 300)
+
+    @staticmethod
+    def out(e):
+        return {"tokens": [h(t) for t in e["tokens"]], "token_epochs": list(e["covered"]),
+                "first_seen": e["first_seen"], "last_seen": e["last_seen"],
+                "sightings": e["sightings"], "day": e["first_seen"] // 86400}
+
+    def sighting(self, heard, at):
+        e = self.open.get(heard)
+        if e is not None and self.ends_at(e, at):             # step 1
+            self.closed.append(e)
+            del self.open[heard]
+            e = None
+        covered = e["covered"] if e else []
+        active = self.keys.active_around(at)                   # step 2
+        if not active and not covered:
+            return "no_active_key"
+        new = [(ep, t) for ep, t in self.keys.tokens_for_sighting(heard, at) if ep not in covered]
+        if e is None:                                          # step 3
+            if not new:
+                return "no_token"
+            e = {"tokens": [], "covered": [], "first_seen": at, "last_seen": at, "sightings": 0}
+            self.open[heard] = e
+        for ep, t in new:                                      # step 4
+            if len(e["tokens"]) < 4:
+                e["covered"].append(ep)
+                e["tokens"].append(t)
+        e["sightings"] += 1                                    # step 5
+        if at > e["last_seen"]:
+            e["last_seen"] = at
+        elif at < e["first_seen"]:
+            e["first_seen"] = at
+        return None
+
+    def poll(self, now):
+        for heard in list(self.open):
+            if self.ends_at(self.open[heard], now):
+                self.closed.append(self.open.pop(heard))
+        out = sorted(self.closed, key=lambda e: (e["first_seen"], e["tokens"][0]))
+        self.closed = []
+        return [self.out(e) for e in out]
+
+    def close_all(self):
+        self.closed.extend(self.open.values())
+        self.open = {}
+        return self.poll(0)
+
+
+def sm_case(name, events, heard_ids):
+    """`events`: ("rotate", now) | ("scan", start, end) | ("sighting", label, att, at)
+    | ("poll", now) | ("close_all",). `heard_ids`: label -> 32 bytes, or
+    ("own", epoch) for one of our own IDs."""
+    label = name.split(":")[0]
+    ks = SmSchedule(label)
+    tr = SmTracker(ks)
+    ids = {}
+    out = []
+    for ev in events:
+        kind = ev[0]
+        if kind == "rotate":
+            out.append({"event": list(ev), "expect": ks.rotate(ev[1])})
+        elif kind == "scan":
+            out.append({"event": list(ev), "expect": None})  # windows do not change tokens
+        elif kind == "sighting":
+            ref = heard_ids[ev[1]]
+            heard = ref if isinstance(ref, bytes) else ks.get(ref[1])[2]
+            ids[ev[1]] = h(heard)
+            out.append({"event": list(ev), "expect": tr.sighting(heard, ev[3])})
+        elif kind == "poll":
+            out.append({"event": list(ev), "expect": tr.poll(ev[1])})
+        else:
+            out.append({"event": list(ev), "expect": tr.close_all()})
+    return {"name": name, "ids": ids, "key_draws": ks.draws, "events": out}
+
+
+def state_machine_vectors():
+    M = 20_500 * 86400          # a midnight (UTC); M / 900 is an epoch
+    e0 = M // 900
+    b = x25519_pub(seed("state machine b"))
+    c = x25519_pub(seed("state machine c"))
+    cases = []
+
+    # 1. Four own epochs in one encounter; a late sighting moves first_seen
+    #    (and day) before midnight; token order follows derivation; the span
+    #    limit closes it and a new encounter re-derives the same tokens.
+    ev = [("rotate", M - 250), ("rotate", M + 350), ("sighting", "b", 50, M + 350),
+          ("sighting", "b", 52, M + 60), ("sighting", "b", 54, M - 200),
+          ("rotate", M + 600), ("sighting", "b", 50, M + 600),
+          ("rotate", M + 850), ("sighting", "b", 50, M + 850),
+          ("rotate", M + 1150), ("sighting", "b", 50, M + 1150),
+          ("rotate", M + 1400), ("sighting", "b", 50, M + 1400),
+          ("rotate", M + 1500), ("sighting", "b", 50, M + 1500),
+          ("poll", M + 1500),
+          ("rotate", M + 1600), ("sighting", "b", 50, M + 1600),
+          ("rotate", M + 1700), ("sighting", "b", 50, M + 1700),
+          ("poll", M + 1700), ("poll", M + 2001), ("poll", M + 2002)]
+    cases.append(sm_case("span: four own epochs, a late sighting before midnight, the span limit", ev, {"b": b}))
+    first = cases[-1]["events"][-3]["expect"]
+    assert len(first) == 1 and len(first[0]["tokens"]) == 4 and first[0]["day"] == M // 86400 - 1, first
+    assert first[0]["token_epochs"] == [e0, e0 - 1, e0 + 1, e0 + 2]
+
+    # 2. Idle closing, exactly at the limits (300 s is still open, 301 s closes).
+    t = M + 3 * 3600 + 100
+    ev = [("rotate", t), ("sighting", "b", 40, t), ("sighting", "b", 41, t + 300),
+          ("poll", t + 600), ("poll", t + 601), ("sighting", "b", 42, t + 1000),
+          ("sighting", "b", 43, t + 1301), ("poll", t + 1301), ("close_all",)]
+    cases.append(sm_case("idle: 300 s keeps an encounter open, 301 s closes it", ev, {"b": b}))
+
+    # 3. Refusals of sightings, and a sighting with no active key that still
+    #    counts because its encounter is open.
+    t = (e0 + 40) * 900
+    ev = [("sighting", "b", 50, t + 10),
+          ("rotate", t + 10), ("sighting", "own-now", 50, t + 20),
+          ("sighting", "low", 50, t + 20),
+          ("rotate", t + 700), ("sighting", "own-next", 50, t + 700),
+          ("sighting", "b", 50, t - 290), ("sighting", "b", 51, t - 590),
+          ("sighting", "c", 50, t - 301), ("close_all",)]
+    cases.append(sm_case("refusals: no key yet, our own IDs, a low-order ID, no key but open", ev,
+                         {"b": b, "c": c, "own-now": ("own", e0 + 40), "own-next": ("own", e0 + 41),
+                          "low": bytes(32)}))
+    evs = cases[-1]["events"]
+    assert [x["expect"] for x in evs if x["event"][0] == "sighting"] == \
+        ["no_active_key", "no_token", "no_token", "no_token", None, None, "no_active_key"]
+
+    # 4. Rotation: the next key is drawn 300 s before its epoch, the previous
+    #    one destroyed 360 s after its epoch; scan windows change no token.
+    t = (e0 + 60) * 900
+    ev = [("rotate", t + 599), ("rotate", t + 600), ("scan", t + 610, t + 614),
+          ("sighting", "b", 50, t + 611), ("rotate", t + 900), ("rotate", t + 1259),
+          ("rotate", t + 1260), ("scan", t + 1260, t + 1264), ("sighting", "b", 50, t + 1261),
+          ("close_all",)]
+    cases.append(sm_case("rotation: drawn 300 s ahead, destroyed 360 s after", ev, {"b": b}))
+
+    # 5. The clock set back: a fifth key drops the oldest epoch, even the one
+    #    just drawn for the current time, which then has no key.
+    E = e0 + 80
+    ev = [("rotate", E * 900 + 700), ("rotate", (E - 2) * 900 + 700), ("rotate", (E - 4) * 900 + 700),
+          ("sighting", "b", 50, (E - 4) * 900 + 700), ("close_all",)]
+    cases.append(sm_case("cap: at most 4 keys, the oldest epoch dropped when the clock goes back", ev, {"b": b}))
+
+    times = [0, 899, 900, 86399, 86400, M - 1, M, 1_800_000_000, 2 ** 32 * 900 - 1]
+    return {
+        "constants": {"epoch_seconds": 900, "day_seconds": 86400, "sighting_key_window_seconds": 300,
+                      "rotation_grace_seconds": 360, "max_scheduled_keys": 4,
+                      "max_tokens_per_encounter": 4, "encounter_idle_seconds": 300,
+                      "max_encounter_span_seconds": 1800},
+        "time": [{"t": x, "epoch": x // 900, "day": x // 86400,
+                  "epoch_start": (x // 900) * 900} for x in times],
+        "cases": cases,
+    }
+
+
 def main():
     tv = tokens_vectors()
     ids = [bytes.fromhex(c["public_a"]) for c in tv["cases"]]
@@ -585,11 +1805,29 @@ def main():
         "certificates.json": certificates_vectors(),
         "announcements.json": announcements_vectors(),
         "risk.json": risk_vectors(),
+        "refusals.json": refusals_vectors(),
+        "state_machine.json": state_machine_vectors(),
     }
+    # --check: regenerate in memory and compare with the committed files.
+    check = "--check" in sys.argv[1:]
+    stale = []
     for name, data in files.items():
-        with open(os.path.join(HERE, name), "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
+        text = json.dumps(data, indent=1) + "\n"
+        path = os.path.join(HERE, name)
+        if check:
+            try:
+                with open(path) as f:
+                    same = f.read() == text
+            except FileNotFoundError:
+                same = False
+            if not same:
+                stale.append(name)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+    if stale:
+        print("out of date (run generate.py without --check): " + ", ".join(stale))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
 use crate::cert::{Certificate, CertificateError, MAX_CERTIFICATE_BYTES, MAX_CLOCK_SKEW_SECONDS};
-use crate::keys::{
-    IssuerPublicKey, ReportPublicKey, ReportSecretKey, SIGNATURE_LEN, canonical_y,
-};
+use crate::keys::{IssuerPublicKey, ReportPublicKey, ReportSecretKey, SIGNATURE_LEN, canonical_y};
 use crate::time::{Day, RETENTION_DAYS, UnixTime};
 use crate::token::{EncounterToken, TOKEN_LEN};
 use crate::wire::{AnnouncementBodyMsg, AnnouncementMsg, DecodeError, decode_canonical, fixed};
@@ -669,7 +667,6 @@ const SMALL_ORDER_POINTS: [[u8; 32]; 8] = {
         hex(b"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
     ]
 };
-
 
 /// Batch-verifies both signatures of every announcement in `group`. `false`
 /// when any signature is bad or is refused by a rule of strict single

@@ -17,9 +17,7 @@ const SPEC: &str = include_str!("../../docs/protocol.md");
 
 /// `code → outcome` from the table of §16 ("Reject", "Ignore" or "Refuse").
 fn table() -> BTreeMap<String, String> {
-    let start = SPEC
-        .find("\n## 16. ")
-        .expect("docs/protocol.md has a §16");
+    let start = SPEC.find("\n## 16. ").expect("docs/protocol.md has a §16");
     let section = &SPEC[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut out = BTreeMap::new();
@@ -257,7 +255,10 @@ fn every_code_in_the_table_is_returned_by_the_code_and_vice_versa() {
         };
         assert_eq!(want, outcome, "outcome of {code}");
         if let Some(prev) = seen.insert(code, outcome) {
-            assert_eq!(prev, outcome, "{code} has one outcome wherever it is raised");
+            assert_eq!(
+                prev, outcome,
+                "{code} has one outcome wherever it is raised"
+            );
         }
     }
     for code in table.keys() {

@@ -451,10 +451,8 @@ fn refusal_of(case: &Value) -> Option<&'static str> {
         }
         "service_data" => code_of(decode_service_data(&input()), FrameError::code),
         "token" => {
-            let own = EpochKey::from_secret_bytes(
-                Epoch(1),
-                Zeroizing::new(arr32(&case["own_secret"])),
-            );
+            let own =
+                EpochKey::from_secret_bytes(Epoch(1), Zeroizing::new(arr32(&case["own_secret"])));
             let heard = RotatingId(arr32(&case["heard"]));
             let got = derive_token(&own, &heard);
             if let Err(e) = got {
@@ -582,7 +580,10 @@ fn refusal_vectors() {
         std::collections::BTreeMap::new();
     for c in anns {
         by_context
-            .entry((c["network_id"].as_str().unwrap().to_owned(), u64v(&c["now"])))
+            .entry((
+                c["network_id"].as_str().unwrap().to_owned(),
+                u64v(&c["now"]),
+            ))
             .or_default()
             .push(c);
     }
@@ -755,11 +756,7 @@ fn state_machine_vectors() {
                             at: UnixTime(u64v(&ev[3])),
                         },
                     );
-                    assert_eq!(
-                        r.err().map(|e| e.code()),
-                        want.as_str(),
-                        "{what}"
-                    );
+                    assert_eq!(r.err().map(|e| e.code()), want.as_str(), "{what}");
                 }
                 "poll" => {
                     let got = encounters_json(tracker.poll_closed(UnixTime(u64v(&ev[1]))));
@@ -771,7 +768,11 @@ fn state_machine_vectors() {
                 }
             }
         }
-        assert_eq!(rng.pos, rng.data.len(), "{name}: every listed key was drawn");
+        assert_eq!(
+            rng.pos,
+            rng.data.len(),
+            "{name}: every listed key was drawn"
+        );
     }
 }
 

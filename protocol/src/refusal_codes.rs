@@ -9,6 +9,7 @@ use crate::cert::CertificateError;
 use crate::encounter::SightingError;
 use crate::frame::FrameError;
 use crate::keys::IssuerPublicKey;
+use crate::risk::RiskConfigError;
 use crate::time::UnixTime;
 use crate::token::TokenError;
 use crate::wire::DecodeError;
@@ -229,6 +230,27 @@ fn code_refusals() -> Vec<(&'static str, &'static str)> {
             .iter()
             .map(|e| (e.code(), outcome(e.disposition()))),
     );
+    // A risk configuration is local too.
+    for e in [
+        RiskConfigError::BucketCount,
+        RiskConfigError::BucketOrder,
+        RiskConfigError::Weight(2.0),
+        RiskConfigError::Threshold,
+        RiskConfigError::MinContact,
+        RiskConfigError::SessionGap,
+        RiskConfigError::Calibration("x"),
+    ] {
+        match e {
+            RiskConfigError::BucketCount
+            | RiskConfigError::BucketOrder
+            | RiskConfigError::Weight(_)
+            | RiskConfigError::Threshold
+            | RiskConfigError::MinContact
+            | RiskConfigError::SessionGap
+            | RiskConfigError::Calibration(_) => {}
+        }
+        out.push((e.code(), "Refuse"));
+    }
     // Building a report is local: nothing is received, nothing is sent.
     for e in [
         BuildError::WrongReportKey,

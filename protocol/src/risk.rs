@@ -233,6 +233,21 @@ pub enum RiskConfigError {
     Calibration(&'static str),
 }
 
+impl RiskConfigError {
+    /// The stable error code of this refusal (docs/protocol.md §16).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RiskConfigError::BucketCount => "risk_bucket_count",
+            RiskConfigError::BucketOrder => "risk_bucket_order",
+            RiskConfigError::Weight(_) => "risk_bucket_weight",
+            RiskConfigError::Threshold => "risk_threshold",
+            RiskConfigError::MinContact => "risk_min_contact",
+            RiskConfigError::SessionGap => "risk_session_gap",
+            RiskConfigError::Calibration(_) => "risk_calibration",
+        }
+    }
+}
+
 impl Default for RiskConfig {
     fn default() -> RiskConfig {
         RiskConfig::builder()

@@ -554,6 +554,49 @@ fn refusal_of(case: &Value) -> Option<&'static str> {
                 BuildError::code,
             )
         }
+        "risk_config" => {
+            let cfg = &case["config"];
+            let mut b = RiskConfig::builder();
+            if cfg["model"] == "cwa" {
+                b = b.model(RiskModel::Cwa);
+            }
+            if let Some(list) = cfg["buckets"].as_array() {
+                b = b.buckets(
+                    list.iter()
+                        .map(|x| AttenuationBucket {
+                            below_db: u64v(&x[0]) as u8,
+                            weight: x[1].as_f64().unwrap(),
+                        })
+                        .collect(),
+                );
+            }
+            if let Some(m) = cfg["high_risk_minutes"].as_f64() {
+                b = b.high_risk_weighted_minutes(m);
+            }
+            if let Some(m) = cfg["min_contact_minutes"].as_u64() {
+                b = b.min_contact_minutes(m as u32);
+            }
+            if let Some(g) = cfg["session_gap_seconds"].as_u64() {
+                b = b.session_gap_seconds(g);
+            }
+            let mut p = CalibratedParams::default();
+            if let Some(over) = cfg["calibrated"].as_object() {
+                for (k, v) in over {
+                    let v = v.as_f64().unwrap();
+                    match k.as_str() {
+                        "attenuation_at_1m_db" => p.attenuation_at_1m_db = v,
+                        "path_loss_exponent" => p.path_loss_exponent = v,
+                        "body_loss_db" => p.body_loss_db = v,
+                        "contact_sigma_db" => p.contact_sigma_db = v,
+                        "reception_sigma_db" => p.reception_sigma_db = v,
+                        "close_distance_m" => p.close_distance_m = v,
+                        "min_confidence" => p.min_confidence = v,
+                        other => panic!("unknown parameter {other}"),
+                    }
+                }
+            }
+            code_of(b.calibrated(p).build(), RiskConfigError::code)
+        }
         other => panic!("unknown context {other}"),
     }
 }

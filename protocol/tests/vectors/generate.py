@@ -1495,6 +1495,61 @@ def refusals_vectors():
         case("build", name, want, report_secret=h(secret), certificate=h(cert_b), real_tokens=n,
              created_at=created)
 
+    # -- risk configuration (§7.1): the defaults with the listed changes
+    def risk_check(cfg):
+        buckets = cfg.get("buckets", [[55, 1.0], [63, 0.5], [73, 0.0]])
+        if not 1 <= len(buckets) <= 8:
+            raise Refused("risk_bucket_count")
+        if any(buckets[i][0] >= buckets[i + 1][0] for i in range(len(buckets) - 1)):
+            raise Refused("risk_bucket_order")
+        if any(not 0.0 <= w <= 1.0 for _, w in buckets):
+            raise Refused("risk_bucket_weight")
+        if not cfg.get("high_risk_minutes", 15.0) > 0.0:
+            raise Refused("risk_threshold")
+        if cfg.get("min_contact_minutes", 10) > 1440:
+            raise Refused("risk_min_contact")
+        gap = cfg.get("session_gap_seconds", 600 if cfg.get("model", "calibrated") == "calibrated" else 300)
+        if gap > 3600:
+            raise Refused("risk_session_gap")
+        p = dict(CALIBRATED, **cfg.get("calibrated", {}))
+        ranges = [("attenuation_at_1m_db", lambda v: 0.0 <= v <= 120.0),
+                  ("path_loss_exponent", lambda v: 1.0 <= v <= 6.0),
+                  ("body_loss_db", lambda v: 0.0 <= v <= 40.0),
+                  ("contact_sigma_db", lambda v: 0.0 < v <= 30.0),
+                  ("reception_sigma_db", lambda v: 0.0 <= v <= 30.0),
+                  ("close_distance_m", lambda v: 0.1 <= v <= 20.0),
+                  ("min_confidence", lambda v: 0.0 < v < 1.0)]
+        for name, ok_range in ranges:
+            if not ok_range(p[name]):
+                raise Refused("risk_calibration")
+    for name, cfg, want in [
+        ("no bucket", {"buckets": []}, "risk_bucket_count"),
+        ("9 buckets", {"buckets": [[10 * i + 10, 0.5] for i in range(9)]}, "risk_bucket_count"),
+        ("8 buckets", {"buckets": [[10 * i + 10, 0.5] for i in range(8)]}, None),
+        ("equal bounds", {"buckets": [[55, 1.0], [55, 0.5]]}, "risk_bucket_order"),
+        ("weight 1.5", {"buckets": [[55, 1.5]]}, "risk_bucket_weight"),
+        ("weight -0.1", {"buckets": [[55, 1.0], [63, -0.1]]}, "risk_bucket_weight"),
+        ("threshold 0", {"high_risk_minutes": 0.0}, "risk_threshold"),
+        ("no bucket and threshold 0: buckets first", {"buckets": [], "high_risk_minutes": 0.0}, "risk_bucket_count"),
+        ("minimum contact 1441 minutes", {"min_contact_minutes": 1441}, "risk_min_contact"),
+        ("minimum contact 1440 minutes", {"min_contact_minutes": 1440}, None),
+        ("session gap 3601 s", {"session_gap_seconds": 3601}, "risk_session_gap"),
+        ("session gap 3600 s", {"session_gap_seconds": 3600}, None),
+        ("attenuation at 1 m of 121 dB", {"calibrated": {"attenuation_at_1m_db": 121.0}}, "risk_calibration"),
+        ("path-loss exponent 0.5", {"calibrated": {"path_loss_exponent": 0.5}}, "risk_calibration"),
+        ("body loss 41 dB", {"calibrated": {"body_loss_db": 41.0}}, "risk_calibration"),
+        ("contact sigma 0", {"calibrated": {"contact_sigma_db": 0.0}}, "risk_calibration"),
+        ("reception sigma 0", {"calibrated": {"reception_sigma_db": 0.0}}, None),
+        ("reception sigma 31 dB", {"calibrated": {"reception_sigma_db": 31.0}}, "risk_calibration"),
+        ("close distance 5 cm", {"calibrated": {"close_distance_m": 0.05}}, "risk_calibration"),
+        ("minimum confidence 1", {"calibrated": {"min_confidence": 1.0}}, "risk_calibration"),
+        ("cwa model with a bad calibrated parameter", {"model": "cwa", "calibrated": {"min_confidence": 0.0}}, "risk_calibration"),
+        ("threshold 0 and a bad calibrated parameter: threshold first",
+         {"high_risk_minutes": 0.0, "calibrated": {"body_loss_db": 41.0}}, "risk_threshold"),
+    ]:
+        assert outcome_of(lambda: risk_check(cfg)) == want, name
+        case("risk_config", name, want, config=cfg)
+
     # -- strict Ed25519 on its own (§2.5)
     msg = b"meshtrace refusals ed25519 message"
     sigs, _ = crafted_signatures(msg)

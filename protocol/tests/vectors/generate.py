@@ -1839,6 +1839,27 @@ def state_machine_vectors():
           ("sighting", "b", 50, (E - 4) * 900 + 700), ("close_all",)]
     cases.append(sm_case("cap: at most 4 keys, the oldest epoch dropped when the clock goes back", ev, {"b": b}))
 
+    # 6. The clock set back: an encounter that began more than 300 s after
+    #    the clock's time is closed.
+    t = (e0 + 100) * 900 + 450
+    ev = [("rotate", t), ("sighting", "b", 50, t), ("poll", t - 300), ("poll", t - 301)]
+    cases.append(sm_case("clock back: an encounter from more than 300 s ahead is closed", ev, {"b": b}))
+
+    # 7. The edges of "active around" (§2.4): 300 s before an epoch starts and
+    #    up to 299 s after it ends, one ID heard at each edge.
+    E = e0 + 120
+    d = x25519_pub(seed("state machine d"))
+    f = x25519_pub(seed("state machine f"))
+    ev = [("rotate", (E + 1) * 900 - 301), ("sighting", "c", 50, (E + 1) * 900 - 301),
+          ("rotate", (E + 1) * 900 - 300), ("sighting", "b", 50, (E + 1) * 900 - 300),
+          ("rotate", (E + 1) * 900 + 299), ("sighting", "d", 50, (E + 1) * 900 + 299),
+          ("rotate", (E + 1) * 900 + 300), ("sighting", "f", 50, (E + 1) * 900 + 300),
+          ("close_all",)]
+    cases.append(sm_case("edges: a key is active from 300 s before its epoch to 299 s after", ev,
+                         {"b": b, "c": c, "d": d, "f": f}))
+    got = [x["token_epochs"] for x in cases[-1]["events"][-1]["expect"]]
+    assert got == [[E], [E, E + 1], [E, E + 1], [E + 1]], got
+
     times = [0, 899, 900, 86399, 86400, M - 1, M, 1_800_000_000, 2 ** 32 * 900 - 1]
     return {
         "constants": {"epoch_seconds": 900, "day_seconds": 86400, "sighting_key_window_seconds": 300,

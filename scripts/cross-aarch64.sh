@@ -138,3 +138,30 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 fi
+
+# ---- 5. The arm64 package from the cross binary ---------------------------
+if [ "$BUILD_DEB" -eq 1 ]; then
+    # cargo-deb runs on the host's (rustup) cargo; --no-build packages the
+    # binary built above. Its strip and dpkg-shlibdeps must read arm64 ELF:
+    # the cross binutils' strip/objcopy, and the arm64 libc installed above.
+    if ! cargo deb --version >/dev/null 2>&1; then
+        echo "== installing cargo-deb"
+        t0=$SECONDS
+        env -u RUSTC -u RUSTDOC cargo install cargo-deb --locked --quiet
+        echo "   installed in $((SECONDS - t0)) s"
+    fi
+    echo "== arm64 package (cargo deb --no-build, profile $PROFILE)"
+    # (cargo-deb warns that a dev-profile package is not a release: CI
+    # packages the dev build to test the packaging; --release for a release.)
+    if ! out=$(env -u RUSTC -u RUSTDOC \
+        "STRIP_$TARGET=aarch64-linux-gnu-strip" "OBJCOPY_$TARGET=aarch64-linux-gnu-objcopy" \
+        cargo deb -p meshtrace --no-build --locked --target "$TARGET" --profile "$PROFILE" \
+        --output target/debian/ 2>&1); then
+        printf '%s\n' "$out" >&2
+        echo "cross-aarch64.sh: cargo deb failed (above)" >&2
+        exit 1
+    fi
+    deb=$(ls -t target/debian/meshtrace_*_arm64.deb | head -1)
+    dpkg-deb --field "$deb" Package Version Architecture Depends | sed 's/^/   /'
+    echo "   $deb: $(stat -c %s "$deb") bytes"
+fi

@@ -144,10 +144,10 @@ if [ "$BUILD_DEB" -eq 1 ]; then
     # cargo-deb runs on the host's (rustup) cargo; --no-build packages the
     # binary built above. Its strip and dpkg-shlibdeps must read arm64 ELF:
     # the cross binutils' strip/objcopy, and the arm64 libc installed above.
-    if ! cargo deb --version >/dev/null 2>&1; then
+    if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb ${CARGO_DEB_VERSION:-3.8.0}" ]; then
         echo "== installing cargo-deb"
         t0=$SECONDS
-        env -u RUSTC -u RUSTDOC cargo install cargo-deb --locked --quiet
+        env -u RUSTC -u RUSTDOC cargo install cargo-deb --version "${CARGO_DEB_VERSION:-3.8.0}" --locked --quiet
         echo "   installed in $((SECONDS - t0)) s"
     fi
     echo "== arm64 package (cargo deb --no-build, profile $PROFILE)"

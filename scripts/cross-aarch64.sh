@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Cross-builds the `meshtrace` binary for aarch64-unknown-linux-gnu (Linux
-# phones: PinePhone, Librem 5, Mobian, postmarketOS on glibc; ARM boards) with
+# Cross-builds the `meshtrace` binary for aarch64-unknown-linux-gnu (glibc
+# Linux phones: PinePhone, Librem 5 with Mobian or PureOS; ARM boards) with
 # Debian's Rust packages, and optionally tests it under user-mode QEMU and
-# packages it. See docs/packaging.md, "aarch64".
+# packages it. See docs/packaging.md §2.
 #
 #   scripts/cross-aarch64.sh            # install what is missing, build, print the size
 #   scripts/cross-aarch64.sh --test     # also: protocol and node unit tests and

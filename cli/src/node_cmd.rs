@@ -82,7 +82,7 @@ impl From<RadioArg> for RadioKind {
 pub(crate) enum RadioProfileArg {
     /// 4 s of scanning every 60 s, advertising every 250 ms.
     Phone,
-    /// 4 s of scanning every 300 s, advertising every 1 s.
+    /// 4 s of scanning every 240 s, advertising every 1 s.
     PhoneLowPower,
     /// Continuous scanning, advertising every 100 ms.
     Pc,

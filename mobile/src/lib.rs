@@ -172,7 +172,7 @@ fn config_error(message: impl Into<String>) -> MobileError {
 pub enum RadioProfile {
     /// 4 s of scanning every 60 s, advertising every 250 ms (the default).
     Phone,
-    /// 4 s of scanning every 300 s, advertising every 1 s.
+    /// 4 s of scanning every 240 s, advertising every 1 s.
     PhoneLowPower,
     /// Continuous scanning, advertising every 100 ms (a phone on a charger).
     Pc,

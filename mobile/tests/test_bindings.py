@@ -212,7 +212,7 @@ def main():
     )
     ps = phone.status()
     assert ps.encounters >= 1 and ps.light and ps.profile == "phone-low-power", ps
-    assert ps.scan_interval_ms == 300_000 and ps.advertising_interval_ms == 1000, ps
+    assert ps.scan_interval_ms == 240_000 and ps.advertising_interval_ms == 1000, ps
     wait_for("the phone to connect", lambda: phone.status().peers >= 1)
 
     # The phone's owner tests positive: request, certify, plan, submit.

@@ -219,7 +219,7 @@ pub enum RadioProfile {
     /// ([`PHONE_SCAN`]), advertising every 250 ms (Exposure Notification
     /// advertises every 200–270 ms). The mobile library's default.
     Phone,
-    /// A phone saving its battery: 4 s every 300 s
+    /// A phone saving its battery: 4 s every 240 s
     /// ([`PHONE_LOW_POWER_SCAN`], Exposure Notification's own cadence),
     /// advertising every 1 s.
     PhoneLowPower,

@@ -476,7 +476,7 @@ fn radio_profiles_set_scan_and_advertising_and_single_values_override_them() {
     }
     assert_eq!(
         crate::radio::PHONE_LOW_POWER_SCAN.to_string(),
-        "4 s every 300 s"
+        "4 s every 240 s"
     );
     // Defaults by kind: BLE is a PC, the external radio a phone, udp-sim
     // keeps the simulated air's duty cycle.

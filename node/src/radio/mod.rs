@@ -90,12 +90,12 @@ pub const PHONE_SCAN: ScanTiming = ScanTiming {
     interval: Duration::from_secs(60),
 };
 
-/// The scan of a phone saving its battery: 4 s every 300 s, Exposure
+/// The scan of a phone saving its battery: 4 s every 240 s, within Exposure
 /// Notification's own cadence (about 4 s every 3.5–5 minutes). The
 /// `phone-low-power` radio profile.
 pub const PHONE_LOW_POWER_SCAN: ScanTiming = ScanTiming {
     window: Duration::from_secs(4),
-    interval: Duration::from_secs(300),
+    interval: Duration::from_secs(240),
 };
 
 impl ScanTiming {

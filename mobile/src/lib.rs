@@ -482,6 +482,11 @@ pub fn mobile_config(text: &str) -> Result<Config, MobileError> {
             "data_dir: the data directory is given to start(), not in the config",
         ));
     }
+    if config.p2p.relay_server {
+        return Err(config_error(
+            "p2p.relay_server: the mobile library does not serve as a relay (run a PC node for that)",
+        ));
+    }
     config.radio.kind = RadioKind::External;
     if !has("p2p", "light") {
         config.p2p.light = true;
@@ -588,7 +593,6 @@ async fn start_node(
         .bootstrap(config.bootstrap_addrs())
         .mdns(config.p2p.mdns)
         .light(config.p2p.light)
-        .relay_server(config.p2p.relay_server)
         .stem_hops(config.p2p.stem_hops)
         .limits(config.p2p.limits());
     if let Some(t) = config.p2p.catch_up_interval() {
@@ -920,6 +924,7 @@ mod tests {
                 "kind = \"external\"",
             ),
             ("network = \"t\"\ndata_dir = \"/x\"\n", "given to start()"),
+            ("network = \"t\"\n[p2p]\nrelay_server = true\n", "relay"),
             ("network = \"t\"\n[radio]\nprofile = \"tablet\"\n", "tablet"),
             ("network = 5\n", "line 1"),
         ] {

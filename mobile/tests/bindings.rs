@@ -90,11 +90,16 @@ fn committed_kotlin_and_swift_bindings_are_what_the_library_generates() {
     }
 }
 
-/// The `meshtrace` binary for the issuer: `MESHTRACE_BIN`, else built (a
-/// no-op when `cargo test --workspace` has built it already).
+/// The `meshtrace` binary for the issuer (only `issuer keygen` and
+/// `issuer certify` are used): `MESHTRACE_BIN`, else the one `cargo test
+/// --workspace` has built beside this test, else built now.
 fn meshtrace_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("MESHTRACE_BIN") {
         return PathBuf::from(p);
+    }
+    let built = profile_dir().join("meshtrace");
+    if built.is_file() {
+        return built;
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)

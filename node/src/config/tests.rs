@@ -501,7 +501,7 @@ fn radio_profiles_set_scan_and_advertising_and_single_values_override_them() {
         c.scan_timing(),
         ScanTiming {
             window: s(8),
-            interval: s(300)
+            interval: s(240)
         }
     );
     // A continuous profile stays continuous with another interval; a

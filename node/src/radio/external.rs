@@ -588,7 +588,7 @@ mod tests {
         assert_eq!(*told.lock().unwrap(), vec![ad]);
         assert_eq!(r.stats().advertised, 1);
         // What the host advertises decodes as the frame on another phone.
-        let (_, other, _) = radio();
+        let (_other_radio, other, _clock) = radio();
         other
             .reception(
                 &h.advertisement().unwrap().unwrap().service_data,

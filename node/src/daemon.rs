@@ -180,6 +180,8 @@ pub async fn start_radio(
         RadioKind::UdpSim => {
             let mut c = UdpAirConfig::default();
             c.duty = scan.duty(c.duty);
+            c.duty.advertising_interval_ms =
+                u64::try_from(config.advertising_interval().as_millis()).unwrap_or(u64::MAX);
             c.tx_offset_db = r.udp_tx_offset_db;
             c.rx_offset_db = r.udp_rx_offset_db;
             if let Some([x, y]) = r.position {
@@ -215,6 +217,12 @@ pub async fn start_radio(
                 r.tx_power_dbm.unwrap_or(DEFAULT_BLE_TX_POWER_DBM),
             ))
         }
+        RadioKind::External => Err(DaemonError(
+            "radio: the external radio is an app's Bluetooth, driven through the mobile library \
+             (meshtrace-mobile); `meshtrace run` cannot use it: set [radio] kind to \"ble\" or \
+             \"udp-sim\""
+                .into(),
+        )),
         #[cfg(not(feature = "ble"))]
         RadioKind::Ble => {
             let _ = (DEFAULT_BLE_TX_POWER_DBM, scan);

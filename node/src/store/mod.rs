@@ -467,10 +467,7 @@ impl<S: Store> ContactStore<S> {
     /// The stored bytes of every announcement not expired at `now`, oldest
     /// received first: what the mesh serves to peers catching up after a
     /// restart.
-    pub(crate) fn unexpired_announcement_bytes(
-        &self,
-        now: UnixTime,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub fn unexpired_announcement_bytes(&self, now: UnixTime) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut held: Vec<&StoredAnnouncement> = self
             .announcements()
             .filter(|a| a.expires_at > now)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference implementation of meshtrace protocol v1 test vectors.
+"""Independent reference implementation of meshtrace protocol v2 test vectors.
 
 Written from docs/protocol.md, not from the Rust code: it uses the
 `cryptography` package for X25519, HKDF-SHA256 and Ed25519 and encodes the
@@ -32,8 +32,8 @@ def seed(label: str) -> bytes:
 
 
 # ---------------------------------------------------------------- tokens (§4)
-TOKEN_SALT = b"meshtrace/v1/encounter-token/salt"
-TOKEN_INFO = b"meshtrace/v1/encounter-token"
+TOKEN_SALT = b"meshtrace/v2/encounter-token/salt"
+TOKEN_INFO = b"meshtrace/v2/encounter-token"
 
 
 def x25519_pub(secret: bytes) -> bytes:
@@ -83,11 +83,11 @@ def tokens_vectors():
 
 # ---------------------------------------------------------------- frames (§3)
 UUID16 = 0xFCB7
-VERSION = 1
+VERSION = 2
 
 
 def half_tag(id_: bytes) -> bytes:
-    return hashlib.sha256(b"meshtrace/v1/half-tag" + bytes([VERSION]) + id_).digest()[:2]
+    return hashlib.sha256(b"meshtrace/v2/half-tag" + bytes([VERSION]) + id_).digest()[:2]
 
 
 def ad(service_data: bytes) -> bytes:
@@ -114,10 +114,11 @@ def frames_vectors(ids):
         })
     invalid = [
         {"service_data": "", "error": "empty"},
-        {"service_data": "20" + "00" * 33, "error": "unsupported version"},
-        {"service_data": "13" + "00" * 33, "error": "unknown kind"},
-        {"service_data": "10" + "00" * 32, "error": "wrong length"},
-        {"service_data": "11" + "00" * 20, "error": "wrong length"},
+        {"service_data": "10" + "00" * 33, "error": "unsupported version"},
+        {"service_data": "30" + "00" * 33, "error": "unsupported version"},
+        {"service_data": "23" + "00" * 33, "error": "unknown kind"},
+        {"service_data": "20" + "00" * 32, "error": "wrong length"},
+        {"service_data": "21" + "00" * 20, "error": "wrong length"},
     ]
     return {"service_uuid16": UUID16, "cases": cases, "invalid": invalid}
 
@@ -158,10 +159,10 @@ def ed_sign(secret: bytes, msg: bytes) -> bytes:
 
 
 def certificate(issuer_secret, network, report_pub, valid_from, valid_until, first, last, cap):
-    body = (f_uint(1, 1) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(issuer_secret))
+    body = (f_uint(1, 2) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(issuer_secret))
             + f_bytes(4, report_pub) + f_uint(5, valid_from) + f_uint(6, valid_until)
             + f_uint(7, first) + f_uint(8, last) + f_uint(9, cap))
-    sig = ed_sign(issuer_secret, b"meshtrace/v1/certificate" + body)
+    sig = ed_sign(issuer_secret, b"meshtrace/v2/certificate" + body)
     return body, sig, f_bytes(1, body) + f_bytes(2, sig)
 
 
@@ -169,7 +170,7 @@ def certificates_vectors():
     issuer = seed("ed25519 issuer")
     report = seed("ed25519 report")
     network = "campus-1"
-    request = f_uint(1, 1) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(report))
+    request = f_uint(1, 2) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(report))
     t0 = 1_800_000_000
     params = {"network_id": network, "valid_from": t0, "valid_until": t0 + 3 * 86400,
               "window_first_day": t0 // 86400 - 5, "window_last_day": t0 // 86400,
@@ -187,7 +188,8 @@ def certificates_vectors():
 
 
 # ---------------------------------------------------------------- announcements (§10)
-BUCKETS = [64, 256, 1024, 2048]
+BUCKETS = [64, 128, 256, 512, 1024, 2048]
+FINGERPRINT_BITS = 56
 
 
 def layout(n: int):
@@ -200,6 +202,27 @@ def layout(n: int):
     return 2048, chunks
 
 
+def fingerprint(tok: bytes) -> int:
+    """§4.4: the first FINGERPRINT_BITS bits of the token, big-endian."""
+    return int.from_bytes(tok, "big") >> (128 - FINGERPRINT_BITS)
+
+
+def gcs_encode(fps):
+    """§10.3: Golomb-Rice coding of ascending distinct fingerprints."""
+    n = len(fps)
+    p = FINGERPRINT_BITS - (n.bit_length() - 1)
+    assert 1 << (n.bit_length() - 1) == n
+    bits = []
+    prev = 0
+    for f in fps:
+        d = f - prev
+        prev = f
+        bits += [1] * (d >> p) + [0]
+        bits += [(d >> i) & 1 for i in range(p - 1, -1, -1)]
+    bits += [0] * (-len(bits) % 8)
+    return bytes(int("".join(map(str, bits[k:k + 8])), 2) for k in range(0, len(bits), 8))
+
+
 def announcement_case(label, n_real, cap):
     issuer = seed("ed25519 issuer")
     report = seed("ed25519 report " + label)
@@ -208,31 +231,35 @@ def announcement_case(label, n_real, cap):
     body_c, sig_c, cert = certificate(issuer, network, ed_pub(report), t0, t0 + 3 * 86400,
                                       t0 // 86400 - 5, t0 // 86400, cap)
     real = [hashlib.sha256(f"{label} real token {i}".encode()).digest()[:16] for i in range(n_real)]
-    per_chunk, chunks = layout(len(set(real)))
+    real_fps = {fingerprint(t) for t in real}
+    per_chunk, chunks = layout(len(real_fps))
     total = per_chunk * chunks
     dummies = []
     i = 0
-    allset = set(real)
+    allset = set(real_fps)
     while len(allset) < total:
-        d = hashlib.sha256(f"{label} dummy {i}".encode()).digest()[:16]
+        d = hashlib.sha256(f"{label} dummy {i}".encode()).digest()[:8]
         i += 1
         dummies.append(d)
-        allset.add(d)
+        allset.add(int.from_bytes(d, "big") >> (64 - FINGERPRINT_BITS))
     all_sorted = sorted(allset)
     created_at = t0 + 3600
     out = []
     for c in range(chunks):
-        toks = b"".join(all_sorted[c * per_chunk:(c + 1) * per_chunk])
-        body = (f_uint(1, 1) + f_bytes(2, network.encode()) + f_bytes(3, cert) + f_uint(4, c)
-                + f_uint(5, chunks) + f_uint(6, created_at) + f_bytes(7, toks))
-        sig = ed_sign(report, b"meshtrace/v1/announcement" + hashlib.sha256(body).digest())
+        fps = all_sorted[c * per_chunk:(c + 1) * per_chunk]
+        body = (f_uint(1, 2) + f_bytes(2, network.encode()) + f_bytes(3, cert) + f_uint(4, c)
+                + f_uint(5, chunks) + f_uint(6, created_at) + f_bytes(7, gcs_encode(fps))
+                + f_uint(8, len(fps)))
+        sig = ed_sign(report, b"meshtrace/v2/announcement" + hashlib.sha256(body).digest())
         msg = f_bytes(1, body) + f_bytes(2, sig)
         assert len(msg) <= 65536
-        out.append({"id": h(hashlib.sha256(msg).digest()), "bytes": h(msg)})
+        out.append({"id": h(hashlib.sha256(msg).digest()), "bytes": h(msg),
+                    "fingerprints": [format(f, "014x") for f in fps]})
     return {
         "label": label, "report_secret": h(report), "certificate_bytes": h(cert),
         "created_at": created_at, "real_tokens": [h(t) for t in real],
-        "dummy_tokens": [h(t) for t in dummies], "tokens_per_chunk": per_chunk,
+        "real_fingerprints": [format(f, "014x") for f in sorted(real_fps)],
+        "dummy_draws": [h(t) for t in dummies], "entries_per_chunk": per_chunk,
         "chunk_count": chunks, "chunks": out,
     }
 
@@ -243,8 +270,27 @@ def announcements_vectors():
         "network_id": "campus-1",
         "verify_at": 1_800_000_000 + 7200,
         "cases": [announcement_case("small", 3, 4096),
+                  announcement_case("medium", 300, 4096),
                   announcement_case("two-chunks", 2100, 4096)],
+        "refused": [version1_chunk()],
     }
+
+
+def version1_chunk():
+    """A chunk whose body says version 1, otherwise valid and signed: refused
+    (§1.3) before anything else is looked at."""
+    issuer = seed("ed25519 issuer")
+    report = seed("ed25519 report small")
+    t0 = 1_800_000_000
+    _, _, cert = certificate(issuer, "campus-1", ed_pub(report), t0, t0 + 3 * 86400,
+                             t0 // 86400 - 5, t0 // 86400, 4096)
+    fps = sorted(int.from_bytes(hashlib.sha256(f"v1 {i}".encode()).digest()[:7], "big")
+                 for i in range(64))
+    body = (f_uint(1, 1) + f_bytes(2, b"campus-1") + f_bytes(3, cert) + f_uint(5, 1)
+            + f_uint(6, t0 + 3600) + f_bytes(7, gcs_encode(fps)) + f_uint(8, 64))
+    sig = ed_sign(report, b"meshtrace/v2/announcement" + hashlib.sha256(body).digest())
+    return {"label": "version 1", "bytes": h(f_bytes(1, body) + f_bytes(2, sig)),
+            "error": "version 1"}
 
 
 # ---------------------------------------------------------------- crediting (§6)

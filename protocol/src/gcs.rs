@@ -216,7 +216,7 @@ mod tests {
         let bytes = encode(&[3]);
         let used = 1 + rice_parameter(1) as usize;
         assert_eq!(bytes.len(), used.div_ceil(8));
-        if used % 8 != 0 {
+        if !used.is_multiple_of(8) {
             let mut bad = bytes.clone();
             *bad.last_mut().unwrap() |= 1;
             assert_eq!(decode(&bad, 1), Err(GcsError::Trailing));

@@ -666,9 +666,9 @@ mod tests {
                 .is_some()
         );
         // Wrong version, truncated half, oversized, truncated AD, foreign.
-        let mut v2 = f.encode_extended();
-        v2[0] = 0x20;
-        assert!(d.service_data(&v2, None, t).is_none());
+        let mut v1 = f.encode_extended();
+        v1[0] = 0x10; // a version 1 frame
+        assert!(d.service_data(&v1, None, t).is_none());
         assert!(d.service_data(&a[..10], None, t).is_none());
         assert!(d.service_data(&[0x10; 400], None, t).is_none());
         assert!(d.advertising_data(&[9, 0x16, 0xb7], None, t).is_none());

@@ -52,13 +52,15 @@ mod ledger {
     use crate::announce::{VerifiedAnnouncement, VerifyContext, build_announcements};
     use crate::cert::{Certificate, CertificateParams};
     use crate::encounter::Encounter;
+    use crate::encounter::MAX_ATTENUATION_DB;
     use crate::keys::{IssuerSecretKey, ReportSecretKey};
     use crate::matching::{
-        EncounterRef, ExposureLedger, MatchOutcome, TokenIndex, select_report_tokens,
+        EncounterRef, ExposureLedger, MatchOutcome, REPORT_MAX_LEVEL_DB, TokenIndex,
+        select_report_tokens,
     };
     use crate::risk::RiskConfig;
     use crate::time::UnixTime;
-    use crate::token::EncounterToken;
+    use crate::token::{EncounterToken, token_fingerprint};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     use std::collections::HashMap;
@@ -186,5 +188,51 @@ mod ledger {
         want.extend(mid.tokens.iter().copied());
         assert_eq!(sel.tokens, want);
         assert_eq!(sel.dropped_for_cap, 0);
+    }
+
+    #[test]
+    fn report_selection_leaves_out_encounters_measured_far_but_keeps_unknown_ones() {
+        let day = UnixTime(T0).day();
+        let near = enc(&[tok(1)], 20);
+        let mut edge = enc(&[tok(2)], 20);
+        edge.profile = vec![(REPORT_MAX_LEVEL_DB, 20 * 60)];
+        let mut far = enc(&[tok(3)], 20);
+        far.profile = vec![(REPORT_MAX_LEVEL_DB + 1, 20 * 60)];
+        // Mostly far, with some near seconds: the median decides (far).
+        let mut mostly_far = enc(&[tok(4)], 20);
+        mostly_far.profile = vec![(50, 9 * 60), (90, 11 * 60)];
+        // The radio could not measure RSSI: kept (nothing says it was far).
+        let mut unknown = enc(&[tok(5)], 20);
+        unknown.profile = vec![(MAX_ATTENUATION_DB, 20 * 60)];
+        let all = [near, edge, far, mostly_far, unknown];
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 4096);
+        assert_eq!(sel.tokens, vec![tok(1), tok(2), tok(5)]);
+        assert_eq!(sel.dropped_as_far, 2);
+        assert_eq!(all[3].level_db(), Some(90));
+        assert_eq!(all[4].level_db(), None);
+    }
+
+    #[test]
+    fn fingerprint_lookup_finds_every_token_with_that_prefix_and_no_other() {
+        let a = tok(7);
+        let mut same_prefix = a;
+        same_prefix.0[7] ^= 0xff; // bits 56..63: outside the fingerprint
+        same_prefix.0[15] ^= 1;
+        let mut other = a;
+        other.0[6] ^= 1; // inside the fingerprint
+        let idx = TokenIndex::build([(a, 1), (same_prefix, 2), (other, 3), (tok(8), 4)]);
+        let f = token_fingerprint(&a);
+        assert_eq!(token_fingerprint(&same_prefix), f);
+        let mut hits: Vec<EncounterRef> = idx.lookup_fingerprint(f).collect();
+        hits.sort_unstable();
+        assert_eq!(hits, vec![1, 2]);
+        assert_eq!(
+            idx.lookup_fingerprint(token_fingerprint(&other))
+                .collect::<Vec<_>>(),
+            vec![3]
+        );
+        assert_eq!(idx.lookup_fingerprint(f ^ 0x100).count(), 0);
+        assert_eq!(idx.lookup_fingerprint(u64::MAX).count(), 0, "out of range");
+        assert_eq!(TokenIndex::default().lookup_fingerprint(f).count(), 0);
     }
 }

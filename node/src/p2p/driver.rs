@@ -111,8 +111,9 @@ impl P2pHandle {
         rx.await.map_err(|_| P2pError::Stopped)
     }
 
-    /// Gossips raw bytes without any check (feature `test-utils`: lets a
-    /// test play a misbehaving peer).
+    /// Gossips the id of raw bytes and serves them to whoever fetches
+    /// them, without any check (feature `test-utils`: lets a test play a
+    /// misbehaving peer).
     #[cfg(feature = "test-utils")]
     pub async fn publish_unchecked(&self, bytes: Vec<u8>) -> Result<(), P2pError> {
         self.send(Command::PublishUnchecked(bytes)).await
@@ -452,7 +453,9 @@ impl Mesh {
             }
             #[cfg(feature = "test-utils")]
             Command::PublishUnchecked(bytes) => {
-                if let Err(e) = self.gossip_publish(bytes) {
+                let now = self.now();
+                let message = self.state.unchecked_message(now, bytes);
+                if let Err(e) = self.gossip_publish(message) {
                     tracing::warn!(error = %e, "unchecked publish failed");
                 }
             }

@@ -176,6 +176,10 @@ pub struct MeshState {
     pub(super) bodies: Bodies,
     /// Ids a fetch answer wants from the store ([`MeshState::take_store_reads`]).
     pub(super) store_reads: Vec<AnnouncementId>,
+    /// Bytes gossiped without any check (feature `test-utils`: a test
+    /// playing a misbehaving peer), served to whoever fetches them.
+    #[cfg(feature = "test-utils")]
+    pub(super) unchecked: HashMap<AnnouncementId, Vec<u8>>,
     pub(super) outbox: VecDeque<Outgoing>,
     pub(super) stem_pending: HashMap<AnnouncementId, StemPending>,
     /// Hidden pool entries and when they are revealed at the latest.
@@ -271,6 +275,8 @@ impl MeshState {
             pool: Pool::new(),
             bodies,
             store_reads: Vec::new(),
+            #[cfg(feature = "test-utils")]
+            unchecked: HashMap::new(),
             outbox: VecDeque::new(),
             stem_pending: HashMap::new(),
             hidden: HashMap::new(),
@@ -294,6 +300,20 @@ impl MeshState {
     /// node for them and adds them to the answer.
     pub fn take_store_reads(&mut self) -> Vec<AnnouncementId> {
         std::mem::take(&mut self.store_reads)
+    }
+
+    /// The id message a misbehaving peer gossips for `bytes`, which it then
+    /// serves unchecked to whoever fetches them (feature `test-utils`). The
+    /// message names today as the last day and the bytes' length as the
+    /// size, without any check.
+    #[cfg(feature = "test-utils")]
+    pub fn unchecked_message(&mut self, now: Now, bytes: Vec<u8>) -> Vec<u8> {
+        let id = AnnouncementId::of(&bytes);
+        let mut message = id.0.to_vec();
+        message.extend_from_slice(&now.unix.day().0.to_be_bytes());
+        message.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        self.unchecked.insert(id, bytes);
+        message
     }
 
     /// Announcement bodies held in memory (all of them without a store, the

@@ -88,6 +88,11 @@ impl MeshState {
                 let mut out = Vec::new();
                 for id in wire::fetch_ids(&ids) {
                     if !self.pool.is_served(&id) {
+                        #[cfg(feature = "test-utils")]
+                        if let Some(b) = self.unchecked.get(&id) {
+                            total += b.len();
+                            out.push(b.clone());
+                        }
                         continue;
                     }
                     match self.bodies.get(&id) {

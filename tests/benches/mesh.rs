@@ -107,7 +107,7 @@ async fn main() {
     let began = Instant::now();
     let mut net = TestNet::new(100);
     let mut nodes: Vec<Option<TestNode>> = Vec::new();
-    let mut addrs = Vec::new();
+    let mut addrs: Vec<meshtrace_node::p2p::Multiaddr> = Vec::new();
     let config = |net: &TestNet| {
         net.builder(false)
             .stem_hops(arg("--stem-hops", 2) as u32)

@@ -234,6 +234,43 @@ pub async fn start_radio(
 }
 
 /// Brings the store's trusted-issuer list in line with the configuration.
+/// Announcements the store holds, unexpired at `now` and verifying
+/// against `trusted`, as the mesh's pool holds them (bookkeeping only).
+/// Read and verified in batches of [`HELD_BATCH`] (on every core), so that
+/// at most one batch of bytes is in memory at a time.
+fn held_announcements<S: crate::store::Store>(
+    store: &ContactStore<S>,
+    trusted: &TrustedIssuers,
+    network: &str,
+    now: meshtrace_protocol::UnixTime,
+) -> Result<Vec<p2p::HeldAnnouncement>, StoreError> {
+    let keys = trusted.keys();
+    let ctx = meshtrace_protocol::VerifyContext {
+        network_id: network,
+        trusted_issuers: &keys,
+        now,
+    };
+    let mut out = Vec::new();
+    for ids in store.unexpired_announcement_ids(now).chunks(HELD_BATCH) {
+        let mut batch = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(bytes) = store.announcement_bytes(id)? {
+                batch.push(bytes);
+            }
+        }
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        for (v, bytes) in p2p::verify_parallel(&refs, &ctx).into_iter().zip(&batch) {
+            if let Ok(v) = v {
+                out.push(p2p::HeldAnnouncement::of(&v, bytes.len()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Announcements read and verified at once when the daemon starts.
+const HELD_BATCH: usize = 256;
+
 fn sync_issuers<S: crate::store::Store>(
     store: &mut ContactStore<S>,
     config: &Config,
@@ -333,9 +370,10 @@ pub async fn run(
     let pc = pc.build().map_err(|e| DaemonError(e.to_string()))?;
     let (radio, tx_power) = start_radio(config, clock.clone()).await?;
     // The mesh serves what the store holds to peers catching up, also
-    // right after a restart (docs/protocol.md §14.4).
-    let initial = store.unexpired_announcement_bytes(clock.now())?;
-    let mesh = p2p::spawn(pc, keypair, clock.clone(), initial)
+    // right after a restart (docs/protocol.md §14.4); the bytes stay in the
+    // store (§15), the mesh holds their bookkeeping.
+    let held = held_announcements(&store, &trusted, &config.network, clock.now())?;
+    let mesh = p2p::spawn_with_store(pc, keypair, clock.clone(), held)
         .await
         .map_err(|e| DaemonError(e.to_string()))?;
     let risk = RiskConfig::builder()

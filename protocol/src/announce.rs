@@ -407,6 +407,10 @@ impl VerifiedAnnouncement {
                 Err(e) => out.push(Some(Err(e))),
             }
         }
+        // One issuer check per distinct certificate: the chunks of one
+        // report carry the same certificate, checked once whatever their
+        // count (in a batch, or one by one after a batch failed).
+        let mut issuer_checked: HashMap<([u8; 32], [u8; SIGNATURE_LEN]), bool> = HashMap::new();
         let mut stack: Vec<&[(usize, Unchecked)]> = vec![&pending];
         while let Some(group) = stack.pop() {
             if group.is_empty() {
@@ -422,7 +426,13 @@ impl VerifiedAnnouncement {
                 stack.push(b);
             } else {
                 for (i, u) in group {
-                    out[*i] = Some(u.finish(items[*i], ctx, Unchecked::verify_one));
+                    let ok = *issuer_checked
+                        .entry(u.certificate_key())
+                        .or_insert_with(|| u.verify_one(Signer::Issuer));
+                    out[*i] = Some(u.finish(items[*i], ctx, |u, which| match which {
+                        Signer::Issuer => ok,
+                        Signer::Report => u.verify_one(Signer::Report),
+                    }));
                 }
             }
         }
@@ -550,6 +560,14 @@ impl Unchecked {
                 .is_ok()
     }
 
+    /// What identifies a certificate for de-duplication: the SHA-256 of
+    /// the bytes its issuer signed, and its signature (identical
+    /// certificates share both; a different one cannot share the hash).
+    fn certificate_key(&self) -> ([u8; 32], [u8; SIGNATURE_LEN]) {
+        let digest: [u8; 32] = Sha256::digest(&self.certificate_signed).into();
+        (digest, *self.certificate.signature())
+    }
+
     /// Checks one signature on its own (strict Ed25519).
     fn verify_one(&self, which: Signer) -> bool {
         match which {
@@ -671,7 +689,10 @@ fn batch_signatures_valid<'a>(group: impl Iterator<Item = &'a Unchecked>) -> boo
     let mut messages: Vec<&[u8]> = Vec::new();
     let mut signatures = Vec::new();
     let mut keys = Vec::new();
+    // Identical certificates (the chunks of one report) enter the batch once.
+    let mut certificates: HashSet<([u8; 32], [u8; SIGNATURE_LEN])> = HashSet::new();
     for u in group {
+        let first_of_certificate = certificates.insert(u.certificate_key());
         let pairs: [(&[u8; 32], &[u8], &[u8; SIGNATURE_LEN]); 2] = [
             (
                 &u.certificate.issuer().0,
@@ -684,7 +705,8 @@ fn batch_signatures_valid<'a>(group: impl Iterator<Item = &'a Unchecked>) -> boo
                 &u.signature,
             ),
         ];
-        for (key, msg, sig) in pairs {
+        let skip = usize::from(!first_of_certificate);
+        for (key, msg, sig) in pairs.into_iter().skip(skip) {
             let mut r = [0u8; 32];
             r.copy_from_slice(&sig[..32]);
             if !canonical_y(&r) || SMALL_ORDER_POINTS.contains(&r) {

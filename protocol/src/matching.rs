@@ -176,12 +176,13 @@ pub struct Exposure {
     pub high_risk: bool,
 }
 
-/// One ingested chunk: who holds the slot, and what it announced (kept so
-/// that encounters closing later are matched against it too).
+/// One ingested chunk: who holds the slot, its window and expiry. Its
+/// entries are not kept: encounters closing later find the chunks that may
+/// hold them through the caller's fingerprint index
+/// ([`ExposureLedger::match_encounters`]).
 #[derive(Clone, Debug)]
 struct ChunkState {
     id: AnnouncementId,
-    fingerprints: Vec<u64>,
     window: (Day, Day),
     expires_at: UnixTime,
 }
@@ -243,6 +244,8 @@ pub enum MatchOutcome {
 #[derive(Clone, Debug, Default)]
 pub struct ExposureLedger {
     reports: HashMap<ReportPublicKey, ReportState>,
+    /// Each ingested chunk's slot, by id.
+    by_id: HashMap<AnnouncementId, (ReportPublicKey, u32)>,
 }
 
 impl ExposureLedger {
@@ -294,11 +297,12 @@ impl ExposureLedger {
             ann.chunk_index(),
             ChunkState {
                 id: ann.id(),
-                fingerprints: ann.fingerprints(),
                 window: ann.window(),
                 expires_at: ann.expires_at(),
             },
         );
+        self.by_id
+            .insert(ann.id(), (ann.report_key(), ann.chunk_index()));
         let hits = match_announcement(ann, index, |r| encounter(r).map(|e| e.day()));
         match state.add(ann.report_key(), hits, &encounter, risk) {
             Some(e) => MatchOutcome::Exposure(e),
@@ -306,37 +310,47 @@ impl ExposureLedger {
         }
     }
 
-    /// Matches encounters that closed after chunks arrived (`fresh`: an
-    /// index over just those encounters) against every ingested chunk.
-    /// Returns the exposures that grew, rescored over all their matched
-    /// encounters, in report-key order.
+    /// Matches encounters that closed after chunks arrived against the
+    /// ingested chunks. `fresh` are the new encounters' tokens;
+    /// `chunks_with(fingerprint)` names the held chunks whose fingerprints
+    /// ([`VerifiedAnnouncement::fingerprints`]) include a token's
+    /// fingerprint ([`crate::token_fingerprint`]) — the device's index, on
+    /// disk, so that no chunk's entries stay in memory. A named chunk counts
+    /// only when it was ingested (its slot's chunk) and the encounter's day
+    /// is in its window. Returns the exposures that grew, rescored over all
+    /// their matched encounters, in report-key order.
     pub fn match_encounters(
         &mut self,
-        fresh: &TokenIndex,
+        fresh: &[(EncounterToken, EncounterRef)],
+        chunks_with: impl Fn(u64) -> Vec<AnnouncementId>,
         encounter: impl Fn(EncounterRef) -> Option<Encounter>,
         risk: &RiskConfig,
     ) -> Vec<Exposure> {
-        if fresh.is_empty() {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        for (key, state) in &mut self.reports {
-            let mut hits = BTreeSet::new();
-            for chunk in state.chunks.values() {
+        let mut hits: BTreeMap<ReportPublicKey, BTreeSet<EncounterRef>> = BTreeMap::new();
+        for (token, r) in fresh {
+            for id in chunks_with(crate::token_fingerprint(token)) {
+                let Some((key, index)) = self.by_id.get(&id) else {
+                    continue;
+                };
+                let Some(chunk) = self.reports.get(key).and_then(|s| s.chunks.get(index)) else {
+                    continue;
+                };
                 let (first, last) = chunk.window;
-                for &f in &chunk.fingerprints {
-                    for r in fresh.lookup_fingerprint(f) {
-                        if encounter(r).is_some_and(|e| e.day() >= first && e.day() <= last) {
-                            hits.insert(r);
-                        }
-                    }
+                if chunk.id == id
+                    && encounter(*r).is_some_and(|e| e.day() >= first && e.day() <= last)
+                {
+                    hits.entry(*key).or_default().insert(*r);
                 }
             }
-            if let Some(e) = state.add(*key, hits, &encounter, risk) {
+        }
+        let mut out = Vec::new();
+        for (key, refs) in hits {
+            if let Some(state) = self.reports.get_mut(&key)
+                && let Some(e) = state.add(key, refs, &encounter, risk)
+            {
                 out.push(e);
             }
         }
-        out.sort_by_key(|e| e.report_key);
         out
     }
 
@@ -344,12 +358,19 @@ impl ExposureLedger {
     /// chunks all expired. Returns how many chunks were forgotten.
     pub fn forget_expired(&mut self, now: UnixTime) -> usize {
         let mut forgotten = 0;
+        let by_id = &mut self.by_id;
         self.reports.retain(|_, r| {
             if r.chunks.is_empty() {
                 return true; // restored, no chunk seen yet
             }
             let before = r.chunks.len();
-            r.chunks.retain(|_, c| c.expires_at > now);
+            r.chunks.retain(|_, c| {
+                let keep = c.expires_at > now;
+                if !keep {
+                    by_id.remove(&c.id);
+                }
+                keep
+            });
             forgotten += before - r.chunks.len();
             !r.chunks.is_empty()
         });
@@ -358,7 +379,11 @@ impl ExposureLedger {
 
     /// Forgets one report.
     pub fn forget(&mut self, report: &ReportPublicKey) {
-        self.reports.remove(report);
+        if let Some(r) = self.reports.remove(report) {
+            for c in r.chunks.values() {
+                self.by_id.remove(&c.id);
+            }
+        }
     }
 
     /// Reports with any ingested chunk or restored match.

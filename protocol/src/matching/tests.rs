@@ -49,7 +49,9 @@ fn duplicate_token_maps_to_all_its_encounters() {
 
 mod ledger {
     use super::tok;
-    use crate::announce::{VerifiedAnnouncement, VerifyContext, build_announcements};
+    use crate::announce::{
+        AnnouncementId, VerifiedAnnouncement, VerifyContext, build_announcements,
+    };
     use crate::cert::{Certificate, CertificateParams};
     use crate::encounter::Encounter;
     use crate::encounter::MAX_ATTENUATION_DB;
@@ -125,10 +127,18 @@ mod ledger {
         // The chunk arrives before any encounter closed: no match yet.
         let out = ledger.ingest(&ann, &index(&encs), |r| encs.get(&r).cloned(), &risk);
         assert_eq!(out, MatchOutcome::NoNewMatch);
+        // The device's fingerprint index: fingerprint -> chunks.
+        let held = |fp: u64| -> Vec<AnnouncementId> {
+            if ann.fingerprints().binary_search(&fp).is_ok() {
+                vec![ann.id()]
+            } else {
+                Vec::new()
+            }
+        };
         // Then the encounter holding tok(2) closes.
         encs.insert(7, enc(&[tok(2)], 30));
-        let fresh = TokenIndex::build([(tok(2), 7)]);
-        let found = ledger.match_encounters(&fresh, |r| encs.get(&r).cloned(), &risk);
+        let fresh = [(tok(2), 7)];
+        let found = ledger.match_encounters(&fresh, held, |r| encs.get(&r).cloned(), &risk);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].report_key, ann.report_key());
         assert_eq!(found[0].encounters, vec![7]);
@@ -136,14 +146,28 @@ mod ledger {
         // Matching it again finds nothing new; nor does an unrelated one.
         assert!(
             ledger
-                .match_encounters(&fresh, |r| encs.get(&r).cloned(), &risk)
+                .match_encounters(&fresh, held, |r| encs.get(&r).cloned(), &risk)
                 .is_empty()
         );
         encs.insert(8, enc(&[tok(99)], 30));
-        let other = TokenIndex::build([(tok(99), 8)]);
+        let other = [(tok(99), 8)];
         assert!(
             ledger
-                .match_encounters(&other, |r| encs.get(&r).cloned(), &risk)
+                .match_encounters(&other, held, |r| encs.get(&r).cloned(), &risk)
+                .is_empty()
+        );
+        // An index naming a chunk that was never ingested (or naming it for
+        // an encounter outside its window) finds nothing.
+        let stranger = report(9, &[tok(5)]);
+        encs.insert(9, enc(&[tok(5)], 30));
+        assert!(
+            ledger
+                .match_encounters(
+                    &[(tok(5), 9)],
+                    |_| vec![stranger.id()],
+                    |r| encs.get(&r).cloned(),
+                    &risk
+                )
                 .is_empty()
         );
         // Re-ingesting the chunk is a duplicate.

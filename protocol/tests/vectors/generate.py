@@ -1008,7 +1008,7 @@ def py_trust(b, network, trusted):
 
 
 def py_verify_announcement(buf, network, trusted, now):
-    """§10.5, steps 1–18 in order."""
+    """§10.5, steps 1–17 in order."""
     m = pb_decode(buf, ANN_SCHEMA, 65536)                               # 1
     if len(m["signature"]) != 64:                                       # 2
         raise Refused("wrong_length")

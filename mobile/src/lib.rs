@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use meshtrace_node::clock::{Clock, SharedClock, SystemClock};
 use meshtrace_node::config::{Config, RadioKind, RadioProfile as NodeProfile};
-use meshtrace_node::daemon::{IDENTITY_FILE, key_source};
+use meshtrace_node::daemon::{IDENTITY_FILE, held_announcements, key_source};
 use meshtrace_node::protocol::RiskConfig;
 use meshtrace_node::radio::external::{
     AdvertiseNotifier, Advertisement as NodeAdvertisement, ExternalConfig, ExternalRadio,
@@ -611,10 +611,11 @@ async fn start_node(
         },
         clock.clone(),
     );
-    let initial = store
-        .unexpired_announcement_bytes(clock.now())
+    // As the daemon does: the bytes stay in the store, the mesh holds their
+    // bookkeeping and asks the node for the bytes a peer fetches.
+    let held = held_announcements(&store, &trusted, &config.network, clock.now())
         .map_err(|e| start_error(e.to_string()))?;
-    let mesh = meshtrace_node::p2p::spawn(pc, keypair, clock.clone(), initial)
+    let mesh = meshtrace_node::p2p::spawn_with_store(pc, keypair, clock.clone(), held)
         .await
         .map_err(|e| start_error(e.to_string()))?;
     let risk = RiskConfig::builder()

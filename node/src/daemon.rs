@@ -233,12 +233,11 @@ pub async fn start_radio(
     }
 }
 
-/// Brings the store's trusted-issuer list in line with the configuration.
 /// Announcements the store holds, unexpired at `now` and verifying
 /// against `trusted`, as the mesh's pool holds them (bookkeeping only).
 /// Read and verified in batches of [`HELD_BATCH`] (on every core), so that
 /// at most one batch of bytes is in memory at a time.
-fn held_announcements<S: crate::store::Store>(
+pub fn held_announcements<S: crate::store::Store>(
     store: &ContactStore<S>,
     trusted: &TrustedIssuers,
     network: &str,
@@ -271,6 +270,7 @@ fn held_announcements<S: crate::store::Store>(
 /// Announcements read and verified at once when the daemon starts.
 const HELD_BATCH: usize = 256;
 
+/// Brings the store's trusted-issuer list in line with the configuration.
 fn sync_issuers<S: crate::store::Store>(
     store: &mut ContactStore<S>,
     config: &Config,

@@ -151,10 +151,10 @@ impl Pool {
         {
             return false;
         }
-        if self.entries.len() >= MAX_POOL_ANNOUNCEMENTS {
-            if let Some(id) = self.evict_soonest() {
-                self.evicted.push(id);
-            }
+        if self.entries.len() >= MAX_POOL_ANNOUNCEMENTS
+            && let Some(id) = self.evict_soonest()
+        {
+            self.evicted.push(id);
         }
         let day = ann.last_day;
         self.slots.insert(slot, ann.id);

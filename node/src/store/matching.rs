@@ -158,12 +158,12 @@ impl<S: Store> ContactStore<S> {
             }
             let mut ids = Vec::new();
             for id in self.chunks_with(fp)? {
-                if !loaded.contains_key(&id) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(id) {
                     let fps = self
                         .announcement_bytes(&id)?
                         .and_then(|b| VerifiedAnnouncement::verify(&b, ctx).ok())
                         .map(|v| v.fingerprints());
-                    loaded.insert(id, fps);
+                    slot.insert(fps);
                 }
                 if loaded
                     .get(&id)

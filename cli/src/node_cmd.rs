@@ -77,6 +77,17 @@ impl From<RadioArg> for RadioKind {
     }
 }
 
+/// Radio profiles on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RadioProfileArg {
+    /// 4 s of scanning every 60 s, advertising every 250 ms.
+    Phone,
+    /// 4 s of scanning every 240 s, advertising every 1 s.
+    PhoneLowPower,
+    /// Continuous scanning, advertising every 100 ms.
+    Pc,
+}
+
 /// Risk models on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum RiskModelArg {
@@ -128,6 +139,10 @@ pub(crate) struct RunArgs {
     /// udp-sim only: the UDP port of the simulated air.
     #[arg(long, value_name = "PORT")]
     udp_port: Option<u16>,
+    /// Scan and advertising timing (--scan-interval and --scan-window
+    /// override single values).
+    #[arg(long, value_enum, value_name = "PROFILE")]
+    radio_profile: Option<RadioProfileArg>,
     /// How often the radio starts a scan, e.g. 60s (at most 600s).
     #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
     scan_interval: Option<Duration>,
@@ -447,6 +462,13 @@ fn apply_run_flags(config: &mut Config, a: &RunArgs) -> Result<()> {
     }
     if a.udp_port.is_some() {
         r.udp_port = a.udp_port;
+    }
+    if let Some(p) = a.radio_profile {
+        r.profile = Some(match p {
+            RadioProfileArg::Phone => config::RadioProfile::Phone,
+            RadioProfileArg::PhoneLowPower => config::RadioProfile::PhoneLowPower,
+            RadioProfileArg::Pc => config::RadioProfile::Pc,
+        });
     }
     if a.scan_interval.is_some() {
         r.scan_interval = a.scan_interval;

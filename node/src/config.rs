@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::p2p::Limits;
 use crate::radio::model::DutyCycle;
-use crate::radio::{Carrier, PC_SCAN, ScanTiming};
+use crate::radio::{Carrier, PC_SCAN, PHONE_LOW_POWER_SCAN, PHONE_SCAN, ScanTiming};
 
 mod fields;
 pub use fields::parse_duration;
@@ -174,6 +174,10 @@ pub enum RadioKind {
     /// The simulated air over loopback UDP multicast (several nodes on one
     /// machine).
     UdpSim,
+    /// The host app's Bluetooth (Android, iOS), through the mobile library
+    /// (`meshtrace-mobile`): the app advertises what the node asks and
+    /// hands it what it hears. `meshtrace run` cannot drive it.
+    External,
 }
 
 impl std::fmt::Display for RadioKind {
@@ -181,6 +185,7 @@ impl std::fmt::Display for RadioKind {
         f.write_str(match self {
             RadioKind::Ble => "ble",
             RadioKind::UdpSim => "udp-sim",
+            RadioKind::External => "external",
         })
     }
 }
@@ -204,6 +209,60 @@ impl From<CarrierSetting> for Carrier {
     }
 }
 
+/// `[radio] profile`: how often the radio listens and advertises, traded
+/// against the battery (docs/mobile.md gives each one's energy per day and
+/// the simulator's recall).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RadioProfile {
+    /// A phone that must last a day: 4 s of scanning every 60 s
+    /// ([`PHONE_SCAN`]), advertising every 250 ms (Exposure Notification
+    /// advertises every 200–270 ms). The mobile library's default.
+    Phone,
+    /// A phone saving its battery: 4 s every 240 s
+    /// ([`PHONE_LOW_POWER_SCAN`], Exposure Notification's own cadence),
+    /// advertising every 1 s.
+    PhoneLowPower,
+    /// A PC on mains power: continuous scanning reported as 10 s windows
+    /// ([`PC_SCAN`]), advertising every 100 ms. The BLE radio's default.
+    Pc,
+}
+
+impl RadioProfile {
+    /// The profile's scan timing.
+    pub fn scan(self) -> ScanTiming {
+        match self {
+            RadioProfile::Phone => PHONE_SCAN,
+            RadioProfile::PhoneLowPower => PHONE_LOW_POWER_SCAN,
+            RadioProfile::Pc => PC_SCAN,
+        }
+    }
+
+    /// How often the profile repeats its advertisement.
+    pub fn advertising_interval(self) -> Duration {
+        Duration::from_millis(match self {
+            RadioProfile::Phone => 250,
+            RadioProfile::PhoneLowPower => 1_000,
+            RadioProfile::Pc => 100,
+        })
+    }
+
+    /// The name written in the config file (`"phone-low-power"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RadioProfile::Phone => "phone",
+            RadioProfile::PhoneLowPower => "phone-low-power",
+            RadioProfile::Pc => "pc",
+        }
+    }
+}
+
+impl std::fmt::Display for RadioProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// `[radio]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +270,12 @@ pub struct RadioSection {
     /// `"ble"` or `"udp-sim"` [default: ble].
     #[serde(default)]
     pub kind: RadioKind,
+    /// `"phone"`, `"phone-low-power"` or `"pc"`: the scan interval and
+    /// window and the advertising interval [default: pc for BLE, phone for
+    /// the external radio, the simulated air's own duty cycle for udp-sim].
+    /// `scan_interval` and `scan_window` override single values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<RadioProfile>,
     /// Calibrated TX power advertised in frames (dBm) [default: the
     /// simulated device's for udp-sim, −8 dBm for BLE].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,18 +313,17 @@ pub struct RadioSection {
     /// [default: drawn at random at each start, σ 3 dB].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_rx_offset_db: Option<f64>,
-    /// How often the scanner starts listening, e.g. `"60s"` [default:
-    /// `"10s"` for BLE, the simulated air's 5 s for udp-sim]. At most
-    /// 600 s. See [`Config::scan_timing`].
+    /// How often the scanner starts listening, e.g. `"60s"` [default: the
+    /// profile's]. At most 600 s. See [`Config::scan_timing`].
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "fields::scan_interval"
     )]
     pub scan_interval: Option<Duration>,
-    /// How long each scan listens, e.g. `"4s"` [default: the whole interval
-    /// for BLE (continuous scanning), the simulated air's 1 s for udp-sim].
-    /// At least 1 s and at most the interval.
+    /// How long each scan listens, e.g. `"4s"` [default: the profile's,
+    /// at most the interval; the whole interval when the profile scans
+    /// continuously]. At least 1 s and at most the interval.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -270,7 +334,7 @@ pub struct RadioSection {
 
 /// BLE TX power used when none is configured (dBm): a typical phone's
 /// calibrated advertising power.
-pub(crate) const DEFAULT_BLE_TX_POWER_DBM: i8 = -8;
+pub const DEFAULT_BLE_TX_POWER_DBM: i8 = -8;
 
 /// `[p2p]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -632,22 +696,40 @@ impl Config {
         }
     }
 
+    /// The radio profile in force: `[radio] profile`, else the radio
+    /// kind's default (BLE: [`RadioProfile::Pc`]; external:
+    /// [`RadioProfile::Phone`]; udp-sim: none, the simulated air's own duty
+    /// cycle).
+    pub fn radio_profile(&self) -> Option<RadioProfile> {
+        self.radio.profile.or(match self.radio.kind {
+            RadioKind::Ble => Some(RadioProfile::Pc),
+            RadioKind::External => Some(RadioProfile::Phone),
+            RadioKind::UdpSim => None,
+        })
+    }
+
     /// When the radio listens: `[radio] scan_window` out of every
-    /// `scan_interval`, each defaulting by radio kind — BLE: continuous
-    /// scanning reported as 10 s windows ([`PC_SCAN`]; a window alone
-    /// means that window every 10 s, an interval alone continuous scanning
-    /// in windows of that interval); udp-sim: the simulated air's duty cycle
+    /// `scan_interval`, each defaulting to the [`Config::radio_profile`]'s
+    /// (an interval alone keeps a continuous profile continuous, and
+    /// shortens a duty-cycled profile's window to at most the interval);
+    /// without a profile (udp-sim), the simulated air's duty cycle
     /// ([`DutyCycle::default`], 1 s every 5 s; a window longer than the
     /// default interval alone is an error). Not validated here (see
     /// [`Config::validate`]).
     pub fn scan_timing(&self) -> ScanTiming {
         let r = &self.radio;
-        let (window, interval) = match r.kind {
-            RadioKind::Ble => {
-                let interval = r.scan_interval.unwrap_or(PC_SCAN.interval);
-                (r.scan_window.unwrap_or(interval), interval)
+        let (window, interval) = match self.radio_profile() {
+            Some(profile) => {
+                let base = profile.scan();
+                let interval = r.scan_interval.unwrap_or(base.interval);
+                let window = r.scan_window.unwrap_or(if base.is_continuous() {
+                    interval
+                } else {
+                    base.window.min(interval)
+                });
+                (window, interval)
             }
-            RadioKind::UdpSim => {
+            None => {
                 let d = DutyCycle::default();
                 let interval = r
                     .scan_interval
@@ -659,6 +741,16 @@ impl Config {
             }
         };
         ScanTiming { window, interval }
+    }
+
+    /// How often the radio repeats its advertisement: the
+    /// [`Config::radio_profile`]'s, else the simulated air's
+    /// ([`DutyCycle::default`]).
+    pub fn advertising_interval(&self) -> Duration {
+        match self.radio_profile() {
+            Some(p) => p.advertising_interval(),
+            None => Duration::from_millis(DutyCycle::default().advertising_interval_ms),
+        }
     }
 
     /// Parses TOML text; `path` names the source in errors. The result is

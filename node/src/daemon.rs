@@ -180,6 +180,8 @@ pub async fn start_radio(
         RadioKind::UdpSim => {
             let mut c = UdpAirConfig::default();
             c.duty = scan.duty(c.duty);
+            c.duty.advertising_interval_ms =
+                u64::try_from(config.advertising_interval().as_millis()).unwrap_or(u64::MAX);
             c.tx_offset_db = r.udp_tx_offset_db;
             c.rx_offset_db = r.udp_rx_offset_db;
             if let Some([x, y]) = r.position {
@@ -215,6 +217,12 @@ pub async fn start_radio(
                 r.tx_power_dbm.unwrap_or(DEFAULT_BLE_TX_POWER_DBM),
             ))
         }
+        RadioKind::External => Err(DaemonError(
+            "radio: the external radio is an app's Bluetooth, driven through the mobile library \
+             (meshtrace-mobile); `meshtrace run` cannot use it: set [radio] kind to \"ble\" or \
+             \"udp-sim\""
+                .into(),
+        )),
         #[cfg(not(feature = "ble"))]
         RadioKind::Ble => {
             let _ = (DEFAULT_BLE_TX_POWER_DBM, scan);
@@ -224,6 +232,43 @@ pub async fn start_radio(
         }
     }
 }
+
+/// Announcements the store holds, unexpired at `now` and verifying
+/// against `trusted`, as the mesh's pool holds them (bookkeeping only).
+/// Read and verified in batches of [`HELD_BATCH`] (on every core), so that
+/// at most one batch of bytes is in memory at a time.
+pub fn held_announcements<S: crate::store::Store>(
+    store: &ContactStore<S>,
+    trusted: &TrustedIssuers,
+    network: &str,
+    now: meshtrace_protocol::UnixTime,
+) -> Result<Vec<p2p::HeldAnnouncement>, StoreError> {
+    let keys = trusted.keys();
+    let ctx = meshtrace_protocol::VerifyContext {
+        network_id: network,
+        trusted_issuers: &keys,
+        now,
+    };
+    let mut out = Vec::new();
+    for ids in store.unexpired_announcement_ids(now).chunks(HELD_BATCH) {
+        let mut batch = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(bytes) = store.announcement_bytes(id)? {
+                batch.push(bytes);
+            }
+        }
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        for (v, bytes) in p2p::verify_parallel(&refs, &ctx).into_iter().zip(&batch) {
+            if let Ok(v) = v {
+                out.push(p2p::HeldAnnouncement::of(&v, bytes.len()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Announcements read and verified at once when the daemon starts.
+const HELD_BATCH: usize = 256;
 
 /// Brings the store's trusted-issuer list in line with the configuration.
 fn sync_issuers<S: crate::store::Store>(
@@ -325,9 +370,10 @@ pub async fn run(
     let pc = pc.build().map_err(|e| DaemonError(e.to_string()))?;
     let (radio, tx_power) = start_radio(config, clock.clone()).await?;
     // The mesh serves what the store holds to peers catching up, also
-    // right after a restart (docs/protocol.md §14.4).
-    let initial = store.unexpired_announcement_bytes(clock.now())?;
-    let mesh = p2p::spawn(pc, keypair, clock.clone(), initial)
+    // right after a restart (docs/protocol.md §14.4); the bytes stay in the
+    // store (§15), the mesh holds their bookkeeping.
+    let held = held_announcements(&store, &trusted, &config.network, clock.now())?;
+    let mesh = p2p::spawn_with_store(pc, keypair, clock.clone(), held)
         .await
         .map_err(|e| DaemonError(e.to_string()))?;
     let risk = RiskConfig::builder()

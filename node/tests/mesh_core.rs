@@ -10,14 +10,15 @@ use meshtrace_node::TrustedIssuers;
 use meshtrace_node::p2p::Keypair;
 use meshtrace_node::p2p::MessageAcceptance;
 use meshtrace_node::p2p::{
-    Effect, MAX_FETCH_BATCHES, MAX_FETCH_IDS, MAX_STEM_FAILURES, MeshState, Now, Origin, P2pConfig,
-    P2pEvent, PublishRefused, RATE_WINDOW, STEM_MARKER, STEM_REQUESTS_PER_MINUTE,
-    SYNC_REQUESTS_PER_MINUTE, StemRequest, SyncRequest, TICK, sync_request,
+    Effect, HeldAnnouncement, ID_MESSAGE_LEN, IdMessage, MAX_FETCH_ATTEMPTS, MAX_FETCH_BATCHES,
+    MAX_FETCH_IDS, MAX_STEM_FAILURES, MeshState, Now, Origin, P2pConfig, P2pEvent, PublishRefused,
+    RATE_WINDOW, STEM_MARKER, STEM_REQUESTS_PER_MINUTE, SYNC_REQUESTS_PER_MINUTE, StemRequest,
+    SyncRequest, SyncResponse, TICK, fetch_ids, sync_request,
 };
 use meshtrace_node::p2p::{PeerId, StreamProtocol};
 use meshtrace_protocol::{
     AnnouncementId, Certificate, CertificateParams, EncounterToken, IssuerSecretKey,
-    ReportSecretKey, UnixTime, build_announcements,
+    ReportSecretKey, UnixTime, VerifiedAnnouncement, VerifyContext, build_announcements,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -86,6 +87,15 @@ impl Reports {
         (a, b)
     }
 
+    /// The gossip message naming one of this fixture's announcements.
+    fn id_message(&self, bytes: &[u8]) -> IdMessage {
+        IdMessage {
+            id: AnnouncementId::of(bytes),
+            last_day: self.now.day(),
+            size: bytes.len() as u32,
+        }
+    }
+
     fn config(&self, light: bool, stem_hops: u32) -> P2pConfig {
         P2pConfig::builder(NET)
             .trusted_issuers(TrustedIssuers::new([self.issuer.public()]))
@@ -99,13 +109,14 @@ impl Reports {
 }
 
 fn proto(what: &str) -> StreamProtocol {
-    StreamProtocol::try_from_owned(format!("/meshtrace/{NET}/{what}/1")).expect("name")
+    StreamProtocol::try_from_owned(format!("/meshtrace/{NET}/{what}/2")).expect("name")
 }
 
 /// What a scripted peer does with a stem request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Script {
-    /// Accepts and then sits on it (never relays or gossips).
+    /// Accepts and then sits on it (never relays or gossips); answers a
+    /// fetch with the bodies in [`Net::bodies`] it was given.
     Sits,
     /// Does not speak the stem protocol (a foreign libp2p client).
     Foreign,
@@ -140,6 +151,8 @@ struct Delivery {
     id: Option<AnnouncementId>,
     /// A fetch request (sync).
     fetch: bool,
+    /// Size of the gossip message (gossip).
+    bytes: usize,
 }
 
 /// The router: nodes, links, a virtual clock, and a log of deliveries.
@@ -153,6 +166,14 @@ struct Net {
     log: Vec<Delivery>,
     /// Gossip publishes each node made (id, accepted by gossip).
     published: Vec<(usize, AnnouncementId)>,
+    /// Bodies a scripted node hands out when asked (node, id).
+    bodies: HashMap<(usize, AnnouncementId), Vec<u8>>,
+    /// Gossip messages waiting for their receiver's verdict.
+    pending: HashMap<(usize, AnnouncementId), Vec<u8>>,
+    /// Nodes each gossip message reached (gossipsub's duplicate cache).
+    gossip_seen: HashMap<AnnouncementId, HashSet<usize>>,
+    /// Verdicts the cores gave after fetching (node, id, verdict).
+    validations: Vec<(usize, AnnouncementId, MessageAcceptance)>,
 }
 
 impl Net {
@@ -169,6 +190,10 @@ impl Net {
             now: start,
             log: Vec::new(),
             published: Vec::new(),
+            bodies: HashMap::new(),
+            pending: HashMap::new(),
+            gossip_seen: HashMap::new(),
+            validations: Vec::new(),
         }
     }
 
@@ -289,6 +314,7 @@ impl Net {
                     kind: Kind::Stem,
                     id: Some(AnnouncementId::of(&request.announcement)),
                     fetch: false,
+                    bytes: request.announcement.len(),
                 });
                 match &mut self.nodes[j].body {
                     Body::Core(s) => {
@@ -308,23 +334,39 @@ impl Net {
                 request,
             } => {
                 let j = self.index_of(peer);
-                let fetch = matches!(request.kind, Some(sync_request::Kind::Fetch(_)));
+                let fetched = match &request.kind {
+                    Some(sync_request::Kind::Fetch(ids)) => Some(fetch_ids(ids)),
+                    _ => None,
+                };
                 self.log.push(Delivery {
                     from: i,
                     to: j,
                     kind: Kind::Sync,
-                    id: None,
-                    fetch,
+                    id: fetched.as_ref().and_then(|f| f.first().copied()),
+                    fetch: fetched.is_some(),
+                    bytes: 0,
+                });
+                let scripted: Option<Vec<Vec<u8>>> = fetched.as_ref().and_then(|ids| {
+                    ids.iter()
+                        .map(|id| self.bodies.get(&(j, *id)).cloned())
+                        .collect()
                 });
                 match &mut self.nodes[j].body {
                     Body::Core(s) => {
                         let resp = s.answer_sync(now, from, request);
                         self.core(i).handle_sync_response(now, token, resp);
                     }
+                    Body::Scripted(Script::Sits) if scripted.is_some() => {
+                        let resp = SyncResponse {
+                            announcements: scripted.unwrap_or_default(),
+                            ..Default::default()
+                        };
+                        self.core(i).handle_sync_response(now, token, resp);
+                    }
                     Body::Scripted(_) => self.core(i).handle_sync_failure(now, token),
                 }
             }
-            Effect::Gossip { id, bytes } => {
+            Effect::Gossip { id, message } => {
                 let full: Vec<usize> = self
                     .neighbours(i)
                     .into_iter()
@@ -333,23 +375,43 @@ impl Net {
                 let ok = !full.is_empty();
                 if ok {
                     self.published.push((i, id));
-                    self.flood(i, bytes);
                 }
                 self.core(i).handle_published(now, id, ok);
+                if ok {
+                    self.spread(i, message);
+                }
+            }
+            Effect::Validate { id, acceptance } => {
+                self.validations.push((i, id, acceptance));
+                let message = self.pending.remove(&(i, id));
+                if let (MessageAcceptance::Accept, Some(m)) = (acceptance, message) {
+                    self.spread(i, m);
+                }
             }
             Effect::Emit(ev) => self.nodes[i].events.push(ev),
         }
     }
 
+    /// A scripted node gossips the id of `bytes` (whose window ends on
+    /// the fixture's day) and hands the body to whoever fetches it.
+    fn flood(&mut self, origin: usize, bytes: Vec<u8>, reports: &Reports) {
+        let m = reports.id_message(&bytes);
+        self.bodies.insert((origin, m.id), bytes);
+        self.spread(origin, m.encode());
+    }
+
     /// Gossipsub: every node receives a message once and forwards it to its
-    /// full neighbours when its validator accepts it.
-    fn flood(&mut self, origin: usize, bytes: Vec<u8>) {
-        let id = AnnouncementId::of(&bytes);
-        let mut seen: HashSet<usize> = HashSet::from([origin]);
+    /// full neighbours when its validator accepts it (at once, or later by
+    /// an [`Effect::Validate`] after fetching the body).
+    fn spread(&mut self, origin: usize, message: Vec<u8>) {
+        let id = IdMessage::decode(&message)
+            .map(|m| m.id)
+            .unwrap_or_else(|_| AnnouncementId::of(&message));
+        self.gossip_seen.entry(id).or_default().insert(origin);
         let mut queue = vec![origin];
         while let Some(x) = queue.pop() {
             for y in self.neighbours(x) {
-                if self.nodes[y].light || !seen.insert(y) {
+                if self.nodes[y].light || !self.gossip_seen.entry(id).or_default().insert(y) {
                     continue;
                 }
                 self.log.push(Delivery {
@@ -358,16 +420,19 @@ impl Net {
                     kind: Kind::Gossip,
                     id: Some(id),
                     fetch: false,
+                    bytes: message.len(),
                 });
                 let (now, px) = (self.now, self.nodes[x].peer);
-                let forward = match &mut self.nodes[y].body {
-                    Body::Core(s) => {
-                        s.handle_gossip(now, px, bytes.clone()) == MessageAcceptance::Accept
-                    }
-                    Body::Scripted(_) => false,
+                let verdict = match &mut self.nodes[y].body {
+                    Body::Core(s) => s.handle_gossip(now, px, message.clone()),
+                    Body::Scripted(_) => Some(MessageAcceptance::Ignore),
                 };
-                if forward {
-                    queue.push(y);
+                match verdict {
+                    Some(MessageAcceptance::Accept) => queue.push(y),
+                    Some(_) => {}
+                    None => {
+                        self.pending.insert((y, id), message.clone());
+                    }
                 }
             }
         }
@@ -504,12 +569,12 @@ fn the_reporters_own_fail_safe_gossips_its_report_when_the_hop_sits_on_it() {
     net.connect(reporter, observer);
     net.advance(STEM_TIMEOUT - TICK * 2);
     assert!(net.published.is_empty(), "no gossip before the fail-safe");
-    assert_eq!(net.core(reporter).pool().get(&id), None, "still hidden");
+    assert!(!net.core(reporter).pool().is_served(&id), "still hidden");
     net.advance(TICK * 4);
     assert_eq!(net.published, vec![(reporter, id)]);
     let rp = net.nodes[reporter].peer;
     assert_eq!(net.announcements(observer), vec![(id, Origin::Gossip(rp))]);
-    assert!(net.core(reporter).pool().get(&id).is_some(), "revealed");
+    assert!(net.core(reporter).pool().is_served(&id), "revealed");
 }
 
 #[test]
@@ -554,9 +619,9 @@ fn a_second_variant_of_a_chunk_is_neither_stored_nor_forwarded_nor_emitted() {
     net.connect(flooder, a);
     net.connect(a, b);
     let (first, second) = r.variants();
-    net.flood(flooder, first.clone());
+    net.flood(flooder, first.clone(), &r);
     net.pump();
-    net.flood(flooder, second.clone());
+    net.flood(flooder, second.clone(), &r);
     net.pump();
     let first_id = AnnouncementId::of(&first);
     let second_id = AnnouncementId::of(&second);
@@ -686,4 +751,221 @@ fn a_report_waits_while_no_peer_speaks_the_stem_protocol() {
     let rp = net.nodes[reporter].peer;
     assert_eq!(net.announcements(honest), vec![(id, Origin::Stem(rp))]);
     assert_eq!(net.deliveries(Kind::Stem, honest).len(), 1);
+}
+
+#[test]
+fn gossip_carries_only_ids_and_every_node_fetches_the_body_once() {
+    let mut r = Reports::new(8);
+    let mut net = Net::new();
+    // A ring of five with one chord: several paths to every node.
+    let nodes: Vec<usize> = (0..5)
+        .map(|i| net.add_core(r.config(false, 0), 10 + i, Vec::new()))
+        .collect();
+    for i in 0..5 {
+        net.connect(nodes[i], nodes[(i + 1) % 5]);
+    }
+    net.connect(nodes[0], nodes[2]);
+    let bytes = r.one();
+    // No stem hops: the reporter gossips the id itself.
+    let id = net.publish(nodes[0], bytes.clone());
+    assert_eq!(net.published, vec![(nodes[0], id)]);
+    let gossip: Vec<Delivery> = net
+        .log
+        .iter()
+        .filter(|d| d.kind == Kind::Gossip)
+        .cloned()
+        .collect();
+    assert!(!gossip.is_empty());
+    assert!(
+        gossip
+            .iter()
+            .all(|d| d.bytes == ID_MESSAGE_LEN && d.id == Some(id)),
+        "only {ID_MESSAGE_LEN}-byte id messages on the topic"
+    );
+    for &n in &nodes[1..] {
+        let fetches: Vec<Delivery> = net
+            .log
+            .iter()
+            .filter(|d| d.fetch && d.from == n)
+            .cloned()
+            .collect();
+        assert_eq!(fetches.len(), 1, "node {n} fetched the body once");
+        // From the peer whose gossip message reached it.
+        let heard_from = gossip.iter().find(|d| d.to == n).map(|d| d.from);
+        assert_eq!(Some(fetches[0].to), heard_from);
+        let fp = net.nodes[fetches[0].to].peer;
+        assert_eq!(net.announcements(n), vec![(id, Origin::Gossip(fp))]);
+        assert_eq!(net.core(n).counters().gossip_fetches, 1);
+    }
+    assert_eq!(net.core(nodes[0]).counters().gossip_fetches, 0);
+    // Every receiver forwarded the id only after holding the body: each
+    // verdict is an Accept, one per receiver.
+    assert_eq!(net.validations.len(), 4);
+    assert!(
+        net.validations
+            .iter()
+            .all(|(_, v, a)| *v == id && *a == MessageAcceptance::Accept)
+    );
+}
+
+#[test]
+fn a_failed_fetch_is_retried_with_another_peer_and_given_up_after_the_bound() {
+    let mut r = Reports::new(9);
+    let bytes = r.one();
+    let id = AnnouncementId::of(&bytes);
+    let message = r.id_message(&bytes).encode();
+    let mut net = Net::new();
+    let node = net.add_core(r.config(false, 2), 1, Vec::new());
+    let empty = net.add_scripted(Script::Sits);
+    // A peer that hands the body over when asked (and does not push it by
+    // catch-up on connecting).
+    let holder = net.add_scripted(Script::Sits);
+    net.bodies.insert((holder, id), bytes.clone());
+    net.connect(node, empty);
+    net.connect(node, holder);
+    let now = net.now;
+    let ep = net.nodes[empty].peer;
+    // Heard from a peer that cannot hand the body over.
+    assert_eq!(net.core(node).handle_gossip(now, ep, message.clone()), None);
+    net.pump();
+    let asked: Vec<usize> = net
+        .log
+        .iter()
+        .filter(|d| d.fetch && d.from == node && d.id == Some(id))
+        .map(|d| d.to)
+        .collect();
+    assert_eq!(asked, vec![empty, holder], "the source first, then another");
+    let hp = net.nodes[holder].peer;
+    assert_eq!(net.announcements(node), vec![(id, Origin::Gossip(hp))]);
+    assert_eq!(net.validations, vec![(node, id, MessageAcceptance::Accept)]);
+    let c = net.core(node).counters();
+    assert_eq!((c.gossip_fetch_failures, c.gossip_fetches), (1, 1));
+
+    // Nobody has it: MAX_FETCH_ATTEMPTS peers asked, then ignored.
+    let other = r.one();
+    let other_id = AnnouncementId::of(&other);
+    let lonely = net.add_core(r.config(false, 2), 3, Vec::new());
+    let empties: Vec<usize> = (0..MAX_FETCH_ATTEMPTS + 2)
+        .map(|_| net.add_scripted(Script::Sits))
+        .collect();
+    for &e in &empties {
+        net.connect(lonely, e);
+    }
+    let from = net.nodes[empties[0]].peer;
+    let msg = r.id_message(&other).encode();
+    assert_eq!(net.core(lonely).handle_gossip(now, from, msg.clone()), None);
+    net.pump();
+    let asked = net
+        .log
+        .iter()
+        .filter(|d| d.fetch && d.from == lonely)
+        .count();
+    assert_eq!(asked, MAX_FETCH_ATTEMPTS as usize);
+    assert_eq!(
+        net.validations.last(),
+        Some(&(lonely, other_id, MessageAcceptance::Ignore))
+    );
+    assert_eq!(net.core(lonely).counters().gossip_fetch_given_up, 1);
+    assert!(net.announcements(lonely).is_empty());
+    // The same id again is not fetched again (left to catch-up).
+    assert_eq!(
+        net.core(lonely).handle_gossip(now, from, msg),
+        Some(MessageAcceptance::Ignore)
+    );
+}
+
+#[test]
+fn version_1_gossip_and_peers_are_refused() {
+    let mut r = Reports::new(10);
+    let mut net = Net::new();
+    let node = net.add_core(r.config(false, 2), 1, Vec::new());
+    let now = net.now;
+    let old = Net::peer_of(77);
+    // A version-1 node gossips whole announcements.
+    let whole = r.one();
+    assert_eq!(
+        net.core(node).handle_gossip(now, old, whole),
+        Some(MessageAcceptance::Reject)
+    );
+    assert_eq!(net.core(node).counters().rejected, 1);
+    // An id message naming an impossible size is refused too.
+    let another = r.one();
+    let mut m = r.id_message(&another).encode();
+    m[36..].copy_from_slice(&0u32.to_be_bytes());
+    assert_eq!(
+        net.core(node).handle_gossip(now, old, m),
+        Some(MessageAcceptance::Reject)
+    );
+    // A peer whose identify lists only version-1 protocols is counted and
+    // never asked for catch-up.
+    net.core(node).peer_connected(now, old);
+    let v1 = |what: &str| {
+        StreamProtocol::try_from_owned(format!("/meshtrace/{NET}/{what}/1")).expect("name")
+    };
+    net.core(node)
+        .peer_identified(now, old, &[v1("stem"), v1("sync"), v1("kad")]);
+    net.core(node).peer_subscribed(now, old, true);
+    assert_eq!(net.core(node).counters().old_version_peers, 1);
+    assert!(net.core(node).poll_effect().is_none(), "nothing sent to it");
+}
+
+#[test]
+fn a_store_backed_core_holds_no_bodies_and_asks_the_store_for_a_fetch() {
+    let mut r = Reports::new(11);
+    let stored: Vec<Vec<u8>> = (0..3).map(|_| r.one()).collect();
+    let trusted = [r.issuer.public()];
+    let ctx = VerifyContext {
+        network_id: NET,
+        trusted_issuers: &trusted,
+        now: r.now,
+    };
+    let held: Vec<HeldAnnouncement> = stored
+        .iter()
+        .map(|b| {
+            HeldAnnouncement::of(
+                &VerifiedAnnouncement::verify(b, &ctx).expect("valid"),
+                b.len(),
+            )
+        })
+        .collect();
+    let net = Net::new();
+    let now = net.now;
+    let mut s = MeshState::with_store(r.config(false, 2), 1, now, held).expect("core");
+    assert_eq!(s.pool().len(), 3);
+    assert_eq!(s.bodies_in_memory(), 0, "the bytes stay in the store");
+    let peer = Net::peer_of(50);
+    let digests = s.answer_sync(
+        now,
+        peer,
+        SyncRequest {
+            kind: Some(sync_request::Kind::Digests(true)),
+        },
+    );
+    assert_eq!(digests.digests.iter().map(|d| d.count).sum::<u32>(), 3);
+    assert!(s.take_store_reads().is_empty());
+    let ids: Vec<AnnouncementId> = stored.iter().map(|b| AnnouncementId::of(b)).collect();
+    let mut unknown = ids.clone();
+    unknown.push(AnnouncementId([5; 32]));
+    let fetch = s.answer_sync(
+        now,
+        peer,
+        SyncRequest {
+            kind: Some(sync_request::Kind::Fetch(
+                unknown.iter().flat_map(|i| i.0).collect(),
+            )),
+        },
+    );
+    assert!(fetch.announcements.is_empty(), "nothing in memory");
+    assert_eq!(
+        s.take_store_reads(),
+        ids,
+        "held ones asked of the store, in order"
+    );
+    assert!(s.take_store_reads().is_empty());
+    // An own report's body stays in memory among the latest few (hidden:
+    // not served until it is seen in gossip).
+    let own = r.one();
+    let own_id = s.publish(now, own).expect("published");
+    assert_eq!(s.bodies_in_memory(), 1);
+    assert!(!s.pool().is_served(&own_id));
 }

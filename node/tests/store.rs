@@ -888,3 +888,63 @@ fn check_writes_nothing_into_the_store() {
     assert!(err.to_string().contains("unfinished snapshot"), "{err}");
     assert_eq!(snapshot(&data_dir(&tmp)), before);
 }
+
+#[test]
+fn the_fingerprint_index_finds_a_held_announcement_on_disk_and_is_purged_with_its_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = World::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let enc = encounter(&mut rng, NOON - 3600);
+    let (v, bytes) = w.announcement(NOON, &enc.tokens[..1]);
+    let fp = token_fingerprint(&enc.tokens[0]);
+    {
+        let mut s = create(&tmp);
+        s.put_announcement(&v, &bytes, UnixTime(NOON)).unwrap();
+        assert_eq!(s.chunks_with(fp).unwrap(), vec![v.id()]);
+        s.flush().unwrap();
+    }
+    // From the files, after a restart; a fingerprint not held finds nothing.
+    let mut s = reopen(&tmp, NOON + 60).unwrap();
+    assert_eq!(s.chunks_with(fp).unwrap(), vec![v.id()]);
+    assert!(s.chunks_with(fp ^ 1).unwrap().is_empty());
+    // An encounter closing now is matched through the index, against the
+    // ledger that ingested the chunk before it closed.
+    let trusted = [w.issuer.public()];
+    let ctx = VerifyContext {
+        network_id: "store-test",
+        trusted_issuers: &trusted,
+        now: UnixTime(NOON + 60),
+    };
+    let risk = RiskConfig::builder()
+        .min_contact_minutes(0)
+        .build()
+        .unwrap();
+    let mut ledger = ExposureLedger::new();
+    assert_eq!(
+        s.ingest_announcement(&mut ledger, &v, &risk),
+        MatchOutcome::NoNewMatch
+    );
+    let refs = s.add_encounters(&[enc], UnixTime(NOON + 60)).unwrap();
+    let found = s
+        .match_new_encounters(&mut ledger, &refs, &risk, &ctx)
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].encounters, refs);
+    // The fingerprint is not in the files in clear.
+    s.flush().unwrap();
+    let files = snapshot(&data_dir(&tmp));
+    for (path, content) in &files {
+        assert!(
+            !contains(content, &fp.to_be_bytes()[2..]),
+            "{} holds a fingerprint in clear",
+            path.display()
+        );
+    }
+    // Once its day is forgotten, the index forgets it too.
+    let later = NOON + 16 * DAY_SECONDS;
+    s.purge(UnixTime(later)).unwrap();
+    assert!(s.chunks_with(fp).unwrap().is_empty());
+    drop(s);
+    let s = reopen(&tmp, later).unwrap();
+    assert!(s.chunks_with(fp).unwrap().is_empty());
+}

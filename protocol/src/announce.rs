@@ -1,8 +1,10 @@
 //! Announcements: the signed, padded token lists a positive user publishes.
 //!
-//! The reporter's tokens are deduplicated, padded with random dummy tokens to
-//! a fixed bucket ([`padded_layout`]), sorted, and split into equal chunks of
-//! at most [`TOKENS_PER_FULL_CHUNK`] tokens. Each chunk is a self-contained
+//! The reporter's tokens are reduced to their fingerprints
+//! ([`crate::token_fingerprint`]), deduplicated, padded with random dummy
+//! fingerprints to a fixed bucket ([`padded_layout`]), sorted, split into
+//! equal chunks of at most [`TOKENS_PER_FULL_CHUNK`] entries and
+//! Golomb-Rice coded (`docs/protocol.md` §10.3). Each chunk is a self-contained
 //! signed message under [`MAX_ANNOUNCEMENT_BYTES`] carrying the certificate,
 //! so any single chunk can be verified and matched on its own. The only ways to
 //! obtain a [`VerifiedAnnouncement`] are [`VerifiedAnnouncement::verify`] and,
@@ -16,24 +18,32 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
 use crate::cert::{Certificate, CertificateError, MAX_CERTIFICATE_BYTES, MAX_CLOCK_SKEW_SECONDS};
+use crate::gcs;
 use crate::keys::{IssuerPublicKey, ReportPublicKey, ReportSecretKey, SIGNATURE_LEN, canonical_y};
 use crate::time::{Day, RETENTION_DAYS, UnixTime};
-use crate::token::{EncounterToken, TOKEN_LEN};
-use crate::wire::{AnnouncementBodyMsg, AnnouncementMsg, DecodeError, decode_canonical, fixed};
+use crate::token::{EncounterToken, FINGERPRINT_BITS, token_fingerprint};
+use crate::wire::{
+    AnnouncementBodyMsg, AnnouncementMsg, DecodeError, check_version, decode_canonical, fixed,
+};
+
+/// Bytes of randomness drawn per dummy fingerprint (the first
+/// [`FINGERPRINT_BITS`] bits, big-endian, are kept).
+const DUMMY_DRAW_LEN: usize = 8;
 
 /// Version of announcement messages.
-pub const ANNOUNCEMENT_VERSION: u32 = 1;
+pub const ANNOUNCEMENT_VERSION: u32 = 2;
 /// Largest encoded announcement chunk: the gossip message limit (64 KiB).
 pub const MAX_ANNOUNCEMENT_BYTES: usize = 64 * 1024;
-/// Tokens in a full chunk (32 KiB of tokens, well under the message limit).
+/// Entries (fingerprints) in a full chunk (about 12 KiB coded, well under the
+/// message limit).
 pub const TOKENS_PER_FULL_CHUNK: usize = 2048;
 /// The allowed token counts of a single-chunk announcement. Reports with more
 /// tokens use 2, 4, 8, … full chunks.
-pub const SINGLE_CHUNK_BUCKETS: [usize; 4] = [64, 256, 1024, TOKENS_PER_FULL_CHUNK];
+pub const SINGLE_CHUNK_BUCKETS: [usize; 6] = [64, 128, 256, 512, 1024, TOKENS_PER_FULL_CHUNK];
 /// Most chunks one report may have.
 pub const MAX_CHUNKS: u32 = 64;
 /// Domain prefix of the report key's signature over a chunk body.
-pub const ANNOUNCEMENT_SIGNING_DOMAIN: &[u8] = b"meshtrace/v1/announcement";
+pub const ANNOUNCEMENT_SIGNING_DOMAIN: &[u8] = b"meshtrace/v2/announcement";
 
 /// Identity of an announcement chunk: SHA-256 of its encoded bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,7 +138,7 @@ pub fn plan_report(
     cert: &Certificate,
     tokens: &[EncounterToken],
 ) -> Result<ReportPlan, BuildError> {
-    let real: HashSet<EncounterToken> = tokens.iter().copied().collect();
+    let real: HashSet<u64> = tokens.iter().map(token_fingerprint).collect();
     let max = max_real_tokens(cert.params().max_tokens);
     let too_many = BuildError::TooManyTokens {
         tokens: real.len(),
@@ -182,21 +192,17 @@ fn build_unchecked<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Vec<EncodedAnnouncement>, BuildError> {
     let plan = plan_report(cert, tokens)?;
-    let mut set: HashSet<EncounterToken> = tokens.iter().copied().collect();
+    let mut set: HashSet<u64> = tokens.iter().map(token_fingerprint).collect();
     let total = plan.tokens_per_chunk * plan.chunks as usize;
     while set.len() < total {
-        let mut t = [0u8; TOKEN_LEN];
-        rng.fill_bytes(&mut t);
-        set.insert(EncounterToken(t));
+        let mut d = [0u8; DUMMY_DRAW_LEN];
+        rng.fill_bytes(&mut d);
+        set.insert(u64::from_be_bytes(d) >> (64 - FINGERPRINT_BITS));
     }
-    let mut all: Vec<EncounterToken> = set.into_iter().collect();
+    let mut all: Vec<u64> = set.into_iter().collect();
     all.sort_unstable();
     let mut out = Vec::with_capacity(plan.chunks as usize);
     for (i, chunk) in all.chunks(plan.tokens_per_chunk).enumerate() {
-        let mut packed = Vec::with_capacity(chunk.len() * TOKEN_LEN);
-        for t in chunk {
-            packed.extend_from_slice(&t.0);
-        }
         let body = AnnouncementBodyMsg {
             version: ANNOUNCEMENT_VERSION,
             network_id: cert.params().network_id.clone(),
@@ -204,7 +210,8 @@ fn build_unchecked<R: CryptoRng + ?Sized>(
             chunk_index: i as u32,
             chunk_count: plan.chunks,
             created_at: created_at.0,
-            tokens: packed,
+            fingerprints: gcs::encode(chunk),
+            fingerprint_count: chunk.len() as u32,
         }
         .encode_to_vec();
         let signature = report_key.sign(&signing_input(&body));
@@ -273,6 +280,10 @@ pub enum AnnouncementError {
     /// Dated in the future beyond the tolerated skew.
     #[error("announcement is dated in the future ({0})")]
     FromTheFuture(UnixTime),
+    /// The coded fingerprints are not the one valid coding of `n` distinct
+    /// ascending fingerprints (§10.3).
+    #[error("announcement fingerprints are invalid: {0}")]
+    Fingerprints(gcs::GcsError),
     /// Every contact it covers is older than the retention window.
     #[error("announcement expired at {0}")]
     Expired(UnixTime),
@@ -300,16 +311,15 @@ impl AnnouncementError {
                 "certificate too large" => "certificate_too_large",
                 "chunk count" => "bad_chunk_count",
                 "chunk index out of range" => "chunk_index_out_of_range",
-                "token bytes are not a multiple of 16" => "partial_token",
-                "token count is not a padding bucket" => "not_a_padding_bucket",
-                "more tokens than the certificate allows" => "over_token_cap",
-                "tokens are not strictly ascending" => "tokens_not_ascending",
+                "entry count is not a padding bucket" => "not_a_padding_bucket",
+                "more entries than the certificate allows" => "over_token_cap",
                 // Every reason `verify` gives is listed above (a unit test
                 // reads this file for them); `verify_batch` fills every
                 // result, so its "not verified" placeholder never escapes.
                 _ => "invalid_announcement",
             },
             AnnouncementError::FromTheFuture(_) => "from_the_future",
+            AnnouncementError::Fingerprints(e) => e.code(),
             AnnouncementError::Expired(_) => "announcement_expired",
         }
     }
@@ -336,7 +346,7 @@ pub struct VerifiedAnnouncement {
     chunk_index: u32,
     chunk_count: u32,
     created_at: UnixTime,
-    tokens: Vec<EncounterToken>,
+    fingerprints: Vec<u64>,
 }
 
 /// When an announcement whose window ends on `last_day` expires: once the
@@ -397,6 +407,10 @@ impl VerifiedAnnouncement {
                 Err(e) => out.push(Some(Err(e))),
             }
         }
+        // One issuer check per distinct certificate: the chunks of one
+        // report carry the same certificate, checked once whatever their
+        // count (in a batch, or one by one after a batch failed).
+        let mut issuer_checked: HashMap<([u8; 32], [u8; SIGNATURE_LEN]), bool> = HashMap::new();
         let mut stack: Vec<&[(usize, Unchecked)]> = vec![&pending];
         while let Some(group) = stack.pop() {
             if group.is_empty() {
@@ -412,7 +426,13 @@ impl VerifiedAnnouncement {
                 stack.push(b);
             } else {
                 for (i, u) in group {
-                    out[*i] = Some(u.finish(items[*i], ctx, Unchecked::verify_one));
+                    let ok = *issuer_checked
+                        .entry(u.certificate_key())
+                        .or_insert_with(|| u.verify_one(Signer::Issuer));
+                    out[*i] = Some(u.finish(items[*i], ctx, |u, which| match which {
+                        Signer::Issuer => ok,
+                        Signer::Report => u.verify_one(Signer::Report),
+                    }));
                 }
             }
         }
@@ -451,19 +471,16 @@ impl VerifiedAnnouncement {
         self.created_at
     }
 
-    /// Sorted tokens (real and dummy, indistinguishable).
-    pub fn tokens(&self) -> &[EncounterToken] {
-        &self.tokens
-    }
-
     /// The sorted, distinct fingerprints of the chunk's entries (real and
     /// dummy alike), what matching compares with the fingerprints of the
     /// receiver's own tokens (see [`crate::token_fingerprint`]).
     pub fn fingerprints(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self.tokens.iter().map(crate::token_fingerprint).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        self.fingerprints.clone()
+    }
+
+    /// The same fingerprints, borrowed.
+    pub fn fingerprint_slice(&self) -> &[u64] {
+        &self.fingerprints
     }
 
     /// Certified contact window `(first day, last day)`.
@@ -509,13 +526,7 @@ impl Unchecked {
         let m: AnnouncementMsg = decode_canonical(bytes, WHAT, MAX_ANNOUNCEMENT_BYTES)?;
         let signature: [u8; SIGNATURE_LEN] = fixed(&m.signature, WHAT, "signature")?;
         let b: AnnouncementBodyMsg = decode_canonical(&m.body, WHAT, MAX_ANNOUNCEMENT_BYTES)?;
-        if b.version != ANNOUNCEMENT_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: WHAT,
-                version: b.version,
-            }
-            .into());
-        }
+        check_version(b.version, ANNOUNCEMENT_VERSION, WHAT)?;
         if b.certificate.len() > MAX_CERTIFICATE_BYTES {
             return Err(AnnouncementError::Invalid("certificate too large"));
         }
@@ -547,6 +558,14 @@ impl Unchecked {
                 .certificate
                 .check_trust(ctx.network_id, ctx.trusted_issuers)
                 .is_ok()
+    }
+
+    /// What identifies a certificate for de-duplication: the SHA-256 of
+    /// the bytes its issuer signed, and its signature (identical
+    /// certificates share both; a different one cannot share the hash).
+    fn certificate_key(&self) -> ([u8; 32], [u8; SIGNATURE_LEN]) {
+        let digest: [u8; 32] = Sha256::digest(&self.certificate_signed).into();
+        (digest, *self.certificate.signature())
     }
 
     /// Checks one signature on its own (strict Ed25519).
@@ -601,12 +620,7 @@ impl Unchecked {
         if b.chunk_index >= b.chunk_count {
             return Err(AnnouncementError::Invalid("chunk index out of range"));
         }
-        if !b.tokens.len().is_multiple_of(TOKEN_LEN) {
-            return Err(AnnouncementError::Invalid(
-                "token bytes are not a multiple of 16",
-            ));
-        }
-        let n = b.tokens.len() / TOKEN_LEN;
+        let n = b.fingerprint_count as usize;
         let layout_ok = if b.chunk_count == 1 {
             SINGLE_CHUNK_BUCKETS.contains(&n)
         } else {
@@ -614,29 +628,23 @@ impl Unchecked {
         };
         if !layout_ok {
             return Err(AnnouncementError::Invalid(
-                "token count is not a padding bucket",
+                "entry count is not a padding bucket",
             ));
         }
         if n as u64 * u64::from(b.chunk_count) > u64::from(certificate.params().max_tokens) {
             return Err(AnnouncementError::Invalid(
-                "more tokens than the certificate allows",
+                "more entries than the certificate allows",
             ));
         }
-        let tokens = crate::token::tokens_from_bytes(&b.tokens).ok_or(
-            AnnouncementError::Invalid("token bytes are not a multiple of 16"),
-        )?;
-        if tokens.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(AnnouncementError::Invalid(
-                "tokens are not strictly ascending",
-            ));
-        }
+        let fingerprints =
+            gcs::decode(&b.fingerprints, n).map_err(AnnouncementError::Fingerprints)?;
         Ok(VerifiedAnnouncement {
             id: AnnouncementId::of(bytes),
             certificate: certificate.clone(),
             chunk_index: b.chunk_index,
             chunk_count: b.chunk_count,
             created_at,
-            tokens,
+            fingerprints,
         })
     }
 }
@@ -681,7 +689,10 @@ fn batch_signatures_valid<'a>(group: impl Iterator<Item = &'a Unchecked>) -> boo
     let mut messages: Vec<&[u8]> = Vec::new();
     let mut signatures = Vec::new();
     let mut keys = Vec::new();
+    // Identical certificates (the chunks of one report) enter the batch once.
+    let mut certificates: HashSet<([u8; 32], [u8; SIGNATURE_LEN])> = HashSet::new();
     for u in group {
+        let first_of_certificate = certificates.insert(u.certificate_key());
         let pairs: [(&[u8; 32], &[u8], &[u8; SIGNATURE_LEN]); 2] = [
             (
                 &u.certificate.issuer().0,
@@ -694,7 +705,8 @@ fn batch_signatures_valid<'a>(group: impl Iterator<Item = &'a Unchecked>) -> boo
                 &u.signature,
             ),
         ];
-        for (key, msg, sig) in pairs {
+        let skip = usize::from(!first_of_certificate);
+        for (key, msg, sig) in pairs.into_iter().skip(skip) {
             let mut r = [0u8; 32];
             r.copy_from_slice(&sig[..32]);
             if !canonical_y(&r) || SMALL_ORDER_POINTS.contains(&r) {

@@ -16,12 +16,12 @@ use crate::keys::{
 };
 use crate::time::{Day, RETENTION_DAYS, UnixTime};
 use crate::wire::{
-    CertificateBodyMsg, CertificateMsg, DecodeError, ReportRequestMsg, decode_canonical, fixed,
-    from_code, is_valid_network_id, to_code,
+    CertificateBodyMsg, CertificateMsg, DecodeError, ReportRequestMsg, check_version,
+    decode_canonical, fixed, from_code, is_valid_network_id, to_code,
 };
 
 /// Version of request and certificate messages.
-pub const CERT_VERSION: u32 = 1;
+pub const CERT_VERSION: u32 = 2;
 /// Text-code prefix of a report request.
 pub const REQUEST_CODE_PREFIX: &str = "MTRQ1:";
 /// Text-code prefix of a certificate.
@@ -32,7 +32,7 @@ pub const MAX_REQUEST_BYTES: usize = 128;
 /// which keeps the text code under 350 characters (a version-10 QR code).
 pub const MAX_CERTIFICATE_BYTES: usize = 320;
 /// Domain prefix of the issuer's signature over a certificate body.
-pub const CERTIFICATE_SIGNING_DOMAIN: &[u8] = b"meshtrace/v1/certificate";
+pub const CERTIFICATE_SIGNING_DOMAIN: &[u8] = b"meshtrace/v2/certificate";
 /// Longest contact window a certificate may cover, in days (first and last
 /// included): the retention window plus the day of the report.
 pub const MAX_WINDOW_DAYS: u32 = RETENTION_DAYS + 1;
@@ -67,12 +67,7 @@ impl ReportRequest {
     pub fn from_bytes(bytes: &[u8]) -> Result<ReportRequest, DecodeError> {
         const WHAT: &str = "report request";
         let m: ReportRequestMsg = decode_canonical(bytes, WHAT, MAX_REQUEST_BYTES)?;
-        if m.version != CERT_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: WHAT,
-                version: m.version,
-            });
-        }
+        check_version(m.version, CERT_VERSION, WHAT)?;
         if !is_valid_network_id(&m.network_id) {
             return Err(DecodeError::BadNetworkId);
         }
@@ -275,13 +270,7 @@ impl Certificate {
         let m: CertificateMsg = decode_canonical(bytes, WHAT, MAX_CERTIFICATE_BYTES)?;
         let signature: [u8; SIGNATURE_LEN] = fixed(&m.signature, WHAT, "signature")?;
         let b: CertificateBodyMsg = decode_canonical(&m.body, WHAT, MAX_CERTIFICATE_BYTES)?;
-        if b.version != CERT_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: WHAT,
-                version: b.version,
-            }
-            .into());
-        }
+        check_version(b.version, CERT_VERSION, WHAT)?;
         let issuer = IssuerPublicKey(fixed::<ED25519_PUBLIC_LEN>(
             &b.issuer_key,
             WHAT,
@@ -571,14 +560,20 @@ mod tests {
             .encode_to_vec()
         };
         assert_eq!(
-            ReportRequest::from_bytes(&msg(2, "campus", rk.0.to_vec())),
+            ReportRequest::from_bytes(&msg(3, "campus", rk.0.to_vec())),
             Err(DecodeError::UnsupportedVersion {
                 what: "report request",
-                version: 2
+                version: 3
+            })
+        );
+        assert_eq!(
+            ReportRequest::from_bytes(&msg(1, "campus", rk.0.to_vec())),
+            Err(DecodeError::Version1 {
+                what: "report request"
             })
         );
         assert!(matches!(
-            ReportRequest::from_bytes(&msg(1, "campus", rk.0[..31].to_vec())),
+            ReportRequest::from_bytes(&msg(2, "campus", rk.0[..31].to_vec())),
             Err(DecodeError::WrongLength {
                 expected: 32,
                 got: 31,
@@ -586,7 +581,7 @@ mod tests {
             })
         ));
         assert_eq!(
-            ReportRequest::from_bytes(&msg(1, "", rk.0.to_vec())),
+            ReportRequest::from_bytes(&msg(2, "", rk.0.to_vec())),
             Err(DecodeError::BadNetworkId)
         );
         assert!(matches!(
@@ -597,20 +592,34 @@ mod tests {
         let issuer = IssuerSecretKey::generate(&mut rng);
         let cert = Certificate::issue(&issuer, params(rk)).unwrap();
         let outer = CertificateMsg::decode(cert.as_bytes()).unwrap();
-        let mut body = CertificateBodyMsg::decode(&outer.body[..]).unwrap();
-        body.version = 2;
-        let body = body.encode_to_vec();
-        let resigned = CertificateMsg {
-            signature: issuer.sign(&signing_input(&body)).to_vec(),
-            body,
-        };
-        assert_eq!(
-            Certificate::from_bytes(&resigned.encode_to_vec()),
-            Err(CertificateError::Decode(DecodeError::UnsupportedVersion {
-                what: "certificate",
-                version: 2
-            }))
-        );
+        let body = CertificateBodyMsg::decode(&outer.body[..]).unwrap();
+        for (version, want) in [
+            (
+                3,
+                DecodeError::UnsupportedVersion {
+                    what: "certificate",
+                    version: 3,
+                },
+            ),
+            (
+                1,
+                DecodeError::Version1 {
+                    what: "certificate",
+                },
+            ),
+        ] {
+            let mut body = body.clone();
+            body.version = version;
+            let body = body.encode_to_vec();
+            let resigned = CertificateMsg {
+                signature: issuer.sign(&signing_input(&body)).to_vec(),
+                body,
+            };
+            assert_eq!(
+                Certificate::from_bytes(&resigned.encode_to_vec()),
+                Err(CertificateError::Decode(want))
+            );
+        }
         let short_sig = CertificateMsg {
             body: outer.body.clone(),
             signature: outer.signature[..63].to_vec(),

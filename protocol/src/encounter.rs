@@ -116,6 +116,28 @@ impl Encounter {
         self.profile.iter().map(|&(_, s)| u64::from(s)).sum()
     }
 
+    /// The encounter's own level: the lower median attenuation (dB) of its
+    /// profile weighted by seconds, unknown attenuations
+    /// ([`MAX_ATTENUATION_DB`]) left out — the smallest dB at which the
+    /// running sum of seconds reaches half the total. `None` when no second
+    /// was credited at a known attenuation.
+    pub fn level_db(&self) -> Option<u8> {
+        let known = || {
+            self.profile
+                .iter()
+                .filter(|&&(a, _)| a < MAX_ATTENUATION_DB)
+        };
+        let total: u64 = known().map(|&(_, s)| u64::from(s)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut cum = 0u64;
+        known().find_map(|&(a, s)| {
+            cum += u64::from(s);
+            (2 * cum >= total).then_some(a)
+        })
+    }
+
     /// Exposure seconds at attenuation strictly below `db`.
     pub fn seconds_below(&self, db: u8) -> u64 {
         self.profile

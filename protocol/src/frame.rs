@@ -27,7 +27,7 @@ use crate::time::UnixTime;
 /// key of the service data. See `docs/protocol.md` §3.1 on its status.
 pub const SERVICE_UUID16: u16 = 0xFCB7;
 /// The frame format version carried in the high nibble of the header byte.
-pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_VERSION: u8 = 2;
 /// Service-data length of the extended carrier: header, TX power, 32-byte ID.
 pub const EXTENDED_SERVICE_DATA_LEN: usize = 2 + ROTATING_ID_LEN;
 /// Bytes of the ID carried by one legacy half.
@@ -47,7 +47,7 @@ pub const MAX_ADVERTISING_DATA_LEN: usize = 1650;
 /// Legacy advertising payload limit.
 pub const LEGACY_ADVERTISING_DATA_LEN: usize = 31;
 /// Domain-separation prefix of the half tag hash.
-pub const HALF_TAG_DOMAIN: &[u8] = b"meshtrace/v1/half-tag";
+pub const HALF_TAG_DOMAIN: &[u8] = b"meshtrace/v2/half-tag";
 /// A legacy half whose complement arrives more than this many seconds later is
 /// stale and is not combined with it.
 pub const HALF_MAX_AGE_SECONDS: u64 = 60;
@@ -477,12 +477,18 @@ mod tests {
     fn bad_headers_are_typed_errors() {
         let f = frame(8);
         let mut sd = f.encode_extended();
-        sd[0] = 0x20;
+        sd[0] = 0x30;
         assert_eq!(
             decode_service_data(&sd),
-            Err(FrameError::UnsupportedVersion(2))
+            Err(FrameError::UnsupportedVersion(3))
         );
-        sd[0] = 0x13;
+        sd[0] = 0x10;
+        assert_eq!(
+            decode_service_data(&sd),
+            Err(FrameError::UnsupportedVersion(1)),
+            "a version 1 frame is refused"
+        );
+        sd[0] = 0x23;
         assert_eq!(decode_service_data(&sd), Err(FrameError::UnknownKind(3)));
         assert_eq!(decode_service_data(&[]), Err(FrameError::Empty));
         assert!(matches!(

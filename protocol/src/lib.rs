@@ -29,6 +29,7 @@ mod announce;
 mod cert;
 mod encounter;
 mod frame;
+mod gcs;
 mod keys;
 mod matching;
 #[cfg(test)]
@@ -64,14 +65,16 @@ pub use frame::{
     MAX_SERVICE_DATA_LEN, ReassemblyStats, SERVICE_UUID16, advertising_data, decode_service_data,
     find_service_data, half_tag,
 };
+pub use gcs::GcsError;
 pub use keys::{
     ED25519_PUBLIC_LEN, EpochKey, IssuerPublicKey, IssuerSecretKey, KeySchedule,
     MAX_SCHEDULED_KEYS, ROTATING_ID_LEN, ROTATION_GRACE_SECONDS, ReportPublicKey, ReportSecretKey,
     RotatingId, Rotation, SIGHTING_KEY_WINDOW_SECONDS, SIGNATURE_LEN,
 };
 pub use matching::{
-    EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MatchOutcome, ReportTokens,
-    TokenIndex, match_announcement, select_report_tokens,
+    EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MatchOutcome,
+    REPORT_ASYMMETRY_MARGIN_DB, REPORT_MAX_LEVEL_DB, ReportTokens, TokenIndex, match_announcement,
+    select_report_tokens,
 };
 pub use risk::{
     AttenuationBucket, CalibratedParams, ContactEstimate, DEFAULT_ATTENUATION_AT_1M_DB,

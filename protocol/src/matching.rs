@@ -14,7 +14,7 @@ use crate::encounter::Encounter;
 use crate::keys::ReportPublicKey;
 use crate::risk::{DayRisk, RiskConfig};
 use crate::time::{Day, UnixTime};
-use crate::token::EncounterToken;
+use crate::token::{EncounterToken, FINGERPRINT_BITS};
 
 /// A store's handle for one encounter record.
 pub type EncounterRef = u64;
@@ -117,6 +117,24 @@ impl TokenIndex {
         (a..b).any(|i| self.hi[i] == h && self.lo[i] == l)
     }
 
+    /// The encounters holding a token whose fingerprint is `fingerprint`
+    /// (see [`crate::token_fingerprint`]): what an announcement's entry
+    /// matches.
+    pub fn lookup_fingerprint(&self, fingerprint: u64) -> impl Iterator<Item = EncounterRef> + '_ {
+        let shift = 64 - FINGERPRINT_BITS;
+        // Every token with this fingerprint has `hi` in `[lo_hi, hi_hi]`; the
+        // directory keys on at most the top 24 bits, so they share a slot.
+        let lo_hi = fingerprint.checked_shl(shift).unwrap_or(0);
+        let (a, b) = if self.is_empty() || fingerprint >> FINGERPRINT_BITS != 0 {
+            (0, 0)
+        } else {
+            self.range(lo_hi)
+        };
+        (a..b)
+            .filter(move |&i| self.hi[i] >> shift == fingerprint)
+            .map(move |i| self.refs[i])
+    }
+
     /// How many of `tokens` are indexed (the matching hot loop).
     pub fn count_hits(&self, tokens: &[EncounterToken]) -> usize {
         tokens.iter().filter(|t| self.contains(t)).count()
@@ -132,8 +150,8 @@ pub fn match_announcement(
 ) -> Vec<EncounterRef> {
     let (first, last) = ann.window();
     let mut hits: BTreeSet<EncounterRef> = BTreeSet::new();
-    for t in ann.tokens() {
-        for r in index.lookup(t) {
+    for &f in ann.fingerprint_slice() {
+        for r in index.lookup_fingerprint(f) {
             if let Some(day) = encounter_day(r)
                 && day >= first
                 && day <= last
@@ -158,12 +176,13 @@ pub struct Exposure {
     pub high_risk: bool,
 }
 
-/// One ingested chunk: who holds the slot, and what it announced (kept so
-/// that encounters closing later are matched against it too).
+/// One ingested chunk: who holds the slot, its window and expiry. Its
+/// entries are not kept: encounters closing later find the chunks that may
+/// hold them through the caller's fingerprint index
+/// ([`ExposureLedger::match_encounters`]).
 #[derive(Clone, Debug)]
 struct ChunkState {
     id: AnnouncementId,
-    tokens: Vec<EncounterToken>,
     window: (Day, Day),
     expires_at: UnixTime,
 }
@@ -225,6 +244,8 @@ pub enum MatchOutcome {
 #[derive(Clone, Debug, Default)]
 pub struct ExposureLedger {
     reports: HashMap<ReportPublicKey, ReportState>,
+    /// Each ingested chunk's slot, by id.
+    by_id: HashMap<AnnouncementId, (ReportPublicKey, u32)>,
 }
 
 impl ExposureLedger {
@@ -276,11 +297,12 @@ impl ExposureLedger {
             ann.chunk_index(),
             ChunkState {
                 id: ann.id(),
-                tokens: ann.tokens().to_vec(),
                 window: ann.window(),
                 expires_at: ann.expires_at(),
             },
         );
+        self.by_id
+            .insert(ann.id(), (ann.report_key(), ann.chunk_index()));
         let hits = match_announcement(ann, index, |r| encounter(r).map(|e| e.day()));
         match state.add(ann.report_key(), hits, &encounter, risk) {
             Some(e) => MatchOutcome::Exposure(e),
@@ -288,37 +310,47 @@ impl ExposureLedger {
         }
     }
 
-    /// Matches encounters that closed after chunks arrived (`fresh`: an
-    /// index over just those encounters) against every ingested chunk.
-    /// Returns the exposures that grew, rescored over all their matched
-    /// encounters, in report-key order.
+    /// Matches encounters that closed after chunks arrived against the
+    /// ingested chunks. `fresh` are the new encounters' tokens;
+    /// `chunks_with(fingerprint)` names the held chunks whose fingerprints
+    /// ([`VerifiedAnnouncement::fingerprints`]) include a token's
+    /// fingerprint ([`crate::token_fingerprint`]) — the device's index, on
+    /// disk, so that no chunk's entries stay in memory. A named chunk counts
+    /// only when it was ingested (its slot's chunk) and the encounter's day
+    /// is in its window. Returns the exposures that grew, rescored over all
+    /// their matched encounters, in report-key order.
     pub fn match_encounters(
         &mut self,
-        fresh: &TokenIndex,
+        fresh: &[(EncounterToken, EncounterRef)],
+        chunks_with: impl Fn(u64) -> Vec<AnnouncementId>,
         encounter: impl Fn(EncounterRef) -> Option<Encounter>,
         risk: &RiskConfig,
     ) -> Vec<Exposure> {
-        if fresh.is_empty() {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        for (key, state) in &mut self.reports {
-            let mut hits = BTreeSet::new();
-            for chunk in state.chunks.values() {
+        let mut hits: BTreeMap<ReportPublicKey, BTreeSet<EncounterRef>> = BTreeMap::new();
+        for (token, r) in fresh {
+            for id in chunks_with(crate::token_fingerprint(token)) {
+                let Some((key, index)) = self.by_id.get(&id) else {
+                    continue;
+                };
+                let Some(chunk) = self.reports.get(key).and_then(|s| s.chunks.get(index)) else {
+                    continue;
+                };
                 let (first, last) = chunk.window;
-                for t in &chunk.tokens {
-                    for r in fresh.lookup(t) {
-                        if encounter(r).is_some_and(|e| e.day() >= first && e.day() <= last) {
-                            hits.insert(r);
-                        }
-                    }
+                if chunk.id == id
+                    && encounter(*r).is_some_and(|e| e.day() >= first && e.day() <= last)
+                {
+                    hits.entry(*key).or_default().insert(*r);
                 }
             }
-            if let Some(e) = state.add(*key, hits, &encounter, risk) {
+        }
+        let mut out = Vec::new();
+        for (key, refs) in hits {
+            if let Some(state) = self.reports.get_mut(&key)
+                && let Some(e) = state.add(key, refs, &encounter, risk)
+            {
                 out.push(e);
             }
         }
-        out.sort_by_key(|e| e.report_key);
         out
     }
 
@@ -326,12 +358,19 @@ impl ExposureLedger {
     /// chunks all expired. Returns how many chunks were forgotten.
     pub fn forget_expired(&mut self, now: UnixTime) -> usize {
         let mut forgotten = 0;
+        let by_id = &mut self.by_id;
         self.reports.retain(|_, r| {
             if r.chunks.is_empty() {
                 return true; // restored, no chunk seen yet
             }
             let before = r.chunks.len();
-            r.chunks.retain(|_, c| c.expires_at > now);
+            r.chunks.retain(|_, c| {
+                let keep = c.expires_at > now;
+                if !keep {
+                    by_id.remove(&c.id);
+                }
+                keep
+            });
             forgotten += before - r.chunks.len();
             !r.chunks.is_empty()
         });
@@ -340,7 +379,11 @@ impl ExposureLedger {
 
     /// Forgets one report.
     pub fn forget(&mut self, report: &ReportPublicKey) {
-        self.reports.remove(report);
+        if let Some(r) = self.reports.remove(report) {
+            for c in r.chunks.values() {
+                self.by_id.remove(&c.id);
+            }
+        }
     }
 
     /// Reports with any ingested chunk or restored match.
@@ -354,6 +397,19 @@ impl ExposureLedger {
     }
 }
 
+/// Furthest level an encounter a report includes may have, as the reporter
+/// measured it (`docs/protocol.md` §10.8): 73 dB, the furthest attenuation
+/// that counts for anything under either default risk model (the `cwa`
+/// drop threshold; the calibrated model stops counting at about 61.5 dB),
+/// plus [`REPORT_ASYMMETRY_MARGIN_DB`] for the difference between what the
+/// reporter and the receiver measure of the same contact.
+pub const REPORT_MAX_LEVEL_DB: u8 = 73 + REPORT_ASYMMETRY_MARGIN_DB;
+
+/// Margin (dB) between the two directions of one contact that report
+/// selection allows for: the receiver may measure the contact this much
+/// closer than the reporter did (§10.8).
+pub const REPORT_ASYMMETRY_MARGIN_DB: u8 = 12;
+
 /// Report-token selection: what a report announces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReportTokens {
@@ -361,13 +417,19 @@ pub struct ReportTokens {
     pub tokens: Vec<EncounterToken>,
     /// Encounters in the window that were left out for the cap.
     pub dropped_for_cap: usize,
+    /// Encounters in the window, long enough, left out because the reporter
+    /// measured them further than [`REPORT_MAX_LEVEL_DB`].
+    pub dropped_as_far: usize,
 }
 
 /// The tokens a report announces: every encounter in the certified window
-/// `(first, last)` with at least `min_exposure_seconds` of exposure, longest
-/// first, as many whole encounters as fit under the certificate's token cap
+/// `(first, last)` with at least `min_exposure_seconds` of exposure and a
+/// level ([`Encounter::level_db`]) of at most [`REPORT_MAX_LEVEL_DB`] (or
+/// no known level: an RSSI the radio could not measure), longest first, as
+/// many whole encounters as fit under the certificate's token cap
 /// `max_tokens` (see [`max_real_tokens`]); those that do not fit are
-/// counted in [`ReportTokens::dropped_for_cap`]. Ties keep input order.
+/// counted in [`ReportTokens::dropped_for_cap`], the far ones in
+/// [`ReportTokens::dropped_as_far`]. Ties keep input order.
 pub fn select_report_tokens<'a>(
     encounters: impl IntoIterator<Item = &'a Encounter>,
     window: (Day, Day),
@@ -375,15 +437,20 @@ pub fn select_report_tokens<'a>(
     max_tokens: u32,
 ) -> ReportTokens {
     let (first, last) = window;
+    let mut out = ReportTokens::default();
     let mut encs: Vec<&Encounter> = encounters
         .into_iter()
         .filter(|e| {
             e.day() >= first && e.day() <= last && e.exposure_seconds() >= min_exposure_seconds
         })
+        .filter(|e| {
+            let near = e.level_db().is_none_or(|l| l <= REPORT_MAX_LEVEL_DB);
+            out.dropped_as_far += usize::from(!near);
+            near
+        })
         .collect();
     encs.sort_by_key(|e| std::cmp::Reverse(e.exposure_seconds()));
     let max = max_real_tokens(max_tokens);
-    let mut out = ReportTokens::default();
     for e in encs {
         if out.tokens.len() + e.tokens.len() > max {
             out.dropped_for_cap += 1;

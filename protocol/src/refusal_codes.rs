@@ -8,6 +8,7 @@ use crate::announce::{AnnouncementError, BuildError, Disposition};
 use crate::cert::CertificateError;
 use crate::encounter::SightingError;
 use crate::frame::FrameError;
+use crate::gcs::GcsError;
 use crate::keys::IssuerPublicKey;
 use crate::risk::RiskConfigError;
 use crate::time::UnixTime;
@@ -91,6 +92,7 @@ fn decode_errors() -> Vec<DecodeError> {
         },
         DecodeError::Malformed("w"),
         DecodeError::NonCanonical("w"),
+        DecodeError::Version1 { what: "w" },
         DecodeError::UnsupportedVersion {
             what: "w",
             version: 2,
@@ -112,6 +114,7 @@ fn decode_errors() -> Vec<DecodeError> {
             DecodeError::TooLong { .. }
             | DecodeError::Malformed(_)
             | DecodeError::NonCanonical(_)
+            | DecodeError::Version1 { .. }
             | DecodeError::UnsupportedVersion { .. }
             | DecodeError::WrongLength { .. }
             | DecodeError::BadNetworkId
@@ -161,6 +164,10 @@ fn announcement_errors() -> Vec<AnnouncementError> {
         AnnouncementError::NetworkMismatch,
         AnnouncementError::FromTheFuture(UnixTime(1)),
         AnnouncementError::Expired(UnixTime(1)),
+        AnnouncementError::Fingerprints(GcsError::Truncated),
+        AnnouncementError::Fingerprints(GcsError::OutOfRange),
+        AnnouncementError::Fingerprints(GcsError::NotAscending),
+        AnnouncementError::Fingerprints(GcsError::Trailing),
     ];
     all.extend(
         invalid_reasons(include_str!("announce.rs"))
@@ -183,6 +190,12 @@ fn announcement_errors() -> Vec<AnnouncementError> {
             | AnnouncementError::NetworkMismatch
             | AnnouncementError::Invalid(_)
             | AnnouncementError::FromTheFuture(_)
+            | AnnouncementError::Fingerprints(
+                GcsError::Truncated
+                | GcsError::OutOfRange
+                | GcsError::NotAscending
+                | GcsError::Trailing,
+            )
             | AnnouncementError::Expired(_) => {}
         }
     }

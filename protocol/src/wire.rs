@@ -71,7 +71,9 @@ pub(crate) struct AnnouncementBodyMsg {
     #[prost(uint64, tag = "6")]
     pub(crate) created_at: u64,
     #[prost(bytes = "vec", tag = "7")]
-    pub(crate) tokens: Vec<u8>,
+    pub(crate) fingerprints: Vec<u8>,
+    #[prost(uint32, tag = "8")]
+    pub(crate) fingerprint_count: u32,
 }
 
 /// One announcement chunk on the wire: body bytes and the report key's signature.
@@ -104,6 +106,15 @@ pub enum DecodeError {
     /// default values present, non-minimal varints, wrong field order).
     #[error("{0} is not in canonical form")]
     NonCanonical(&'static str),
+    /// A message of protocol version 1 (refused since version 2: its
+    /// tokens, frames and signatures are computed differently).
+    #[error(
+        "{what} was made with protocol version 1, which this node no longer accepts; a new one made with version 2 is needed"
+    )]
+    Version1 {
+        /// Message type.
+        what: &'static str,
+    },
     /// A version this implementation does not speak.
     #[error("{what} version {version} is not supported")]
     UnsupportedVersion {
@@ -149,6 +160,7 @@ impl DecodeError {
             DecodeError::TooLong { .. } => "too_long",
             DecodeError::Malformed(_) => "malformed",
             DecodeError::NonCanonical(_) => "non_canonical",
+            DecodeError::Version1 { .. } => "version_1",
             DecodeError::UnsupportedVersion { .. } => "unsupported_version",
             DecodeError::WrongLength { .. } => "wrong_length",
             DecodeError::BadNetworkId => "bad_network_id",
@@ -245,6 +257,20 @@ fn well_formed(bytes: &[u8]) -> bool {
         pos += size as usize;
     }
     true
+}
+
+/// Refuses any version but `expected`: version 1 with its own plain
+/// reason ([`DecodeError::Version1`]), others as unsupported.
+pub(crate) fn check_version(
+    found: u32,
+    expected: u32,
+    what: &'static str,
+) -> Result<(), DecodeError> {
+    match found {
+        v if v == expected => Ok(()),
+        1 => Err(DecodeError::Version1 { what }),
+        version => Err(DecodeError::UnsupportedVersion { what, version }),
+    }
 }
 
 pub(crate) fn fixed<const N: usize>(

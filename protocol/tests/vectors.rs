@@ -199,9 +199,13 @@ fn announcement_vectors() {
         let report = ReportSecretKey::from_bytes(&Zeroizing::new(arr32(&case["report_secret"])));
         let cert = Certificate::from_bytes(&bytes(&case["certificate_bytes"])).unwrap();
         let real = tokens_of(&case["real_tokens"]);
-        let dummies = tokens_of(&case["dummy_tokens"]);
         let mut rng = ReplayRng {
-            data: dummies.iter().flat_map(|t| t.0).collect(),
+            data: case["dummy_draws"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(bytes)
+                .collect(),
             pos: 0,
         };
         let built = build_announcements(
@@ -222,10 +226,43 @@ fn announcement_vectors() {
             let ver = VerifiedAnnouncement::verify(&b.bytes, &ctx).unwrap();
             assert_eq!(ver.chunk_index(), i as u32);
             assert_eq!(ver.chunk_count(), u64v(&case["chunk_count"]) as u32);
-            assert_eq!(ver.tokens().len(), u64v(&case["tokens_per_chunk"]) as usize);
-            seen_real += real.iter().filter(|t| ver.tokens().contains(t)).count();
+            let fps: Vec<u64> = want["fingerprints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| u64::from_str_radix(f.as_str().unwrap(), 16).unwrap())
+                .collect();
+            assert_eq!(ver.fingerprints(), fps, "chunk {i} fingerprints");
+            assert_eq!(fps.len(), u64v(&case["entries_per_chunk"]) as usize);
+            seen_real += real
+                .iter()
+                .filter(|t| ver.fingerprint_slice().contains(&token_fingerprint(t)))
+                .count();
         }
         assert_eq!(seen_real, real.len(), "every real token is announced once");
+        let real_fps: Vec<u64> = case["real_fingerprints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| u64::from_str_radix(f.as_str().unwrap(), 16).unwrap())
+            .collect();
+        let mut mine: Vec<u64> = real.iter().map(token_fingerprint).collect();
+        mine.sort_unstable();
+        mine.dedup();
+        assert_eq!(mine, real_fps, "fingerprints of the real tokens");
+    }
+    for r in v["refused"].as_array().unwrap() {
+        let got = VerifiedAnnouncement::verify(&bytes(&r["bytes"]), &ctx);
+        match r["error"].as_str().unwrap() {
+            "version 1" => assert!(
+                matches!(
+                    got,
+                    Err(AnnouncementError::Decode(DecodeError::Version1 { .. }))
+                ),
+                "{got:?}"
+            ),
+            other => panic!("unknown error {other}"),
+        }
     }
 }
 

@@ -1,15 +1,24 @@
-//! Mesh benchmark: 100 nodes in one process on loopback TCP. For a series of
-//! reports published from random nodes it measures report → delivered
-//! latency at every node (p50/p99) and the bytes each node receives per
-//! announcement (transport level, everything included) divided by the
-//! announcement's size. Run: `cargo bench -p meshtrace-tests --bench mesh`
-//! (`-- --nodes N --reports R` to change the size).
+//! Mesh benchmark: N nodes (100 by default, 1,000 with `--nodes 1000`) in
+//! one process on loopback TCP. For a series of reports published from
+//! random nodes it measures report → delivered latency at every node
+//! (p50/p99) and the bytes each node receives per announcement (transport
+//! level, everything included: gossip id messages, fetches, catch-up
+//! digests, keep-alives) divided by the announcement's size, the gossip
+//! amplification. Then (`--offline-pct P`, default 10) P % of the nodes go
+//! offline, more reports are published, and the offline nodes come back
+//! (with what they held before) and catch up: time from their restart to
+//! holding every report they missed, and the bytes they received per
+//! missed byte. Run: `cargo bench -p meshtrace-tests --bench mesh`
+//! (`-- --nodes N --reports R --offline-pct P --settle S` to change it).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use meshtrace_node::p2p::P2pEvent;
+use meshtrace_protocol::AnnouncementId;
 use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start, wait_for_mesh};
 use rand_core::Rng;
+use tokio::sync::mpsc;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -21,7 +30,71 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// (node index, announcement id, when it arrived)
+type Arrival = (usize, AnnouncementId, Instant);
+
+/// Moves a node's event stream into a task that reports every
+/// announcement it delivers.
+fn listen(i: usize, node: &mut TestNode, tx: &mpsc::Sender<Arrival>) {
+    let (_, placeholder) = mpsc::channel(1);
+    let mut events = std::mem::replace(&mut node.handle.events, placeholder);
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let P2pEvent::Announcement { verified, .. } = ev {
+                let _ = tx.send((i, verified.id(), Instant::now())).await;
+            }
+        }
+    });
+}
+
+async fn bytes_in(nodes: &[Option<TestNode>], which: &[usize]) -> Vec<u64> {
+    let mut v = Vec::new();
+    for &i in which {
+        let node = nodes[i].as_ref().expect("online node");
+        v.push(
+            node.handle
+                .status()
+                .await
+                .expect("status")
+                .counters
+                .bytes_in,
+        );
+    }
+    v
+}
+
+/// Waits until every `(node, id)` in `want` arrived; their latencies from
+/// `since[id]`.
+async fn arrivals(
+    rx: &mut mpsc::Receiver<Arrival>,
+    mut want: HashMap<(usize, AnnouncementId), Instant>,
+    what: &str,
+) -> Vec<Duration> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + WAIT * 2;
+    while !want.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some((i, id, at))) => {
+                if let Some(since) = want.remove(&(i, id)) {
+                    out.push(at.duration_since(since));
+                }
+            }
+            _ => panic!(
+                "{what}: {} deliveries missing after {:?}",
+                want.len(),
+                WAIT * 2
+            ),
+        }
+    }
+    out
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -30,139 +103,171 @@ async fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let n = arg("--nodes", if quick { 10 } else { 100 });
     let reports = arg("--reports", if quick { 1 } else { 10 });
+    let offline_pct = arg("--offline-pct", if quick { 0 } else { 10 });
+    let began = Instant::now();
     let mut net = TestNet::new(100);
-    let mut nodes: Vec<TestNode> = Vec::new();
-    let t_start = Instant::now();
-    for i in 0..n {
-        let cfg = net
-            .builder(false)
+    let mut nodes: Vec<Option<TestNode>> = Vec::new();
+    let mut addrs: Vec<meshtrace_node::p2p::Multiaddr> = Vec::new();
+    let config = |net: &TestNet| {
+        net.builder(false)
             .stem_hops(arg("--stem-hops", 2) as u32)
             .build()
-            .expect("valid mesh settings");
-        let node = start(&net, cfg, Vec::new()).await;
+            .expect("valid mesh settings")
+    };
+    let dial_some = |net: &mut TestNet, i: usize, online: &dyn Fn(usize) -> bool| {
         let mut dialed = Vec::new();
-        while i > 0 && dialed.len() < i.min(3) {
+        let mut tries = 0;
+        while i > 0 && dialed.len() < i.min(3) && tries < 100 {
+            tries += 1;
             let t = (net.rng.next_u32() as usize) % i;
-            if !dialed.contains(&t) {
+            if online(t) && !dialed.contains(&t) {
                 dialed.push(t);
-                node.handle.dial(nodes[t].addr.clone()).await.expect("dial");
             }
         }
-        nodes.push(node);
+        dialed
+    };
+    for i in 0..n {
+        let node = start(&net, config(&net), Vec::new()).await;
+        for t in dial_some(&mut net, i, &|_| true) {
+            node.handle.dial(addrs[t].clone()).await.expect("dial");
+        }
+        addrs.push(node.addr.clone());
+        nodes.push(Some(node));
     }
-    let refs: Vec<&TestNode> = nodes.iter().collect();
-    wait_for_mesh(&refs, 2).await;
+    let addrs = addrs;
+    {
+        let refs: Vec<&TestNode> = nodes.iter().flatten().collect();
+        wait_for_mesh(&refs, 2).await;
+    }
     // Let the heartbeats graft the mesh (`--settle S`, seconds).
     tokio::time::sleep(Duration::from_secs(arg("--settle", 5) as u64)).await;
-    println!("{n} nodes up and meshed in {:?}", t_start.elapsed());
+    println!("{n} nodes up and meshed in {:?}", began.elapsed());
 
-    // Listen on every node concurrently.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4 * n);
+    let (tx, mut rx) = mpsc::channel(4 * n);
     for (i, node) in nodes.iter_mut().enumerate() {
-        let (_, placeholder) = tokio::sync::mpsc::channel(1);
-        let mut events = std::mem::replace(&mut node.handle.events, placeholder);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                if let P2pEvent::Announcement { verified, .. } = ev {
-                    let _ = tx.send((i, verified.id(), Instant::now())).await;
-                }
-            }
-        });
+        listen(i, node.as_mut().expect("online"), &tx);
     }
+    let size = {
+        let toks = net.tokens(200);
+        net.report(&toks)[0].len()
+    };
+    let all: Vec<usize> = (0..n).collect();
     let mut latencies = Vec::new();
     let mut ratios = Vec::new();
+    let mut held: Vec<Vec<u8>> = Vec::new();
     for r in 0..reports {
-        let before: Vec<u64> = {
-            let mut v = Vec::new();
-            for node in &nodes {
-                v.push(
-                    node.handle
-                        .status()
-                        .await
-                        .expect("status")
-                        .counters
-                        .bytes_in,
-                );
-            }
-            v
-        };
+        let before = bytes_in(&nodes, &all).await;
         let toks = net.tokens(200);
         let chunk = net.report(&toks).remove(0);
-        let size = chunk.len();
+        held.push(chunk.clone());
         let origin = (net.rng.next_u32() as usize) % n;
         let sent = Instant::now();
         let id = nodes[origin]
+            .as_ref()
+            .expect("online")
             .handle
             .publish(chunk)
             .await
             .expect("mesh")
             .expect("valid");
-        let mut got = 0;
-        let deadline = Instant::now() + WAIT;
-        while got < n - 1 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, rx.recv()).await {
-                Ok(Some((i, aid, at))) if aid == id && i != origin => {
-                    latencies.push(at.duration_since(sent));
-                    got += 1;
-                }
-                Ok(Some(_)) => {}
-                _ => panic!("report {r}: {got} of {} nodes within {WAIT:?}", n - 1),
-            }
-        }
-        let mine = &latencies[latencies.len() - (n - 1)..];
-        let slowest = mine.iter().max().copied().unwrap_or_default();
-        let slow = mine
+        let want = all
             .iter()
-            .filter(|d| **d > Duration::from_millis(200))
-            .count();
-        println!("report {r}: slowest {slowest:?}, {slow} nodes over 200 ms");
+            .filter(|i| **i != origin)
+            .map(|i| ((*i, id), sent))
+            .collect();
+        let mine = arrivals(&mut rx, want, &format!("report {r}")).await;
+        let slowest = mine.iter().max().copied().unwrap_or_default();
+        println!("report {r}: slowest {slowest:?}");
+        latencies.extend(mine);
         // Let gossip settle (IHAVE/IWANT, duplicates) before counting bytes.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let mut total = 0u64;
-        for (node, b) in nodes.iter().zip(&before) {
-            total += node
-                .handle
-                .status()
-                .await
-                .expect("status")
-                .counters
-                .bytes_in
-                - b;
-        }
-        let per_node = total as f64 / n as f64;
-        ratios.push(per_node / size as f64);
-    }
-    // The first report meets cold connections (new gossip streams, lazy
-    // initialisation); report it apart from the steady state.
-    let mut steady: Vec<Duration> = latencies[(n - 1).min(latencies.len())..].to_vec();
-    steady.sort();
-    if !steady.is_empty() {
-        println!(
-            "steady state (reports 2..{reports}): delivered p50 {:?}, p99 {:?}",
-            pct(&steady, 0.5),
-            pct(&steady, 0.99)
-        );
+        let after = bytes_in(&nodes, &all).await;
+        let total: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+        ratios.push(total as f64 / n as f64 / size as f64);
     }
     latencies.sort();
     ratios.sort_by(f64::total_cmp);
     println!(
-        "mesh bench: {n} nodes, {reports} reports of {} bytes: delivered p50 {:?}, p99 {:?}, max {:?}; \
+        "mesh bench: {n} nodes, {reports} reports of {size} bytes: delivered p50 {:?}, p99 {:?}, max {:?}; \
          bytes received per node per announcement / announcement size: median {:.2} (min {:.2}, max {:.2})",
-        {
-            let mut t = TestNet::new(1);
-            let k = t.tokens(200);
-            t.report(&k)[0].len()
-        },
         pct(&latencies, 0.5),
         pct(&latencies, 0.99),
-        latencies.last().expect("deliveries"),
+        latencies.last().copied().unwrap_or_default(),
         ratios[ratios.len() / 2],
         ratios[0],
         ratios[ratios.len() - 1],
     );
-    for node in nodes {
+
+    let k = n * offline_pct / 100;
+    if k > 0 && n - k >= 4 {
+        // The last k nodes go offline (none of them is needed to reach
+        // the others: every node dialled up to three earlier ones).
+        let gone: Vec<usize> = (n - k..n).collect();
+        for &i in &gone {
+            if let Some(node) = nodes[i].take() {
+                node.handle.shutdown().await;
+            }
+        }
+        let online: Vec<usize> = (0..n - k).collect();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut missed = Vec::new();
+        let mut online_lat = Vec::new();
+        for r in 0..reports {
+            let toks = net.tokens(200);
+            let chunk = net.report(&toks).remove(0);
+            let origin = online[(net.rng.next_u32() as usize) % online.len()];
+            let sent = Instant::now();
+            let id = nodes[origin]
+                .as_ref()
+                .expect("online")
+                .handle
+                .publish(chunk)
+                .await
+                .expect("mesh")
+                .expect("valid");
+            missed.push(id);
+            let want = online
+                .iter()
+                .filter(|i| **i != origin)
+                .map(|i| ((*i, id), sent))
+                .collect();
+            online_lat.extend(arrivals(&mut rx, want, &format!("offline-phase report {r}")).await);
+        }
+        online_lat.sort();
+        // Back online, with what they held before going away.
+        let back = Instant::now();
+        for &i in &gone {
+            let mut node = start(&net, config(&net), held.clone()).await;
+            listen(i, &mut node, &tx);
+            for t in dial_some(&mut net, n - k, &|_| true) {
+                node.handle.dial(addrs[t].clone()).await.expect("dial");
+            }
+            nodes[i] = Some(node);
+        }
+        let want = gone
+            .iter()
+            .flat_map(|i| missed.iter().map(move |id| ((*i, *id), back)))
+            .collect();
+        let mut caught = arrivals(&mut rx, want, "catch-up").await;
+        caught.sort();
+        let caught_in = caught.last().copied().unwrap_or_default();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let got = bytes_in(&nodes, &gone).await;
+        let per_node = got.iter().sum::<u64>() as f64 / k as f64;
+        println!(
+            "offline phase: {k} of {n} nodes ({offline_pct} %) offline for {reports} reports: \
+             online nodes delivered p50 {:?}, p99 {:?}; the {k} came back and held all \
+             {reports} missed reports after p50 {:?}, p99 {:?}, max {caught_in:?} (from restart: \
+             dial, identify, digests, ids, fetch); bytes received per returning node / missed bytes: {:.2}",
+            pct(&online_lat, 0.5),
+            pct(&online_lat, 0.99),
+            pct(&caught, 0.5),
+            pct(&caught, 0.99),
+            per_node / (reports * size) as f64,
+        );
+    }
+    println!("mesh bench ran in {:?}", began.elapsed());
+    for node in nodes.into_iter().flatten() {
         node.handle.shutdown().await;
     }
 }

@@ -447,3 +447,88 @@ fn the_ui_section_defaults_to_loopback_and_refuses_other_addresses_plainly() {
         .to_string();
     assert!(e.contains("line 3"), "{e}");
 }
+
+#[test]
+fn radio_profiles_set_scan_and_advertising_and_single_values_override_them() {
+    let s = Duration::from_secs;
+    let ms = Duration::from_millis;
+    let with = |radio: &str| {
+        let c = Config::parse(&format!("network = \"t\"\n[radio]\n{radio}"), p()).unwrap();
+        c.validate(p()).unwrap();
+        c
+    };
+    // Each profile, on every radio kind.
+    for kind in ["ble", "udp-sim", "external"] {
+        for (name, scan, adv) in [
+            ("phone", crate::radio::PHONE_SCAN, ms(250)),
+            ("phone-low-power", crate::radio::PHONE_LOW_POWER_SCAN, s(1)),
+            ("pc", crate::radio::PC_SCAN, ms(100)),
+        ] {
+            let c = with(&format!("kind = \"{kind}\"\nprofile = \"{name}\"\n"));
+            assert_eq!(c.radio_profile().map(RadioProfile::name), Some(name));
+            assert_eq!(c.scan_timing(), scan, "{kind} {name}");
+            assert_eq!(c.advertising_interval(), adv, "{kind} {name}");
+            // Written back the same way.
+            let text = c.to_toml().unwrap();
+            assert!(text.contains(&format!("profile = \"{name}\"")), "{text}");
+            assert_eq!(Config::parse(&text, p()).unwrap(), c);
+        }
+    }
+    assert_eq!(
+        crate::radio::PHONE_LOW_POWER_SCAN.to_string(),
+        "4 s every 240 s"
+    );
+    // Defaults by kind: BLE is a PC, the external radio a phone, udp-sim
+    // keeps the simulated air's duty cycle.
+    assert_eq!(with("").radio_profile(), Some(RadioProfile::Pc));
+    let ext = with("kind = \"external\"\n");
+    assert_eq!(ext.radio_profile(), Some(RadioProfile::Phone));
+    assert_eq!(ext.scan_timing(), crate::radio::PHONE_SCAN);
+    let udp = with("kind = \"udp-sim\"\n");
+    assert_eq!(udp.radio_profile(), None);
+    assert_eq!(udp.advertising_interval(), ms(250));
+    // Explicit values override single parts of the profile.
+    let c = with("profile = \"phone\"\nscan_interval = \"120s\"\n");
+    assert_eq!(
+        c.scan_timing(),
+        ScanTiming {
+            window: s(4),
+            interval: s(120)
+        }
+    );
+    let c = with("profile = \"phone-low-power\"\nscan_window = \"8s\"\n");
+    assert_eq!(
+        c.scan_timing(),
+        ScanTiming {
+            window: s(8),
+            interval: s(240)
+        }
+    );
+    // A continuous profile stays continuous with another interval; a
+    // phone's window never exceeds a shorter interval.
+    let c = with("profile = \"pc\"\nscan_interval = \"30s\"\n");
+    assert_eq!(
+        c.scan_timing(),
+        ScanTiming {
+            window: s(30),
+            interval: s(30)
+        }
+    );
+    let c = with("profile = \"phone\"\nscan_interval = \"2s\"\n");
+    assert_eq!(
+        c.scan_timing(),
+        ScanTiming {
+            window: s(2),
+            interval: s(2)
+        }
+    );
+    // Errors name the setting, in one line.
+    let e = error_of("network = \"t\"\n[radio]\nprofile = \"tablet\"\n");
+    assert!(e.contains("line 3") && e.contains("tablet"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    let e = error_of("network = \"t\"\n[radio]\nprofile = \"phone\"\nscan_window = \"90s\"\n");
+    assert!(
+        e.contains("radio.scan_window") && e.contains("longer than the scan interval"),
+        "{e}"
+    );
+}

@@ -6,8 +6,10 @@
 //! Who owns what: the store holds everything durable; the key schedule the
 //! live epoch keys; the encounter tracker the open encounters; the
 //! protocol's [`ExposureLedger`] the "first chunk per (report key, index)
-//! wins" rule and the matched encounters per report; the mesh (not here)
-//! the announcement bytes in memory.
+//! wins" rule and the matched encounters per report (no announcement's
+//! entries: encounters that close later find the chunks through the store's
+//! on-disk fingerprint index); the mesh (not here) the bookkeeping of the
+//! announcements it serves.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -133,6 +135,8 @@ impl<S: Store> NodeCore<S> {
                 now,
             };
             if let Ok(v) = VerifiedAnnouncement::verify(&bytes, &ctx) {
+                // A store written before the fingerprint index existed.
+                self.store.ensure_indexed(&v)?;
                 self.ingest(&v, now)?;
             }
         }
@@ -246,11 +250,21 @@ impl<S: Store> NodeCore<S> {
         let closed = self.tracker.poll_closed(now);
         if !closed.is_empty() {
             let refs = self.store.add_encounters(&closed, now)?;
-            // Chunks that arrived before these encounters closed.
-            for exposure in
-                self.store
-                    .match_new_encounters(&mut self.ledger, &refs, &self.settings.risk)
-            {
+            // Chunks that arrived before these encounters closed, found
+            // through the store's fingerprint index.
+            let trusted = self.trusted.keys();
+            let ctx = VerifyContext {
+                network_id: &self.settings.network_id,
+                trusted_issuers: &trusted,
+                now,
+            };
+            let found = self.store.match_new_encounters(
+                &mut self.ledger,
+                &refs,
+                &self.settings.risk,
+                &ctx,
+            )?;
+            for exposure in found {
                 self.exposure_found(exposure, now)?;
             }
         }
@@ -310,6 +324,20 @@ impl<S: Store> NodeCore<S> {
                 .push_back(NodeEffect::Event(NodeEvent::Exposure(stored)));
         }
         Ok(())
+    }
+
+    /// The stored bytes of those of `ids` the store holds (for the mesh to
+    /// serve a peer's fetch); a read failure is logged and skipped.
+    pub fn announcement_bodies(&self, ids: &[AnnouncementId]) -> Vec<Vec<u8>> {
+        ids.iter()
+            .filter_map(|id| match self.store.announcement_bytes(id) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading an announcement for a peer failed");
+                    None
+                }
+            })
+            .collect()
     }
 
     /// The mesh confirmed that own chunk `id` left this node.

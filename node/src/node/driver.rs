@@ -29,6 +29,8 @@ struct Node<S: Store, R: Radio> {
     radio_open: bool,
     /// False once the mesh's event channel closed.
     mesh_open: bool,
+    /// False once the mesh's body-request channel closed.
+    bodies_open: bool,
 }
 
 /// Starts the node task. Stored epoch keys, announcements and exposures are
@@ -56,6 +58,7 @@ where
         events: ev_tx,
         radio_open: true,
         mesh_open: true,
+        bodies_open: true,
     };
     let tick = node.core.settings().tick;
     tokio::spawn(async move {
@@ -133,6 +136,13 @@ impl<S: Store, R: Radio> Node<S, R> {
                         let now = self.now();
                         self.core.handle_mesh_stopped(now);
                     }
+                },
+                // A peer fetches announcements whose bytes are in the store.
+                req = self.p2p.bodies.recv(), if self.bodies_open => match req {
+                    Some(req) => {
+                        let _ = req.reply.send(self.core.announcement_bodies(&req.ids));
+                    }
+                    None => self.bodies_open = false,
                 },
                 cmd = commands.recv() => {
                     let Some(cmd) = cmd else { break };

@@ -108,7 +108,7 @@ impl NodeSettingsBuilder {
     /// This device's RSSI correction (dB), added to the RSSI it measures:
     /// positive when it reads low (docs/protocol.md §6; `meshtrace calibrate`
     /// measures it).
-    pub(crate) fn rx_correction_db(mut self, db: i16) -> Self {
+    pub fn rx_correction_db(mut self, db: i16) -> Self {
         self.0.rx_correction_db = db;
         self
     }

@@ -140,7 +140,7 @@ impl P2pConfigBuilder {
         self
     }
     /// Peers to dial at start (with `/p2p/<id>` to seed Kademlia).
-    pub(crate) fn bootstrap(&mut self, addrs: Vec<Multiaddr>) -> &mut Self {
+    pub fn bootstrap(&mut self, addrs: Vec<Multiaddr>) -> &mut Self {
         self.config.bootstrap = addrs;
         self
     }

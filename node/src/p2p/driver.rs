@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
@@ -17,14 +18,16 @@ use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, mdns, relay};
 use meshtrace_protocol::AnnouncementId;
 use tokio::sync::{mpsc, oneshot};
 
+use super::bodies::{BodyRequest, MAX_BODY_REQUEST_IDS};
 use super::nat::{NatCounters, NatStatus, Reachability};
+use super::pool::HeldAnnouncement;
 use super::state::{Effect, MeshState, Now, TICK, Token};
 use super::swarm::{
     Behaviour, BehaviourEvent, Counters, build_swarm, check_ports_free, error_chain,
 };
 use super::{
-    CHANNEL_CAPACITY, MAX_EVENT_BACKLOG, P2pConfig, P2pError, P2pEvent, P2pStatus, PublishRefused,
-    StemRequest, StemResponse, SyncRequest, SyncResponse,
+    CHANNEL_CAPACITY, MAX_EVENT_BACKLOG, MAX_FETCH_RESPONSE, P2pConfig, P2pError, P2pEvent,
+    P2pStatus, PublishRefused, StemRequest, StemResponse, SyncRequest, SyncResponse,
 };
 use crate::clock::SharedClock;
 
@@ -41,6 +44,8 @@ pub(crate) const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
 pub(crate) const DISCOVERY_TARGET_FULL: usize = 5;
 /// A light node looks for peers while it has fewer full peers than this.
 pub(crate) const DISCOVERY_TARGET_LIGHT: usize = 2;
+/// Requests for stored bytes waiting for the node at most.
+pub(crate) const BODY_REQUESTS: usize = 64;
 /// Relays a node behind NAT holds a reservation with at most.
 pub(crate) const MAX_RELAY_RESERVATIONS: usize = 2;
 
@@ -68,6 +73,9 @@ pub struct P2pHandle {
     commands: mpsc::Sender<Command>,
     /// Events from the mesh (bounded).
     pub events: mpsc::Receiver<P2pEvent>,
+    /// Requests for stored announcement bytes, from a mesh started with
+    /// [`spawn_with_store`] (bounded; never sent by [`spawn`]'s).
+    pub bodies: mpsc::Receiver<BodyRequest>,
     peer_id: PeerId,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -103,8 +111,9 @@ impl P2pHandle {
         rx.await.map_err(|_| P2pError::Stopped)
     }
 
-    /// Gossips raw bytes without any check (feature `test-utils`: lets a
-    /// test play a misbehaving peer).
+    /// Gossips the id of raw bytes and serves them to whoever fetches
+    /// them, without any check (feature `test-utils`: lets a test play a
+    /// misbehaving peer).
     #[cfg(feature = "test-utils")]
     pub async fn publish_unchecked(&self, bytes: Vec<u8>) -> Result<(), P2pError> {
         self.send(Command::PublishUnchecked(bytes)).await
@@ -144,15 +153,49 @@ impl Drop for P2pHandle {
     }
 }
 
-/// Starts the mesh. `initial` are announcements already held (from the
-/// store): they seed the pool that catch-up serves.
+/// Starts a mesh that keeps announcement bytes in memory (no node beside
+/// it: tests, benchmarks, the simulator). `initial` are announcements
+/// already held: they seed the pool that catch-up serves.
 pub async fn spawn(
     config: P2pConfig,
     keypair: Keypair,
     clock: SharedClock,
     initial: Vec<Vec<u8>>,
 ) -> Result<P2pHandle, P2pError> {
+    let now = Now {
+        mono: Instant::now(),
+        unix: clock.now(),
+    };
     let config = config.to_builder().build()?;
+    let state = MeshState::new(config.clone(), rand::random(), now, initial)?;
+    spawn_state(config, state, keypair, clock).await
+}
+
+/// Starts a mesh beside a node whose store holds the announcement bytes:
+/// the pool holds `held` (bookkeeping only), and the bytes a peer fetches
+/// are asked of the node through [`P2pHandle::bodies`], which the node
+/// must answer (`docs/protocol.md` §15).
+pub async fn spawn_with_store(
+    config: P2pConfig,
+    keypair: Keypair,
+    clock: SharedClock,
+    held: Vec<HeldAnnouncement>,
+) -> Result<P2pHandle, P2pError> {
+    let now = Now {
+        mono: Instant::now(),
+        unix: clock.now(),
+    };
+    let config = config.to_builder().build()?;
+    let state = MeshState::with_store(config.clone(), rand::random(), now, held)?;
+    spawn_state(config, state, keypair, clock).await
+}
+
+async fn spawn_state(
+    config: P2pConfig,
+    state: MeshState,
+    keypair: Keypair,
+    clock: SharedClock,
+) -> Result<P2pHandle, P2pError> {
     let (mut swarm, topic, bytes) = build_swarm(&config, keypair)?;
     let started = Instant::now();
     if !config.light() {
@@ -181,12 +224,10 @@ pub async fn spawn(
     let peer_id = *swarm.local_peer_id();
     let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (ev_tx, ev_rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let now = Now {
-        mono: Instant::now(),
-        unix: clock.now(),
-    };
-    let state = MeshState::new(config, rand::random(), now, initial)?;
+    let (body_tx, body_rx) = mpsc::channel(BODY_REQUESTS);
     let mesh = Mesh {
+        body_requests: body_tx,
+        answering: FuturesUnordered::new(),
         swarm,
         state,
         topic,
@@ -196,6 +237,7 @@ pub async fn spawn(
         backlog: VecDeque::new(),
         stem_ids: HashMap::new(),
         sync_ids: HashMap::new(),
+        validating: HashMap::new(),
         dialed: HashMap::new(),
         listen: Vec::new(),
         conns: HashMap::new(),
@@ -211,12 +253,28 @@ pub async fn spawn(
     Ok(P2pHandle {
         commands: cmd_tx,
         events: ev_rx,
+        bodies: body_rx,
         peer_id,
         task: Some(task),
     })
 }
 
+/// A sync answer waiting for bytes from the store.
+type Answering = futures::future::BoxFuture<
+    'static,
+    (
+        PeerId,
+        request_response::ResponseChannel<SyncResponse>,
+        SyncResponse,
+        Vec<Vec<u8>>,
+    ),
+>;
+
 struct Mesh {
+    /// Requests for stored bytes, to the node.
+    body_requests: mpsc::Sender<BodyRequest>,
+    /// Sync answers waiting for the node's bytes.
+    answering: FuturesUnordered<Answering>,
     swarm: Swarm<Behaviour>,
     state: MeshState,
     topic: IdentTopic,
@@ -226,6 +284,9 @@ struct Mesh {
     backlog: VecDeque<P2pEvent>,
     stem_ids: HashMap<OutboundRequestId, Token>,
     sync_ids: HashMap<OutboundRequestId, Token>,
+    /// Gossip messages whose verdict waits for their body (at most
+    /// [`super::MAX_GOSSIP_FETCHES`]: one per fetch in the core).
+    validating: HashMap<AnnouncementId, (gossipsub::MessageId, PeerId)>,
     /// The address we dialled each peer at (for Kademlia, once its identify
     /// shows it speaks Kademlia).
     dialed: HashMap<PeerId, Multiaddr>,
@@ -266,6 +327,10 @@ impl Mesh {
                     None | Some(Command::Shutdown) => break,
                     Some(c) => self.on_command(c),
                 },
+                Some((peer, channel, resp, stored)) = self.answering.next(),
+                    if !self.answering.is_empty() => {
+                    self.send_with_stored(peer, channel, resp, stored);
+                }
                 _ = tick.tick() => {
                     self.drain_backlog();
                     self.redial_bootstrap();
@@ -299,8 +364,8 @@ impl Mesh {
                     let rid = self.swarm.behaviour_mut().sync.send_request(&peer, request);
                     self.sync_ids.insert(rid, token);
                 }
-                Effect::Gossip { id, bytes } => {
-                    let ok = match self.gossip_publish(bytes) {
+                Effect::Gossip { id, message } => {
+                    let ok = match self.gossip_publish(message) {
                         Ok(()) => true,
                         Err(e) => {
                             tracing::debug!(error = %e, "publish deferred");
@@ -309,6 +374,14 @@ impl Mesh {
                     };
                     let now = self.now();
                     self.state.handle_published(now, id, ok);
+                }
+                Effect::Validate { id, acceptance } => {
+                    if let Some((message_id, source)) = self.validating.remove(&id) {
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(&message_id, &source, acceptance);
+                    }
                 }
                 Effect::Emit(ev) => self.emit(ev),
             }
@@ -380,7 +453,9 @@ impl Mesh {
             }
             #[cfg(feature = "test-utils")]
             Command::PublishUnchecked(bytes) => {
-                if let Err(e) = self.gossip_publish(bytes) {
+                let now = self.now();
+                let message = self.state.unchecked_message(now, bytes);
+                if let Err(e) = self.gossip_publish(message) {
                     tracing::warn!(error = %e, "unchecked publish failed");
                 }
             }
@@ -757,13 +832,33 @@ impl Mesh {
                 message_id,
                 message,
             } => {
-                let acceptance = self
+                let id = meshtrace_protocol::AnnouncementId(
+                    message
+                        .data
+                        .get(..32)
+                        .and_then(|b| b.try_into().ok())
+                        .unwrap_or([0; 32]),
+                );
+                match self
                     .state
-                    .handle_gossip(now, propagation_source, message.data);
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                    .handle_gossip(now, propagation_source, message.data)
+                {
+                    Some(acceptance) => {
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                acceptance,
+                            );
+                    }
+                    // The body is being fetched: the verdict comes later
+                    // as an `Effect::Validate`.
+                    None => {
+                        self.validating.insert(id, (message_id, propagation_source));
+                    }
+                }
             }
             _ => {}
         }
@@ -789,7 +884,25 @@ impl Mesh {
         match classify(ev, &mut self.sync_ids) {
             Some(Rr::Request(peer, request, channel)) => {
                 let resp = self.state.answer_sync(now, peer, request);
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+                let mut ids = self.state.take_store_reads();
+                ids.truncate(MAX_BODY_REQUEST_IDS);
+                if ids.is_empty() {
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+                    return;
+                }
+                // Bytes in the store: the node reads them; the swarm goes
+                // on meanwhile. A node too busy to take the request gets
+                // the answer without them (the peer asks someone else).
+                let (reply, stored) = oneshot::channel();
+                match self.body_requests.try_send(BodyRequest { ids, reply }) {
+                    Ok(()) => self.answering.push(Box::pin(async move {
+                        let stored = stored.await.unwrap_or_default();
+                        (peer, channel, resp, stored)
+                    })),
+                    Err(_) => {
+                        let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+                    }
+                }
             }
             Some(Rr::Response(token, response)) => {
                 self.state.handle_sync_response(now, token, response);
@@ -797,6 +910,32 @@ impl Mesh {
             Some(Rr::Failure(token)) => self.state.handle_sync_failure(now, token),
             None => {}
         }
+    }
+}
+
+impl Mesh {
+    /// Sends a sync answer completed with bytes the node read from its
+    /// store, within the same [`MAX_FETCH_RESPONSE`] bound.
+    fn send_with_stored(
+        &mut self,
+        peer: PeerId,
+        channel: request_response::ResponseChannel<SyncResponse>,
+        mut resp: SyncResponse,
+        stored: Vec<Vec<u8>>,
+    ) {
+        let mut total: usize = resp.announcements.iter().map(Vec::len).sum();
+        let mut added = 0;
+        for b in stored {
+            if total + b.len() > MAX_FETCH_RESPONSE {
+                break;
+            }
+            total += b.len();
+            added += b.len();
+            resp.announcements.push(b);
+        }
+        let now = self.now();
+        self.state.served_from_store(now, peer, added);
+        let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
     }
 }
 

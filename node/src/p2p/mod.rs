@@ -9,6 +9,7 @@
 //! ([`spawn`], `driver.rs`), a thin loop around that core; the node talks to
 //! it through a [`P2pHandle`]: commands in, [`P2pEvent`]s out, both bounded.
 
+mod bodies;
 mod config;
 mod counting;
 mod driver;
@@ -21,16 +22,16 @@ mod state;
 mod stem;
 mod swarm;
 mod sync;
+mod verify;
 mod wire;
 
 use std::time::Duration;
 
-use meshtrace_protocol::{
-    AnnouncementError, AnnouncementId, MAX_ANNOUNCEMENT_BYTES, VerifiedAnnouncement,
-};
+use meshtrace_protocol::{AnnouncementError, AnnouncementId, VerifiedAnnouncement};
 
+pub use bodies::{BodyRequest, MAX_BODY_REQUEST_IDS, MAX_RECENT_BODIES};
 pub use config::{P2pConfig, P2pConfigBuilder};
-pub use driver::{P2pHandle, spawn};
+pub use driver::{P2pHandle, spawn, spawn_with_store};
 pub use identity::load_or_create_identity;
 /// The libp2p types the mesh's API uses (addresses, peer ids, keys).
 pub use libp2p::{
@@ -40,18 +41,31 @@ pub use libp2p::{
 pub use limits::{Limits, MAX_LIMIT, MAX_RELAY_CIRCUIT_BYTES, MAX_RELAY_CIRCUIT_DURATION};
 pub use nat::{NatCounters, NatStatus, Reachability};
 pub(crate) use pool::MAX_POOL_ANNOUNCEMENTS;
-pub use pool::{DayDigest, Pool};
+pub use pool::{DayDigest, HeldAnnouncement, Pool};
 pub use rates::RATE_WINDOW;
 pub use state::{Effect, MeshState, Now, TICK, Token};
 pub(crate) use swarm::check_ports_free;
+pub use verify::{MIN_PER_THREAD, verify_on, verify_parallel};
 pub use wire::{
-    DayDigestMsg, MAX_FETCH_IDS, MAX_IDS_PER_DAY, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE,
-    MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec, StemRequest, StemResponse, SyncRequest,
-    SyncResponse, fetch_ids, response_ids, screen_digests, sync_request,
+    DayDigestMsg, ID_MESSAGE_LEN, IdMessage, IdMessageError, MAX_FETCH_IDS, MAX_IDS_PER_DAY,
+    MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec,
+    StemRequest, StemResponse, SyncRequest, SyncResponse, fetch_ids, response_ids, screen_digests,
+    sync_request,
 };
 
-/// Protocol version in every name.
-pub(crate) const MESH_VERSION: u32 = 1;
+/// Protocol version in every name (2: the topic carries announcement ids,
+/// bodies are fetched by id).
+pub(crate) const MESH_VERSION: u32 = 2;
+/// The version before: a peer whose identify lists only its names is told
+/// apart in the logs.
+pub(crate) const PREVIOUS_MESH_VERSION: u32 = 1;
+/// Peers a node asks for an announcement body it heard of in gossip (the
+/// peer it heard the id from first, then random others) before giving up
+/// and leaving it to catch-up.
+pub const MAX_FETCH_ATTEMPTS: u32 = 3;
+/// Most gossip fetches in flight at once; a further new id is ignored
+/// (catch-up brings it later).
+pub const MAX_GOSSIP_FETCHES: usize = 1024;
 /// Capacity of the command and event channels.
 pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 /// Most announcements waiting in the outbox.
@@ -62,17 +76,27 @@ pub const SYNC_REQUESTS_PER_MINUTE: u32 = 120;
 pub const STEM_REQUESTS_PER_MINUTE: u32 = 60;
 /// Timeout of one stem or sync request.
 pub(crate) const STEM_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Gossipsub's limit: one announcement plus protobuf framing.
-pub(crate) const MAX_GOSSIP_MESSAGE: usize = MAX_ANNOUNCEMENT_BYTES + 1024;
+/// Gossipsub's limit: one id message plus gossipsub's protobuf framing
+/// (a version-1 peer's whole announcement is refused by size).
+pub(crate) const MAX_GOSSIP_MESSAGE: usize = ID_MESSAGE_LEN + 1024;
 
 /// The gossip topic of a network.
 pub fn topic_name(network_id: &str) -> String {
     format!("meshtrace/{network_id}/announcements/{MESH_VERSION}")
 }
 
-/// The stream protocol `/meshtrace/<net>/<what>/1`.
+/// The stream protocol `/meshtrace/<net>/<what>/2`.
 fn protocol(network_id: &str, what: &str) -> Result<StreamProtocol, P2pError> {
-    StreamProtocol::try_from_owned(format!("/meshtrace/{network_id}/{what}/{MESH_VERSION}"))
+    protocol_version(network_id, what, MESH_VERSION)
+}
+
+/// The stream protocol `/meshtrace/<net>/<what>/<version>`.
+fn protocol_version(
+    network_id: &str,
+    what: &str,
+    version: u32,
+) -> Result<StreamProtocol, P2pError> {
+    StreamProtocol::try_from_owned(format!("/meshtrace/{network_id}/{what}/{version}"))
         .map_err(|e| P2pError::Config(format!("protocol name: {e}")))
 }
 
@@ -193,6 +217,15 @@ pub struct P2pCounters {
     /// Times an own report was due but no connected peer speaks the stem
     /// protocol, so it kept waiting (no failure is counted for that).
     pub stem_waits: u64,
+    /// Announcement bodies fetched by id after their id came in gossip.
+    pub gossip_fetches: u64,
+    /// Gossip fetches that failed at one peer (retried with another).
+    pub gossip_fetch_failures: u64,
+    /// Ids heard in gossip whose body no peer handed over within
+    /// [`MAX_FETCH_ATTEMPTS`] (left to catch-up).
+    pub gossip_fetch_given_up: u64,
+    /// Peers that speak only the previous mesh version (refused).
+    pub old_version_peers: u64,
 }
 
 /// Why the mesh refused an own report.
@@ -233,8 +266,9 @@ pub(crate) const MAX_EVENT_BACKLOG: usize = MAX_POOL_ANNOUNCEMENTS;
 pub const MAX_SYNC_DAYS: usize = 20;
 /// Most fetch batches started per reconciled day and round.
 pub const MAX_FETCH_BATCHES: usize = 4;
-/// Largest fetch response this node sends (bytes).
-pub(crate) const MAX_FETCH_RESPONSE: usize = 1024 * 1024;
+/// Largest fetch response this node sends (bytes), bodies read from the
+/// store included.
+pub const MAX_FETCH_RESPONSE: usize = 1024 * 1024;
 /// Response bytes one peer may pull per minute.
 pub(crate) const SYNC_BYTES_PER_MINUTE: usize = 16 * 1024 * 1024;
 
@@ -244,10 +278,10 @@ mod tests {
 
     #[test]
     fn names_carry_the_network_id() {
-        assert_eq!(topic_name("campus"), "meshtrace/campus/announcements/1");
+        assert_eq!(topic_name("campus"), "meshtrace/campus/announcements/2");
         assert_eq!(
             protocol("campus", "stem").unwrap().as_ref(),
-            "/meshtrace/campus/stem/1"
+            "/meshtrace/campus/stem/2"
         );
     }
 }

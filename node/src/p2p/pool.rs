@@ -1,5 +1,8 @@
 //! The announcement pool: every valid, unexpired announcement this node
 //! holds, indexed for gossip deduplication and per-day catch-up digests.
+//! It keeps each announcement's bookkeeping ([`HeldAnnouncement`], under a
+//! hundred bytes), never its bytes: those live in the store (or, for a mesh
+//! without a node, in the core's in-memory bodies).
 //!
 //! A day digest covers the announcements whose certified window ends on
 //! that day (their expiry is the same): the count and the XOR of their ids.
@@ -13,6 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use meshtrace_protocol::{AnnouncementId, Day, ReportPublicKey, UnixTime, VerifiedAnnouncement};
+
+use super::wire::IdMessage;
 
 /// A chunk's slot: its report key and chunk index.
 type Slot = (ReportPublicKey, u32);
@@ -33,11 +38,42 @@ pub struct DayDigest {
 }
 
 struct Entry {
-    bytes: Vec<u8>,
+    size: u32,
     day: Day,
     expires_at: UnixTime,
     hidden: bool,
     slot: Slot,
+}
+
+/// What the mesh knows of an announcement it holds, without its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldAnnouncement {
+    /// Its id.
+    pub id: AnnouncementId,
+    /// Last day of its certified window (its catch-up day).
+    pub last_day: Day,
+    /// When it expires.
+    pub expires_at: UnixTime,
+    /// Its report key.
+    pub report_key: ReportPublicKey,
+    /// Its chunk index.
+    pub chunk_index: u32,
+    /// Its encoded size in bytes.
+    pub size: u32,
+}
+
+impl HeldAnnouncement {
+    /// The bookkeeping of a verified announcement of `size` bytes.
+    pub fn of(ann: &VerifiedAnnouncement, size: usize) -> HeldAnnouncement {
+        HeldAnnouncement {
+            id: ann.id(),
+            last_day: ann.window().1,
+            expires_at: ann.expires_at(),
+            report_key: ann.report_key(),
+            chunk_index: ann.chunk_index(),
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// Valid, unexpired announcements.
@@ -47,6 +83,8 @@ pub struct Pool {
     by_day: BTreeMap<Day, BTreeSet<AnnouncementId>>,
     /// The chunk held for each (report key, chunk index): first one wins.
     slots: HashMap<Slot, AnnouncementId>,
+    /// Evicted for room since the last [`Pool::take_evicted`].
+    evicted: Vec<AnnouncementId>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -88,15 +126,15 @@ impl Pool {
 
     /// Adds a verified announcement; `false` when it was already held or
     /// its slot is taken ([`Pool::slot_taken`]).
-    pub(crate) fn insert(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
-        self.insert_with(ann, bytes, false)
+    pub(crate) fn insert(&mut self, ann: &HeldAnnouncement) -> bool {
+        self.insert_with(ann, false)
     }
 
     /// Adds an announcement that catch-up must not serve yet (an own report
     /// or one received by stem, until it has been seen in gossip): serving it
     /// would point at the few nodes that hold it, i.e. at its origin.
-    pub(crate) fn insert_hidden(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8]) -> bool {
-        self.insert_with(ann, bytes, true)
+    pub(crate) fn insert_hidden(&mut self, ann: &HeldAnnouncement) -> bool {
+        self.insert_with(ann, true)
     }
 
     /// Lets catch-up serve a hidden announcement.
@@ -106,42 +144,53 @@ impl Pool {
         }
     }
 
-    fn insert_with(&mut self, ann: &VerifiedAnnouncement, bytes: &[u8], hidden: bool) -> bool {
-        if self.entries.contains_key(&ann.id()) || self.slot_taken(ann) {
+    fn insert_with(&mut self, ann: &HeldAnnouncement, hidden: bool) -> bool {
+        let slot = (ann.report_key, ann.chunk_index);
+        if self.entries.contains_key(&ann.id)
+            || self.slots.get(&slot).is_some_and(|id| *id != ann.id)
+        {
             return false;
         }
-        if self.entries.len() >= MAX_POOL_ANNOUNCEMENTS {
-            self.evict_soonest();
+        if self.entries.len() >= MAX_POOL_ANNOUNCEMENTS
+            && let Some(id) = self.evict_soonest()
+        {
+            self.evicted.push(id);
         }
-        let day = ann.window().1;
-        let slot = (ann.report_key(), ann.chunk_index());
-        self.slots.insert(slot, ann.id());
+        let day = ann.last_day;
+        self.slots.insert(slot, ann.id);
         self.entries.insert(
-            ann.id(),
+            ann.id,
             Entry {
-                bytes: bytes.to_vec(),
+                size: ann.size,
                 day,
-                expires_at: ann.expires_at(),
+                expires_at: ann.expires_at,
                 hidden,
                 slot,
             },
         );
-        self.by_day.entry(day).or_default().insert(ann.id());
+        self.by_day.entry(day).or_default().insert(ann.id);
         true
     }
 
-    fn evict_soonest(&mut self) {
+    /// Evicts the announcement that expires soonest; returns its id.
+    fn evict_soonest(&mut self) -> Option<AnnouncementId> {
         let first = self
             .by_day
             .iter()
             .next()
             .and_then(|(d, ids)| ids.iter().next().map(|id| (*d, *id)));
-        if let Some((_, id)) = first {
-            self.remove(&id);
-        }
+        let (_, id) = first?;
+        self.remove(&id);
+        Some(id)
     }
 
-    fn remove(&mut self, id: &AnnouncementId) {
+    /// The ids evicted for room since the last call.
+    pub(crate) fn take_evicted(&mut self) -> Vec<AnnouncementId> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Forgets one announcement.
+    pub(crate) fn remove(&mut self, id: &AnnouncementId) {
         let Some(e) = self.entries.remove(id) else {
             return;
         };
@@ -156,8 +205,8 @@ impl Pool {
         }
     }
 
-    /// Drops everything expired at `now`; returns how many.
-    pub(crate) fn expire(&mut self, now: UnixTime) -> usize {
+    /// Drops everything expired at `now`; returns their ids.
+    pub(crate) fn expire(&mut self, now: UnixTime) -> Vec<AnnouncementId> {
         let gone: Vec<AnnouncementId> = self
             .entries
             .iter()
@@ -167,15 +216,22 @@ impl Pool {
         for id in &gone {
             self.remove(id);
         }
-        gone.len()
+        gone
     }
 
-    /// The bytes of one announcement that catch-up may serve.
-    pub fn get(&self, id: &AnnouncementId) -> Option<&[u8]> {
-        self.entries
-            .get(id)
-            .filter(|e| !e.hidden)
-            .map(|e| &e.bytes[..])
+    /// True when catch-up may serve `id` (held and not hidden).
+    pub fn is_served(&self, id: &AnnouncementId) -> bool {
+        self.visible(id)
+    }
+
+    /// The gossip message naming a held announcement (its id, last day
+    /// and size), hidden or not.
+    pub(crate) fn id_message(&self, id: &AnnouncementId) -> Option<IdMessage> {
+        self.entries.get(id).map(|e| IdMessage {
+            id: *id,
+            last_day: e.day,
+            size: e.size,
+        })
     }
 
     fn visible(&self, id: &AnnouncementId) -> bool {
@@ -241,7 +297,7 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    fn chunks(n: usize, last_day_offset: u32) -> (Vec<(VerifiedAnnouncement, Vec<u8>)>, UnixTime) {
+    fn chunks(n: usize, last_day_offset: u32) -> (Vec<(HeldAnnouncement, Vec<u8>)>, UnixTime) {
         let mut rng = ChaCha20Rng::seed_from_u64(u64::from(last_day_offset) + n as u64);
         let issuer = IssuerSecretKey::generate(&mut rng);
         let now = UnixTime(1_800_000_000);
@@ -274,7 +330,7 @@ mod tests {
                 },
             )
             .unwrap();
-            out.push((v, c.bytes));
+            out.push((HeldAnnouncement::of(&v, c.bytes.len()), c.bytes));
         }
         (out, now)
     }
@@ -285,15 +341,15 @@ mod tests {
         let (b, _) = chunks(2, 4);
         let mut full = Pool::new();
         let mut partial = Pool::new();
-        for (v, bytes) in a.iter().chain(&b) {
-            assert!(full.insert(v, bytes));
-            assert!(!full.insert(v, bytes), "held once");
+        for (v, _) in a.iter().chain(&b) {
+            assert!(full.insert(v));
+            assert!(!full.insert(v), "held once");
         }
-        for (v, bytes) in &a {
-            partial.insert(v, bytes);
+        for (v, _) in &a {
+            partial.insert(v);
         }
         let days = partial.days_to_reconcile(&full.digests());
-        assert_eq!(days, vec![b[0].0.window().1], "only the day it lacks");
+        assert_eq!(days, vec![b[0].0.last_day], "only the day it lacks");
         assert!(
             full.days_to_reconcile(&partial.digests()).is_empty(),
             "superset needs nothing"
@@ -307,15 +363,19 @@ mod tests {
     fn hidden_announcements_are_not_served_until_revealed() {
         let (a, _) = chunks(2, 1);
         let mut p = Pool::new();
-        p.insert(&a[0].0, &a[0].1);
-        p.insert_hidden(&a[1].0, &a[1].1);
+        p.insert(&a[0].0);
+        p.insert_hidden(&a[1].0);
         assert_eq!(p.digests()[0].count, 1);
-        assert_eq!(p.ids_of_day(a[0].0.window().1), vec![a[0].0.id()]);
-        assert!(p.get(&a[1].0.id()).is_none());
-        assert!(p.contains(&a[1].0.id()), "still held for gossip dedupe");
-        p.reveal(&a[1].0.id());
+        assert_eq!(p.ids_of_day(a[0].0.last_day), vec![a[0].0.id]);
+        assert!(!p.is_served(&a[1].0.id));
+        assert!(p.contains(&a[1].0.id), "still held for gossip dedupe");
+        assert_eq!(
+            p.id_message(&a[1].0.id).map(|m| m.size as usize),
+            Some(a[1].1.len())
+        );
+        p.reveal(&a[1].0.id);
         assert_eq!(p.digests()[0].count, 2);
-        assert!(p.get(&a[1].0.id()).is_some());
+        assert!(p.is_served(&a[1].0.id));
     }
 
     #[test]
@@ -323,12 +383,12 @@ mod tests {
         let (old, now) = chunks(2, 14);
         let (recent, _) = chunks(1, 0);
         let mut p = Pool::new();
-        for (v, b) in old.iter().chain(&recent) {
-            p.insert(v, b);
+        for (v, _) in old.iter().chain(&recent) {
+            p.insert(v);
         }
-        assert_eq!(p.expire(now), 0);
+        assert!(p.expire(now).is_empty());
         // One day later the 14-day-old window has expired.
-        assert_eq!(p.expire(now.plus(86_400)), 2);
+        assert_eq!(p.expire(now.plus(86_400)).len(), 2);
         assert_eq!(p.len(), 1);
         assert_eq!(p.digests().len(), 1);
     }

@@ -17,13 +17,17 @@ use libp2p::gossipsub::MessageAcceptance;
 use libp2p::{PeerId, StreamProtocol};
 use meshtrace_protocol::{
     AnnouncementError, AnnouncementId, Disposition, UnixTime, VerifiedAnnouncement, VerifyContext,
+    expiry_of,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 
+use super::bodies::Bodies;
+use super::pool::HeldAnnouncement;
 use super::rates::RateWindow;
 use super::sync::SyncStep;
+use super::wire::{IdMessage, sync_request};
 use super::{
     MAX_OUTBOX, MAX_STEM_FAILURES, Origin, P2pConfig, P2pCounters, P2pError, P2pEvent, PeerInfo,
     Pool, PublishRefused, StemRequest, SyncRequest, protocol,
@@ -94,13 +98,22 @@ pub enum Effect {
         /// The request.
         request: SyncRequest,
     },
-    /// Publish on the gossip topic; report the outcome with
-    /// [`MeshState::handle_published`].
+    /// Publish an announcement's id message ([`IdMessage`]) on the gossip
+    /// topic; report the outcome with [`MeshState::handle_published`].
     Gossip {
         /// The announcement's id.
         id: AnnouncementId,
-        /// Its bytes.
-        bytes: Vec<u8>,
+        /// The encoded id message.
+        message: Vec<u8>,
+    },
+    /// Tell gossipsub the verdict on the gossip message naming `id` that
+    /// [`MeshState::handle_gossip`] left pending (its body was fetched and
+    /// verified, or could not be fetched).
+    Validate {
+        /// The announcement id the message named.
+        id: AnnouncementId,
+        /// Forward (Accept), drop (Ignore) or penalise the sender (Reject).
+        acceptance: MessageAcceptance,
     },
     /// Hand an event to the node.
     Emit(P2pEvent),
@@ -129,6 +142,12 @@ pub(super) struct StemPending {
     pub(super) deadline: Instant,
 }
 
+/// A body being fetched after its id came in gossip.
+pub(super) struct GossipFetch {
+    /// Peers asked so far, the first one being the gossip source.
+    pub(super) tried: Vec<PeerId>,
+}
+
 /// What the core knows of a connected peer.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Peer {
@@ -150,7 +169,17 @@ pub struct MeshState {
     stem_proto: StreamProtocol,
     sync_proto: StreamProtocol,
     kad_proto: StreamProtocol,
+    /// The previous version's sync protocol (to name old peers in logs).
+    old_sync_proto: StreamProtocol,
     pub(super) pool: Pool,
+    /// The bytes of what the pool holds (in memory, or in the store).
+    pub(super) bodies: Bodies,
+    /// Ids a fetch answer wants from the store ([`MeshState::take_store_reads`]).
+    pub(super) store_reads: Vec<AnnouncementId>,
+    /// Bytes gossiped without any check (feature `test-utils`: a test
+    /// playing a misbehaving peer), served to whoever fetches them.
+    #[cfg(feature = "test-utils")]
+    pub(super) unchecked: HashMap<AnnouncementId, Vec<u8>>,
     pub(super) outbox: VecDeque<Outgoing>,
     pub(super) stem_pending: HashMap<AnnouncementId, StemPending>,
     /// Hidden pool entries and when they are revealed at the latest.
@@ -163,6 +192,9 @@ pub struct MeshState {
     pub(super) publishing: HashMap<AnnouncementId, (Vec<u8>, Duration)>,
     pub(super) stem_out: HashMap<Token, StemOut>,
     pub(super) sync_out: HashMap<Token, (PeerId, SyncStep)>,
+    /// Bodies being fetched for ids heard in gossip (their gossip
+    /// message awaits a verdict).
+    pub(super) gossip_fetches: HashMap<AnnouncementId, GossipFetch>,
     pub(super) peers: HashMap<PeerId, Peer>,
     pub(super) rate: HashMap<PeerId, RateWindow>,
     pub(super) counters: P2pCounters,
@@ -183,23 +215,68 @@ impl std::fmt::Debug for MeshState {
 }
 
 impl MeshState {
-    /// A core for `config` at `now`, with randomness from `seed`. `initial`
-    /// are announcements already held (from the store): they seed the pool
-    /// that catch-up serves (those that do not verify are skipped).
+    /// A core for `config` at `now`, with randomness from `seed`, that keeps
+    /// announcement bytes in memory (a mesh without a node: tests,
+    /// benchmarks, the simulator). `initial` are announcements already held:
+    /// they seed the pool that catch-up serves (those that do not verify are
+    /// skipped).
     pub fn new(
         config: P2pConfig,
         seed: u64,
         now: Now,
         initial: Vec<Vec<u8>>,
     ) -> Result<MeshState, P2pError> {
+        let mut s = MeshState::empty(config, seed, now, Bodies::Memory(HashMap::new()))?;
+        for bytes in initial {
+            if let Ok(v) = s.verify(now, &bytes) {
+                s.pool.insert(&HeldAnnouncement::of(&v, bytes.len()));
+                s.bodies.put(v.id(), &bytes);
+            }
+        }
+        Ok(s)
+    }
+
+    /// A core whose announcement bytes live in the node's store: the pool
+    /// holds `held` (their bookkeeping only), a fetch answer asks the node
+    /// for the bytes ([`MeshState::take_store_reads`]), and only the latest
+    /// [`MAX_RECENT_BODIES`](super::MAX_RECENT_BODIES) accepted bodies stay
+    /// in memory.
+    pub fn with_store(
+        config: P2pConfig,
+        seed: u64,
+        now: Now,
+        held: Vec<HeldAnnouncement>,
+    ) -> Result<MeshState, P2pError> {
+        let bodies = Bodies::Store {
+            recent: HashMap::new(),
+            order: VecDeque::new(),
+        };
+        let mut s = MeshState::empty(config, seed, now, bodies)?;
+        for h in held.iter().filter(|h| h.expires_at > now.unix) {
+            s.pool.insert(h);
+        }
+        Ok(s)
+    }
+
+    fn empty(
+        config: P2pConfig,
+        seed: u64,
+        now: Now,
+        bodies: Bodies,
+    ) -> Result<MeshState, P2pError> {
         let net = config.network_id().to_owned();
-        let mut s = MeshState {
+        let s = MeshState {
             stem_proto: protocol(&net, "stem")?,
             sync_proto: protocol(&net, "sync")?,
             kad_proto: protocol(&net, "kad")?,
+            old_sync_proto: super::protocol_version(&net, "sync", super::PREVIOUS_MESH_VERSION)?,
             next_sync: now.mono + config.sync_interval(),
             config,
             pool: Pool::new(),
+            bodies,
+            store_reads: Vec::new(),
+            #[cfg(feature = "test-utils")]
+            unchecked: HashMap::new(),
             outbox: VecDeque::new(),
             stem_pending: HashMap::new(),
             hidden: HashMap::new(),
@@ -207,6 +284,7 @@ impl MeshState {
             publishing: HashMap::new(),
             stem_out: HashMap::new(),
             sync_out: HashMap::new(),
+            gossip_fetches: HashMap::new(),
             peers: HashMap::new(),
             rate: HashMap::new(),
             counters: P2pCounters::default(),
@@ -214,12 +292,34 @@ impl MeshState {
             next_token: 0,
             rng: StdRng::seed_from_u64(seed),
         };
-        for bytes in initial {
-            if let Ok(v) = s.verify(now, &bytes) {
-                s.pool.insert(&v, &bytes);
-            }
-        }
         Ok(s)
+    }
+
+    /// Ids of announcements that the last [`MeshState::answer_sync`] would
+    /// have served but whose bytes are in the store: the driver asks the
+    /// node for them and adds them to the answer.
+    pub fn take_store_reads(&mut self) -> Vec<AnnouncementId> {
+        std::mem::take(&mut self.store_reads)
+    }
+
+    /// The id message a misbehaving peer gossips for `bytes`, which it then
+    /// serves unchecked to whoever fetches them (feature `test-utils`). The
+    /// message names today as the last day and the bytes' length as the
+    /// size, without any check.
+    #[cfg(feature = "test-utils")]
+    pub fn unchecked_message(&mut self, now: Now, bytes: Vec<u8>) -> Vec<u8> {
+        let id = AnnouncementId::of(&bytes);
+        let mut message = id.0.to_vec();
+        message.extend_from_slice(&now.unix.day().0.to_be_bytes());
+        message.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        self.unchecked.insert(id, bytes);
+        message
+    }
+
+    /// Announcement bodies held in memory (all of them without a store, the
+    /// latest few with one).
+    pub fn bodies_in_memory(&self) -> usize {
+        self.bodies.len()
     }
 
     /// The next effect to carry out, if any.
@@ -325,6 +425,16 @@ impl MeshState {
         let stem = protocols.contains(&self.stem_proto);
         let sync = protocols.contains(&self.sync_proto);
         let kad = protocols.contains(&self.kad_proto);
+        if !sync && protocols.contains(&self.old_sync_proto) {
+            self.counters.old_version_peers += 1;
+            tracing::warn!(
+                %peer,
+                "a peer speaks mesh protocol version {} only; this node speaks version {} \
+                 and refuses its messages: upgrade meshtrace on that node",
+                super::PREVIOUS_MESH_VERSION,
+                super::MESH_VERSION
+            );
+        }
         let p = self.peers.entry(peer).or_default();
         let new_sync = sync && !p.sync;
         (p.stem, p.sync, p.kad) = (stem, sync, kad);
@@ -412,7 +522,9 @@ impl MeshState {
     }
 
     fn expire(&mut self, now: Now) {
-        self.pool.expire(now.unix);
+        for id in self.pool.expire(now.unix) {
+            self.bodies.remove(&id);
+        }
         let pool = &self.pool;
         self.gossip_seen.retain(|id| pool.contains(id));
         self.hidden.retain(|id, _| pool.contains(id));
@@ -434,12 +546,15 @@ impl MeshState {
         }
         let hidden = matches!(origin, Origin::Stem(_) | Origin::Local);
         let id = v.id();
+        let held = HeldAnnouncement::of(&v, bytes.len());
         let inserted = if hidden {
-            self.pool.insert_hidden(&v, &bytes)
+            self.pool.insert_hidden(&held)
         } else {
-            self.pool.insert(&v, &bytes)
+            self.pool.insert(&held)
         };
         if inserted {
+            self.bodies.put(id, &bytes);
+            self.forget_evicted();
             if hidden {
                 self.hide(now, id);
             }
@@ -448,6 +563,13 @@ impl MeshState {
                 bytes,
                 origin,
             });
+        }
+    }
+
+    /// Drops the bodies of what the pool evicted for room.
+    fn forget_evicted(&mut self) {
+        for id in self.pool.take_evicted() {
+            self.bodies.remove(&id);
         }
     }
 
@@ -468,17 +590,33 @@ impl MeshState {
 
     // ----- gossip -----
 
-    /// A gossip message from `from`: whether gossipsub should accept
-    /// (forward), ignore or reject it.
-    pub fn handle_gossip(&mut self, now: Now, from: PeerId, bytes: Vec<u8>) -> MessageAcceptance {
-        let id = AnnouncementId::of(&bytes);
+    /// A gossip message from `from` (an [`IdMessage`]): whether gossipsub
+    /// should accept (forward), ignore or reject it, or `None` while the
+    /// body is fetched from `from` (the verdict then comes as an
+    /// [`Effect::Validate`]). A node forwards an id only once it holds the
+    /// verified body, so whoever hears an id from it can fetch from it.
+    pub fn handle_gossip(
+        &mut self,
+        now: Now,
+        from: PeerId,
+        bytes: Vec<u8>,
+    ) -> Option<MessageAcceptance> {
+        let msg = match IdMessage::decode(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(peer = %from, error = %e, "rejected gossip");
+                self.counters.rejected += 1;
+                return Some(MessageAcceptance::Reject);
+            }
+        };
+        let id = msg.id;
         // Seen in gossip: a pending stem hop has fluffed, and catch-up may
         // serve it now.
         self.stem_pending.remove(&id);
         self.reveal(&id);
-        if self.gossip_seen.contains(&id) {
+        if self.gossip_seen.contains(&id) || self.gossip_fetches.contains_key(&id) {
             self.counters.ignored += 1;
-            return MessageAcceptance::Ignore;
+            return Some(MessageAcceptance::Ignore);
         }
         if self.pool.contains(&id) {
             // Held from a stem hop, catch-up or our own report, but this is
@@ -486,20 +624,54 @@ impl MeshState {
             // neighbours only reach it through us still spreads it.
             self.gossip_seen.insert(id);
             self.counters.accepted += 1;
-            return MessageAcceptance::Accept;
+            return Some(MessageAcceptance::Accept);
         }
-        match self.verify(now, &bytes) {
+        if expiry_of(msg.last_day) <= now.unix
+            || self.gossip_fetches.len() >= super::MAX_GOSSIP_FETCHES
+        {
+            // Expired (nothing to fetch), or too many fetches at once
+            // (catch-up brings it later).
+            self.counters.ignored += 1;
+            return Some(MessageAcceptance::Ignore);
+        }
+        self.gossip_fetches
+            .insert(id, GossipFetch { tried: vec![from] });
+        self.send_sync(
+            from,
+            sync_request::Kind::Fetch(id.0.to_vec()),
+            SyncStep::Gossip(id),
+        );
+        None
+    }
+
+    /// The body of gossip id `id` arrived from `peer` (or `None`: the peer
+    /// did not have it, refused, or the request failed): verified and
+    /// stored, or asked of another peer, up to
+    /// [`MAX_FETCH_ATTEMPTS`](super::MAX_FETCH_ATTEMPTS).
+    pub(super) fn gossip_body(
+        &mut self,
+        now: Now,
+        id: AnnouncementId,
+        peer: PeerId,
+        body: Option<Vec<u8>>,
+    ) {
+        let Some(bytes) = body else {
+            self.counters.gossip_fetch_failures += 1;
+            self.retry_gossip_fetch(id);
+            return;
+        };
+        self.gossip_fetches.remove(&id);
+        self.counters.gossip_fetches += 1;
+        let acceptance = match self.verify(now, &bytes) {
             Ok(v) if self.pool.slot_taken(&v) => {
                 // Valid, but a variant of a chunk we hold: neither stored
                 // nor forwarded.
-                self.gossip_seen.insert(id);
                 self.counters.equivocations += 1;
                 MessageAcceptance::Ignore
             }
             Ok(v) => {
-                self.gossip_seen.insert(id);
                 self.counters.accepted += 1;
-                self.accept_new(now, v, bytes, Origin::Gossip(from));
+                self.accept_new(now, v, bytes, Origin::Gossip(peer));
                 MessageAcceptance::Accept
             }
             Err(e) if e.disposition() == Disposition::Ignore => {
@@ -507,10 +679,70 @@ impl MeshState {
                 MessageAcceptance::Ignore
             }
             Err(e) => {
-                tracing::debug!(peer = %from, error = %e, "rejected gossip");
+                tracing::debug!(%peer, error = %e, "rejected a fetched announcement");
                 self.counters.rejected += 1;
                 MessageAcceptance::Reject
             }
+        };
+        self.gossip_seen.insert(id);
+        self.push(Effect::Validate { id, acceptance });
+    }
+
+    /// Asks another full peer for a gossip id's body, or gives up after
+    /// [`MAX_FETCH_ATTEMPTS`](super::MAX_FETCH_ATTEMPTS) peers (the gossip
+    /// message is ignored; catch-up brings the announcement later).
+    fn retry_gossip_fetch(&mut self, id: AnnouncementId) {
+        let Some(mut f) = self.gossip_fetches.remove(&id) else {
+            return;
+        };
+        let next = if f.tried.len() < super::MAX_FETCH_ATTEMPTS as usize {
+            let mut candidates: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(p, k)| {
+                    k.subscribed
+                        && k.sync
+                        && !f.tried.contains(p)
+                        && k.score.is_none_or(|s| s >= 0.0)
+                })
+                .map(|(p, _)| *p)
+                .collect();
+            // HashMap order is random per process: sort for the seeded pick.
+            candidates.sort();
+            candidates.choose(&mut self.rng).copied()
+        } else {
+            None
+        };
+        match next {
+            Some(peer) => {
+                f.tried.push(peer);
+                self.gossip_fetches.insert(id, f);
+                self.send_sync(
+                    peer,
+                    sync_request::Kind::Fetch(id.0.to_vec()),
+                    SyncStep::Gossip(id),
+                );
+            }
+            None => {
+                // Not fetched again from gossip (catch-up brings it).
+                self.gossip_seen.insert(id);
+                self.counters.gossip_fetch_given_up += 1;
+                self.push(Effect::Validate {
+                    id,
+                    acceptance: MessageAcceptance::Ignore,
+                });
+            }
+        }
+    }
+
+    /// Publishes the id message of held announcement `id` (nothing when it
+    /// is no longer held: expired).
+    pub(super) fn gossip_id(&mut self, id: AnnouncementId) {
+        if let Some(m) = self.pool.id_message(&id) {
+            self.push(Effect::Gossip {
+                id,
+                message: m.encode(),
+            });
         }
     }
 
@@ -558,7 +790,12 @@ impl MeshState {
             return Err(PublishRefused::Equivocation);
         }
         let id = v.id();
-        if self.pool.insert_hidden(&v, &bytes) {
+        if self
+            .pool
+            .insert_hidden(&HeldAnnouncement::of(&v, bytes.len()))
+        {
+            self.bodies.put(id, &bytes);
+            self.forget_evicted();
             self.hide(now, id);
         }
         // The reporter never forwards its own report in gossip: to its
@@ -596,10 +833,7 @@ impl MeshState {
             if direct {
                 // Kept until the publish succeeds (handle_published).
                 o.next_try = now.mono + TICK * RETRY_TICKS;
-                self.push(Effect::Gossip {
-                    id: o.id,
-                    bytes: o.bytes.clone(),
-                });
+                self.gossip_id(o.id);
                 keep.push_back(o);
                 continue;
             }

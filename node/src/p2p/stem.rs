@@ -134,8 +134,8 @@ impl MeshState {
     /// Publishes a relayed report in gossip; if that fails it goes back to
     /// the pending stems, due again after `retry`.
     fn fluff(&mut self, id: AnnouncementId, bytes: Vec<u8>, retry: std::time::Duration) {
-        self.publishing.insert(id, (bytes.clone(), retry));
-        self.push(Effect::Gossip { id, bytes });
+        self.publishing.insert(id, (bytes, retry));
+        self.gossip_id(id);
     }
 
     /// Fail-safe of Dandelion: a stem message we relayed (or our own, once

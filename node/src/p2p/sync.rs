@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 
 use libp2p::PeerId;
-use meshtrace_protocol::{AnnouncementId, Day, Disposition};
+use meshtrace_protocol::{AnnouncementId, Day, Disposition, VerifyContext};
 
 use super::state::{Effect, MeshState, Now, Token};
+use super::verify::verify_parallel;
 use super::wire::{self, DayDigestMsg, SyncRequest, SyncResponse, sync_request};
 use super::{MAX_FETCH_BATCHES, MAX_FETCH_IDS, MAX_FETCH_RESPONSE, MAX_IDS_PER_DAY, Origin};
 
@@ -15,6 +16,8 @@ pub(super) enum SyncStep {
     Digests,
     Ids,
     Fetch(HashSet<AnnouncementId>),
+    /// The body of an id heard in gossip.
+    Gossip(AnnouncementId),
 }
 
 impl MeshState {
@@ -30,7 +33,7 @@ impl MeshState {
         }
     }
 
-    fn send_sync(&mut self, peer: PeerId, kind: sync_request::Kind, step: SyncStep) {
+    pub(super) fn send_sync(&mut self, peer: PeerId, kind: sync_request::Kind, step: SyncStep) {
         let token = self.token();
         self.sync_out.insert(token, (peer, step));
         self.push(Effect::SendSync {
@@ -55,7 +58,7 @@ impl MeshState {
         resp
     }
 
-    fn answer(&self, request: SyncRequest) -> SyncResponse {
+    fn answer(&mut self, request: SyncRequest) -> SyncResponse {
         match request.kind {
             Some(sync_request::Kind::Digests(_)) => SyncResponse {
                 digests: self
@@ -84,12 +87,26 @@ impl MeshState {
                 let mut total = 0usize;
                 let mut out = Vec::new();
                 for id in wire::fetch_ids(&ids) {
-                    if let Some(b) = self.pool.get(&id) {
-                        if total + b.len() > MAX_FETCH_RESPONSE {
-                            break;
+                    if !self.pool.is_served(&id) {
+                        #[cfg(feature = "test-utils")]
+                        if let Some(b) = self.unchecked.get(&id) {
+                            total += b.len();
+                            out.push(b.clone());
                         }
-                        total += b.len();
-                        out.push(b.to_vec());
+                        continue;
+                    }
+                    match self.bodies.get(&id) {
+                        Some(b) => {
+                            if total + b.len() > MAX_FETCH_RESPONSE {
+                                break;
+                            }
+                            total += b.len();
+                            out.push(b.to_vec());
+                        }
+                        // The driver adds it from the store (up to the
+                        // same limit).
+                        None if self.bodies.in_store() => self.store_reads.push(id),
+                        None => {}
                     }
                 }
                 SyncResponse {
@@ -104,9 +121,17 @@ impl MeshState {
         }
     }
 
+    /// Bytes read from the store and added to an answer to `peer` count
+    /// against its rate window like the rest of the answer.
+    pub(crate) fn served_from_store(&mut self, now: Now, peer: PeerId, bytes: usize) {
+        self.window(now, peer).bytes_out += bytes;
+    }
+
     /// A catch-up request we sent failed.
-    pub fn handle_sync_failure(&mut self, _now: Now, token: Token) {
-        self.sync_out.remove(&token);
+    pub fn handle_sync_failure(&mut self, now: Now, token: Token) {
+        if let Some((peer, SyncStep::Gossip(id))) = self.sync_out.remove(&token) {
+            self.gossip_body(now, id, peer, None);
+        }
     }
 
     /// The answer to a catch-up request we sent: the next step (ids of the
@@ -118,6 +143,14 @@ impl MeshState {
             return;
         };
         self.counters.sync_bytes_in += prost::Message::encoded_len(&response) as u64;
+        if let SyncStep::Gossip(id) = step {
+            let body = response
+                .announcements
+                .into_iter()
+                .find(|b| AnnouncementId::of(b) == id);
+            self.gossip_body(now, id, peer, body);
+            return;
+        }
         if !response.refused.is_empty() {
             return;
         }
@@ -149,14 +182,26 @@ impl MeshState {
                 }
             }
             SyncStep::Fetch(asked) => {
+                let mut wanted = Vec::new();
                 for bytes in response.announcements {
-                    let id = AnnouncementId::of(&bytes);
-                    if !asked.contains(&id) {
+                    if asked.contains(&AnnouncementId::of(&bytes)) {
+                        wanted.push(bytes);
+                    } else {
                         // Not what we asked for.
                         self.counters.rejected += 1;
-                        continue;
                     }
-                    match self.verify(now, &bytes) {
+                }
+                // The batch is verified at once, on every core.
+                let trusted = self.config.trusted_issuers().keys();
+                let ctx = VerifyContext {
+                    network_id: self.config.network_id(),
+                    trusted_issuers: &trusted,
+                    now: now.unix,
+                };
+                let refs: Vec<&[u8]> = wanted.iter().map(Vec::as_slice).collect();
+                let verdicts = verify_parallel(&refs, &ctx);
+                for (bytes, verdict) in wanted.into_iter().zip(verdicts) {
+                    match verdict {
                         Ok(v) => self.accept_new(now, v, bytes, Origin::Sync(peer)),
                         Err(e) if e.disposition() == Disposition::Reject => {
                             self.counters.rejected += 1
@@ -166,6 +211,7 @@ impl MeshState {
                 }
                 self.counters.sync_rounds += 1;
             }
+            SyncStep::Gossip(_) => {}
         }
     }
 }

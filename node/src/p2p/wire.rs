@@ -196,6 +196,72 @@ fn decode<M: Message + Default>(bytes: &[u8]) -> std::io::Result<M> {
 /// Length of an announcement id on the wire.
 const ID_LEN: usize = 32;
 
+/// Length of a gossip message ([`IdMessage`]): id, last day, size.
+pub const ID_MESSAGE_LEN: usize = ID_LEN + 4 + 4;
+
+/// What the gossip topic carries (protocol §14.2): an announcement's id,
+/// the last day of its certified window (so an expired one is not fetched)
+/// and its size in bytes (so a fetch knows what to expect). Exactly
+/// [`ID_MESSAGE_LEN`] bytes: `id ‖ last_day (u32, big-endian) ‖ size (u32,
+/// big-endian)`. The body is fetched by id with the sync protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdMessage {
+    /// The announcement's id (SHA-256 of its bytes).
+    pub id: AnnouncementId,
+    /// Last day of the certified contact window (its expiry follows).
+    pub last_day: Day,
+    /// Its encoded size in bytes.
+    pub size: u32,
+}
+
+/// Why a gossip message is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdMessageError {
+    /// Not [`ID_MESSAGE_LEN`] bytes (a version-1 node gossips whole
+    /// announcements instead).
+    #[error(
+        "a gossip message of {0} bytes is not a version-2 announcement id ({ID_MESSAGE_LEN} bytes); \
+         a version-1 node sends whole announcements"
+    )]
+    Length(usize),
+    /// A size of zero or above the largest announcement.
+    #[error("an announcement id message gives an impossible size of {0} bytes")]
+    Size(u32),
+}
+
+impl IdMessage {
+    /// The 40 bytes on the topic.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ID_MESSAGE_LEN);
+        out.extend_from_slice(&self.id.0);
+        out.extend_from_slice(&self.last_day.0.to_be_bytes());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out
+    }
+
+    /// Decodes a gossip message; never panics.
+    pub fn decode(bytes: &[u8]) -> Result<IdMessage, IdMessageError> {
+        let b: &[u8; ID_MESSAGE_LEN] = bytes
+            .try_into()
+            .map_err(|_| IdMessageError::Length(bytes.len()))?;
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&b[..ID_LEN]);
+        let mut day = [0u8; 4];
+        day.copy_from_slice(&b[ID_LEN..ID_LEN + 4]);
+        let mut size = [0u8; 4];
+        size.copy_from_slice(&b[ID_LEN + 4..]);
+        let size = u32::from_be_bytes(size);
+        if size == 0 || size as usize > MAX_ANNOUNCEMENT_BYTES {
+            return Err(IdMessageError::Size(size));
+        }
+        Ok(IdMessage {
+            id: AnnouncementId(id),
+            last_day: Day(u32::from_be_bytes(day)),
+            size,
+        })
+    }
+}
+
 /// The 32-byte ids in `bytes`, at most `max` of them; trailing bytes that do
 /// not make a whole id are ignored.
 fn ids_in(bytes: &[u8], max: usize) -> Vec<AnnouncementId> {
@@ -319,6 +385,33 @@ mod tests {
             count: 1,
             xor: vec![7; xor_len],
         }
+    }
+
+    #[test]
+    fn id_messages_are_exactly_40_bytes_and_round_trip() {
+        let m = IdMessage {
+            id: AnnouncementId([9; 32]),
+            last_day: Day(20_123),
+            size: 3_000,
+        };
+        let bytes = m.encode();
+        assert_eq!(bytes.len(), ID_MESSAGE_LEN);
+        assert_eq!(&bytes[32..36], &20_123u32.to_be_bytes());
+        assert_eq!(&bytes[36..], &3_000u32.to_be_bytes());
+        assert_eq!(IdMessage::decode(&bytes), Ok(m));
+        for len in [0, 39, 41, 4096] {
+            assert_eq!(
+                IdMessage::decode(&vec![1; len]),
+                Err(IdMessageError::Length(len))
+            );
+        }
+        let mut zero = bytes.clone();
+        zero[36..].copy_from_slice(&0u32.to_be_bytes());
+        assert_eq!(IdMessage::decode(&zero), Err(IdMessageError::Size(0)));
+        let mut huge = bytes;
+        let too_big = MAX_ANNOUNCEMENT_BYTES as u32 + 1;
+        huge[36..].copy_from_slice(&too_big.to_be_bytes());
+        assert_eq!(IdMessage::decode(&huge), Err(IdMessageError::Size(too_big)));
     }
 
     #[test]

@@ -39,6 +39,7 @@ use meshtrace_protocol::{
 };
 use tokio::sync::mpsc;
 
+pub mod external;
 pub mod memory;
 pub mod model;
 pub mod udp;
@@ -82,11 +83,19 @@ pub const PC_SCAN: ScanTiming = ScanTiming {
 
 /// The scan of a phone that must last a day on its battery: 4 s every 60 s
 /// (Exposure Notification scans about 4 s every 3.5–5 minutes; Android's
-/// low-power scan listens about 10 %). Set it with `[radio] scan_interval =
-/// "60s"` and `scan_window = "4s"`.
+/// low-power scan listens about 10 %). The `phone` radio profile (`[radio]
+/// profile = "phone"`).
 pub const PHONE_SCAN: ScanTiming = ScanTiming {
     window: Duration::from_secs(4),
     interval: Duration::from_secs(60),
+};
+
+/// The scan of a phone saving its battery: 4 s every 240 s, within Exposure
+/// Notification's own cadence (about 4 s every 3.5–5 minutes). The
+/// `phone-low-power` radio profile.
+pub const PHONE_LOW_POWER_SCAN: ScanTiming = ScanTiming {
+    window: Duration::from_secs(4),
+    interval: Duration::from_secs(240),
 };
 
 impl ScanTiming {
@@ -595,6 +604,7 @@ impl FrameDecoder {
     }
 
     /// Counts an advertisement that carried no meshtrace service data.
+    #[cfg_attr(not(feature = "ble"), allow(dead_code))]
     pub(crate) fn count_foreign(&self) {
         RadioCounters::add(&self.counters.received);
         RadioCounters::add(&self.counters.foreign);
@@ -656,9 +666,9 @@ mod tests {
                 .is_some()
         );
         // Wrong version, truncated half, oversized, truncated AD, foreign.
-        let mut v2 = f.encode_extended();
-        v2[0] = 0x20;
-        assert!(d.service_data(&v2, None, t).is_none());
+        let mut v1 = f.encode_extended();
+        v1[0] = 0x10; // a version 1 frame
+        assert!(d.service_data(&v1, None, t).is_none());
         assert!(d.service_data(&a[..10], None, t).is_none());
         assert!(d.service_data(&[0x10; 400], None, t).is_none());
         assert!(d.advertising_data(&[9, 0x16, 0xb7], None, t).is_none());

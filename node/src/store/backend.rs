@@ -24,11 +24,15 @@ pub enum Tree {
     Issuers,
     /// Node metadata.
     Meta,
+    /// The fingerprint index of held announcements (keys only, no values:
+    /// day tag ‖ keyed hash of a fingerprint ‖ the announcement's record
+    /// key prefix), for matching encounters that close later.
+    Fingerprints,
 }
 
 impl Tree {
     /// Every tree.
-    pub(crate) const ALL: [Tree; 8] = [
+    pub(crate) const ALL: [Tree; 9] = [
         Tree::DayKeys,
         Tree::EpochKeys,
         Tree::Encounters,
@@ -37,6 +41,7 @@ impl Tree {
         Tree::Exposures,
         Tree::Issuers,
         Tree::Meta,
+        Tree::Fingerprints,
     ];
 
     /// The tree's name on disk (also bound into every record's associated data).
@@ -50,6 +55,7 @@ impl Tree {
             Tree::Exposures => "exposures",
             Tree::Issuers => "issuers",
             Tree::Meta => "meta",
+            Tree::Fingerprints => "fingerprints",
         }
     }
 }

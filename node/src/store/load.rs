@@ -30,6 +30,7 @@ impl<S: Store> ContactStore<S> {
             encounters: HashMap::new(),
             index: None,
             announcements: HashMap::new(),
+            ann_by_key: HashMap::new(),
             exposures: HashMap::new(),
             orphans: Vec::new(),
             dirty: false,
@@ -170,6 +171,8 @@ impl<S: Store> ContactStore<S> {
                 let Ok(id) = <[u8; 32]>::try_from(&m.id[..]) else {
                     return false;
                 };
+                self.ann_by_key
+                    .insert(super::index_id(&key), AnnouncementId(id));
                 self.announcements.insert(
                     AnnouncementId(id),
                     AnnEntry {

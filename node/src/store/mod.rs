@@ -53,6 +53,22 @@ use records::{
     ExposureRecord, IssuerRecord,
 };
 
+/// Bytes of an announcement's record key (after the day tag) that its
+/// fingerprint index entries carry.
+pub(crate) const INDEX_ID_LEN: usize = 8;
+/// Bytes of a fingerprint's keyed hash in an index key.
+pub(crate) const INDEX_FINGERPRINT_LEN: usize = 8;
+
+/// The index name of an announcement: its record key's first
+/// [`INDEX_ID_LEN`] bytes after the day tag.
+pub(crate) fn index_id(record_key: &[u8]) -> [u8; INDEX_ID_LEN] {
+    let mut out = [0u8; INDEX_ID_LEN];
+    if let Some(b) = record_key.get(DAY_TAG_LEN..DAY_TAG_LEN + INDEX_ID_LEN) {
+        out.copy_from_slice(b);
+    }
+    out
+}
+
 /// The durability bound: [`ContactStore::maybe_flush`] flushes pending writes
 /// at least this often (seconds of the injected clock).
 pub const FLUSH_INTERVAL_SECONDS: u64 = 2;
@@ -248,6 +264,9 @@ pub struct ContactStore<S: Store = SledStore> {
     encounters: HashMap<EncounterRef, StoredEnc>,
     index: Option<TokenIndex>,
     announcements: HashMap<AnnouncementId, AnnEntry>,
+    /// Each stored announcement by its record key's prefix (what the
+    /// fingerprint index names).
+    ann_by_key: HashMap<[u8; INDEX_ID_LEN], AnnouncementId>,
     exposures: HashMap<ReportPublicKey, (Vec<u8>, StoredExposure)>,
     orphans: Vec<(Tree, Vec<u8>)>,
     dirty: bool,
@@ -415,10 +434,17 @@ impl<S: Store> ContactStore<S> {
         let (key, sealer) = self.day_key_for(last_day, &lookup)?;
         let sealed_body = sealer.seal(Tree::Announcements, &key, bytes);
         let sealed_meta = sealer.seal(Tree::AnnouncementMeta, &key, &meta);
-        self.backend.apply(vec![
+        let mut writes = vec![
             (Tree::Announcements, key.clone(), Some(sealed_body)),
             (Tree::AnnouncementMeta, key.clone(), Some(sealed_meta)),
-        ])?;
+        ];
+        writes.extend(
+            self.fingerprint_keys(ann, &key)
+                .into_iter()
+                .map(|k| (Tree::Fingerprints, k, Some(Vec::new()))),
+        );
+        self.backend.apply(writes)?;
+        self.ann_by_key.insert(index_id(&key), ann.id());
         self.announcements.insert(
             ann.id(),
             AnnEntry {
@@ -464,25 +490,16 @@ impl<S: Store> ContactStore<S> {
             .ok_or_else(|| self.damaged("an announcement failed authentication".into()))
     }
 
-    /// The stored bytes of every announcement not expired at `now`, oldest
-    /// received first: what the mesh serves to peers catching up after a
-    /// restart.
-    pub(crate) fn unexpired_announcement_bytes(
-        &self,
-        now: UnixTime,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// The ids of every announcement not expired at `now`, oldest received
+    /// first: what the mesh serves to peers catching up after a restart
+    /// (their bytes are read one at a time, never all at once).
+    pub(crate) fn unexpired_announcement_ids(&self, now: UnixTime) -> Vec<AnnouncementId> {
         let mut held: Vec<&StoredAnnouncement> = self
             .announcements()
             .filter(|a| a.expires_at > now)
             .collect();
         held.sort_by_key(|a| (a.received_at, a.id.0));
-        let mut out = Vec::with_capacity(held.len());
-        for a in held {
-            if let Some(bytes) = self.announcement_bytes(&a.id)? {
-                out.push(bytes);
-            }
-        }
-        Ok(out)
+        held.into_iter().map(|a| a.id).collect()
     }
 
     // ------------------------------------------------------------ exposures
@@ -564,7 +581,7 @@ fn plaintext_is_valid(tree: Tree, plain: &[u8]) -> bool {
         }
         Tree::Exposures => ExposureRecord::decode(plain).is_ok_and(|r| r.report_key.len() == 32),
         Tree::Issuers => IssuerRecord::decode(plain).is_ok_and(|r| r.key.len() == 32),
-        Tree::Announcements | Tree::Meta => true,
+        Tree::Announcements | Tree::Meta | Tree::Fingerprints => true,
     }
 }
 

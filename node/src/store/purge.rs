@@ -18,7 +18,7 @@ impl<S: Store> ContactStore<S> {
             let Some(entry) = self.days.get(day) else {
                 continue;
             };
-            for tree in DAY_SCOPED {
+            for tree in DAY_SCOPED.into_iter().chain([Tree::Fingerprints]) {
                 for (k, _) in self.backend.scan_prefix(tree, &entry.tag)? {
                     match tree {
                         Tree::Encounters => report.encounters += 1,
@@ -58,6 +58,8 @@ impl<S: Store> ContactStore<S> {
         self.backend.apply(key_writes)?;
         self.encounters.retain(|_, e| e.day >= cutoff);
         self.announcements.retain(|_, a| a.last_day >= cutoff);
+        let held = &self.announcements;
+        self.ann_by_key.retain(|_, id| held.contains_key(id));
         let days = &self.days;
         self.exposures
             .retain(|_, (k, _)| days.values().any(|d| k.starts_with(&d.tag)));

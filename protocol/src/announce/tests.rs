@@ -67,8 +67,8 @@ fn craft(report: &ReportSecretKey, body: AnnouncementBodyMsg) -> Vec<u8> {
 }
 
 fn body(f: &Fixture, n: usize, chunk_count: u32, created_at: u64) -> AnnouncementBodyMsg {
-    let mut t = toks(n, 9);
-    t.sort();
+    let mut t: Vec<u64> = toks(n, 9).iter().map(token_fingerprint).collect();
+    t.sort_unstable();
     AnnouncementBodyMsg {
         version: ANNOUNCEMENT_VERSION,
         network_id: "campus".into(),
@@ -76,7 +76,8 @@ fn body(f: &Fixture, n: usize, chunk_count: u32, created_at: u64) -> Announcemen
         chunk_index: 0,
         chunk_count,
         created_at,
-        tokens: t.iter().flat_map(|t| t.0).collect(),
+        fingerprints: gcs::encode(&t),
+        fingerprint_count: n as u32,
     }
 }
 
@@ -84,13 +85,16 @@ fn body(f: &Fixture, n: usize, chunk_count: u32, created_at: u64) -> Announcemen
 fn layout_table() {
     assert_eq!(padded_layout(0), Some((64, 1)));
     assert_eq!(padded_layout(64), Some((64, 1)));
-    assert_eq!(padded_layout(65), Some((256, 1)));
+    assert_eq!(padded_layout(65), Some((128, 1)));
+    assert_eq!(padded_layout(129), Some((256, 1)));
+    assert_eq!(padded_layout(300), Some((512, 1)));
     assert_eq!(padded_layout(2048), Some((2048, 1)));
     assert_eq!(padded_layout(2049), Some((2048, 2)));
     assert_eq!(padded_layout(4097), Some((2048, 4)));
     assert_eq!(padded_layout(64 * 2048), Some((2048, 64)));
     assert_eq!(padded_layout(64 * 2048 + 1), None);
     assert_eq!(max_real_tokens(100), 64);
+    assert_eq!(max_real_tokens(200), 128);
     assert_eq!(max_real_tokens(4096), 4096);
     assert_eq!(max_real_tokens(6000), 4096);
     assert_eq!(max_real_tokens(10), 0);
@@ -110,11 +114,20 @@ fn built_chunks_verify_and_carry_every_token() {
         let v = VerifiedAnnouncement::verify(&e.bytes, &ctx(&trusted, T0 + 120)).unwrap();
         assert_eq!(v.id(), e.id);
         assert_eq!(v.chunk_index(), i as u32);
-        assert_eq!(v.tokens().len(), TOKENS_PER_FULL_CHUNK);
-        all.extend_from_slice(v.tokens());
+        assert_eq!(v.fingerprints().len(), TOKENS_PER_FULL_CHUNK);
+        all.extend_from_slice(v.fingerprint_slice());
     }
     assert!(all.windows(2).all(|w| w[0] < w[1]), "globally sorted");
-    assert!(real.iter().all(|t| all.binary_search(t).is_ok()));
+    assert!(
+        real.iter()
+            .all(|t| all.binary_search(&token_fingerprint(t)).is_ok())
+    );
+    // Compact: a full chunk of 2048 entries is about 6 bytes an entry.
+    assert!(
+        out[0].bytes.len() < 2048 * 6 + 400,
+        "{}",
+        out[0].bytes.len()
+    );
 }
 
 #[test]
@@ -158,7 +171,7 @@ fn validity_window_and_cap_cannot_be_stretched() {
     assert_eq!(
         VerifiedAnnouncement::verify(&over, &ctx(&trusted, now)),
         Err(AnnouncementError::Invalid(
-            "more tokens than the certificate allows"
+            "more entries than the certificate allows"
         ))
     );
     // A count that is not a padding bucket leaks the real count: refused.
@@ -166,7 +179,7 @@ fn validity_window_and_cap_cannot_be_stretched() {
     assert_eq!(
         VerifiedAnnouncement::verify(&odd, &ctx(&trusted, now)),
         Err(AnnouncementError::Invalid(
-            "token count is not a padding bucket"
+            "entry count is not a padding bucket"
         ))
     );
     // Chunk count not a power of two.
@@ -182,14 +195,21 @@ fn validity_window_and_cap_cannot_be_stretched() {
         Err(AnnouncementError::Invalid("chunk index out of range"))
     );
     let mut b = body(&f, 64, 1, T0);
-    // Swap the first two tokens.
-    let (x, y) = b.tokens.split_at_mut(16);
-    x.swap_with_slice(&mut y[..16]);
+    // A repeated fingerprint (a difference of zero).
+    let mut fps: Vec<u64> = toks(64, 9).iter().map(token_fingerprint).collect();
+    fps.sort_unstable();
+    fps[1] = fps[0];
+    b.fingerprints = gcs::encode(&fps);
     assert_eq!(
         VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, now)),
-        Err(AnnouncementError::Invalid(
-            "tokens are not strictly ascending"
-        ))
+        Err(AnnouncementError::Fingerprints(gcs::GcsError::NotAscending))
+    );
+    // One byte of coded fingerprints missing.
+    let mut b = body(&f, 64, 1, T0);
+    b.fingerprints.pop();
+    assert_eq!(
+        VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, now)),
+        Err(AnnouncementError::Fingerprints(gcs::GcsError::Truncated))
     );
     let ok = craft(&f.report, body(&f, 64, 1, T0));
     assert!(VerifiedAnnouncement::verify(&ok, &ctx(&trusted, now)).is_ok());
@@ -265,14 +285,26 @@ fn wrong_version_is_a_typed_error() {
     let f = fixture(4096);
     let trusted = [f.issuer.public()];
     let mut b = body(&f, 64, 1, T0);
-    b.version = 2;
+    b.version = 3;
     assert_eq!(
         VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, T0)),
         Err(AnnouncementError::Decode(DecodeError::UnsupportedVersion {
             what: "announcement",
-            version: 2
+            version: 3
         }))
     );
+    // A version 1 announcement is refused with its own plain reason.
+    let mut b = body(&f, 64, 1, T0);
+    b.version = 1;
+    let e = VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, T0)).unwrap_err();
+    assert_eq!(
+        e,
+        AnnouncementError::Decode(DecodeError::Version1 {
+            what: "announcement"
+        })
+    );
+    assert_eq!(e.disposition(), Disposition::Reject);
+    assert!(e.to_string().contains("protocol version 1"), "{e}");
     assert!(matches!(
         VerifiedAnnouncement::verify(&vec![0u8; MAX_ANNOUNCEMENT_BYTES + 1], &ctx(&trusted, T0)),
         Err(AnnouncementError::Decode(DecodeError::TooLong { .. }))

@@ -49,16 +49,20 @@ fn duplicate_token_maps_to_all_its_encounters() {
 
 mod ledger {
     use super::tok;
-    use crate::announce::{VerifiedAnnouncement, VerifyContext, build_announcements};
+    use crate::announce::{
+        AnnouncementId, VerifiedAnnouncement, VerifyContext, build_announcements,
+    };
     use crate::cert::{Certificate, CertificateParams};
     use crate::encounter::Encounter;
+    use crate::encounter::MAX_ATTENUATION_DB;
     use crate::keys::{IssuerSecretKey, ReportSecretKey};
     use crate::matching::{
-        EncounterRef, ExposureLedger, MatchOutcome, TokenIndex, select_report_tokens,
+        EncounterRef, ExposureLedger, MatchOutcome, REPORT_MAX_LEVEL_DB, TokenIndex,
+        select_report_tokens,
     };
     use crate::risk::RiskConfig;
     use crate::time::UnixTime;
-    use crate::token::EncounterToken;
+    use crate::token::{EncounterToken, token_fingerprint};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     use std::collections::HashMap;
@@ -123,10 +127,18 @@ mod ledger {
         // The chunk arrives before any encounter closed: no match yet.
         let out = ledger.ingest(&ann, &index(&encs), |r| encs.get(&r).cloned(), &risk);
         assert_eq!(out, MatchOutcome::NoNewMatch);
+        // The device's fingerprint index: fingerprint -> chunks.
+        let held = |fp: u64| -> Vec<AnnouncementId> {
+            if ann.fingerprints().binary_search(&fp).is_ok() {
+                vec![ann.id()]
+            } else {
+                Vec::new()
+            }
+        };
         // Then the encounter holding tok(2) closes.
         encs.insert(7, enc(&[tok(2)], 30));
-        let fresh = TokenIndex::build([(tok(2), 7)]);
-        let found = ledger.match_encounters(&fresh, |r| encs.get(&r).cloned(), &risk);
+        let fresh = [(tok(2), 7)];
+        let found = ledger.match_encounters(&fresh, held, |r| encs.get(&r).cloned(), &risk);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].report_key, ann.report_key());
         assert_eq!(found[0].encounters, vec![7]);
@@ -134,14 +146,28 @@ mod ledger {
         // Matching it again finds nothing new; nor does an unrelated one.
         assert!(
             ledger
-                .match_encounters(&fresh, |r| encs.get(&r).cloned(), &risk)
+                .match_encounters(&fresh, held, |r| encs.get(&r).cloned(), &risk)
                 .is_empty()
         );
         encs.insert(8, enc(&[tok(99)], 30));
-        let other = TokenIndex::build([(tok(99), 8)]);
+        let other = [(tok(99), 8)];
         assert!(
             ledger
-                .match_encounters(&other, |r| encs.get(&r).cloned(), &risk)
+                .match_encounters(&other, held, |r| encs.get(&r).cloned(), &risk)
+                .is_empty()
+        );
+        // An index naming a chunk that was never ingested (or naming it for
+        // an encounter outside its window) finds nothing.
+        let stranger = report(9, &[tok(5)]);
+        encs.insert(9, enc(&[tok(5)], 30));
+        assert!(
+            ledger
+                .match_encounters(
+                    &[(tok(5), 9)],
+                    |_| vec![stranger.id()],
+                    |r| encs.get(&r).cloned(),
+                    &risk
+                )
                 .is_empty()
         );
         // Re-ingesting the chunk is a duplicate.
@@ -186,5 +212,51 @@ mod ledger {
         want.extend(mid.tokens.iter().copied());
         assert_eq!(sel.tokens, want);
         assert_eq!(sel.dropped_for_cap, 0);
+    }
+
+    #[test]
+    fn report_selection_leaves_out_encounters_measured_far_but_keeps_unknown_ones() {
+        let day = UnixTime(T0).day();
+        let near = enc(&[tok(1)], 20);
+        let mut edge = enc(&[tok(2)], 20);
+        edge.profile = vec![(REPORT_MAX_LEVEL_DB, 20 * 60)];
+        let mut far = enc(&[tok(3)], 20);
+        far.profile = vec![(REPORT_MAX_LEVEL_DB + 1, 20 * 60)];
+        // Mostly far, with some near seconds: the median decides (far).
+        let mut mostly_far = enc(&[tok(4)], 20);
+        mostly_far.profile = vec![(50, 9 * 60), (90, 11 * 60)];
+        // The radio could not measure RSSI: kept (nothing says it was far).
+        let mut unknown = enc(&[tok(5)], 20);
+        unknown.profile = vec![(MAX_ATTENUATION_DB, 20 * 60)];
+        let all = [near, edge, far, mostly_far, unknown];
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 4096);
+        assert_eq!(sel.tokens, vec![tok(1), tok(2), tok(5)]);
+        assert_eq!(sel.dropped_as_far, 2);
+        assert_eq!(all[3].level_db(), Some(90));
+        assert_eq!(all[4].level_db(), None);
+    }
+
+    #[test]
+    fn fingerprint_lookup_finds_every_token_with_that_prefix_and_no_other() {
+        let a = tok(7);
+        let mut same_prefix = a;
+        same_prefix.0[7] ^= 0xff; // bits 56..63: outside the fingerprint
+        same_prefix.0[15] ^= 1;
+        let mut other = a;
+        other.0[6] ^= 1; // inside the fingerprint
+        let idx = TokenIndex::build([(a, 1), (same_prefix, 2), (other, 3), (tok(8), 4)]);
+        let f = token_fingerprint(&a);
+        assert_eq!(token_fingerprint(&same_prefix), f);
+        let mut hits: Vec<EncounterRef> = idx.lookup_fingerprint(f).collect();
+        hits.sort_unstable();
+        assert_eq!(hits, vec![1, 2]);
+        assert_eq!(
+            idx.lookup_fingerprint(token_fingerprint(&other))
+                .collect::<Vec<_>>(),
+            vec![3]
+        );
+        assert_eq!(idx.lookup_fingerprint(f ^ 0x100).count(), 0);
+        assert_eq!(idx.lookup_fingerprint(u64::MAX).count(), 0, "out of range");
+        assert_eq!(TokenIndex::default().lookup_fingerprint(f).count(), 0);
     }
 }

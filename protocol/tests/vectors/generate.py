@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference implementation of meshtrace protocol v1 test vectors.
+"""Independent reference implementation of meshtrace protocol v2 test vectors.
 
 Written from docs/protocol.md, not from the Rust code: it uses the
 `cryptography` package for X25519, HKDF-SHA256 and Ed25519 and encodes the
@@ -37,8 +37,8 @@ def seed(label: str) -> bytes:
 
 
 # ---------------------------------------------------------------- tokens (§4)
-TOKEN_SALT = b"meshtrace/v1/encounter-token/salt"
-TOKEN_INFO = b"meshtrace/v1/encounter-token"
+TOKEN_SALT = b"meshtrace/v2/encounter-token/salt"
+TOKEN_INFO = b"meshtrace/v2/encounter-token"
 
 
 def x25519_pub(secret: bytes) -> bytes:
@@ -88,11 +88,11 @@ def tokens_vectors():
 
 # ---------------------------------------------------------------- frames (§3)
 UUID16 = 0xFCB7
-VERSION = 1
+VERSION = 2
 
 
 def half_tag(id_: bytes) -> bytes:
-    return hashlib.sha256(b"meshtrace/v1/half-tag" + bytes([VERSION]) + id_).digest()[:2]
+    return hashlib.sha256(b"meshtrace/v2/half-tag" + bytes([VERSION]) + id_).digest()[:2]
 
 
 def ad(service_data: bytes) -> bytes:
@@ -119,10 +119,11 @@ def frames_vectors(ids):
         })
     invalid = [
         {"service_data": "", "error": "empty"},
-        {"service_data": "20" + "00" * 33, "error": "unsupported version"},
-        {"service_data": "13" + "00" * 33, "error": "unknown kind"},
-        {"service_data": "10" + "00" * 32, "error": "wrong length"},
-        {"service_data": "11" + "00" * 20, "error": "wrong length"},
+        {"service_data": "10" + "00" * 33, "error": "unsupported version"},
+        {"service_data": "30" + "00" * 33, "error": "unsupported version"},
+        {"service_data": "23" + "00" * 33, "error": "unknown kind"},
+        {"service_data": "20" + "00" * 32, "error": "wrong length"},
+        {"service_data": "21" + "00" * 20, "error": "wrong length"},
     ]
     return {"service_uuid16": UUID16, "cases": cases, "invalid": invalid}
 
@@ -163,10 +164,10 @@ def ed_sign(secret: bytes, msg: bytes) -> bytes:
 
 
 def certificate(issuer_secret, network, report_pub, valid_from, valid_until, first, last, cap):
-    body = (f_uint(1, 1) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(issuer_secret))
+    body = (f_uint(1, 2) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(issuer_secret))
             + f_bytes(4, report_pub) + f_uint(5, valid_from) + f_uint(6, valid_until)
             + f_uint(7, first) + f_uint(8, last) + f_uint(9, cap))
-    sig = ed_sign(issuer_secret, b"meshtrace/v1/certificate" + body)
+    sig = ed_sign(issuer_secret, b"meshtrace/v2/certificate" + body)
     return body, sig, f_bytes(1, body) + f_bytes(2, sig)
 
 
@@ -174,7 +175,7 @@ def certificates_vectors():
     issuer = seed("ed25519 issuer")
     report = seed("ed25519 report")
     network = "campus-1"
-    request = f_uint(1, 1) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(report))
+    request = f_uint(1, 2) + f_bytes(2, network.encode()) + f_bytes(3, ed_pub(report))
     t0 = 1_800_000_000
     params = {"network_id": network, "valid_from": t0, "valid_until": t0 + 3 * 86400,
               "window_first_day": t0 // 86400 - 5, "window_last_day": t0 // 86400,
@@ -192,7 +193,8 @@ def certificates_vectors():
 
 
 # ---------------------------------------------------------------- announcements (§10)
-BUCKETS = [64, 256, 1024, 2048]
+BUCKETS = [64, 128, 256, 512, 1024, 2048]
+FINGERPRINT_BITS = 56
 
 
 def layout(n: int):
@@ -205,16 +207,40 @@ def layout(n: int):
     return 2048, chunks
 
 
-def announcement_body(network, cert, index, count, created_at, toks, version=1):
-    """An encoded AnnouncementBody (§10.3 step 5)."""
+def fingerprint(tok: bytes) -> int:
+    """§4.4: the first FINGERPRINT_BITS bits of the token, big-endian."""
+    return int.from_bytes(tok, "big") >> (128 - FINGERPRINT_BITS)
+
+
+def gcs_encode(fps):
+    """§10.3: Golomb-Rice coding of ascending distinct fingerprints."""
+    n = len(fps)
+    p = FINGERPRINT_BITS - (n.bit_length() - 1)
+    assert 1 << (n.bit_length() - 1) == n
+    bits = []
+    prev = 0
+    for f in fps:
+        d = f - prev
+        prev = f
+        bits += [1] * (d >> p) + [0]
+        bits += [(d >> i) & 1 for i in range(p - 1, -1, -1)]
+    bits += [0] * (-len(bits) % 8)
+    return bytes(int("".join(map(str, bits[k:k + 8])), 2) for k in range(0, len(bits), 8))
+
+
+def announcement_body(network, cert, index, count, created_at, fps, version=2, coded=None, n=None):
+    """An encoded AnnouncementBody (§10.3 step 6): `fps` coded (step 5), or
+    the raw `coded` bytes and count `n` when given (for out-of-spec bodies)."""
+    coded = gcs_encode(fps) if coded is None else coded
+    n = len(fps) if n is None else n
     return (f_uint(1, version) + f_bytes(2, network.encode()) + f_bytes(3, cert) + f_uint(4, index)
-            + f_uint(5, count) + f_uint(6, created_at) + f_bytes(7, toks))
+            + f_uint(5, count) + f_uint(6, created_at) + f_bytes(7, coded) + f_uint(8, n))
 
 
 def announcement_message(report, body, signature=None):
     """An encoded Announcement: `body` signed by `report` (or `signature`)."""
     if signature is None:
-        signature = ed_sign(report, b"meshtrace/v1/announcement" + hashlib.sha256(body).digest())
+        signature = ed_sign(report, b"meshtrace/v2/announcement" + hashlib.sha256(body).digest())
     return f_bytes(1, body) + f_bytes(2, signature)
 
 
@@ -226,29 +252,32 @@ def announcement_case(label, n_real, cap):
     body_c, sig_c, cert = certificate(issuer, network, ed_pub(report), t0, t0 + 3 * 86400,
                                       t0 // 86400 - 5, t0 // 86400, cap)
     real = [hashlib.sha256(f"{label} real token {i}".encode()).digest()[:16] for i in range(n_real)]
-    per_chunk, chunks = layout(len(set(real)))
+    real_fps = {fingerprint(t) for t in real}
+    per_chunk, chunks = layout(len(real_fps))
     total = per_chunk * chunks
     dummies = []
     i = 0
-    allset = set(real)
+    allset = set(real_fps)
     while len(allset) < total:
-        d = hashlib.sha256(f"{label} dummy {i}".encode()).digest()[:16]
+        d = hashlib.sha256(f"{label} dummy {i}".encode()).digest()[:8]
         i += 1
         dummies.append(d)
-        allset.add(d)
+        allset.add(int.from_bytes(d, "big") >> (64 - FINGERPRINT_BITS))
     all_sorted = sorted(allset)
     created_at = t0 + 3600
     out = []
     for c in range(chunks):
-        toks = b"".join(all_sorted[c * per_chunk:(c + 1) * per_chunk])
-        body = announcement_body(network, cert, c, chunks, created_at, toks)
+        fps = all_sorted[c * per_chunk:(c + 1) * per_chunk]
+        body = announcement_body(network, cert, c, chunks, created_at, fps)
         msg = announcement_message(report, body)
         assert len(msg) <= 65536
-        out.append({"id": h(hashlib.sha256(msg).digest()), "bytes": h(msg)})
+        out.append({"id": h(hashlib.sha256(msg).digest()), "bytes": h(msg),
+                    "fingerprints": [format(f, "014x") for f in fps]})
     return {
         "label": label, "report_secret": h(report), "certificate_bytes": h(cert),
         "created_at": created_at, "real_tokens": [h(t) for t in real],
-        "dummy_tokens": [h(t) for t in dummies], "tokens_per_chunk": per_chunk,
+        "real_fingerprints": [format(f, "014x") for f in sorted(real_fps)],
+        "dummy_draws": [h(t) for t in dummies], "entries_per_chunk": per_chunk,
         "chunk_count": chunks, "chunks": out,
     }
 
@@ -259,8 +288,27 @@ def announcements_vectors():
         "network_id": "campus-1",
         "verify_at": 1_800_000_000 + 7200,
         "cases": [announcement_case("small", 3, 4096),
+                  announcement_case("medium", 300, 4096),
                   announcement_case("two-chunks", 2100, 4096)],
+        "refused": [version1_chunk()],
     }
+
+
+def version1_chunk():
+    """A chunk whose body says version 1, otherwise valid and signed: refused
+    (§1.3) before anything else is looked at."""
+    issuer = seed("ed25519 issuer")
+    report = seed("ed25519 report small")
+    t0 = 1_800_000_000
+    _, _, cert = certificate(issuer, "campus-1", ed_pub(report), t0, t0 + 3 * 86400,
+                             t0 // 86400 - 5, t0 // 86400, 4096)
+    fps = sorted(int.from_bytes(hashlib.sha256(f"v1 {i}".encode()).digest()[:7], "big")
+                 for i in range(64))
+    body = (f_uint(1, 1) + f_bytes(2, b"campus-1") + f_bytes(3, cert) + f_uint(5, 1)
+            + f_uint(6, t0 + 3600) + f_bytes(7, gcs_encode(fps)) + f_uint(8, 64))
+    sig = ed_sign(report, b"meshtrace/v2/announcement" + hashlib.sha256(body).digest())
+    return {"label": "version 1", "bytes": h(f_bytes(1, body) + f_bytes(2, sig)),
+            "error": "version 1"}
 
 
 # ---------------------------------------------------------------- crediting (§6)
@@ -812,7 +860,7 @@ CERT_BODY_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("iss
 ANN_SCHEMA = CERT_SCHEMA
 ANN_BODY_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("certificate", "bytes"),
                    4: ("chunk_index", "u32"), 5: ("chunk_count", "u32"), 6: ("created_at", "u64"),
-                   7: ("tokens", "bytes")}
+                   7: ("fingerprints", "bytes"), 8: ("fingerprint_count", "u32")}
 
 
 class Refused(Exception):
@@ -899,7 +947,9 @@ def valid_network_id(n):
 
 def py_decode_request(buf):
     m = pb_decode(buf, REQUEST_SCHEMA, 128)
-    if m["version"] != 1:
+    if m["version"] == 1:
+        raise Refused("version_1")
+    if m["version"] != 2:
         raise Refused("unsupported_version")
     if not valid_network_id(m["network_id"]):
         raise Refused("bad_network_id")
@@ -931,12 +981,14 @@ def py_decode_certificate(buf):
     if len(m["signature"]) != 64:
         raise Refused("wrong_length")
     b = pb_decode(m["body"], CERT_BODY_SCHEMA, 320)
-    if b["version"] != 1:
+    if b["version"] == 1:
+        raise Refused("version_1")
+    if b["version"] != 2:
         raise Refused("unsupported_version")
     if len(b["issuer_key"]) != 32 or len(b["report_key"]) != 32:
         raise Refused("wrong_length")
     py_check_params(b)
-    if not ed_verify_strict(b["issuer_key"], b"meshtrace/v1/certificate" + m["body"], m["signature"]):
+    if not ed_verify_strict(b["issuer_key"], b"meshtrace/v2/certificate" + m["body"], m["signature"]):
         raise Refused("bad_certificate_signature")
     return b
 
@@ -956,12 +1008,14 @@ def py_trust(b, network, trusted):
 
 
 def py_verify_announcement(buf, network, trusted, now):
-    """§10.5, steps 1–18 in order."""
+    """§10.5, steps 1–17 in order."""
     m = pb_decode(buf, ANN_SCHEMA, 65536)                               # 1
     if len(m["signature"]) != 64:                                       # 2
         raise Refused("wrong_length")
     b = pb_decode(m["body"], ANN_BODY_SCHEMA, 65536)                    # 3
-    if b["version"] != 1:                                               # 4
+    if b["version"] == 1:                                               # 4
+        raise Refused("version_1")
+    if b["version"] != 2:
         raise Refused("unsupported_version")
     if len(b["certificate"]) > 320:                                     # 5
         raise Refused("certificate_too_large")
@@ -971,7 +1025,7 @@ def py_verify_announcement(buf, network, trusted, now):
     if b["network_id"] != c["network_id"]:                              # 8
         raise Refused("network_mismatch")
     py_trust(c, network, trusted)                                       # 9
-    signed = b"meshtrace/v1/announcement" + hashlib.sha256(m["body"]).digest()
+    signed = b"meshtrace/v2/announcement" + hashlib.sha256(m["body"]).digest()
     if not ed_verify_strict(c["report_key"], signed, m["signature"]):   # 10
         raise Refused("bad_announcement_signature")
     py_usable(c, b["created_at"])                                       # 11
@@ -981,16 +1035,49 @@ def py_verify_announcement(buf, network, trusted, now):
         raise Refused("bad_chunk_count")
     if b["chunk_index"] >= b["chunk_count"]:                            # 14
         raise Refused("chunk_index_out_of_range")
-    if len(b["tokens"]) % 16:                                           # 15
-        raise Refused("partial_token")
-    n = len(b["tokens"]) // 16
-    if (b["chunk_count"] == 1 and n not in BUCKETS) or (b["chunk_count"] > 1 and n != 2048):  # 16
+    n = b["fingerprint_count"]
+    if (b["chunk_count"] == 1 and n not in BUCKETS) or (b["chunk_count"] > 1 and n != 2048):  # 15
         raise Refused("not_a_padding_bucket")
-    if n * b["chunk_count"] > c["max_tokens"]:                          # 17
+    if n * b["chunk_count"] > c["max_tokens"]:                          # 16
         raise Refused("over_token_cap")
-    toks = [b["tokens"][i:i + 16] for i in range(0, len(b["tokens"]), 16)]
-    if any(toks[i] >= toks[i + 1] for i in range(len(toks) - 1)):      # 18
-        raise Refused("tokens_not_ascending")
+    py_gcs_decode(b["fingerprints"], n)                                 # 17
+
+
+def py_gcs_decode(data, n):
+    """§10.5 step 17: the `n` fingerprints coded in `data`, or the refusal."""
+    p = FINGERPRINT_BITS - (n.bit_length() - 1)
+    total = len(data) * 8
+    pos = 0
+
+    def bit():
+        nonlocal pos
+        if pos >= total:
+            raise Refused("fingerprints_truncated")
+        b = (data[pos // 8] >> (7 - pos % 8)) & 1
+        pos += 1
+        return b
+
+    out = []
+    prev = 0
+    for i in range(n):
+        q = 0
+        while bit():
+            q += 1
+            if q << p >= 1 << FINGERPRINT_BITS:
+                raise Refused("fingerprint_out_of_range")
+        r = 0
+        for _ in range(p):
+            r = (r << 1) | bit()
+        d = (q << p) | r
+        if i > 0 and d == 0:
+            raise Refused("fingerprints_not_ascending")
+        prev += d
+        if prev >= 1 << FINGERPRINT_BITS:
+            raise Refused("fingerprint_out_of_range")
+        out.append(prev)
+    if total - pos >= 8 or any(bit() for _ in range(total - pos)):
+        raise Refused("fingerprints_trailing_bits")
+    return out
 
 
 B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -1071,7 +1158,7 @@ def py_decode_service_data(d):
         raise Refused("frame_empty")
     if len(d) > 251:
         raise Refused("frame_too_long")
-    if d[0] >> 4 != 1:
+    if d[0] >> 4 != 2:
         raise Refused("frame_unsupported_version")
     kind = d[0] & 0x0F
     if kind not in (0, 1, 2):
@@ -1119,7 +1206,7 @@ def r_cert(report_pub=None, issuer=R_ISSUER, network=R_NET, valid_from=R_T0,
     return certificate(issuer, network, report_pub, valid_from, valid_until, first, last, cap)[2]
 
 
-def r_cert_body(version=1, network=R_NET, issuer_pub=None, report_pub=None, valid_from=R_T0,
+def r_cert_body(version=2, network=R_NET, issuer_pub=None, report_pub=None, valid_from=R_T0,
                 valid_until=R_T0 + 3 * 86400, first=R_T0 // 86400 - 5, last=R_T0 // 86400, cap=4096):
     """A certificate body with any field values (for out-of-spec bodies)."""
     issuer_pub = ed_pub(R_ISSUER) if issuer_pub is None else issuer_pub
@@ -1130,19 +1217,25 @@ def r_cert_body(version=1, network=R_NET, issuer_pub=None, report_pub=None, vali
 
 
 def r_signed_cert(body, issuer=R_ISSUER):
-    return f_bytes(1, body) + f_bytes(2, ed_sign(issuer, b"meshtrace/v1/certificate" + body))
+    return f_bytes(1, body) + f_bytes(2, ed_sign(issuer, b"meshtrace/v2/certificate" + body))
 
 
 def r_tokens(n, label="refusals"):
     return sorted(hashlib.sha256(f"{label} token {i}".encode()).digest()[:16] for i in range(n))
 
 
+def r_fps(n, label="refusals"):
+    """`n` distinct ascending fingerprints below 2^56."""
+    return sorted({int.from_bytes(hashlib.sha256(f"{label} fingerprint {i}".encode()).digest()[:7], "big")
+                   for i in range(n)})
+
+
 def r_announcement(report=None, cert=None, network=R_NET, index=0, count=1, created_at=R_T0 + 3600,
-                   tokens=None, version=1, signature=None):
+                   fps=None, version=2, signature=None, coded=None, n=None):
     report = seed("ed25519 report refusals") if report is None else report
     cert = r_cert(ed_pub(report)) if cert is None else cert
-    toks = b"".join(r_tokens(64) if tokens is None else tokens)
-    body = announcement_body(network, cert, index, count, created_at, toks, version)
+    fps = r_fps(64) if fps is None else fps
+    body = announcement_body(network, cert, index, count, created_at, fps, version, coded, n)
     return announcement_message(report, body, signature)
 
 
@@ -1154,7 +1247,7 @@ def refusals_vectors():
 
     # -- advertising payloads and service data (§3.4, §3.5)
     good_id = bytes(range(32))
-    ext = bytes([0x10, 0xF8]) + good_id
+    ext = bytes([0x20, 0xF8]) + good_id
     ads = [
         ("1651 bytes", bytes([0]) * 1651, "ad_too_long"),
         ("a structure running past the end", ad(ext)[:-1], "ad_truncated"),
@@ -1172,17 +1265,18 @@ def refusals_vectors():
         case("advertising_data", name, want, input=h(data))
     sds = [
         ("empty", b"", "frame_empty"),
-        ("252 bytes", bytes([0x10]) + bytes(251), "frame_too_long"),
+        ("252 bytes", bytes([0x20]) + bytes(251), "frame_too_long"),
         ("252 bytes of an unknown version: length first", bytes([0x70]) + bytes(251), "frame_too_long"),
-        ("version 2", bytes([0x20]) + bytes(33), "frame_unsupported_version"),
+        ("version 1", bytes([0x10]) + bytes(33), "frame_unsupported_version"),
+        ("version 3", bytes([0x30]) + bytes(33), "frame_unsupported_version"),
         ("version 0", bytes([0x00]) + bytes(33), "frame_unsupported_version"),
-        ("version 2 and kind 3: version first", bytes([0x23]) + bytes(33), "frame_unsupported_version"),
-        ("kind 3", bytes([0x13]) + bytes(33), "frame_unknown_kind"),
-        ("kind 15, wrong length too: kind first", bytes([0x1F]) + bytes(5), "frame_unknown_kind"),
-        ("extended of 33 bytes", bytes([0x10]) + bytes(32), "frame_wrong_length"),
-        ("extended of 35 bytes", bytes([0x10]) + bytes(34), "frame_wrong_length"),
-        ("first half of 21 bytes", bytes([0x11]) + bytes(20), "frame_wrong_length"),
-        ("second half of 34 bytes", bytes([0x12]) + bytes(33), "frame_wrong_length"),
+        ("version 1 and kind 3: version first", bytes([0x13]) + bytes(33), "frame_unsupported_version"),
+        ("kind 3", bytes([0x23]) + bytes(33), "frame_unknown_kind"),
+        ("kind 15, wrong length too: kind first", bytes([0x2F]) + bytes(5), "frame_unknown_kind"),
+        ("extended of 33 bytes", bytes([0x20]) + bytes(32), "frame_wrong_length"),
+        ("extended of 35 bytes", bytes([0x20]) + bytes(34), "frame_wrong_length"),
+        ("first half of 21 bytes", bytes([0x21]) + bytes(20), "frame_wrong_length"),
+        ("second half of 34 bytes", bytes([0x22]) + bytes(33), "frame_wrong_length"),
     ]
     for name, data, want in sds:
         assert outcome_of(lambda: py_decode_service_data(data)) == want, name
@@ -1233,7 +1327,7 @@ def refusals_vectors():
     rk = ed_pub(seed("ed25519 report refusals"))
     net = f_bytes(2, R_NET.encode())
     key = f_bytes(3, rk)
-    ver = f_uint(1, 1)
+    ver = f_uint(1, 2)
     req = ver + net + key
     reqs = [
         ("129 bytes of garbage: the size comes first", bytes([0xFF]) * 129, "too_long"),
@@ -1264,8 +1358,9 @@ def refusals_vectors():
         ("network id that is not UTF-8", ver + bytes([0x12, 0x02, 0xC3, 0x28]) + key, "malformed"),
         ("length past the end", ver + bytes([0x12, 0x40]) + R_NET.encode(), "malformed"),
         ("out of order and cut off: malformed first", net + ver + key[:-1], "malformed"),
-        ("version 2", f_uint(1, 2) + net + key, "unsupported_version"),
-        ("version 2 and a bad network id: version first", f_uint(1, 2) + f_bytes(2, b"Campus") + key, "unsupported_version"),
+        ("version 1", f_uint(1, 1) + net + key, "version_1"),
+        ("version 3", f_uint(1, 3) + net + key, "unsupported_version"),
+        ("version 3 and a bad network id: version first", f_uint(1, 3) + f_bytes(2, b"Campus") + key, "unsupported_version"),
         ("network id with upper case", ver + f_bytes(2, b"Campus") + key, "bad_network_id"),
         ("network id of 65 bytes", ver + f_bytes(2, b"a" * 65) + key, "bad_network_id"),
         ("no network id", ver + key, "bad_network_id"),
@@ -1312,7 +1407,7 @@ def refusals_vectors():
     cert = r_cert()
     assert outcome_of(lambda: py_decode_certificate(cert)) is None
     body_ok = r_cert_body()
-    sig_ok = ed_sign(R_ISSUER, b"meshtrace/v1/certificate" + body_ok)
+    sig_ok = ed_sign(R_ISSUER, b"meshtrace/v2/certificate" + body_ok)
     day0 = R_T0 // 86400
     certs = [
         ("321 bytes", bytes([0xFF]) * 321, "too_long"),
@@ -1322,9 +1417,10 @@ def refusals_vectors():
         ("no signature", f_bytes(1, body_ok), "wrong_length"),
         ("body with an unknown field", f_bytes(1, body_ok + bytes([0x50, 0x01])) + f_bytes(2, sig_ok), "non_canonical"),
         ("a body of 321 bytes makes the certificate too long", f_bytes(1, bytes(321)) + f_bytes(2, sig_ok), "too_long"),
-        ("body version 2, signed", r_signed_cert(r_cert_body(version=2)), "unsupported_version"),
+        ("body version 3, signed", r_signed_cert(r_cert_body(version=3)), "unsupported_version"),
+        ("body version 1, signed", r_signed_cert(r_cert_body(version=1)), "version_1"),
         ("body version 2, bad signature: version first",
-         f_bytes(1, r_cert_body(version=2)) + f_bytes(2, sig_ok), "unsupported_version"),
+         f_bytes(1, r_cert_body(version=3)) + f_bytes(2, sig_ok), "unsupported_version"),
         ("issuer key of 31 bytes", r_signed_cert(r_cert_body(issuer_pub=ed_pub(R_ISSUER)[:31])), "wrong_length"),
         ("report key of 0 bytes", r_signed_cert(r_cert_body(report_pub=b"")), "wrong_length"),
         ("network id with a space", r_signed_cert(r_cert_body(network="campus 1")), "bad_network_id"),
@@ -1396,10 +1492,10 @@ def refusals_vectors():
     last_day = R_T0 // 86400
     expired_now = (last_day + 15) * 86400
     small_report = seed("ed25519 report small-cap")
-    toks64 = r_tokens(64)
-    dup = toks64[:63] + [toks64[62]]
-    dup.sort()
-    full = r_tokens(2048, "full")
+    fps64 = r_fps(64)
+    coded64 = gcs_encode(fps64)
+    dup = fps64[:62] + [fps64[61], fps64[63]]
+    full = r_fps(2048, "full")
     anns = [
         ("valid", ok, now, None),
         ("65 537 bytes", bytes(65537), now, "too_long"),
@@ -1407,9 +1503,10 @@ def refusals_vectors():
         ("signature before body", f_bytes(2, outer["signature"]) + f_bytes(1, outer["body"]), now, "non_canonical"),
         ("signature of 65 bytes", f_bytes(1, outer["body"]) + f_bytes(2, outer["signature"] + b"\0"), now, "wrong_length"),
         ("body with an unknown field", r_announcement_raw(report, announcement_body(
-            R_NET, r_cert(ed_pub(report)), 0, 1, R_T0 + 3600, b"".join(toks64), 1) + bytes([0x40, 0x01])), now, "non_canonical"),
-        ("version 2", r_announcement(version=2), now, "unsupported_version"),
-        ("version 2 and expired: version first", r_announcement(version=2), expired_now, "unsupported_version"),
+            R_NET, r_cert(ed_pub(report)), 0, 1, R_T0 + 3600, fps64) + bytes([0x48, 0x01])), now, "non_canonical"),
+        ("version 3", r_announcement(version=3), now, "unsupported_version"),
+        ("version 1", r_announcement(version=1), now, "version_1"),
+        ("version 1 and expired: version first", r_announcement(version=1), expired_now, "version_1"),
         ("certificate field of 321 bytes", r_announcement(cert=bytes([0x0A]) + bytes(320)), now, "certificate_too_large"),
         ("certificate that is not canonical", r_announcement(cert=f_bytes(2, ed_sign(R_ISSUER, b"x")) + f_bytes(1, r_cert_body())), now, "non_canonical"),
         ("certificate with a bad signature", r_announcement(cert=f_bytes(1, r_cert_body(cap=8192)) + f_bytes(2, sig_ok)), now, "bad_certificate_signature"),
@@ -1441,21 +1538,27 @@ def refusals_vectors():
         ("chunk count 128", r_announcement(count=128), now, "bad_chunk_count"),
         ("chunk count 3, index 5: count first", r_announcement(count=3, index=5), now, "bad_chunk_count"),
         ("chunk index 1 of 1", r_announcement(index=1), now, "chunk_index_out_of_range"),
-        ("chunk index out of range, partial token: index first",
-         r_announcement(index=1, tokens=toks64 + [b"\x01"]), now, "chunk_index_out_of_range"),
-        ("1025 bytes of tokens", r_announcement(tokens=toks64 + [b"\xff"]), now, "partial_token"),
-        ("65 tokens", r_announcement(tokens=r_tokens(65)), now, "not_a_padding_bucket"),
-        ("no tokens", r_announcement(tokens=[]), now, "not_a_padding_bucket"),
-        ("64 tokens in a chunk of 2", r_announcement(count=2), now, "not_a_padding_bucket"),
-        ("256 tokens under a cap of 100",
-         r_announcement(report=small_report, cert=r_cert(ed_pub(small_report), cap=100), tokens=r_tokens(256)), now, "over_token_cap"),
-        ("4 full chunks under a cap of 4096", r_announcement(count=4, index=3, tokens=full), now, "over_token_cap"),
-        ("2 full chunks under a cap of 4096", r_announcement(count=2, index=1, tokens=full), now, None),
-        ("over the cap and not ascending: cap first",
+        ("chunk index out of range, truncated fingerprints: index first",
+         r_announcement(index=1, coded=coded64[:-8], n=64), now, "chunk_index_out_of_range"),
+        ("64 coded, 65 counted", r_announcement(coded=coded64, n=65), now, "not_a_padding_bucket"),
+        ("no fingerprints", r_announcement(coded=b"", n=0), now, "not_a_padding_bucket"),
+        ("64 fingerprints in a chunk of 2", r_announcement(count=2), now, "not_a_padding_bucket"),
+        ("128 fingerprints", r_announcement(fps=r_fps(128)), now, None),
+        ("256 fingerprints under a cap of 100",
+         r_announcement(report=small_report, cert=r_cert(ed_pub(small_report), cap=100), fps=r_fps(256)), now, "over_token_cap"),
+        ("4 full chunks under a cap of 4096", r_announcement(count=4, index=3, fps=full), now, "over_token_cap"),
+        ("2 full chunks under a cap of 4096", r_announcement(count=2, index=1, fps=full), now, None),
+        ("over the cap and truncated: cap first",
          r_announcement(report=small_report, cert=r_cert(ed_pub(small_report), cap=100),
-                        tokens=[r_tokens(256)[1]] + r_tokens(256)[1:]), now, "over_token_cap"),
-        ("a repeated token", r_announcement(tokens=dup), now, "tokens_not_ascending"),
-        ("descending tokens", r_announcement(tokens=list(reversed(toks64))), now, "tokens_not_ascending"),
+                        coded=gcs_encode(r_fps(256))[:10], n=256), now, "over_token_cap"),
+        ("fingerprints cut short", r_announcement(coded=coded64[:-8], n=64), now, "fingerprints_truncated"),
+        ("no fingerprint bytes for 64", r_announcement(coded=b"", n=64), now, "fingerprints_truncated"),
+        ("a fingerprint of 2^56", r_announcement(fps=fps64[:63] + [1 << 56]), now, "fingerprint_out_of_range"),
+        ("a repeated fingerprint", r_announcement(fps=dup), now, "fingerprints_not_ascending"),
+        ("a zero byte after the last fingerprint", r_announcement(coded=coded64 + b"\x00", n=64), now,
+         "fingerprints_trailing_bits"),
+        ("repeated and a trailing byte: the repeat first",
+         r_announcement(coded=gcs_encode(dup) + b"\x00", n=64), now, "fingerprints_not_ascending"),
     ]
     # Strict Ed25519 of the report key (§2.5): crafted report keys, certified.
     for name, pub, cert_i, body_i, sig, valid in crafted_announcements():
@@ -1565,7 +1668,7 @@ def crafted_signatures_for_cert():
     a = ed_scalar("strict a")
     A_b = ed_encode(ed_mul(a, ED_B))
     body = r_cert_body(issuer_pub=A_b)
-    msg = b"meshtrace/v1/certificate" + body
+    msg = b"meshtrace/v2/certificate" + body
     r = ed_scalar("cert strict r")
     R_b = ed_encode(ed_mul(r, ED_B))
     s = (r + ed_k(R_b, A_b, msg) * a) % ED_L
@@ -1577,7 +1680,7 @@ def crafted_signatures_for_cert():
     out.append(("small-order issuer key, equation holds",
                 r_cert_raw(body0, ed_encode(ed_mul(rr, ED_B)) + rr.to_bytes(32, "little")), False))
     # Small-order R: the neutral point with S = k·a.
-    msg_b = b"meshtrace/v1/certificate" + body
+    msg_b = b"meshtrace/v2/certificate" + body
     k = ed_k(SMALL_ORDER[0], A_b, msg_b)
     out.append(("small-order R, equation holds",
                 r_cert_raw(body, SMALL_ORDER[0] + (k * a % ED_L).to_bytes(32, "little")), False))
@@ -1606,14 +1709,14 @@ def crafted_announcements():
     a = ed_scalar("ann strict a")
     A_b = ed_encode(ed_mul(a, ED_B))
     now_created = R_T0 + 3600
-    toks = b"".join(r_tokens(64))
+    fps = r_fps(64)
 
     def body_for(pub):
         cert = r_cert(pub)
-        return cert, announcement_body(R_NET, cert, 0, 1, now_created, toks, 1)
+        return cert, announcement_body(R_NET, cert, 0, 1, now_created, fps)
 
     cert, body = body_for(A_b)
-    signed = b"meshtrace/v1/announcement" + hashlib.sha256(body).digest()
+    signed = b"meshtrace/v2/announcement" + hashlib.sha256(body).digest()
     r = ed_scalar("ann strict r")
     R_b = ed_encode(ed_mul(r, ED_B))
     s = (r + ed_k(R_b, A_b, signed) * a) % ED_L

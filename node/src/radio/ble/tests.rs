@@ -125,9 +125,9 @@ fn bad_data_is_dropped_and_counted_without_panic() {
     let f = frame(7);
     let t = UnixTime(1);
     let mut wrong_version = f.encode_extended();
-    wrong_version[0] = 0x20;
+    wrong_version[0] = 0x10; // a version 1 frame
     let mut unknown_kind = f.encode_extended();
-    unknown_kind[0] = 0x13;
+    unknown_kind[0] = 0x23;
     let (a, _) = f.encode_legacy();
     let malformed: Vec<Vec<u8>> = vec![
         Vec::new(),

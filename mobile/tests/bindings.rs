@@ -18,16 +18,24 @@ fn profile_dir() -> PathBuf {
         .to_owned()
 }
 
-/// The built cdylib (cargo builds it with the library for these tests).
+/// The built cdylib (cargo builds it with the library for these tests);
+/// the newer copy when both places hold one.
 fn cdylib() -> PathBuf {
     let name = format!(
         "{}meshtrace_mobile{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     );
-    let lib = profile_dir().join(name);
-    assert!(lib.is_file(), "{} was not built", lib.display());
-    lib
+    // `cargo build` copies it to target/<profile>; `cargo test` leaves it in
+    // deps/ (a cdylib's name carries no hash).
+    let dir = profile_dir();
+    let candidates = [dir.join(&name), dir.join("deps").join(&name)];
+    candidates
+        .iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} was not built in {} or its deps/", dir.display()))
 }
 
 /// Runs the crate's bindgen on the built library.

@@ -48,11 +48,29 @@ pub(crate) const DISCOVERY_TARGET_LIGHT: usize = 2;
 pub(crate) const BODY_REQUESTS: usize = 64;
 /// Relays a node behind NAT holds a reservation with at most.
 pub(crate) const MAX_RELAY_RESERVATIONS: usize = 2;
+/// How long a full peer whose last connection closed is dialled again
+/// (with the bootstrap back-off) while this node is short of full peers:
+/// the mesh heals after a relay or a peer restarts.
+pub(crate) const LOST_PEER_TTL: Duration = Duration::from_secs(10 * 60);
+/// Lost full peers remembered at most (the oldest is forgotten first).
+pub(crate) const MAX_LOST_PEERS: usize = 16;
 
 /// When a lost bootstrap peer is dialled next.
 struct Redial {
     at: Instant,
     backoff: Duration,
+}
+
+/// A full peer whose last connection closed, dialled again until
+/// [`LOST_PEER_TTL`] has passed.
+struct Lost {
+    /// The address we had dialled it at, if the connection was direct and
+    /// ours; a relayed peer is dialled through the relays we hold a
+    /// reservation with.
+    addr: Option<Multiaddr>,
+    relayed: bool,
+    lost_at: Instant,
+    redial: Redial,
 }
 
 enum Command {
@@ -247,6 +265,7 @@ async fn spawn_state(
         relay_candidates: HashMap::new(),
         nat: NatCounters::default(),
         redial: HashMap::new(),
+        lost: HashMap::new(),
         next_discovery: started + DISCOVERY_INTERVAL,
     };
     let task = tokio::spawn(mesh.run(cmd_rx));
@@ -305,6 +324,8 @@ struct Mesh {
     nat: NatCounters,
     /// Bootstrap peers not connected: when to dial them again.
     redial: HashMap<PeerId, Redial>,
+    /// Full peers lost lately (at most [`MAX_LOST_PEERS`]).
+    lost: HashMap<PeerId, Lost>,
     /// When Kademlia is next asked for peers (while below the target).
     next_discovery: Instant,
 }
@@ -334,6 +355,7 @@ impl Mesh {
                 _ = tick.tick() => {
                     self.drain_backlog();
                     self.redial_bootstrap();
+                    self.redial_lost();
                     self.discover();
                     self.refresh_scores();
                     let now = self.now();
@@ -575,12 +597,14 @@ impl Mesh {
                 peer_id,
                 connection_id,
                 num_established,
+                endpoint,
                 ..
             } => {
                 if let Some(c) = self.conns.get_mut(&peer_id) {
                     c.remove(&connection_id);
                 }
                 if num_established == 0 {
+                    self.remember_lost(peer_id, endpoint.is_relayed());
                     self.conns.remove(&peer_id);
                     self.dialed.remove(&peer_id);
                     self.relay_candidates.remove(&peer_id);
@@ -649,6 +673,14 @@ impl Mesh {
             )) => {
                 self.reserved.insert(relay_peer_id);
                 tracing::info!(relay = %relay_peer_id, "reachable through a relay");
+                // Peers lost through a relay are tried through it at once.
+                let now = Instant::now();
+                for l in self.lost.values_mut().filter(|l| l.relayed) {
+                    l.redial = Redial {
+                        at: now,
+                        backoff: REDIAL_MIN,
+                    };
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::RelayServer(ev)) => match ev {
                 relay::Event::ReservationReqAccepted { .. } => {
@@ -698,6 +730,114 @@ impl Mesh {
         }
     }
 
+    /// Remembers a full peer whose last connection just closed (before the
+    /// bookkeeping of the connection is dropped), so that
+    /// [`Self::redial_lost`] dials it again. Bootstrap peers have their own
+    /// redial.
+    fn remember_lost(&mut self, peer: PeerId, relayed: bool) {
+        let full = self
+            .state
+            .peer_infos()
+            .iter()
+            .any(|p| p.peer == peer && p.full);
+        let bootstrap = self
+            .state
+            .config()
+            .bootstrap()
+            .iter()
+            .any(|a| a.iter().last() == Some(Protocol::P2p(peer)));
+        if !full || bootstrap {
+            return;
+        }
+        let now = Instant::now();
+        if self.lost.len() >= MAX_LOST_PEERS
+            && !self.lost.contains_key(&peer)
+            && let Some(oldest) = self
+                .lost
+                .iter()
+                .min_by_key(|(_, l)| l.lost_at)
+                .map(|(p, _)| *p)
+        {
+            self.lost.remove(&oldest);
+        }
+        let addr = if relayed {
+            None
+        } else {
+            self.dialed.get(&peer).cloned()
+        };
+        self.lost.insert(
+            peer,
+            Lost {
+                addr,
+                relayed,
+                lost_at: now,
+                redial: Redial {
+                    at: now + REDIAL_MIN,
+                    backoff: REDIAL_MIN,
+                },
+            },
+        );
+    }
+
+    /// Dials lost full peers again while this node has fewer full peers
+    /// than it wants: a direct peer at the address we had dialled, a
+    /// relayed one through every relay we hold a reservation with. Each
+    /// with its own back-off, for [`LOST_PEER_TTL`].
+    fn redial_lost(&mut self) {
+        let now = Instant::now();
+        self.lost
+            .retain(|_, l| now.duration_since(l.lost_at) < LOST_PEER_TTL);
+        let connected: Vec<PeerId> = self
+            .lost
+            .keys()
+            .filter(|p| self.swarm.is_connected(p))
+            .copied()
+            .collect();
+        for p in connected {
+            self.lost.remove(&p);
+        }
+        if self.full_peers() >= self.discovery_target() {
+            return;
+        }
+        let relays: Vec<Multiaddr> = self
+            .reserved
+            .iter()
+            .filter_map(|r| self.relay_candidates.get(r).cloned())
+            .collect();
+        let mut dials = Vec::new();
+        for (peer, l) in &mut self.lost {
+            if now < l.redial.at {
+                continue;
+            }
+            l.redial.at = now + l.redial.backoff;
+            l.redial.backoff = (l.redial.backoff * 2).min(REDIAL_MAX);
+            if let Some(a) = &l.addr {
+                dials.push(a.clone());
+            }
+            if l.relayed || l.addr.is_none() {
+                for r in &relays {
+                    dials.push(r.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(*peer)));
+                }
+            }
+        }
+        for addr in dials {
+            tracing::debug!(%addr, "dialling a lost peer again");
+            let _ = self.swarm.dial(addr);
+        }
+    }
+
+    fn discovery_target(&self) -> usize {
+        if self.state.config().light() {
+            DISCOVERY_TARGET_LIGHT
+        } else {
+            DISCOVERY_TARGET_FULL
+        }
+    }
+
+    fn full_peers(&self) -> usize {
+        self.state.peer_infos().iter().filter(|p| p.full).count()
+    }
+
     /// While this node has fewer full peers than it wants, asks Kademlia
     /// for more every [`DISCOVERY_INTERVAL`].
     fn discover(&mut self) {
@@ -706,13 +846,7 @@ impl Mesh {
             return;
         }
         self.next_discovery = now + DISCOVERY_INTERVAL;
-        let target = if self.state.config().light() {
-            DISCOVERY_TARGET_LIGHT
-        } else {
-            DISCOVERY_TARGET_FULL
-        };
-        let full = self.state.peer_infos().iter().filter(|p| p.full).count();
-        if full < target
+        if self.full_peers() < self.discovery_target()
             && let Some(k) = self.swarm.behaviour_mut().kad.as_mut()
         {
             // Fails only with an empty routing table; the bootstrap

@@ -55,7 +55,7 @@ pub use wire::{
 
 /// Protocol version in every name (2: the topic carries announcement ids,
 /// bodies are fetched by id).
-pub(crate) const MESH_VERSION: u32 = 2;
+pub const MESH_VERSION: u32 = 2;
 /// The version before: a peer whose identify lists only its names is told
 /// apart in the logs.
 pub(crate) const PREVIOUS_MESH_VERSION: u32 = 1;

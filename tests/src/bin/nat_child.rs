@@ -30,7 +30,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, StreamProtocol, identify, noise, tcp, yamux};
 use meshtrace_node::p2p::{
     MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec,
-    StemRequest, StemResponse, SyncRequest, SyncResponse, topic_name,
+    MESH_VERSION, StemRequest, StemResponse, SyncRequest, SyncResponse, topic_name,
 };
 use meshtrace_node::protocol::{AnnouncementId, MAX_ANNOUNCEMENT_BYTES};
 
@@ -92,7 +92,7 @@ struct Hostile {
 }
 
 fn proto(network: &str, what: &str) -> Option<StreamProtocol> {
-    StreamProtocol::try_from_owned(format!("/meshtrace/{network}/{what}/1")).ok()
+    StreamProtocol::try_from_owned(format!("/meshtrace/{network}/{what}/{MESH_VERSION}")).ok()
 }
 
 fn build_hostile(
@@ -131,7 +131,7 @@ fn build_hostile(
             let rr = request_response::Config::default();
             Ok(Hostile {
                 identify: identify::Behaviour::new(identify::Config::new(
-                    format!("/meshtrace/{net}/1"),
+                    format!("/meshtrace/{net}/{MESH_VERSION}"),
                     key.public(),
                 )),
                 kad,

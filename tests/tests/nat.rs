@@ -36,7 +36,8 @@ const LIGHT_CATCH_UP_SECONDS: u64 = 10;
 /// Fields drop in order: the namespaces go last, after every daemon (the
 /// daemons live in the test's locals, dropped before this).
 struct Net {
-    /// Data directories and daemon logs (kept when the test fails).
+    /// Data directories and daemon logs (kept when the test fails, or
+    /// always with `MESHTRACE_KEEP_LOGS=1`).
     tmp: Option<tempfile::TempDir>,
     issuer_pub: String,
     air: String,
@@ -45,7 +46,7 @@ struct Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        if std::thread::panicking()
+        if (std::thread::panicking() || std::env::var_os("MESHTRACE_KEEP_LOGS").is_some())
             && let Some(tmp) = self.tmp.take()
         {
             eprintln!("the daemons' logs are kept in {}", tmp.keep().display());

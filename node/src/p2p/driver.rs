@@ -54,6 +54,10 @@ pub(crate) const MAX_RELAY_RESERVATIONS: usize = 2;
 pub(crate) const LOST_PEER_TTL: Duration = Duration::from_secs(10 * 60);
 /// Lost full peers remembered at most (the oldest is forgotten first).
 pub(crate) const MAX_LOST_PEERS: usize = 16;
+/// How often a node behind NAT asks connected relays again for a
+/// reservation it does not hold (one that failed or ended while the relay
+/// stayed connected).
+pub(crate) const RESERVATION_RETRY: Duration = Duration::from_secs(5);
 
 /// When a lost bootstrap peer is dialled next.
 struct Redial {
@@ -266,6 +270,7 @@ async fn spawn_state(
         nat: NatCounters::default(),
         redial: HashMap::new(),
         lost: HashMap::new(),
+        next_reservation: started + RESERVATION_RETRY,
         next_discovery: started + DISCOVERY_INTERVAL,
     };
     let task = tokio::spawn(mesh.run(cmd_rx));
@@ -326,6 +331,8 @@ struct Mesh {
     redial: HashMap<PeerId, Redial>,
     /// Full peers lost lately (at most [`MAX_LOST_PEERS`]).
     lost: HashMap<PeerId, Lost>,
+    /// When missing relay reservations are next asked for.
+    next_reservation: Instant,
     /// When Kademlia is next asked for peers (while below the target).
     next_discovery: Instant,
 }
@@ -356,6 +363,7 @@ impl Mesh {
                     self.drain_backlog();
                     self.redial_bootstrap();
                     self.redial_lost();
+                    self.retry_reservations();
                     self.discover();
                     self.refresh_scores();
                     let now = self.now();
@@ -578,12 +586,26 @@ impl Mesh {
                 self.nat.connections_denied += 1;
                 tracing::debug!(from = %send_back_addr, %cause, "connection refused");
             }
-            SwarmEvent::ListenerClosed { listener_id, .. } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
                 let reserved = &mut self.reserved;
                 self.relays.retain(|peer, id| {
                     let keep = *id != listener_id;
                     if !keep {
                         reserved.remove(peer);
+                        // Taken again by `retry_reservations` while the
+                        // relay stays connected.
+                        match &reason {
+                            Ok(()) => tracing::debug!(relay = %peer, "relay reservation ended"),
+                            Err(e) => tracing::debug!(
+                                relay = %peer,
+                                error = %error_chain(e),
+                                "relay reservation failed"
+                            ),
+                        }
                     }
                     keep
                 });
@@ -664,14 +686,14 @@ impl Mesh {
                     tracing::debug!(peer = %remote_peer_id, error = %e, "hole punching failed");
                 }
             },
+            // A renewal too: after a relay restarts, the reservation taken
+            // on the new connection may come as one.
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
-                relay::client::Event::ReservationReqAccepted {
-                    relay_peer_id,
-                    renewal: false,
-                    ..
-                },
+                relay::client::Event::ReservationReqAccepted { relay_peer_id, .. },
             )) => {
-                self.reserved.insert(relay_peer_id);
+                if !self.reserved.insert(relay_peer_id) {
+                    return;
+                }
                 tracing::info!(relay = %relay_peer_id, "reachable through a relay");
                 // Peers lost through a relay are tried through it at once.
                 let now = Instant::now();
@@ -681,6 +703,9 @@ impl Mesh {
                         backoff: REDIAL_MIN,
                     };
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(ev)) => {
+                tracing::debug!(event = ?ev, "relay client");
             }
             SwarmEvent::Behaviour(BehaviourEvent::RelayServer(ev)) => match ev {
                 relay::Event::ReservationReqAccepted { .. } => {
@@ -816,7 +841,11 @@ impl Mesh {
             }
             if l.relayed || l.addr.is_none() {
                 for r in &relays {
-                    dials.push(r.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(*peer)));
+                    dials.push(
+                        r.clone()
+                            .with(Protocol::P2pCircuit)
+                            .with(Protocol::P2p(*peer)),
+                    );
                 }
             }
         }
@@ -880,6 +909,25 @@ impl Mesh {
         self.reserve();
     }
 
+    /// Every [`RESERVATION_RETRY`], asks connected relays again for the
+    /// reservations this node lacks (a reservation can fail or end while
+    /// its relay stays connected, and nothing else would ask again).
+    fn retry_reservations(&mut self) {
+        let now = Instant::now();
+        if now < self.next_reservation {
+            return;
+        }
+        self.next_reservation = now + RESERVATION_RETRY;
+        if self.relays.len() < MAX_RELAY_RESERVATIONS
+            && self
+                .relay_candidates
+                .keys()
+                .any(|p| !self.relays.contains_key(p))
+        {
+            self.reserve();
+        }
+    }
+
     /// Takes reservations with known relays, up to
     /// [`MAX_RELAY_RESERVATIONS`], unless this node is light, a relay
     /// itself, or public.
@@ -902,6 +950,7 @@ impl Mesh {
             let circuit = addr.with(Protocol::P2pCircuit);
             match self.swarm.listen_on(circuit.clone()) {
                 Ok(id) => {
+                    tracing::debug!(%circuit, "asking a relay for a reservation");
                     self.relays.insert(peer, id);
                 }
                 Err(e) => tracing::debug!(%circuit, error = %e, "cannot listen through a relay"),

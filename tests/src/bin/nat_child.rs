@@ -29,8 +29,8 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, StreamProtocol, identify, noise, tcp, yamux};
 use meshtrace_node::p2p::{
-    MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, ProstCodec,
-    MESH_VERSION, StemRequest, StemResponse, SyncRequest, SyncResponse, topic_name,
+    MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE, MESH_VERSION,
+    ProstCodec, StemRequest, StemResponse, SyncRequest, SyncResponse, topic_name,
 };
 use meshtrace_node::protocol::{AnnouncementId, MAX_ANNOUNCEMENT_BYTES};
 

@@ -8,8 +8,9 @@
 #   scripts/cross-aarch64.sh --test     # also: protocol and node unit tests and
 #                                       # `meshtrace demo --json` under qemu-aarch64-static
 #   scripts/cross-aarch64.sh --deb      # also: the arm64 .deb from the cross binary
-#   options: --release (release profile; default: dev, the workspace's optimised
-#            debug profile), -j N (parallel jobs; default 2)
+#   options: --release (release profile; default: dev, made lean for the cross
+#            build: no debug info, crypto and sled at opt-level 3, other dependencies at 0),
+#            -j N (parallel jobs; default 2)
 #
 # Why Debian's toolchain: this machine's rustup cannot fetch targets. Debian 12
 # (bookworm-security) carries rustc-web/cargo-web with libstd-rust-web-dev,
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
         --release) PROFILE=release ;;
         -j) shift; JOBS="${1:?-j needs a number}" ;;
         -j*) JOBS="${1#-j}" ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "cross-aarch64.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift

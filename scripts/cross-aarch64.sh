@@ -8,8 +8,9 @@
 #   scripts/cross-aarch64.sh --test     # also: protocol and node unit tests and
 #                                       # `meshtrace demo --json` under qemu-aarch64-static
 #   scripts/cross-aarch64.sh --deb      # also: the arm64 .deb from the cross binary
-#   options: --release (release profile; default: dev, the workspace's optimised
-#            debug profile), -j N (parallel jobs; default 2)
+#   options: --release (release profile; default: dev, made lean for the cross
+#            build: no debug info, crypto and sled at opt-level 3, other dependencies at 0),
+#            -j N (parallel jobs; default 2)
 #
 # Why Debian's toolchain: this machine's rustup cannot fetch targets. Debian 12
 # (bookworm-security) carries rustc-web/cargo-web with libstd-rust-web-dev,
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
         --release) PROFILE=release ;;
         -j) shift; JOBS="${1:?-j needs a number}" ;;
         -j*) JOBS="${1#-j}" ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "cross-aarch64.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -72,20 +73,79 @@ export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
 export CARGO_INCREMENTAL=0
 profile_args=(--profile "$PROFILE")
+if [ "$PROFILE" = dev ]; then
+    # The dev cross build is lean (it is what CI runs; measured in
+    # docs/packaging.md §3): no debug info, and the dependencies at opt-level
+    # 0 except those the root Cargo.toml keeps at opt-level 3 (chacha20,
+    # poly1305, blake3, curve25519-dalek, sha2, sled: the hot crypto and the
+    # store). Our own crates keep the profile's opt-level 1. `cargo test`
+    # builds in the test profile, which inherits dev's but sets its own
+    # debug level, hence both. --release is not touched.
+    profile_args+=(--config 'profile.dev.debug=0' --config 'profile.test.debug=0'
+                   --config 'profile.dev.package."*".opt-level=0')
+fi
 "$CARGO" --version
 "$RUSTC" --version
 
 # ---- 3. Build ------------------------------------------------------------
-# Everything in one target directory (target/$TARGET/...) and one profile, so
-# the unit tests reuse the binary's dependencies.
-echo "== building meshtrace for $TARGET (profile $PROFILE, -j $JOBS)"
+# One target directory (target/$TARGET/...), one profile and, with --test,
+# one cargo invocation: the binary and the unit tests are built together, so
+# every dependency is built once with one feature set. (Built separately,
+# the tests' dev-dependencies change the features of serde, smallvec,
+# zerocopy, ..., and cargo builds everything above them again -- libp2p,
+# hickory, sled: 127 more units.) `--test demo_cli` is in the invocation
+# only because cargo builds a package's binary, as a normal binary, for its
+# integration tests; that test is not run here (it starts the binary as a
+# child process, which qemu-user does not follow).
+BIN_SELECT=(-p meshtrace)
+if [ "$RUN_TESTS" -eq 1 ]; then
+    BIN_SELECT=(-p meshtrace -p meshtrace-protocol -p meshtrace-node)
+    # The features the joined build resolves must not include test helpers
+    # (a dev-dependency could turn test-utils on for the binary too).
+    if "$CARGO" tree --locked --target "$TARGET" "${BIN_SELECT[@]}" -e features \
+        | grep -q 'test-utils'; then
+        echo "cross-aarch64.sh: a dev-dependency enables a test-utils feature: built with the tests," \
+             "the binary would carry test helpers" >&2
+        exit 1
+    fi
+fi
+what=meshtrace
+[ "$RUN_TESTS" -eq 1 ] && what="meshtrace and the unit tests"
+echo "== building $what for $TARGET (profile $PROFILE, -j $JOBS)"
 t0=$SECONDS
-"$CARGO" build --locked --target "$TARGET" "${profile_args[@]}" -j "$JOBS" -p meshtrace
-echo "   built in $((SECONDS - t0)) s"
-BIN="target/$TARGET/$PROFILE_DIR/meshtrace"
-file "$BIN" 2>/dev/null | sed 's/^/   /' || true
+artifacts=$(mktemp)
 stripped=$(mktemp)
-trap 'rm -f "$stripped"' EXIT
+trap 'rm -f "$artifacts" "$stripped"' EXIT
+if [ "$RUN_TESTS" -eq 1 ]; then
+    "$CARGO" test --no-run --locked --target "$TARGET" "${profile_args[@]}" -j "$JOBS" \
+        --message-format=json-render-diagnostics \
+        -p meshtrace-protocol -p meshtrace-node --lib -p meshtrace --test demo_cli >"$artifacts"
+else
+    "$CARGO" build --locked --target "$TARGET" "${profile_args[@]}" -j "$JOBS" \
+        --message-format=json-render-diagnostics -p meshtrace >"$artifacts"
+fi
+echo "   built in $((SECONDS - t0)) s"
+# The paths of what was built, from cargo's messages: the binary, and the
+# unit-test executables of the two crates ("crate path" a line).
+python3 - "$artifacts" >"$artifacts.paths" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    if not line.startswith("{"):
+        continue
+    m = json.loads(line)
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    name, kind = m["target"]["name"], m["target"]["kind"]
+    if kind == ["bin"] and name == "meshtrace" and not m["profile"]["test"]:
+        print("bin", m["executable"])
+    elif m["profile"]["test"] and "lib" in kind and name in ("meshtrace_protocol", "meshtrace_node"):
+        print(name, m["executable"])
+PY
+trap 'rm -f "$artifacts" "$artifacts.paths" "$stripped"' EXIT
+BIN=$(awk '$1 == "bin" { print $2 }' "$artifacts.paths")
+[ -n "$BIN" ] || { echo "cross-aarch64.sh: cargo reported no meshtrace binary" >&2; exit 1; }
+BIN=$(realpath --relative-to=. "$BIN")
+file "$BIN" 2>/dev/null | sed 's/^/   /' || true
 aarch64-linux-gnu-strip -o "$stripped" "$BIN"
 echo "   size: $(stat -c %s "$BIN") bytes, stripped $(stat -c %s "$stripped") bytes ($(( $(stat -c %s "$stripped") / 1048576 )) MiB)"
 
@@ -98,14 +158,21 @@ if [ "$RUN_TESTS" -eq 1 ]; then
     QEMU_SKIP=(--skip radio::udp::)
     echo "== protocol and node unit tests under qemu-aarch64-static (skipped: ${QEMU_SKIP[*]})"
     t0=$SECONDS
-    "$CARGO" test --locked --target "$TARGET" "${profile_args[@]}" -j "$JOBS" \
-        -p meshtrace-protocol -p meshtrace-node --lib -- "${QEMU_SKIP[@]}"
-    echo "   tests built and run in $((SECONDS - t0)) s"
+    # Run as cargo would: from the crate's directory (cargo test cannot be
+    # asked to run them without re-resolving the features for a narrower
+    # selection, which would rebuild).
+    for crate in meshtrace_protocol:protocol meshtrace_node:node; do
+        exe=$(awk -v n="${crate%%:*}" '$1 == n { print $2 }' "$artifacts.paths")
+        [ -n "$exe" ] || { echo "cross-aarch64.sh: cargo reported no unit-test executable for ${crate%%:*}" >&2; exit 1; }
+        echo "   ${crate%%:*} ($(realpath --relative-to=. "$exe"))"
+        (cd "${crate#*:}" && CARGO_MANIFEST_DIR="$PWD" qemu-aarch64-static "$exe" "${QEMU_SKIP[@]}")
+    done
+    echo "   tests ran in $((SECONDS - t0)) s"
 
     echo "== meshtrace demo --json under qemu-aarch64-static"
     t0=$SECONDS
     demo_dir=$(mktemp -d)
-    trap 'rm -f "$stripped"; rm -rf "$demo_dir"' EXIT
+    trap 'rm -f "$artifacts" "$artifacts.paths" "$stripped"; rm -rf "$demo_dir"' EXIT
     qemu-aarch64-static "$BIN" demo --json --out "$demo_dir/out" >"$demo_dir/summary.json"
     echo "   demo ran in $((SECONDS - t0)) s"
     # The summary is checked against the script's ground truth: every true

@@ -816,7 +816,11 @@ impl Mesh {
             }
             if l.relayed || l.addr.is_none() {
                 for r in &relays {
-                    dials.push(r.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(*peer)));
+                    dials.push(
+                        r.clone()
+                            .with(Protocol::P2pCircuit)
+                            .with(Protocol::P2p(*peer)),
+                    );
                 }
             }
         }

@@ -471,7 +471,6 @@ fn bench_sightings(plan: &Plan, rng: &mut StdRng) -> Result<(f64, f64)> {
                 Sighting {
                     id: *id,
                     rssi: -60,
-                    tx_power: 0,
                     at: now,
                 },
             )?;
@@ -535,7 +534,7 @@ impl Day {
                     real.push(e.tokens[0]);
                 }
             }
-            let chunks = build_announcements(&report, &cert, &real, now, rng)?;
+            let chunks = build_announcements(&report, &cert, &real, -8, now, rng)?;
             ensure!(chunks.len() == 1, "a case should fit one chunk");
             cases.extend(chunks.into_iter().map(|c| c.bytes));
         }
@@ -953,7 +952,7 @@ fn rss_14d(plan: &Plan, rng: &mut StdRng) -> Result<Held> {
             if hit_token.is_none() {
                 hit_token = Some(real[0]);
             }
-            for chunk in build_announcements(&report, &cert, &real, created, rng)? {
+            for chunk in build_announcements(&report, &cert, &real, -8, created, rng)? {
                 let v = VerifiedAnnouncement::verify(&chunk.bytes, &ctx)?;
                 store.put_announcement(&v, &chunk.bytes, now)?;
                 store.ingest_announcement(&mut ledger, &v, &risk);
@@ -972,6 +971,12 @@ fn rss_14d(plan: &Plan, rng: &mut StdRng) -> Result<Held> {
         let mut e = workload::receiver_log(rng, 1, now.0).remove(0);
         if let Some(t) = token {
             e.tokens[0] = t;
+            // Within the window of the report that announced the token
+            // (its last day is today); the log's first encounter starts 14
+            // days back, one day before that window.
+            let span = e.last_seen.0 - e.first_seen.0;
+            e.first_seen = now.minus(span + 60);
+            e.last_seen = now.minus(60);
         }
         let refs = store.add_encounters(&[e], now)?;
         let start = Stopwatch::start();
@@ -985,9 +990,8 @@ fn rss_14d(plan: &Plan, rng: &mut StdRng) -> Result<Held> {
         Ok(s * 1e6)
     };
     let match_us = median(plan.reps, || closing(None, rng))?;
-    let mut hit_us = Vec::new();
     // One hit only: the same token again would be matched already.
-    hit_us.push(closing(hit_token, rng)?);
+    let match_hit_us = closing(hit_token, rng)?;
     store.flush()?;
     drop(store);
     let rss = run_node_rss(&exe, &dir_s, tmp.path(), plan.idle)?;
@@ -996,7 +1000,7 @@ fn rss_14d(plan: &Plan, rng: &mut StdRng) -> Result<Held> {
         announcements,
         announcement_bytes,
         match_us,
-        match_hit_us: hit_us[0],
+        match_hit_us,
     })
 }
 

@@ -9,21 +9,25 @@
 //! starts the configured radio with continuous scanning (whatever the
 //! config's scan timing), listens for `--seconds`, groups what it hears by
 //! rotating ID, and takes the strongest (by median RSSI) frame heard at
-//! least [`MIN_SAMPLES`] times as the peer. Its median attenuation
-//! (advertised TX power − RSSI, without correction) is compared with the
-//! attenuation the propagation model expects at that distance
+//! least [`MIN_SAMPLES`] times as the peer. Frames carry no TX power
+//! (docs/protocol.md §3), so the peer's calibrated TX power is given with
+//! `--peer-tx-power` (default: this device's own, from its config: devices
+//! of one deployment usually share it). The peer's median attenuation
+//! (TX power − RSSI, without correction) is compared with the attenuation
+//! the propagation model expects at that distance
 //! ([`expected_attenuation_db`]); the difference, rounded to whole dB, is
 //! the correction:
 //!
 //! ```text
-//! rx_correction_db = median(tx_power − rssi) − expected_attenuation(distance)
+//! rx_correction_db = median(peer_tx_power − rssi) − expected_attenuation(distance)
 //! ```
 //!
-//! so that `tx_power − rssi − rx_correction_db` (docs/protocol.md §6) reads
-//! the expected attenuation at that distance. A receiver that reads 7 dB
-//! high gets −7. The median of `n` receptions with shadowing σ has a
-//! standard error of about 1.25 σ / √n (0.5 dB for 240 receptions at 6 dB);
-//! the peer's own TX error is not separable from ours, hence a calibrated
+//! so that a report from that peer scored at `peer_tx_power + level`, with
+//! `level = −(rssi + rx_correction_db)` (docs/protocol.md §5), reads the
+//! expected attenuation at that distance. A receiver that reads 7 dB high
+//! gets −7. The median of `n` receptions with shadowing σ has a standard
+//! error of about 1.25 σ / √n (0.5 dB for 240 receptions at 6 dB); the
+//! peer's own TX error is not separable from ours, hence a calibrated
 //! peer.
 //!
 //! `--write` sets the value in the config file, keeping the rest of the
@@ -38,7 +42,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use meshtrace_node::Config;
 use meshtrace_node::clock::{SharedClock, SystemClock};
-use meshtrace_node::config::MAX_RX_CORRECTION_DB;
+use meshtrace_node::config::{DEFAULT_BLE_TX_POWER_DBM, MAX_RX_CORRECTION_DB, RadioKind};
 use meshtrace_node::control::{self, Request, StatusReply};
 use meshtrace_node::protocol::{CalibratedParams, RotatingId};
 #[cfg(test)]
@@ -65,6 +69,9 @@ pub(crate) const MIN_SAMPLES: usize = 10;
 /// When the second-strongest device's median is within this many dB of the
 /// strongest, the result says the peer may have been mistaken.
 pub(crate) const AMBIGUOUS_DB: f64 = 6.0;
+/// The TX powers `--peer-tx-power` accepts (dBm): those a node's
+/// `[radio] tx_power_dbm` accepts.
+pub(crate) const PEER_TX_POWER_RANGE_DBM: std::ops::RangeInclusive<i8> = -100..=20;
 
 /// Options of `meshtrace calibrate`.
 #[derive(Debug, Args)]
@@ -76,6 +83,10 @@ pub(crate) struct CalibrateArgs {
     /// How long to listen, in seconds (5 to 600).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     seconds: u64,
+    /// The calibrated peer's TX power in dBm (its `[radio] tx_power_dbm`;
+    /// frames do not carry it), -100 to 20. Default: this device's own.
+    #[arg(long, value_name = "DBM", allow_negative_numbers = true)]
+    peer_tx_power: Option<i8>,
     /// Write the correction into the config file (the rest of the file is
     /// kept; it stays owner-only).
     #[arg(long)]
@@ -96,7 +107,7 @@ pub(crate) struct Calibration {
     pub(crate) devices_heard: usize,
     /// Receptions of the peer used.
     pub(crate) samples: usize,
-    /// The peer's advertised TX power (dBm).
+    /// The peer's calibrated TX power (dBm), as given (or this device's).
     pub(crate) peer_tx_power_dbm: i8,
     /// Median RSSI of the peer (dBm).
     pub(crate) median_rssi_dbm: f64,
@@ -140,21 +151,35 @@ fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
-/// Receptions of one rotating ID: (RSSI, advertised TX power).
-type Heard = HashMap<RotatingId, Vec<(i16, i8)>>;
+/// Receptions of one rotating ID: their RSSI (dBm).
+type Heard = HashMap<RotatingId, Vec<i16>>;
 
-/// Picks the peer in `heard` and computes the correction.
+/// This device's own calibrated TX power (dBm): its config's, else the
+/// radio's default (what `meshtrace run` uses).
+pub(crate) fn own_tx_power_dbm(config: &Config) -> i8 {
+    config
+        .radio
+        .tx_power_dbm
+        .unwrap_or(match config.radio.kind {
+            RadioKind::UdpSim => SIM_TX_POWER_DBM,
+            _ => DEFAULT_BLE_TX_POWER_DBM,
+        })
+}
+
+/// Picks the peer in `heard` and computes the correction, the peer
+/// transmitting at `peer_tx_power_dbm`.
 pub(crate) fn compute(
     heard: &Heard,
     distance_m: f64,
     seconds: u64,
     previous: i16,
+    peer_tx_power_dbm: i8,
 ) -> Result<Calibration> {
-    let mut candidates: Vec<(f64, &Vec<(i16, i8)>)> = heard
+    let mut candidates: Vec<(f64, &Vec<i16>)> = heard
         .values()
         .filter(|v| v.len() >= MIN_SAMPLES)
         .map(|v| {
-            let mut rssi: Vec<f64> = v.iter().map(|(r, _)| f64::from(*r)).collect();
+            let mut rssi: Vec<f64> = v.iter().map(|r| f64::from(*r)).collect();
             (median(&mut rssi), v)
         })
         .collect();
@@ -167,21 +192,8 @@ pub(crate) fn compute(
              then listen longer with --seconds"
         );
     };
-    // A peer's TX power is the same in all its frames; the most common one
-    // is taken if it ever is not.
-    let mut powers: HashMap<i8, usize> = HashMap::new();
-    for (_, p) in peer {
-        *powers.entry(*p).or_default() += 1;
-    }
-    let tx = powers
-        .into_iter()
-        .max_by_key(|(p, n)| (*n, *p))
-        .map(|(p, _)| p)
-        .unwrap_or(SIM_TX_POWER_DBM);
-    let mut att: Vec<f64> = peer
-        .iter()
-        .map(|(r, p)| f64::from(*p) - f64::from(*r))
-        .collect();
+    let tx = peer_tx_power_dbm;
+    let mut att: Vec<f64> = peer.iter().map(|r| f64::from(tx) - f64::from(*r)).collect();
     let measured = median(&mut att);
     let expected = expected_attenuation_db(distance_m);
     let correction = (measured - expected).round();
@@ -189,8 +201,9 @@ pub(crate) fn compute(
         bail!(
             "the measured correction, {correction:.0} dB, is beyond ±{MAX_RX_CORRECTION_DB} dB \
              (median attenuation {measured:.1} dB where {expected:.1} dB is expected at \
-             {distance_m} m); check the distance, that nothing stands between the devices, and \
-             that the strongest device heard is the calibrated peer"
+             {distance_m} m at a peer TX power of {tx} dBm); check the distance, that nothing \
+             stands between the devices, that the strongest device heard is the calibrated peer \
+             and its TX power (--peer-tx-power)"
         );
     }
     let rx_correction_db = correction as i16;
@@ -226,6 +239,16 @@ pub(crate) fn run(paths: &Paths, args: &CalibrateArgs) -> Result<ExitCode> {
         );
     }
     let (config, dir) = crate::node_cmd::load(paths)?;
+    let peer_tx = args
+        .peer_tx_power
+        .unwrap_or_else(|| own_tx_power_dbm(&config));
+    if !PEER_TX_POWER_RANGE_DBM.contains(&peer_tx) {
+        bail!(
+            "--peer-tx-power must be between {} and {} dBm (got {peer_tx})",
+            PEER_TX_POWER_RANGE_DBM.start(),
+            PEER_TX_POWER_RANGE_DBM.end()
+        );
+    }
     // This device's own frames would be the loudest heard.
     if control::request::<StatusReply>(&dir, &Request::Status).is_ok() {
         bail!(
@@ -243,7 +266,7 @@ pub(crate) fn run(paths: &Paths, args: &CalibrateArgs) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let heard = runtime.block_on(listen(&config, args))?;
-    let mut result = compute(&heard, args.distance, args.seconds, previous)?;
+    let mut result = compute(&heard, args.distance, args.seconds, previous, peer_tx)?;
     if args.write {
         Config::write_rx_correction(&path, result.rx_correction_db)?;
         result.written = true;
@@ -289,10 +312,7 @@ async fn listen(config: &Config, args: &CalibrateArgs) -> Result<Heard> {
             Ok(Some(RadioEvent::Failed(e))) => bail!("radio: {e}"),
             Ok(Some(RadioEvent::Sighting(s))) => {
                 if let Some(rssi) = s.rssi {
-                    heard
-                        .entry(s.frame.id)
-                        .or_default()
-                        .push((rssi, s.frame.tx_power));
+                    heard.entry(s.frame.id).or_default().push(rssi);
                 }
             }
             Ok(Some(RadioEvent::Scan(_))) => {}
@@ -304,7 +324,7 @@ async fn listen(config: &Config, args: &CalibrateArgs) -> Result<Heard> {
 fn print(c: &Calibration, path: &std::path::Path) -> Result<()> {
     outln!(
         "Heard {} device{}; the strongest, taken as the calibrated peer: {} receptions, \
-         median RSSI {:.1} dBm at TX power {} dBm",
+         median RSSI {:.1} dBm from a TX power of {} dBm",
         c.devices_heard,
         if c.devices_heard == 1 { "" } else { "s" },
         c.samples,
@@ -368,13 +388,19 @@ mod tests {
         let mut heard = Heard::new();
         // The peer: attenuation 38 dB (TX −14, RSSI −52) where 45 is
         // expected at 1 m: it reads 7 dB high, correction −7.
-        heard.insert(id(1), (0..21).map(|i| (-52 + (i % 3) - 1, -14)).collect());
+        heard.insert(id(1), (0..21).map(|i| -52 + (i % 3) - 1).collect());
         // Stronger, but heard too rarely to count.
-        heard.insert(id(2), vec![(-30, -14); MIN_SAMPLES - 1]);
+        heard.insert(id(2), vec![-30; MIN_SAMPLES - 1]);
         // Weaker.
-        heard.insert(id(3), vec![(-80, -14); 40]);
-        let c = compute(&heard, 1.0, 60, 2).unwrap();
+        heard.insert(id(3), vec![-80; 40]);
+        // The same receptions from a peer said to transmit at −8 dBm: 6 dB
+        // more attenuation measured, so the receiver reads 1 dB high.
+        let c = compute(&heard, 1.0, 60, 2, -8).unwrap();
+        assert_eq!(c.rx_correction_db, -1);
+        assert_eq!(c.peer_tx_power_dbm, -8);
+        let c = compute(&heard, 1.0, 60, 2, -14).unwrap();
         assert_eq!(c.rx_correction_db, -7);
+        assert_eq!(c.peer_tx_power_dbm, -14);
         assert_eq!(c.samples, 21);
         assert_eq!(c.devices_heard, 3);
         assert_eq!(c.median_rssi_dbm, -52.0);
@@ -386,14 +412,14 @@ mod tests {
     #[test]
     fn too_few_receptions_or_an_absurd_correction_are_refused_in_words() {
         let mut heard = Heard::new();
-        heard.insert(id(1), vec![(-50, -14); 3]);
-        let e = compute(&heard, 1.0, 30, 0).unwrap_err().to_string();
+        heard.insert(id(1), vec![-50; 3]);
+        let e = compute(&heard, 1.0, 30, 0, -14).unwrap_err().to_string();
         assert!(
             e.contains("at least 10 times in 30 s") && e.contains("most often: 3"),
             "{e}"
         );
-        heard.insert(id(2), vec![(-5, -14); 20]);
-        let e = compute(&heard, 1.0, 30, 0).unwrap_err().to_string();
+        heard.insert(id(2), vec![-5; 20]);
+        let e = compute(&heard, 1.0, 30, 0, -14).unwrap_err().to_string();
         assert!(e.contains("beyond ±40 dB") && !e.contains('\n'), "{e}");
     }
 }

@@ -127,7 +127,8 @@ pub(crate) struct RunArgs {
     /// BLE only: the adapter (e.g. hci0).
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
-    /// Calibrated TX power advertised in frames (dBm).
+    /// Calibrated TX power of this device (dBm), carried in its reports
+    /// (frames carry none).
     #[arg(long, value_name = "DBM", allow_negative_numbers = true)]
     tx_power: Option<i8>,
     /// This device's RSSI correction (dB).

@@ -52,7 +52,7 @@ fn fixture() -> &'static Fixture {
                     EncounterToken(t)
                 })
                 .collect();
-            for c in build_announcements(&key, &cert, &tokens, now, &mut rng).expect("build") {
+            for c in build_announcements(&key, &cert, &tokens, -8, now, &mut rng).expect("build") {
                 genuine.push(c.bytes);
             }
         }

@@ -25,7 +25,7 @@ fn check(sd: &[u8]) {
         Ok(Decoded::Half(h)) => {
             assert_eq!(sd.len(), LEGACY_HALF_SERVICE_DATA_LEN);
             assert_eq!(&sd[1..3], &h.tag[..]);
-            assert_eq!(&sd[4..], &h.bytes[..]);
+            assert_eq!(&sd[3..], &h.bytes[..]);
         }
         Err(_) => {}
     }

@@ -82,7 +82,7 @@ pub enum MobileError {
         /// What is wrong.
         message: String,
     },
-    /// An RSSI or TX power no Bluetooth controller reports.
+    /// An RSSI no Bluetooth controller reports.
     #[error("{message}")]
     BadSignal {
         /// What is wrong.
@@ -125,9 +125,7 @@ impl From<ExternalRadioError> for MobileError {
         let message = e.to_string();
         match e {
             ExternalRadioError::ServiceData { .. } => MobileError::BadServiceData { message },
-            ExternalRadioError::Rssi(_) | ExternalRadioError::TxPower(_) => {
-                MobileError::BadSignal { message }
-            }
+            ExternalRadioError::Rssi(_) => MobileError::BadSignal { message },
             ExternalRadioError::TimeBackwards { .. }
             | ExternalRadioError::TimeAhead { .. }
             | ExternalRadioError::TooLate { .. } => MobileError::BadTime { message },
@@ -864,12 +862,12 @@ impl MeshtraceNode {
 
     /// A meshtrace service-data entry heard (the bytes after the 16-bit
     /// UUID 0xFCB7) at `at_unix_ms`, with its RSSI (dBm; `None` or 127
-    /// when unknown) and the advertisement's TX Power Level if it had one.
+    /// when unknown). No TX power: frames carry none, and the node needs
+    /// none from the host (it scores with the TX power a report carries).
     pub fn reception(
         &self,
         service_data: Vec<u8>,
         rssi: Option<i16>,
-        tx_power: Option<i16>,
         at_unix_ms: u64,
     ) -> Result<ReceptionOutcome, MobileError> {
         if self.lock().is_none() {
@@ -877,7 +875,7 @@ impl MeshtraceNode {
         }
         Ok(self
             .radio
-            .reception(&service_data, rssi, tx_power, at_unix_ms)?
+            .reception(&service_data, rssi, at_unix_ms)?
             .into())
     }
 }

@@ -105,12 +105,16 @@ def bridge(rx, tx_ad, rssi):
     how many sightings that gave."""
     now = m.unix_time_ms()
     rx.scan_window(now, 4000)
-    out = rx.reception(tx_ad.service_data, rssi, None, now)
+    # The frame is the rotating ID alone: header + 32 bytes, halves header
+    # + 2-byte tag + 16 bytes (no TX power on the air).
+    assert len(tx_ad.service_data) == 33, len(tx_ad.service_data)
+    assert len(tx_ad.legacy_first) == 19 and len(tx_ad.legacy_second) == 19
+    out = rx.reception(tx_ad.service_data, rssi, now)
     assert out == m.ReceptionOutcome.SIGHTING, out
     # The legacy carrier too: each half completes the pair with the latest
     # other half heard, so the very first half alone waits.
-    first = rx.reception(tx_ad.legacy_first, rssi - 1, -8, now)
-    second = rx.reception(tx_ad.legacy_second, rssi - 1, -8, now)
+    first = rx.reception(tx_ad.legacy_first, rssi - 1, now)
+    second = rx.reception(tx_ad.legacy_second, rssi - 1, now)
     assert first in (m.ReceptionOutcome.HALF_KEPT, m.ReceptionOutcome.SIGHTING), first
     assert second == m.ReceptionOutcome.SIGHTING, second
     return 1 + (first == m.ReceptionOutcome.SIGHTING) + 1
@@ -271,15 +275,14 @@ def main():
     # Bad input from the app: typed errors in words, nothing recorded.
     before = full.status()
     now = m.unix_time_ms()
-    expect_error("BadServiceData", lambda: full.reception(b"\xff\x00garbage", -60, None, now), "not a meshtrace frame")
-    expect_error("BadServiceData", lambda: full.reception(b"", -60, None, now), "not a meshtrace frame")
-    expect_error("BadServiceData", lambda: full.reception(bytes(400), -60, None, now), "not a meshtrace frame")
-    expect_error("BadSignal", lambda: full.reception(ad_phone.service_data, 500, None, now), "500 dBm")
-    expect_error("BadSignal", lambda: full.reception(ad_phone.service_data, -300, None, now), "-300 dBm")
-    expect_error("BadSignal", lambda: full.reception(ad_phone.service_data, -60, 90, now), "TX power")
-    expect_error("BadTime", lambda: full.reception(ad_phone.service_data, -60, None, now - 60_000), "must not go back")
-    expect_error("BadTime", lambda: full.reception(ad_phone.service_data, -60, None, now + 3_600_000), "ahead")
-    expect_error("BadTime", lambda: full.reception(ad_phone.service_data, -60, None, 1000), "in the past")
+    expect_error("BadServiceData", lambda: full.reception(b"\xff\x00garbage", -60, now), "not a meshtrace frame")
+    expect_error("BadServiceData", lambda: full.reception(b"", -60, now), "not a meshtrace frame")
+    expect_error("BadServiceData", lambda: full.reception(bytes(400), -60, now), "not a meshtrace frame")
+    expect_error("BadSignal", lambda: full.reception(ad_phone.service_data, 500, now), "500 dBm")
+    expect_error("BadSignal", lambda: full.reception(ad_phone.service_data, -300, now), "-300 dBm")
+    expect_error("BadTime", lambda: full.reception(ad_phone.service_data, -60, now - 60_000), "must not go back")
+    expect_error("BadTime", lambda: full.reception(ad_phone.service_data, -60, now + 3_600_000), "ahead")
+    expect_error("BadTime", lambda: full.reception(ad_phone.service_data, -60, 1000), "in the past")
     expect_error("BadScanWindow", lambda: full.scan_window(now, 0), "0 ms")
     expect_error("BadScanWindow", lambda: full.scan_window(now, 3_600_000), "3600000 ms")
     expect_error("BadTime", lambda: full.scan_window(now - 120_000, 4000), "must not go back")
@@ -297,7 +300,7 @@ def main():
         phone.report_request,
         phone.advertisement,
         lambda: phone.scan_window(m.unix_time_ms(), 4000),
-        lambda: phone.reception(ad_full.service_data, -60, None, m.unix_time_ms()),
+        lambda: phone.reception(ad_full.service_data, -60, m.unix_time_ms()),
         lambda: phone.report_plan(cert),
     ):
         expect_error("Stopped", call, "stopped")

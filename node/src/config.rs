@@ -276,8 +276,9 @@ pub struct RadioSection {
     /// `scan_interval` and `scan_window` override single values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<RadioProfile>,
-    /// Calibrated TX power advertised in frames (dBm) [default: the
-    /// simulated device's for udp-sim, −8 dBm for BLE].
+    /// Calibrated TX power of this device (dBm): what its radio transmits
+    /// at and what its reports carry; never on the air (docs/protocol.md
+    /// §3) [default: the simulated device's for udp-sim, −8 dBm for BLE].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_power_dbm: Option<i8>,
     /// This device's RSSI correction (dB), added to the RSSI it measures:

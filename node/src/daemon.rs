@@ -203,19 +203,18 @@ pub async fn start_radio(
         }
         #[cfg(feature = "ble")]
         RadioKind::Ble => {
+            let tx = r.tx_power_dbm.unwrap_or(DEFAULT_BLE_TX_POWER_DBM);
             let c = crate::radio::ble::BleConfig {
                 adapter: r.adapter.clone(),
                 carrier: r.carrier.map(Into::into),
                 scan,
+                tx_power_dbm: tx,
                 ..Default::default()
             };
             let radio = crate::radio::ble::BleRadio::start(c, clock)
                 .await
                 .map_err(err)?;
-            Ok((
-                Box::new(radio),
-                r.tx_power_dbm.unwrap_or(DEFAULT_BLE_TX_POWER_DBM),
-            ))
+            Ok((Box::new(radio), tx))
         }
         RadioKind::External => Err(DaemonError(
             "radio: the external radio is an app's Bluetooth, driven through the mobile library \

@@ -66,7 +66,7 @@ impl Reports {
     fn one(&mut self) -> Vec<u8> {
         let (key, cert) = self.certificate();
         let tokens = [EncounterToken([7; 16])];
-        build_announcements(&key, &cert, &tokens, self.now, &mut self.rng)
+        build_announcements(&key, &cert, &tokens, -8, self.now, &mut self.rng)
             .expect("report")
             .remove(0)
             .bytes
@@ -77,7 +77,7 @@ impl Reports {
         let (key, cert) = self.certificate();
         let tokens = [EncounterToken([9; 16])];
         let mut build = || {
-            build_announcements(&key, &cert, &tokens, self.now, &mut self.rng)
+            build_announcements(&key, &cert, &tokens, -8, self.now, &mut self.rng)
                 .expect("report")
                 .remove(0)
                 .bytes

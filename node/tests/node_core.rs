@@ -117,10 +117,11 @@ impl Device {
 
     fn hear(&mut self, other: &Device, now: UnixTime) {
         let f = other.frame.expect("the other device advertises");
+        // 45 dB of path loss from a device transmitting at the default
+        // (simulated) TX power, which its report will carry.
         self.core.handle_sighting(Sighting {
             id: f.id,
-            rssi: i16::from(f.tx_power) - 45,
-            tx_power: f.tx_power,
+            rssi: i16::from(meshtrace_node::radio::model::SIM_TX_POWER_DBM) - 45,
             at: now,
         });
     }
@@ -286,6 +287,9 @@ fn an_encounter_that_closes_after_the_report_arrived_is_an_exposure() {
     assert!(w.a.status(w.now()).open_encounters > 0);
     assert_eq!(w.a.status(w.now()).encounters, 0, "nothing closed yet");
     let chunks = w.b_reports();
+    // The frames B advertised carried its ID alone; its report carries its
+    // calibrated TX power, which A scores its received levels with.
+    assert_eq!(w.verify(&chunks[0]).tx_power(), w.b.settings.tx_power_dbm);
     w.deliver_to_a(&chunks[0]);
     assert_eq!(w.a.exposures(), 0, "no closed encounter to match yet");
     assert_eq!(w.a.status(w.now()).announcements, 1);
@@ -354,8 +358,8 @@ fn a_second_variant_of_a_chunk_is_ignored() {
     )
     .expect("certificate");
     let decoy = [EncounterToken([7; 16])];
-    let first = build_announcements(&key, &cert, &decoy, now, &mut rng).expect("build");
-    let second = build_announcements(&key, &cert, &a_tokens, now, &mut rng).expect("build");
+    let first = build_announcements(&key, &cert, &decoy, -8, now, &mut rng).expect("build");
+    let second = build_announcements(&key, &cert, &a_tokens, -8, now, &mut rng).expect("build");
     assert_ne!(first[0].id, second[0].id);
     w.deliver_to_a(&first[0].bytes);
     w.deliver_to_a(&second[0].bytes);

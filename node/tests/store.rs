@@ -88,7 +88,7 @@ impl World {
             },
         )
         .unwrap();
-        let chunk = build_announcements(&report, &cert, tokens, now, &mut self.rng)
+        let chunk = build_announcements(&report, &cert, tokens, -8, now, &mut self.rng)
             .unwrap()
             .remove(0);
         let trusted = [self.issuer.public()];
@@ -416,6 +416,63 @@ fn files_are_owner_only_and_loose_key_files_are_refused() {
     assert!(err.to_string().contains("chmod 600"), "{err}");
 }
 
+/// A schema 1 store (encounter profiles written as attenuations) opens,
+/// keeps every encounter byte for byte, and is moved to schema 2 (profiles
+/// read as received levels): `store.meta` says 2 afterwards, and a wrong
+/// key changes nothing, not even the schema.
+#[test]
+fn a_schema_1_store_is_upgraded_to_levels_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let encs = vec![
+        encounter(&mut rng, NOON - 3600),
+        encounter(&mut rng, NOON - 7200),
+    ];
+    {
+        let mut s = create(&tmp);
+        s.add_encounters(&encs, UnixTime(NOON)).unwrap();
+        s.flush().unwrap();
+    }
+    let meta_path = data_dir(&tmp).join(META_FILE);
+    let text = std::fs::read_to_string(&meta_path).unwrap();
+    assert!(text.contains("\"schema\": 2"), "{text}");
+    // What a build before the change wrote.
+    std::fs::write(&meta_path, text.replace("\"schema\": 2", "\"schema\": 1")).unwrap();
+    // A wrong key: refused before anything is written.
+    let before = std::fs::read(&meta_path).unwrap();
+    std::fs::write(tmp.path().join("other.key"), [9u8; 32]).unwrap();
+    std::fs::set_permissions(
+        tmp.path().join("other.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let err = ContactStore::open(
+        &data_dir(&tmp),
+        &KeySource::KeyFile(tmp.path().join("other.key")),
+        StoreConfig::default(),
+        UnixTime(NOON),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey), "{err}");
+    assert_eq!(std::fs::read(&meta_path).unwrap(), before);
+    // The right key: opened, upgraded, every encounter as it was.
+    let s = reopen(&tmp, NOON).unwrap();
+    let mut got: Vec<Encounter> = s.encounters().map(|(_, e)| e.clone()).collect();
+    got.sort_by_key(|e| e.first_seen);
+    let mut want = encs.clone();
+    want.sort_by_key(|e| e.first_seen);
+    assert_eq!(got, want);
+    let after = std::fs::read_to_string(&meta_path).unwrap();
+    assert!(after.contains("\"schema\": 2"), "{after}");
+    assert_eq!(
+        std::fs::metadata(&meta_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(s);
+    // And it opens again as schema 2.
+    assert_eq!(reopen(&tmp, NOON).unwrap().encounters().count(), 2);
+}
+
 #[test]
 fn newer_schema_missing_store_and_second_opener_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -426,14 +483,14 @@ fn newer_schema_missing_store_and_second_opener_are_clear_errors() {
     drop(s);
     let meta_path = data_dir(&tmp).join(META_FILE);
     let text = std::fs::read_to_string(&meta_path).unwrap();
-    std::fs::write(&meta_path, text.replace("\"schema\": 1", "\"schema\": 2")).unwrap();
+    std::fs::write(&meta_path, text.replace("\"schema\": 2", "\"schema\": 3")).unwrap();
     let err = reopen(&tmp, NOON).unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::NewerSchema {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err}"

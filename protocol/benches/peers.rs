@@ -101,7 +101,7 @@ impl Ours {
                     real.push(stored[4242]);
                 }
                 let mut chunks =
-                    build_announcements(&report, &cert, &real, UnixTime(T0), rng).unwrap();
+                    build_announcements(&report, &cert, &real, -8, UnixTime(T0), rng).unwrap();
                 assert_eq!(chunks.len(), 1);
                 chunks.remove(0).bytes
             })

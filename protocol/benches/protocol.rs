@@ -37,7 +37,6 @@ fn tokens_per_sighting(c: &mut Criterion) {
                 Sighting {
                     id: heard,
                     rssi: -60,
-                    tx_power: 0,
                     at: UnixTime(t),
                 },
             )
@@ -59,7 +58,6 @@ fn tokens_per_sighting(c: &mut Criterion) {
                 Sighting {
                     id: ids[i],
                     rssi: -60,
-                    tx_power: 0,
                     at: now,
                 },
             )
@@ -89,7 +87,7 @@ fn make_case(rng: &mut ChaCha20Rng, real: &[EncounterToken]) -> Case {
         },
     )
     .unwrap();
-    let chunks = build_announcements(&report, &cert, real, UnixTime(T0), rng).unwrap();
+    let chunks = build_announcements(&report, &cert, real, -8, UnixTime(T0), rng).unwrap();
     Case {
         trusted: vec![issuer.public()],
         chunks,

@@ -156,10 +156,14 @@ pub fn plan_report(
 }
 
 /// Builds the signed, padded chunks of one report at `created_at`.
+/// `tx_power` is the reporter's calibrated TX power in dBm, carried in every
+/// chunk: receivers turn the levels at which they heard the reporter into
+/// attenuations with it (`docs/protocol.md` §5, §10.3).
 pub fn build_announcements<R: CryptoRng + ?Sized>(
     report_key: &ReportSecretKey,
     cert: &Certificate,
     tokens: &[EncounterToken],
+    tx_power: i8,
     created_at: UnixTime,
     rng: &mut R,
 ) -> Result<Vec<EncodedAnnouncement>, BuildError> {
@@ -167,7 +171,7 @@ pub fn build_announcements<R: CryptoRng + ?Sized>(
         return Err(BuildError::WrongReportKey);
     }
     cert.check_validity_at(created_at)?;
-    build_unchecked(report_key, cert, tokens, created_at, rng)
+    build_unchecked(report_key, cert, tokens, tx_power, created_at, rng)
 }
 
 /// Builds chunks without checking the certificate's validity at
@@ -178,16 +182,18 @@ pub fn build_announcements_unchecked<R: CryptoRng + ?Sized>(
     report_key: &ReportSecretKey,
     cert: &Certificate,
     tokens: &[EncounterToken],
+    tx_power: i8,
     created_at: UnixTime,
     rng: &mut R,
 ) -> Result<Vec<EncodedAnnouncement>, BuildError> {
-    build_unchecked(report_key, cert, tokens, created_at, rng)
+    build_unchecked(report_key, cert, tokens, tx_power, created_at, rng)
 }
 
 fn build_unchecked<R: CryptoRng + ?Sized>(
     report_key: &ReportSecretKey,
     cert: &Certificate,
     tokens: &[EncounterToken],
+    tx_power: i8,
     created_at: UnixTime,
     rng: &mut R,
 ) -> Result<Vec<EncodedAnnouncement>, BuildError> {
@@ -212,6 +218,7 @@ fn build_unchecked<R: CryptoRng + ?Sized>(
             created_at: created_at.0,
             fingerprints: gcs::encode(chunk),
             fingerprint_count: chunk.len() as u32,
+            tx_power: i32::from(tx_power),
         }
         .encode_to_vec();
         let signature = report_key.sign(&signing_input(&body));
@@ -313,6 +320,7 @@ impl AnnouncementError {
                 "chunk index out of range" => "chunk_index_out_of_range",
                 "entry count is not a padding bucket" => "not_a_padding_bucket",
                 "more entries than the certificate allows" => "over_token_cap",
+                "TX power out of range" => "tx_power_out_of_range",
                 // Every reason `verify` gives is listed above (a unit test
                 // reads this file for them); `verify_batch` fills every
                 // result, so its "not verified" placeholder never escapes.
@@ -347,6 +355,7 @@ pub struct VerifiedAnnouncement {
     chunk_count: u32,
     created_at: UnixTime,
     fingerprints: Vec<u64>,
+    tx_power: i8,
 }
 
 /// When an announcement whose window ends on `last_day` expires: once the
@@ -481,6 +490,14 @@ impl VerifiedAnnouncement {
     /// The same fingerprints, borrowed.
     pub fn fingerprint_slice(&self) -> &[u64] {
         &self.fingerprints
+    }
+
+    /// The reporter's calibrated TX power in dBm: what turns a receiver's
+    /// received levels of the reporter into attenuations when a chunk
+    /// matches (`docs/protocol.md` §5, §11.3). Every chunk of one report
+    /// carries the same value.
+    pub fn tx_power(&self) -> i8 {
+        self.tx_power
     }
 
     /// Certified contact window `(first day, last day)`.
@@ -638,6 +655,9 @@ impl Unchecked {
         }
         let fingerprints =
             gcs::decode(&b.fingerprints, n).map_err(AnnouncementError::Fingerprints)?;
+        let Ok(tx_power) = i8::try_from(b.tx_power) else {
+            return Err(AnnouncementError::Invalid("TX power out of range"));
+        };
         Ok(VerifiedAnnouncement {
             id: AnnouncementId::of(bytes),
             certificate: certificate.clone(),
@@ -645,6 +665,7 @@ impl Unchecked {
             chunk_count: b.chunk_count,
             created_at,
             fingerprints,
+            tx_power,
         })
     }
 }

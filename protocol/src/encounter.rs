@@ -1,15 +1,22 @@
 //! Sightings to encounters (pure state).
 //!
-//! The radio reports sightings (ID, RSSI, advertised TX power, local time)
-//! and, when it knows them, its scan windows ([`ScanWindow`]). Sightings of
-//! one ID are aggregated into an [`Encounter`]: first and last seen, credited
-//! exposure seconds per attenuation value, and the encounter tokens derived
-//! with the node's own keys active around each sighting.
+//! The radio reports sightings (ID, RSSI, local time) and, when it knows
+//! them, its scan windows ([`ScanWindow`]). Each sighting's RSSI becomes the
+//! receiver's **received level** ([`received_level_db`], dB below 1 mW after
+//! the receiver's own correction). Sightings of one ID are aggregated into an
+//! [`Encounter`]: first and last seen, credited exposure seconds per received
+//! level, and the encounter tokens derived with the node's own keys active
+//! around each sighting.
+//!
+//! The sender's TX power is not on the air (`docs/protocol.md` §3): it
+//! arrives with a report, and only then does a level become an
+//! **attenuation** ([`attenuation_db`], [`Encounter::attenuation_profile`]),
+//! which is what the risk models score (§5, §7).
 //!
 //! Crediting (docs/protocol.md §6): once a window has been reported, each
 //! window in which an ID was heard credits that ID's encounter with the time
 //! since the previous window started (at most [`MAX_SCAN_CREDIT_SECONDS`]),
-//! at the median attenuation of the window's receptions of that ID, so the
+//! at the median level of the window's receptions of that ID, so the
 //! credited time does not depend on the scan rate and the first sighting of
 //! a new rotating ID counts in full. A tracker that never saw a window keeps
 //! the first-to-last rule (gaps between sightings of at most
@@ -44,38 +51,60 @@ pub const MAX_SCAN_CREDIT_SECONDS: u64 = 300;
 /// reception may lag its window's end slightly.
 pub const SCAN_WINDOW_SLACK_SECONDS: u64 = 1;
 /// Most receptions of one ID kept for one window (their median is the
-/// window's attenuation); later ones in the same window are ignored. A 4 s
+/// window's level); later ones in the same window are ignored. A 4 s
 /// window with a 250 ms advertising interval holds 16.
 pub const MAX_RECEPTIONS_PER_WINDOW: usize = 32;
-/// Attenuation values are clamped to this many dB.
+/// Attenuation values are clamped to this many dB; 255 also means "not
+/// measured" (an unknown level stays unknown).
 pub const MAX_ATTENUATION_DB: u8 = u8::MAX;
+/// Received levels are clamped to this many dB; 255 also means "not
+/// measured" ([`RSSI_UNKNOWN`]).
+pub const MAX_LEVEL_DB: u8 = u8::MAX;
 /// RSSI value meaning "not available" (HCI LE Advertising Report); emulated
 /// controllers always report it. Such a sighting proves presence but not
-/// proximity: it gets [`MAX_ATTENUATION_DB`], which every risk rule drops.
+/// proximity: it gets the level [`MAX_LEVEL_DB`], which stays
+/// [`MAX_ATTENUATION_DB`] whatever the TX power, and every risk rule drops.
 pub const RSSI_UNKNOWN: i16 = 127;
 
-/// One reception of a frame.
+/// One reception of a frame: what the radio measured, nothing the sender
+/// claimed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sighting {
     /// The heard rotating ID.
     pub id: RotatingId,
-    /// Received signal strength in dBm.
+    /// Received signal strength in dBm, as the local radio reports it
+    /// (uncorrected; [`RSSI_UNKNOWN`] when it has none).
     pub rssi: i16,
-    /// The sender's advertised TX power in dBm.
-    pub tx_power: i8,
     /// Local time of reception.
     pub at: UnixTime,
 }
 
-/// Attenuation in dB: advertised TX power − RSSI − receiver correction,
-/// clamped to `0..=255`. `rx_correction_db` is the receiving device's known
-/// RSSI correction, added to the RSSI: positive when it reads low (weaker than a reference device), negative when it reads high. An RSSI of [`RSSI_UNKNOWN`]
-/// gives [`MAX_ATTENUATION_DB`].
-pub fn attenuation_db(tx_power: i8, rssi: i16, rx_correction_db: i16) -> u8 {
+/// The receiver's **received level** in dB: `−(rssi + rx_correction_db)`,
+/// computed in wide integers and clamped to `0..=255` (`docs/protocol.md`
+/// §5). `rx_correction_db` is the receiving device's known RSSI correction,
+/// added to the RSSI: positive when it reads low (weaker than a reference
+/// device), negative when it reads high. An RSSI of [`RSSI_UNKNOWN`] gives
+/// [`MAX_LEVEL_DB`] (not measured). A level is what an encounter profile
+/// stores; it becomes an attenuation only with the sender's TX power
+/// ([`attenuation_db`]).
+pub fn received_level_db(rssi: i16, rx_correction_db: i16) -> u8 {
     if rssi == RSSI_UNKNOWN {
+        return MAX_LEVEL_DB;
+    }
+    let l = -(i32::from(rssi) + i32::from(rx_correction_db));
+    l.clamp(0, i32::from(MAX_LEVEL_DB)) as u8
+}
+
+/// Attenuation in dB of a reception at received level `level_db` from a
+/// sender whose calibrated TX power is `tx_power` dBm (a report carries it,
+/// `docs/protocol.md` §5, §10.3): `clamp(tx_power + level_db, 0, 255)` in
+/// wide integers; an unknown level ([`MAX_LEVEL_DB`]) stays
+/// [`MAX_ATTENUATION_DB`].
+pub fn attenuation_db(tx_power: i8, level_db: u8) -> u8 {
+    if level_db == MAX_LEVEL_DB {
         return MAX_ATTENUATION_DB;
     }
-    let a = i32::from(tx_power) - i32::from(rssi) - i32::from(rx_correction_db);
+    let a = i32::from(tx_power) + i32::from(level_db);
     a.clamp(0, i32::from(MAX_ATTENUATION_DB)) as u8
 }
 
@@ -88,7 +117,10 @@ pub struct Encounter {
     pub first_seen: UnixTime,
     /// Last sighting.
     pub last_seen: UnixTime,
-    /// Seconds of exposure at each attenuation (dB), ascending by attenuation.
+    /// Seconds of exposure at each received level (dB,
+    /// [`received_level_db`]), ascending by level, no zero entries. Scoring
+    /// turns it into attenuations with the reporter's TX power
+    /// ([`Encounter::attenuation_profile`]).
     pub profile: Vec<(u8, u32)>,
     /// Number of sightings aggregated.
     pub sightings: u32,
@@ -111,22 +143,45 @@ impl Encounter {
         self.first_seen.day()
     }
 
-    /// Exposure seconds at any attenuation.
+    /// Exposure seconds at any level.
     pub fn exposure_seconds(&self) -> u64 {
         self.profile.iter().map(|&(_, s)| u64::from(s)).sum()
     }
 
-    /// The encounter's own level: the lower median attenuation (dB) of its
-    /// profile weighted by seconds, unknown attenuations
-    /// ([`MAX_ATTENUATION_DB`]) left out — the smallest dB at which the
-    /// running sum of seconds reaches half the total. `None` when no second
-    /// was credited at a known attenuation.
-    pub fn level_db(&self) -> Option<u8> {
-        let known = || {
-            self.profile
-                .iter()
-                .filter(|&&(a, _)| a < MAX_ATTENUATION_DB)
-        };
+    /// The profile as attenuations for a sender whose calibrated TX power is
+    /// `tx_power` dBm: each entry's level through [`attenuation_db`], entries
+    /// that clamp to the same dB merged (seconds added, saturating), still
+    /// ascending. This is what scoring uses, with the TX power the report
+    /// carries (`docs/protocol.md` §5).
+    pub fn attenuation_profile(&self, tx_power: i8) -> Vec<(u8, u32)> {
+        let mut out: Vec<(u8, u32)> = Vec::with_capacity(self.profile.len());
+        for &(level, secs) in &self.profile {
+            let a = attenuation_db(tx_power, level);
+            match out.last_mut() {
+                Some(last) if last.0 == a => last.1 = last.1.saturating_add(secs),
+                _ => out.push((a, secs)),
+            }
+        }
+        out
+    }
+
+    /// A copy whose profile holds attenuations under the sender's
+    /// `tx_power` ([`Encounter::attenuation_profile`]): the input of the
+    /// risk models' internals.
+    pub fn with_attenuations(&self, tx_power: i8) -> Encounter {
+        Encounter {
+            profile: self.attenuation_profile(tx_power),
+            ..self.clone()
+        }
+    }
+
+    /// The encounter's own median level: the lower median received level
+    /// (dB) of its profile weighted by seconds, unknown levels
+    /// ([`MAX_LEVEL_DB`]) left out — the smallest dB at which the running sum
+    /// of seconds reaches half the total. `None` when no second was credited
+    /// at a known level.
+    pub fn median_level_db(&self) -> Option<u8> {
+        let known = || self.profile.iter().filter(|&&(a, _)| a < MAX_LEVEL_DB);
         let total: u64 = known().map(|&(_, s)| u64::from(s)).sum();
         if total == 0 {
             return None;
@@ -138,7 +193,8 @@ impl Encounter {
         })
     }
 
-    /// Exposure seconds at attenuation strictly below `db`.
+    /// Exposure seconds at a profile value (level, or attenuation after
+    /// [`Encounter::with_attenuations`]) strictly below `db`.
     pub fn seconds_below(&self, db: u8) -> u64 {
         self.profile
             .iter()
@@ -155,18 +211,18 @@ struct Pending {
     seq: u64,
     /// Seconds the window credits.
     credit: u32,
-    /// Attenuations heard (at most [`MAX_RECEPTIONS_PER_WINDOW`]).
-    atts: Vec<u8>,
+    /// Levels heard (at most [`MAX_RECEPTIONS_PER_WINDOW`]).
+    levels: Vec<u8>,
 }
 
 impl Pending {
-    /// The window's attenuation: the lower median of its receptions.
-    fn attenuation(&self) -> u8 {
-        let mut v = self.atts.clone();
+    /// The window's level: the lower median of its receptions.
+    fn level(&self) -> u8 {
+        let mut v = self.levels.clone();
         v.sort_unstable();
         v.get(v.len().saturating_sub(1) / 2)
             .copied()
-            .unwrap_or(MAX_ATTENUATION_DB)
+            .unwrap_or(MAX_LEVEL_DB)
     }
 }
 
@@ -174,15 +230,15 @@ impl Pending {
 struct Open {
     enc: Encounter,
     profile: BTreeMap<u8, u32>,
-    last_att: u8,
+    last_level: u8,
     covered: Vec<crate::time::Epoch>,
     /// Windows heard but not yet credited (at most the tracker's current
     /// and previous window).
     pending: Vec<Pending>,
 }
 
-fn credit(profile: &mut BTreeMap<u8, u32>, att: u8, seconds: u32) {
-    let slot = profile.entry(att).or_insert(0);
+fn credit(profile: &mut BTreeMap<u8, u32>, level: u8, seconds: u32) {
+    let slot = profile.entry(level).or_insert(0);
     *slot = slot.saturating_add(seconds);
 }
 
@@ -190,7 +246,7 @@ impl Open {
     fn snapshot(&self) -> Encounter {
         let mut profile = self.profile.clone();
         for p in &self.pending {
-            credit(&mut profile, p.attenuation(), p.credit);
+            credit(&mut profile, p.level(), p.credit);
         }
         let mut e = self.enc.clone();
         e.profile = profile.into_iter().filter(|&(_, s)| s > 0).collect();
@@ -203,7 +259,7 @@ impl Open {
             self.pending.drain(..).partition(|p| p.seq < keep_from);
         self.pending = keep;
         for p in old {
-            credit(&mut self.profile, p.attenuation(), p.credit);
+            credit(&mut self.profile, p.level(), p.credit);
         }
     }
 }
@@ -323,7 +379,7 @@ impl EncounterTracker {
         keys: &KeySchedule,
         s: Sighting,
     ) -> Result<(), SightingError> {
-        let att = attenuation_db(s.tx_power, s.rssi, self.rx_correction_db);
+        let level = received_level_db(s.rssi, self.rx_correction_db);
         // Close a stale or over-long encounter with this ID first.
         if self.open.get(&s.id).is_some_and(|o| o.enc.ends_at(s.at))
             && let Some(o) = self.open.remove(&s.id)
@@ -361,7 +417,7 @@ impl EncounterTracker {
                         ..Encounter::default()
                     },
                     profile: BTreeMap::new(),
-                    last_att: att,
+                    last_level: level,
                     covered: Vec::new(),
                     pending: Vec::new(),
                 },
@@ -384,14 +440,14 @@ impl EncounterTracker {
             if let Some(w) = scans.window_of(s.at) {
                 match o.pending.iter_mut().find(|p| p.seq == w.seq) {
                     Some(p) => {
-                        if p.atts.len() < MAX_RECEPTIONS_PER_WINDOW {
-                            p.atts.push(att);
+                        if p.levels.len() < MAX_RECEPTIONS_PER_WINDOW {
+                            p.levels.push(level);
                         }
                     }
                     None => o.pending.push(Pending {
                         seq: w.seq,
                         credit: w.credit,
-                        atts: vec![att],
+                        levels: vec![level],
                     }),
                 }
             }
@@ -405,13 +461,13 @@ impl EncounterTracker {
         if s.at > o.enc.last_seen {
             let gap = s.at.seconds_since(o.enc.last_seen);
             if gap <= MAX_SIGHTING_GAP_SECONDS {
-                // Attribute the interval to the mean attenuation of its ends.
-                let mean = ((u16::from(o.last_att) + u16::from(att)).div_ceil(2)) as u8;
+                // Attribute the interval to the mean level of its ends.
+                let mean = ((u16::from(o.last_level) + u16::from(level)).div_ceil(2)) as u8;
                 let slot = o.profile.entry(mean).or_insert(0);
                 *slot = slot.saturating_add(gap as u32);
             }
             o.enc.last_seen = s.at;
-            o.last_att = att;
+            o.last_level = level;
         } else if s.at < o.enc.first_seen {
             o.enc.first_seen = s.at;
         }
@@ -534,12 +590,52 @@ mod tests {
     use rand_core::SeedableRng;
 
     #[test]
-    fn attenuation_is_clamped() {
-        assert_eq!(attenuation_db(0, -60, 0), 60);
-        assert_eq!(attenuation_db(-10, -60, 5), 45);
-        assert_eq!(attenuation_db(10, 20, 0), 0);
-        assert_eq!(attenuation_db(127, -32768, -32768), 255);
-        assert_eq!(attenuation_db(0, RSSI_UNKNOWN, 0), MAX_ATTENUATION_DB);
+    fn levels_are_clamped() {
+        // docs/protocol.md §5, the examples.
+        assert_eq!(received_level_db(-60, 0), 60);
+        assert_eq!(received_level_db(-60, 5), 55);
+        assert_eq!(received_level_db(-60, -5), 65);
+        assert_eq!(received_level_db(20, 0), 0);
+        assert_eq!(received_level_db(-32768, -32768), 255);
+        assert_eq!(received_level_db(i16::MAX, i16::MAX), 0);
+        assert_eq!(received_level_db(RSSI_UNKNOWN, 0), MAX_LEVEL_DB);
+        assert_eq!(received_level_db(RSSI_UNKNOWN, -20), MAX_LEVEL_DB);
+    }
+
+    #[test]
+    fn attenuation_is_level_plus_tx_power_clamped() {
+        assert_eq!(attenuation_db(0, 60), 60);
+        assert_eq!(attenuation_db(-10, 55), 45);
+        assert_eq!(attenuation_db(-14, 10), 0);
+        assert_eq!(attenuation_db(127, 200), 255);
+        assert_eq!(attenuation_db(-128, 254), 126);
+        assert_eq!(
+            attenuation_db(-128, 255),
+            MAX_ATTENUATION_DB,
+            "unknown stays unknown"
+        );
+        assert_eq!(attenuation_db(-8, MAX_LEVEL_DB), MAX_ATTENUATION_DB);
+    }
+
+    #[test]
+    fn attenuation_profile_shifts_and_merges_clamped_entries() {
+        let e = Encounter {
+            profile: vec![(2, 10), (5, 20), (60, 30), (250, 40), (255, 50)],
+            ..Encounter::default()
+        };
+        assert_eq!(e.attenuation_profile(0), e.profile);
+        assert_eq!(
+            e.attenuation_profile(-8),
+            vec![(0, 30), (52, 30), (242, 40), (255, 50)],
+            "2 and 5 dB both clamp to 0 and merge"
+        );
+        assert_eq!(
+            e.attenuation_profile(10),
+            vec![(12, 10), (15, 20), (70, 30), (255, 90)],
+            "260 clamps to 255 and merges with the unknown entry"
+        );
+        assert_eq!(e.with_attenuations(-8).profile, e.attenuation_profile(-8));
+        assert_eq!(e.with_attenuations(-8).sightings, e.sightings);
     }
 
     #[test]
@@ -556,7 +652,6 @@ mod tests {
                 Sighting {
                     id: other.public(),
                     rssi: -60,
-                    tx_power: 0,
                     at: t0.plus(60 * i),
                 },
             )
@@ -586,7 +681,6 @@ mod tests {
         let s = |at| Sighting {
             id: other,
             rssi: -50,
-            tx_power: 0,
             at,
         };
         tr.handle_sighting(&mine, s(t0)).unwrap();
@@ -609,7 +703,6 @@ mod tests {
         let s = Sighting {
             id: RotatingId([0; 32]),
             rssi: -50,
-            tx_power: 0,
             at: t0,
         };
         assert_eq!(
@@ -646,7 +739,6 @@ mod tests {
         let s = |at, rssi| Sighting {
             id: other,
             rssi,
-            tx_power: 0,
             at,
         };
         // Windows of 4 s every 60 s; heard in windows 1, 2 and 4 (not 3).
@@ -682,7 +774,6 @@ mod tests {
         let s = |at| Sighting {
             id: other,
             rssi: -50,
-            tx_power: 0,
             at,
         };
         tr.handle_scan(window(t0, 4));
@@ -703,7 +794,6 @@ mod tests {
         let s = |at| Sighting {
             id: other,
             rssi: -50,
-            tx_power: 0,
             at,
         };
         tr.handle_scan(window(t0, 4));
@@ -727,7 +817,6 @@ mod tests {
         let s = |at| Sighting {
             id: other,
             rssi: -50,
-            tx_power: 0,
             at,
         };
         tr.handle_scan(window(t0, 4));
@@ -758,7 +847,6 @@ mod tests {
                 Sighting {
                     id: other,
                     rssi: -50,
-                    tx_power: 0,
                     at: t0.plus(60 * k),
                 },
             )
@@ -784,7 +872,6 @@ mod tests {
                 Sighting {
                     id: other,
                     rssi: rssi as i16,
-                    tx_power: 0,
                     at: t0.plus(60 + (i as u64 % 4)),
                 },
             )

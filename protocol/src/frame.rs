@@ -3,12 +3,17 @@
 //! Two carriers, both decoded by [`decode_service_data`]:
 //!
 //! * **extended** (BLE 5 extended advertising): one service-data entry of
-//!   [`EXTENDED_SERVICE_DATA_LEN`] bytes: `header | tx_power | id[32]`;
+//!   [`EXTENDED_SERVICE_DATA_LEN`] bytes: `header | id[32]`;
 //! * **legacy** (31-byte advertisements): two service-data entries of
-//!   [`LEGACY_HALF_SERVICE_DATA_LEN`] bytes each, `header | tag[2] | tx_power |
+//!   [`LEGACY_HALF_SERVICE_DATA_LEN`] bytes each, `header | tag[2] |
 //!   id_half[16]`, carried by an advertisement and its scan response or by two
 //!   advertising instances. The tag is a hash of the whole ID: it binds the
 //!   halves and lets the receiver check the reassembled ID.
+//!
+//! Nothing else is on the air: no transmit power (a constant per device
+//! would link rotating IDs across rotations). The receiver stores the level
+//! it received at; the reporter's TX power travels in its report
+//! (`docs/protocol.md` §3, §5, §10.3).
 //!
 //! `header = (FRAME_VERSION << 4) | kind`, kind 0 = whole ID, 1 = first half,
 //! 2 = second half. The service-data entries are keyed by [`SERVICE_UUID16`],
@@ -28,16 +33,16 @@ use crate::time::UnixTime;
 pub const SERVICE_UUID16: u16 = 0xFCB7;
 /// The frame format version carried in the high nibble of the header byte.
 pub const FRAME_VERSION: u8 = 2;
-/// Service-data length of the extended carrier: header, TX power, 32-byte ID.
-pub const EXTENDED_SERVICE_DATA_LEN: usize = 2 + ROTATING_ID_LEN;
+/// Service-data length of the extended carrier: header and 32-byte ID.
+pub const EXTENDED_SERVICE_DATA_LEN: usize = 1 + ROTATING_ID_LEN;
 /// Bytes of the ID carried by one legacy half.
 pub const HALF_ID_LEN: usize = ROTATING_ID_LEN / 2;
 /// Length of the tag binding two legacy halves.
 pub const HALF_TAG_LEN: usize = 2;
-/// Service-data length of one legacy half: header, tag, TX power, 16 ID bytes.
-/// Kept at 20 so flags + UUID list + service data fit 31 bytes (and under
-/// BlueZ's 27-byte service-data limit).
-pub const LEGACY_HALF_SERVICE_DATA_LEN: usize = 1 + HALF_TAG_LEN + 1 + HALF_ID_LEN;
+/// Service-data length of one legacy half: header, tag, 16 ID bytes (19).
+/// Flags + UUID list + service data take 30 of a legacy advertisement's 31
+/// bytes, and it stays under BlueZ's 27-byte service-data limit.
+pub const LEGACY_HALF_SERVICE_DATA_LEN: usize = 1 + HALF_TAG_LEN + HALF_ID_LEN;
 /// Largest service data the decoder looks at (the extended-advertising limit
 /// of one AD structure); longer input is refused.
 pub const MAX_SERVICE_DATA_LEN: usize = 251;
@@ -67,11 +72,9 @@ pub const AD_TYPE_SERVICE_DATA16: u8 = 0x16;
 /// Flags value: LE General Discoverable, BR/EDR not supported.
 pub const AD_FLAGS_VALUE: u8 = 0x06;
 
-/// A decoded rotating-ID frame.
+/// A decoded rotating-ID frame: the ID and nothing else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// Transmit power at the antenna in dBm, as the sender advertised it.
-    pub tx_power: i8,
     /// The sender's rotating ID for the current epoch.
     pub id: RotatingId,
 }
@@ -92,8 +95,6 @@ pub struct Half {
     pub part: HalfPart,
     /// Binding tag: the first two bytes of `SHA-256(HALF_TAG_DOMAIN || version || id)`.
     pub tag: [u8; HALF_TAG_LEN],
-    /// Advertised transmit power in dBm.
-    pub tx_power: i8,
     /// The 16 ID bytes of this half.
     pub bytes: [u8; HALF_ID_LEN],
 }
@@ -180,8 +181,7 @@ impl Frame {
     pub fn encode_extended(&self) -> [u8; EXTENDED_SERVICE_DATA_LEN] {
         let mut out = [0u8; EXTENDED_SERVICE_DATA_LEN];
         out[0] = header(KIND_FULL);
-        out[1] = self.tx_power as u8;
-        out[2..].copy_from_slice(&self.id.0);
+        out[1..].copy_from_slice(&self.id.0);
         out
     }
 
@@ -197,8 +197,7 @@ impl Frame {
             let mut out = [0u8; LEGACY_HALF_SERVICE_DATA_LEN];
             out[0] = header(kind);
             out[1..3].copy_from_slice(&tag);
-            out[3] = self.tx_power as u8;
-            out[4..].copy_from_slice(part);
+            out[3..].copy_from_slice(part);
             out
         };
         (
@@ -235,14 +234,11 @@ pub fn decode_service_data(data: &[u8]) -> Result<Decoded, FrameError> {
     }
     if kind == KIND_FULL {
         let mut id = [0u8; ROTATING_ID_LEN];
-        id.copy_from_slice(&data[2..]);
-        return Ok(Decoded::Full(Frame {
-            tx_power: data[1] as i8,
-            id: RotatingId(id),
-        }));
+        id.copy_from_slice(&data[1..]);
+        return Ok(Decoded::Full(Frame { id: RotatingId(id) }));
     }
     let mut bytes = [0u8; HALF_ID_LEN];
-    bytes.copy_from_slice(&data[4..]);
+    bytes.copy_from_slice(&data[3..]);
     Ok(Decoded::Half(Half {
         part: if kind == KIND_FIRST {
             HalfPart::First
@@ -250,7 +246,6 @@ pub fn decode_service_data(data: &[u8]) -> Result<Decoded, FrameError> {
             HalfPart::Second
         },
         tag: [data[1], data[2]],
-        tx_power: data[3] as i8,
         bytes,
     }))
 }
@@ -364,10 +359,7 @@ impl HalfReassembler {
             id[HALF_ID_LEN..].copy_from_slice(&second.bytes);
             let id = RotatingId(id);
             if half_tag(&id) == half.tag {
-                result = Some(Frame {
-                    tx_power: half.tx_power,
-                    id,
-                });
+                result = Some(Frame { id });
                 break;
             }
             self.stats.mismatched += 1;
@@ -397,10 +389,7 @@ mod tests {
         for (i, b) in id.iter_mut().enumerate() {
             *b = seed.wrapping_mul(31).wrapping_add(i as u8);
         }
-        Frame {
-            tx_power: -8,
-            id: RotatingId(id),
-        }
+        Frame { id: RotatingId(id) }
     }
 
     fn half(d: &[u8]) -> Half {
@@ -420,8 +409,10 @@ mod tests {
     #[test]
     fn legacy_fits_31_bytes() {
         let (a, b) = frame(2).encode_legacy();
-        assert_eq!(advertising_data(&a).len(), LEGACY_ADVERTISING_DATA_LEN);
-        assert_eq!(advertising_data(&b).len(), LEGACY_ADVERTISING_DATA_LEN);
+        assert_eq!(a.len(), 19);
+        assert_eq!(advertising_data(&a).len(), 30);
+        assert_eq!(advertising_data(&b).len(), 30);
+        assert!(advertising_data(&a).len() <= LEGACY_ADVERTISING_DATA_LEN);
         let ad = advertising_data(&a);
         assert_eq!(find_service_data(&ad), Ok(Some(&a[..])));
     }
@@ -496,10 +487,22 @@ mod tests {
             Err(FrameError::UnknownKind(3))
         ));
         let sd = f.encode_extended();
+        assert_eq!(sd.len(), 33);
         assert!(matches!(
-            decode_service_data(&sd[..33]),
+            decode_service_data(&sd[..32]),
             Err(FrameError::WrongLength { .. })
         ));
+        // The 34-byte layout that still carried a TX power byte is refused.
+        let mut with_tx = vec![0x20, 0xf8];
+        with_tx.extend_from_slice(&f.id.0);
+        assert_eq!(
+            decode_service_data(&with_tx),
+            Err(FrameError::WrongLength {
+                kind: 0,
+                expected: 33,
+                got: 34
+            })
+        );
         assert_eq!(
             decode_service_data(&[0x10; 300]),
             Err(FrameError::TooLong(300))
@@ -521,7 +524,6 @@ mod tests {
                 Half {
                     part: HalfPart::First,
                     tag: [i as u8, (i >> 8) as u8],
-                    tx_power: 0,
                     bytes: b,
                 },
             );

@@ -10,15 +10,17 @@
 //!
 //! 1. [`KeySchedule`] draws a fresh X25519 key per 15-minute [`Epoch`]; its
 //!    public half is the [`RotatingId`] broadcast in a BLE [`Frame`].
-//! 2. Heard frames become [`Sighting`]s; the [`EncounterTracker`] aggregates
-//!    them into [`Encounter`]s holding [`EncounterToken`]s that only the two
+//! 2. Heard frames become [`Sighting`]s (ID, RSSI, time); the
+//!    [`EncounterTracker`] aggregates them into [`Encounter`]s holding the
+//!    receiver's received levels and [`EncounterToken`]s that only the two
 //!    devices in contact can compute ([`derive_token`]).
 //! 3. A positive user's node shows a [`ReportRequest`] code; an issuer signs a
 //!    [`Certificate`]; the node publishes padded, signed chunks built by
-//!    [`build_announcements`].
+//!    [`build_announcements`], which carry its calibrated TX power.
 //! 4. Receivers obtain a [`VerifiedAnnouncement`] only through
 //!    [`VerifiedAnnouncement::verify`], then match it against their
-//!    [`TokenIndex`] with the [`ExposureLedger`], scored by [`RiskConfig`].
+//!    [`TokenIndex`] with the [`ExposureLedger`], scored by [`RiskConfig`]
+//!    at the attenuations the report's TX power gives their levels.
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
@@ -53,9 +55,9 @@ pub use cert::{
 };
 pub use encounter::{
     ENCOUNTER_IDLE_SECONDS, Encounter, EncounterTracker, MAX_ATTENUATION_DB,
-    MAX_ENCOUNTER_SPAN_SECONDS, MAX_OPEN_ENCOUNTERS, MAX_RECEPTIONS_PER_WINDOW,
+    MAX_ENCOUNTER_SPAN_SECONDS, MAX_LEVEL_DB, MAX_OPEN_ENCOUNTERS, MAX_RECEPTIONS_PER_WINDOW,
     MAX_SCAN_CREDIT_SECONDS, MAX_SIGHTING_GAP_SECONDS, RSSI_UNKNOWN, SCAN_WINDOW_SLACK_SECONDS,
-    ScanWindow, Sighting, SightingError, attenuation_db,
+    ScanWindow, Sighting, SightingError, attenuation_db, received_level_db,
 };
 pub use frame::{
     AD_FLAGS_VALUE, AD_TYPE_FLAGS, AD_TYPE_SERVICE_DATA16, AD_TYPE_UUID16_COMPLETE, Decoded,
@@ -73,8 +75,9 @@ pub use keys::{
 };
 pub use matching::{
     EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MatchOutcome,
-    REPORT_ASYMMETRY_MARGIN_DB, REPORT_MAX_LEVEL_DB, ReportTokens, TokenIndex, match_announcement,
-    select_report_tokens,
+    REPORT_ASSUMED_PEER_TX_POWER_DBM, REPORT_ASYMMETRY_MARGIN_DB, REPORT_MAX_ATTENUATION_DB,
+    ReportTokens, TokenIndex, assumed_peer_tx_power, estimated_peer_attenuation_db,
+    match_announcement, select_report_tokens,
 };
 pub use risk::{
     AttenuationBucket, CalibratedParams, ContactEstimate, DEFAULT_ATTENUATION_AT_1M_DB,

@@ -191,10 +191,15 @@ struct ChunkState {
 struct ReportState {
     chunks: BTreeMap<u32, ChunkState>,
     matched: BTreeSet<EncounterRef>,
+    /// The report's TX power: that of the first chunk ingested (every chunk
+    /// of a report carries the same; a chunk with another is a conflict).
+    /// `None` for a report restored with no chunk ingested yet.
+    tx_power: Option<i8>,
 }
 
 impl ReportState {
-    /// Adds `hits`; when the set grew, the report's exposure rescored.
+    /// Adds `hits`; when the set grew, the report's exposure rescored with
+    /// the report's TX power.
     fn add(
         &mut self,
         report_key: ReportPublicKey,
@@ -207,9 +212,11 @@ impl ReportState {
         if self.matched.len() == before {
             return None;
         }
+        // Hits come only through an ingested chunk, which set the TX power.
+        let tx_power = self.tx_power?;
         let refs: Vec<EncounterRef> = self.matched.iter().copied().collect();
         let encounters: Vec<Encounter> = refs.iter().filter_map(|&r| encounter(r)).collect();
-        let days = risk.score(&encounters);
+        let days = risk.score(&encounters, tx_power);
         let high_risk = days.iter().any(|d| d.high_risk);
         Some(Exposure {
             report_key,
@@ -226,7 +233,8 @@ pub enum MatchOutcome {
     /// This exact chunk was ingested before: nothing changed.
     Duplicate,
     /// A different chunk with the same report key and index was already
-    /// ingested (the reporter equivocated): ignored, first one wins.
+    /// ingested, or a chunk of the report with another TX power (the
+    /// reporter equivocated): ignored, first one wins.
     Conflict,
     /// New chunk, no new matching encounter.
     NoNewMatch,
@@ -293,6 +301,12 @@ impl ExposureLedger {
             Some(_) => return MatchOutcome::Conflict,
             None => {}
         }
+        // One TX power per report: the first chunk's. A chunk that carries
+        // another cannot be scored consistently with its siblings.
+        if state.tx_power.is_some_and(|t| t != ann.tx_power()) {
+            return MatchOutcome::Conflict;
+        }
+        state.tx_power = Some(ann.tx_power());
         state.chunks.insert(
             ann.chunk_index(),
             ChunkState {
@@ -397,18 +411,44 @@ impl ExposureLedger {
     }
 }
 
-/// Furthest level an encounter a report includes may have, as the reporter
-/// measured it (`docs/protocol.md` §10.8): 73 dB, the furthest attenuation
-/// that counts for anything under either default risk model (the `cwa`
-/// drop threshold; the calibrated model stops counting at about 61.5 dB),
-/// plus [`REPORT_ASYMMETRY_MARGIN_DB`] for the difference between what the
+/// Furthest **estimated attenuation** an encounter a report includes may
+/// have (`docs/protocol.md` §10.8): 73 dB, the furthest attenuation that
+/// counts for anything under either default risk model (the `cwa` drop
+/// threshold; the calibrated model stops counting at about 61.5 dB), plus
+/// [`REPORT_ASYMMETRY_MARGIN_DB`] for the difference between what the
 /// reporter and the receiver measure of the same contact.
-pub const REPORT_MAX_LEVEL_DB: u8 = 73 + REPORT_ASYMMETRY_MARGIN_DB;
+pub const REPORT_MAX_ATTENUATION_DB: u8 = 73 + REPORT_ASYMMETRY_MARGIN_DB;
 
 /// Margin (dB) between the two directions of one contact that report
 /// selection allows for: the receiver may measure the contact this much
 /// closer than the reporter did (§10.8).
 pub const REPORT_ASYMMETRY_MARGIN_DB: u8 = 12;
+
+/// The TX power (dBm) report selection assumes for the other side of an
+/// encounter when the reporter's own is higher: −21 dBm, the lowest
+/// advertising power Android offers (`TX_POWER_ULTRA_LOW`). The other
+/// side's TX power is not on the air (§3), and the path loss the receiver
+/// will score is the reporter's received level plus the other side's TX
+/// power, so assuming a low one estimates the contact closer than it was
+/// and leaves nothing out that a higher one would keep (§10.8).
+pub const REPORT_ASSUMED_PEER_TX_POWER_DBM: i8 = -21;
+
+/// The TX power report selection assumes for every other device: the lower
+/// of the reporter's own and [`REPORT_ASSUMED_PEER_TX_POWER_DBM`] (devices
+/// of one deployment usually run the same configuration, so a reporter
+/// configured lower than −21 dBm assumes its own).
+pub fn assumed_peer_tx_power(own_tx_power: i8) -> i8 {
+    own_tx_power.min(REPORT_ASSUMED_PEER_TX_POWER_DBM)
+}
+
+/// The reporter's estimate of the attenuation the other side of `e` will
+/// score (§10.8): its own median received level
+/// ([`Encounter::median_level_db`]) plus [`assumed_peer_tx_power`], in wide
+/// integers. `None` when the encounter has no known level.
+pub fn estimated_peer_attenuation_db(e: &Encounter, own_tx_power: i8) -> Option<i32> {
+    e.median_level_db()
+        .map(|l| i32::from(l) + i32::from(assumed_peer_tx_power(own_tx_power)))
+}
 
 /// Report-token selection: what a report announces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -417,24 +457,27 @@ pub struct ReportTokens {
     pub tokens: Vec<EncounterToken>,
     /// Encounters in the window that were left out for the cap.
     pub dropped_for_cap: usize,
-    /// Encounters in the window, long enough, left out because the reporter
-    /// measured them further than [`REPORT_MAX_LEVEL_DB`].
+    /// Encounters in the window, long enough, left out because their
+    /// estimated attenuation ([`estimated_peer_attenuation_db`]) is above
+    /// [`REPORT_MAX_ATTENUATION_DB`].
     pub dropped_as_far: usize,
 }
 
 /// The tokens a report announces: every encounter in the certified window
-/// `(first, last)` with at least `min_exposure_seconds` of exposure and a
-/// level ([`Encounter::level_db`]) of at most [`REPORT_MAX_LEVEL_DB`] (or
-/// no known level: an RSSI the radio could not measure), longest first, as
-/// many whole encounters as fit under the certificate's token cap
-/// `max_tokens` (see [`max_real_tokens`]); those that do not fit are
-/// counted in [`ReportTokens::dropped_for_cap`], the far ones in
-/// [`ReportTokens::dropped_as_far`]. Ties keep input order.
+/// `(first, last)` with at least `min_exposure_seconds` of exposure and an
+/// estimated attenuation ([`estimated_peer_attenuation_db`], from the
+/// reporter's own TX power `own_tx_power`) of at most
+/// [`REPORT_MAX_ATTENUATION_DB`] (or no known level: an RSSI the radio could
+/// not measure), longest first, as many whole encounters as fit under the
+/// certificate's token cap `max_tokens` (see [`max_real_tokens`]); those
+/// that do not fit are counted in [`ReportTokens::dropped_for_cap`], the far
+/// ones in [`ReportTokens::dropped_as_far`]. Ties keep input order.
 pub fn select_report_tokens<'a>(
     encounters: impl IntoIterator<Item = &'a Encounter>,
     window: (Day, Day),
     min_exposure_seconds: u64,
     max_tokens: u32,
+    own_tx_power: i8,
 ) -> ReportTokens {
     let (first, last) = window;
     let mut out = ReportTokens::default();
@@ -444,7 +487,8 @@ pub fn select_report_tokens<'a>(
             e.day() >= first && e.day() <= last && e.exposure_seconds() >= min_exposure_seconds
         })
         .filter(|e| {
-            let near = e.level_db().is_none_or(|l| l <= REPORT_MAX_LEVEL_DB);
+            let near = estimated_peer_attenuation_db(e, own_tx_power)
+                .is_none_or(|a| a <= i32::from(REPORT_MAX_ATTENUATION_DB));
             out.dropped_as_far += usize::from(!near);
             near
         })

@@ -63,8 +63,8 @@ fn frame_errors() -> Vec<FrameError> {
         FrameError::UnknownKind(3),
         FrameError::WrongLength {
             kind: 0,
-            expected: 34,
-            got: 33,
+            expected: 33,
+            got: 34,
         },
         FrameError::TruncatedAd,
         FrameError::AdTooLong(1651),

@@ -481,8 +481,9 @@ impl RiskConfig {
             .unwrap_or(0.0)
     }
 
-    /// Weighted seconds of one encounter.
-    pub fn weighted_seconds(&self, e: &Encounter) -> f64 {
+    /// Weighted seconds of one encounter whose profile holds attenuations
+    /// ([`Encounter::with_attenuations`]).
+    fn weighted_seconds(&self, e: &Encounter) -> f64 {
         e.profile
             .iter()
             .map(|&(db, s)| self.weight(db) * f64::from(s))
@@ -518,8 +519,15 @@ impl RiskConfig {
 
     /// The contacts of one reporter as the calibrated model sees them
     /// (docs/protocol.md §7.3), ascending by first sighting; whatever the
-    /// configured model.
-    pub fn contacts(&self, encounters: &[Encounter]) -> Vec<ContactEstimate> {
+    /// configured model. `encounters` hold received levels (§5);
+    /// `report_tx_power` is the TX power the reporter's announcement carries
+    /// (§10.3), which turns them into attenuations.
+    pub fn contacts(&self, encounters: &[Encounter], report_tx_power: i8) -> Vec<ContactEstimate> {
+        let encounters = with_attenuations(encounters, report_tx_power);
+        self.contacts_of_attenuations(&encounters)
+    }
+
+    fn contacts_of_attenuations(&self, encounters: &[Encounter]) -> Vec<ContactEstimate> {
         self.sessions(encounters)
             .iter()
             .map(|s| self.estimate(s))
@@ -569,16 +577,22 @@ impl RiskConfig {
     /// contact heard counts; the minutes of those judged within 2 m add up to
     /// the day's estimated minutes. Days are returned ascending; the result
     /// does not depend on input order.
-    pub fn score(&self, encounters: &[Encounter]) -> Vec<DayRisk> {
+    ///
+    /// `encounters` hold the receiver's received levels (§5, §6);
+    /// `report_tx_power` is the reporter's calibrated TX power from its
+    /// announcement (§10.3). Each profile entry is scored at the attenuation
+    /// `clamp(report_tx_power + level, 0, 255)` (255, unknown, stays 255).
+    pub fn score(&self, encounters: &[Encounter], report_tx_power: i8) -> Vec<DayRisk> {
+        let encounters = with_attenuations(encounters, report_tx_power);
         match self.model {
-            RiskModel::Calibrated => self.score_calibrated(encounters),
-            RiskModel::Cwa => self.score_cwa(encounters),
+            RiskModel::Calibrated => self.score_calibrated(&encounters),
+            RiskModel::Cwa => self.score_cwa(&encounters),
         }
     }
 
     fn score_calibrated(&self, encounters: &[Encounter]) -> Vec<DayRisk> {
         let mut out: Vec<DayRisk> = Vec::new();
-        for c in self.contacts(encounters) {
+        for c in self.contacts_of_attenuations(encounters) {
             if c.level_db.is_none() {
                 continue;
             }
@@ -661,6 +675,14 @@ impl RiskConfig {
     }
 }
 
+/// The encounters with their profiles as attenuations under `tx_power`.
+fn with_attenuations(encounters: &[Encounter], tx_power: i8) -> Vec<Encounter> {
+    encounters
+        .iter()
+        .map(|e| e.with_attenuations(tx_power))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,7 +721,7 @@ mod tests {
         let r = cwa();
         let d = 20_000 * 86_400;
         // Two adjacent encounters (key rotation) of 8 min each at 50 dB.
-        let days = r.score(&[enc(d, vec![(50, 480)]), enc(d + 480, vec![(50, 480)])]);
+        let days = r.score(&[enc(d, vec![(50, 480)]), enc(d + 480, vec![(50, 480)])], 0);
         assert_eq!(days.len(), 1);
         assert_eq!(days[0].contacts, 1);
         assert!((days[0].weighted_minutes - 16.0).abs() < 1e-9);
@@ -710,15 +732,43 @@ mod tests {
     fn short_or_far_contacts_do_not_count() {
         let r = cwa();
         let d = 20_000 * 86_400;
-        assert!(r.score(&[enc(d, vec![(50, 540)])]).is_empty(), "9 minutes");
-        assert!(r.score(&[enc(d, vec![(80, 3600)])]).is_empty(), "too far");
+        assert!(
+            r.score(&[enc(d, vec![(50, 540)])], 0).is_empty(),
+            "9 minutes"
+        );
+        assert!(
+            r.score(&[enc(d, vec![(80, 3600)])], 0).is_empty(),
+            "too far"
+        );
         // 30 minutes at 60 dB weigh 15: high risk exactly at the threshold.
-        let days = r.score(&[enc(d, vec![(60, 1800)])]);
+        let days = r.score(&[enc(d, vec![(60, 1800)])], 0);
         assert!(days[0].high_risk);
         // 20 minutes at 65 dB: counted as a contact, weight 0.
-        let days = r.score(&[enc(d, vec![(65, 1200)])]);
+        let days = r.score(&[enc(d, vec![(65, 1200)])], 0);
         assert_eq!(days[0].weighted_minutes, 0.0);
         assert!(!days[0].high_risk);
+    }
+
+    #[test]
+    fn levels_are_scored_with_the_report_tx_power() {
+        let r = cwa();
+        let d = 20_000 * 86_400;
+        // 30 minutes at a level of 68 dB: from a reporter at −8 dBm that is
+        // 60 dB (weight 0.5, exactly high risk); at 0 dBm, 68 dB (weight 0).
+        let e = [enc(d, vec![(68, 1800)])];
+        let at_minus_8 = r.score(&e, -8);
+        assert!((at_minus_8[0].weighted_minutes - 15.0).abs() < 1e-9);
+        assert!(at_minus_8[0].high_risk);
+        let at_0 = r.score(&e, 0);
+        assert_eq!(at_0[0].weighted_minutes, 0.0);
+        // At +10 dBm, 78 dB: past the drop threshold, no contact at all.
+        assert!(r.score(&e, 10).is_empty());
+        // An unknown level stays unknown whatever the TX power.
+        assert!(r.score(&[enc(d, vec![(255, 3600)])], -128).is_empty());
+        let cal = RiskConfig::default();
+        assert!(cal.score(&[enc(d, vec![(255, 3600)])], -128).is_empty());
+        let c = cal.contacts(&e, -8);
+        assert_eq!(c[0].level_db, Some(60));
     }
 
     #[test]
@@ -727,8 +777,8 @@ mod tests {
         let d = 20_000 * 86_400;
         let a = enc(d, vec![(50, 600)]);
         let b = enc(d + 86_400, vec![(50, 1000)]);
-        let s1 = r.score(&[a.clone(), b.clone()]);
-        let s2 = r.score(&[b, a]);
+        let s1 = r.score(&[a.clone(), b.clone()], 0);
+        let s2 = r.score(&[b, a], 0);
         assert_eq!(s1, s2);
         assert_eq!(s1.len(), 2);
         assert!(!s1[0].high_risk);

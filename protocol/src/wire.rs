@@ -74,6 +74,10 @@ pub(crate) struct AnnouncementBodyMsg {
     pub(crate) fingerprints: Vec<u8>,
     #[prost(uint32, tag = "8")]
     pub(crate) fingerprint_count: u32,
+    /// The reporter's calibrated TX power in dBm (zigzag varint); checked
+    /// to lie in `i8` (§10.5 step 18).
+    #[prost(sint32, tag = "9")]
+    pub(crate) tx_power: i32,
 }
 
 /// One announcement chunk on the wire: body bytes and the report key's signature.

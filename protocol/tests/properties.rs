@@ -89,7 +89,19 @@ fn coded_len(fingerprints: &[u64]) -> usize {
     bits.div_ceil(8) as usize
 }
 
-fn expected_chunk_len(cert_len: usize, index: u32, count: u32, created: u64, fps: &[u64]) -> usize {
+/// Length of a proto3 `sint32` field: the zigzag varint (omitted when zero).
+fn sint_field(v: i32) -> usize {
+    uint_field(u64::from(((v << 1) ^ (v >> 31)) as u32))
+}
+
+fn expected_chunk_len(
+    cert_len: usize,
+    index: u32,
+    count: u32,
+    created: u64,
+    fps: &[u64],
+    tx_power: i8,
+) -> usize {
     let body = uint_field(2)
         + bytes_field("prop-net".len())
         + bytes_field(cert_len)
@@ -97,7 +109,8 @@ fn expected_chunk_len(cert_len: usize, index: u32, count: u32, created: u64, fps
         + uint_field(u64::from(count))
         + uint_field(created)
         + bytes_field(coded_len(fps))
-        + uint_field(fps.len() as u64);
+        + uint_field(fps.len() as u64)
+        + sint_field(i32::from(tx_power));
     bytes_field(body) + bytes_field(64)
 }
 
@@ -105,8 +118,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     #[test]
-    fn frames_round_trip(id in any::<[u8; 32]>(), tx in any::<i8>()) {
-        let f = Frame { tx_power: tx, id: RotatingId(id) };
+    fn frames_round_trip(id in any::<[u8; 32]>()) {
+        let f = Frame { id: RotatingId(id) };
         let ext = f.encode_extended();
         prop_assert_eq!(ext.len(), EXTENDED_SERVICE_DATA_LEN);
         prop_assert_eq!(decode_service_data(&ext), Ok(Decoded::Full(f)));
@@ -114,7 +127,8 @@ proptest! {
         prop_assert_eq!(ad.len(), 11 + EXTENDED_SERVICE_DATA_LEN);
         prop_assert_eq!(find_service_data(&ad), Ok(Some(&ext[..])));
         let (a, b) = f.encode_legacy();
-        prop_assert_eq!(advertising_data(&a).len(), LEGACY_ADVERTISING_DATA_LEN);
+        prop_assert_eq!(advertising_data(&a).len(), 11 + LEGACY_HALF_SERVICE_DATA_LEN);
+        prop_assert!(advertising_data(&b).len() <= LEGACY_ADVERTISING_DATA_LEN);
         let mut r = HalfReassembler::new();
         let (Ok(Decoded::Half(ha)), Ok(Decoded::Half(hb))) = (decode_service_data(&a), decode_service_data(&b)) else {
             return Err(TestCaseError::fail("halves did not decode"));
@@ -141,7 +155,7 @@ proptest! {
         for (first, tag, bytes, dt) in halves {
             t += dt;
             let part = if first { HalfPart::First } else { HalfPart::Second };
-            if let Some(f) = r.push(UnixTime(t), Half { part, tag, tx_power: 0, bytes }) {
+            if let Some(f) = r.push(UnixTime(t), Half { part, tag, bytes }) {
                 // Anything produced is consistent with its tag.
                 prop_assert_eq!(half_tag(&f.id), tag);
             }
@@ -205,12 +219,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 
     #[test]
-    fn announcements_round_trip_with_exact_lengths(seed in any::<u64>(), n in 0usize..2600) {
+    fn announcements_round_trip_with_exact_lengths(seed in any::<u64>(), n in 0usize..2600, tx in any::<i8>()) {
         let w = world(seed, 8192);
         let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 1);
         let real = tokens(n, seed);
         let created = T0 + 10;
-        let out = build_announcements(&w.report, &w.cert, &real, UnixTime(created), &mut rng).unwrap();
+        let out = build_announcements(&w.report, &w.cert, &real, tx, UnixTime(created), &mut rng).unwrap();
         let (per_chunk, count) = padded_layout(n).unwrap();
         prop_assert_eq!(out.len(), count as usize);
         let trusted = [w.issuer.public()];
@@ -220,8 +234,9 @@ proptest! {
             let v = VerifiedAnnouncement::verify(&e.bytes, &ctx).unwrap();
             prop_assert_eq!(
                 e.bytes.len(),
-                expected_chunk_len(w.cert.as_bytes().len(), i as u32, count, created, v.fingerprint_slice())
+                expected_chunk_len(w.cert.as_bytes().len(), i as u32, count, created, v.fingerprint_slice(), tx)
             );
+            prop_assert_eq!(v.tx_power(), tx);
             prop_assert_eq!(v.fingerprints().len(), per_chunk);
             seen.extend(v.fingerprints());
         }
@@ -232,7 +247,7 @@ proptest! {
     fn mutated_announcements_never_verify(seed in any::<u64>(), pos in any::<prop::sample::Index>(), xor in 1u8..=255) {
         let w = world(seed, 4096);
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let out = build_announcements(&w.report, &w.cert, &tokens(10, seed), UnixTime(T0), &mut rng).unwrap();
+        let out = build_announcements(&w.report, &w.cert, &tokens(10, seed), -8, UnixTime(T0), &mut rng).unwrap();
         let trusted = [w.issuer.public()];
         let ctx = VerifyContext { network_id: "prop-net", trusted_issuers: &trusted, now: UnixTime(T0) };
         let good = &out[0].bytes;
@@ -251,8 +266,8 @@ proptest! {
     fn padding_hides_the_count_within_a_bucket(seed in any::<u64>(), a in 129usize..=256, b in 129usize..=256) {
         let w = world(seed, 4096);
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let x = build_announcements(&w.report, &w.cert, &tokens(a, seed), UnixTime(T0), &mut rng).unwrap();
-        let y = build_announcements(&w.report, &w.cert, &tokens(b, seed ^ 7), UnixTime(T0), &mut rng).unwrap();
+        let x = build_announcements(&w.report, &w.cert, &tokens(a, seed), -8, UnixTime(T0), &mut rng).unwrap();
+        let y = build_announcements(&w.report, &w.cert, &tokens(b, seed ^ 7), -8, UnixTime(T0), &mut rng).unwrap();
         prop_assert_eq!(x.len(), 1);
         prop_assert_eq!(y.len(), 1);
         let trusted = [w.issuer.public()];

@@ -57,7 +57,8 @@ fn sender(rng: &mut ChaCha20Rng) -> Vec<RotatingId> {
 }
 
 /// A receiver scanning `WINDOW` s every `interval` s from well before the
-/// contact; the sender, at a constant attenuation `att`, is in range from
+/// contact; the sender, at a constant level `att` (the attenuation of a
+/// sender at 0 dBm), is in range from
 /// `start` for `duration` s and is heard once in every window that opens
 /// while it is there. `id_of(t)` is the ID on air at `t`. Returns the closed
 /// encounters.
@@ -83,7 +84,6 @@ fn run_contact(
                 Sighting {
                     id: id_of(w),
                     rssi: -i16::from(att),
-                    tx_power: 0,
                     at,
                 },
             )
@@ -162,7 +162,7 @@ proptest! {
         prop_assert_eq!((a.len(), b.len()), (heard.len(), 1), "the rotations split the contact");
         for model in [RiskModel::Calibrated, RiskModel::Cwa] {
             let r = RiskConfig::builder().model(model).build().unwrap();
-            prop_assert_eq!(r.score(&a), r.score(&b), "{:?}", model);
+            prop_assert_eq!(r.score(&a, 0), r.score(&b, 0), "{:?}", model);
         }
         let sum = |v: &[Encounter]| v.iter().map(Encounter::exposure_seconds).sum::<u64>();
         prop_assert_eq!(sum(&a), sum(&b));
@@ -175,6 +175,7 @@ proptest! {
         seed in any::<u64>(),
         events in proptest::collection::vec(
             (0u8..4, 0u64..2400, 0u64..400, 0usize..4, any::<i16>()), 0..200),
+        tx_power in any::<i8>(),
     ) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut rx = Receiver::new(&mut rng);
@@ -186,7 +187,7 @@ proptest! {
             match kind {
                 0 => tr.handle_scan(ScanWindow { start: at, end: UnixTime(at.0 + len).minus(200) }),
                 1 | 2 => {
-                    let _ = tr.handle_sighting(rx.keys_at(at), Sighting { id: ids[who], rssi, tx_power: -14, at });
+                    let _ = tr.handle_sighting(rx.keys_at(at), Sighting { id: ids[who], rssi, at });
                 }
                 _ => {
                     let _ = tr.open_snapshots();
@@ -207,7 +208,7 @@ proptest! {
         // The scorer takes whatever the tracker produced.
         for model in [RiskModel::Calibrated, RiskModel::Cwa] {
             let r = RiskConfig::builder().model(model).build().unwrap();
-            for d in r.score(&out) {
+            for d in r.score(&out, tx_power) {
                 prop_assert!(d.estimated_minutes >= 0.0 && d.estimated_minutes.is_finite());
             }
         }
@@ -220,6 +221,7 @@ proptest! {
     fn calibrated_scores_are_bounded_and_order_free(
         encs in proptest::collection::vec(
             (0u64..200_000, proptest::collection::vec((any::<u8>(), 0u32..4000), 0..6), 0u32..500), 0..12),
+        tx_power in any::<i8>(),
     ) {
         let encounters: Vec<Encounter> = encs
             .iter()
@@ -239,11 +241,11 @@ proptest! {
             })
             .collect();
         let r = RiskConfig::default();
-        for c in r.contacts(&encounters) {
+        for c in r.contacts(&encounters, tx_power) {
             prop_assert!((0.0..=1.0).contains(&c.confidence));
             prop_assert!(c.estimated_minutes <= c.heard_minutes);
         }
-        let days = r.score(&encounters);
+        let days = r.score(&encounters, tx_power);
         for d in &days {
             prop_assert!(d.estimated_minutes <= d.close_minutes + 1e-9);
             prop_assert!(d.weighted_minutes <= d.close_minutes + 1e-9);
@@ -251,7 +253,7 @@ proptest! {
         }
         let mut rev = encounters.clone();
         rev.reverse();
-        prop_assert_eq!(r.score(&rev), days);
+        prop_assert_eq!(r.score(&rev, tx_power), days);
     }
 }
 

@@ -41,15 +41,7 @@ impl Device {
     fn hear(&mut self, t: u64, id: RotatingId, rssi: i16) {
         let at = self.local(t);
         self.tracker
-            .handle_sighting(
-                &self.keys,
-                Sighting {
-                    id,
-                    rssi,
-                    tx_power: 0,
-                    at,
-                },
-            )
+            .handle_sighting(&self.keys, Sighting { id, rssi, at })
             .unwrap();
     }
 
@@ -110,7 +102,7 @@ impl Deployment {
         )
         .unwrap();
         let cert = Certificate::from_code(&cert.to_code()).unwrap();
-        build_announcements(&report, &cert, &dev.all_tokens(), now, &mut self.rng).unwrap()
+        build_announcements(&report, &cert, &dev.all_tokens(), 0, now, &mut self.rng).unwrap()
     }
 
     fn verify(&self, bytes: &[u8], now: UnixTime) -> VerifiedAnnouncement {
@@ -347,9 +339,10 @@ fn equivocating_chunks_are_ignored() {
     .unwrap();
     // The holder of the report key signs two different versions of chunk 0:
     // B's real report, and one with only a single token of it.
-    let honest = build_announcements(&report, &cert, &b.all_tokens(), now, &mut dep.rng).unwrap();
+    let honest =
+        build_announcements(&report, &cert, &b.all_tokens(), 0, now, &mut dep.rng).unwrap();
     let other =
-        build_announcements(&report, &cert, &b.all_tokens()[..1], now, &mut dep.rng).unwrap();
+        build_announcements(&report, &cert, &b.all_tokens()[..1], 0, now, &mut dep.rng).unwrap();
     let v_honest = dep.verify(&honest[0].bytes, now);
     let v_other = dep.verify(&other[0].bytes, now);
     assert_ne!(v_honest.id(), v_other.id());

@@ -56,8 +56,8 @@ fn frame_vectors() {
     let v = load("frames.json");
     assert_eq!(u64v(&v["service_uuid16"]), u64::from(SERVICE_UUID16));
     for case in v["cases"].as_array().unwrap() {
+        assert!(case.get("tx_power").is_none(), "no TX power on the air");
         let frame = Frame {
-            tx_power: case["tx_power"].as_i64().unwrap() as i8,
             id: RotatingId(arr32(&case["id"])),
         };
         let ext = bytes(&case["extended_service_data"]);
@@ -208,10 +208,12 @@ fn announcement_vectors() {
                 .collect(),
             pos: 0,
         };
+        let tx_power = case["tx_power"].as_i64().unwrap() as i8;
         let built = build_announcements(
             &report,
             &cert,
             &real,
+            tx_power,
             UnixTime(u64v(&case["created_at"])),
             &mut rng,
         )
@@ -225,6 +227,7 @@ fn announcement_vectors() {
             assert_eq!(b.id.0.to_vec(), bytes(&want["id"]), "chunk {i} id");
             let ver = VerifiedAnnouncement::verify(&b.bytes, &ctx).unwrap();
             assert_eq!(ver.chunk_index(), i as u32);
+            assert_eq!(ver.tx_power(), tx_power, "chunk {i} TX power");
             assert_eq!(ver.chunk_count(), u64v(&case["chunk_count"]) as u32);
             let fps: Vec<u64> = want["fingerprints"]
                 .as_array()
@@ -310,7 +313,8 @@ fn risk_vectors_cwa() {
     let risk = RiskConfig::builder().model(RiskModel::Cwa).build().unwrap();
     for case in v["cwa"]["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let got = risk.score(&encounters_of(&case["encounters"]));
+        let tx_power = case["tx_power"].as_i64().unwrap() as i8;
+        let got = risk.score(&encounters_of(&case["encounters"]), tx_power);
         assert_days(&got, &case["expected"], name);
     }
 }
@@ -349,7 +353,8 @@ fn risk_vectors_calibrated() {
     for case in v["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let encounters = encounters_of(&case["encounters"]);
-        let contacts = risk.contacts(&encounters);
+        let tx_power = case["tx_power"].as_i64().unwrap() as i8;
+        let contacts = risk.contacts(&encounters, tx_power);
         let want = case["contacts"].as_array().unwrap();
         assert_eq!(contacts.len(), want.len(), "{name}: contacts");
         for (g, w) in contacts.iter().zip(want) {
@@ -361,7 +366,34 @@ fn risk_vectors_calibrated() {
             close(g.confidence, &w["confidence"], name);
             close(g.estimated_minutes, &w["estimated_minutes"], name);
         }
-        assert_days(&risk.score(&encounters), &case["expected"], name);
+        assert_days(&risk.score(&encounters, tx_power), &case["expected"], name);
+    }
+}
+
+#[test]
+fn level_and_attenuation_vectors() {
+    let v = load("risk.json");
+    let levels = v["levels"].as_array().unwrap();
+    assert!(levels.len() >= 5);
+    for c in levels {
+        let rssi = c["rssi"].as_i64().unwrap() as i16;
+        let corr = c["rx_correction_db"].as_i64().unwrap() as i16;
+        assert_eq!(
+            u64::from(received_level_db(rssi, corr)),
+            u64v(&c["level_db"]),
+            "level of rssi {rssi}, correction {corr}"
+        );
+    }
+    let atts = v["attenuations"].as_array().unwrap();
+    assert!(atts.len() >= 5);
+    for c in atts {
+        let tx = c["tx_power"].as_i64().unwrap() as i8;
+        let level = u64v(&c["level_db"]) as u8;
+        assert_eq!(
+            u64::from(attenuation_db(tx, level)),
+            u64v(&c["attenuation_db"]),
+            "attenuation of level {level} at {tx} dBm"
+        );
     }
 }
 
@@ -412,7 +444,6 @@ fn crediting_vectors() {
                             Sighting {
                                 id,
                                 rssi: -(u64v(&e[2]) as i16),
-                                tx_power: 0,
                                 at: UnixTime(u64v(&e[3])),
                             },
                         )
@@ -514,7 +545,6 @@ fn refusal_of(case: &Value) -> Option<&'static str> {
                 Sighting {
                     id: RotatingId(arr32(&case["heard"])),
                     rssi: -50,
-                    tx_power: 0,
                     at: UnixTime(u64v(&case["at"])),
                 },
             );
@@ -585,6 +615,7 @@ fn refusal_of(case: &Value) -> Option<&'static str> {
                     &report,
                     &cert,
                     &real,
+                    -8,
                     UnixTime(u64v(&case["created_at"])),
                     &mut rng,
                 ),
@@ -832,7 +863,6 @@ fn state_machine_vectors() {
                         Sighting {
                             id,
                             rssi: -(u64v(&ev[2]) as i16),
-                            tx_power: 0,
                             at: UnixTime(u64v(&ev[3])),
                         },
                     );

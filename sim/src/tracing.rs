@@ -212,12 +212,7 @@ impl Phone {
         }
         // Every key rotate would draw is in place: it only erases expired ones.
         self.keys.rotate(at, &mut self.rng);
-        let s = Sighting {
-            id,
-            rssi,
-            tx_power: SIM_TX_POWER_DBM,
-            at,
-        };
+        let s = Sighting { id, rssi, at };
         if self.tracker.handle_sighting(&self.keys, s).is_err() {
             self.refused += 1;
         }
@@ -484,10 +479,17 @@ pub(crate) struct Scored {
 
 impl Scored {
     /// Takes the exposure after one more chunk: `days` scored by `risk` on
-    /// the `matched` encounters.
-    fn add(&mut self, risk: &RiskConfig, grid: &[f64], days: &[DayRisk], matched: &[Encounter]) {
+    /// the `matched` encounters, at the report's TX power `tx_power`.
+    fn add(
+        &mut self,
+        risk: &RiskConfig,
+        grid: &[f64],
+        days: &[DayRisk],
+        matched: &[Encounter],
+        tx_power: i8,
+    ) {
         self.high_risk |= days.iter().any(|d| d.high_risk);
-        let now = warns(risk, grid, days, matched);
+        let now = warns(risk, grid, days, matched, tx_power);
         if self.warn_at.len() != now.len() {
             self.warn_at = vec![false; now.len()];
         }
@@ -536,9 +538,15 @@ pub(crate) fn curve_grid(risk: &RiskConfig) -> (&'static str, Vec<f64>, usize) {
 }
 
 /// For each knob setting of `grid` ([`curve_grid`]), whether `days` (scored
-/// by `risk` on `matched`) warn. The run's own setting gives exactly the
-/// days' `high_risk`.
-fn warns(risk: &RiskConfig, grid: &[f64], days: &[DayRisk], matched: &[Encounter]) -> Vec<bool> {
+/// by `risk` on `matched`, at the report's TX power `tx_power`) warn. The
+/// run's own setting gives exactly the days' `high_risk`.
+fn warns(
+    risk: &RiskConfig,
+    grid: &[f64],
+    days: &[DayRisk],
+    matched: &[Encounter],
+    tx_power: i8,
+) -> Vec<bool> {
     match risk.model() {
         RiskModel::Cwa => grid
             .iter()
@@ -547,7 +555,7 @@ fn warns(risk: &RiskConfig, grid: &[f64], days: &[DayRisk], matched: &[Encounter
         RiskModel::Calibrated => {
             let threshold = risk.high_risk_weighted_minutes();
             let contacts: Vec<(Day, f64, f64)> = risk
-                .contacts(matched)
+                .contacts(matched, tx_power)
                 .into_iter()
                 .filter(|c| c.level_db.is_some())
                 .map(|c| (c.day, c.confidence, c.heard_minutes))
@@ -698,9 +706,13 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
     let Ok(cert) = Certificate::from_code(&cert.to_code()) else {
         return out;
     };
-    let tokens = report_tokens(&mine, first, last);
+    // Every simulated phone transmits at SIM_TX_POWER_DBM (the physics
+    // above) and reports that as its calibrated TX power.
+    let tokens = report_tokens(&mine, first, last, SIM_TX_POWER_DBM);
     out.real_tokens = tokens.len();
-    let Ok(chunks) = build_announcements(&key, &cert, &tokens, report_at, &mut rng) else {
+    let Ok(chunks) =
+        build_announcements(&key, &cert, &tokens, SIM_TX_POWER_DBM, report_at, &mut rng)
+    else {
         return out;
     };
     out.chunk_bytes = chunks.iter().map(|c| c.bytes.len()).collect();
@@ -795,9 +807,10 @@ pub(crate) fn run_report(ctx: &Ctx<'_>, job: &ReportJob) -> ReportOutcome {
                     .filter_map(|&r| encounters.get(r as usize).cloned())
                     .collect();
                 credited_seconds = matched.iter().map(Encounter::exposure_seconds).sum();
-                main.add(ctx.risk, &grids.0, &e.days, &matched);
-                let days = ctx.baseline.score(&matched);
-                base.add(ctx.baseline, &grids.1, &days, &matched);
+                let tx_power = verified[i].tx_power();
+                main.add(ctx.risk, &grids.0, &e.days, &matched, tx_power);
+                let days = ctx.baseline.score(&matched, tx_power);
+                base.add(ctx.baseline, &grids.1, &days, &matched, tx_power);
                 let a = Alert {
                     agent: q,
                     at_ms: arrivals[i],
@@ -851,18 +864,21 @@ fn verify_all(
 }
 
 /// The tokens a node announces: encounters in the certified window with at
-/// least a minute of exposure, longest first, within the certificate's cap
-/// (the protocol's selection, as `meshtrace_node`'s report).
+/// least a minute of exposure, near enough for the reporter's TX power
+/// `tx_power`, longest first, within the certificate's cap (the protocol's
+/// selection, as `meshtrace_node`'s report).
 fn report_tokens(
     encounters: &[Encounter],
     first: Day,
     last: Day,
+    tx_power: i8,
 ) -> Vec<meshtrace_protocol::EncounterToken> {
     meshtrace_protocol::select_report_tokens(
         encounters,
         (first, last),
         MIN_REPORT_ENCOUNTER_SECONDS,
         CERT_MAX_TOKENS,
+        tx_power,
     )
     .tokens
 }

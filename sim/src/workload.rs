@@ -51,7 +51,6 @@ pub fn sighting_stream<R: CryptoRng + ?Sized>(rng: &mut R, ids: usize, t0: u64) 
             out.push(Sighting {
                 id: *id,
                 rssi: -50 - (rng.next_u32() % 30) as i16,
-                tx_power: 0,
                 at: UnixTime(start + SIGHTING_EVERY_SECONDS * k),
             });
         }

@@ -11,7 +11,7 @@
 //!
 //! and its fields follow on indented lines; an advertising report names the
 //! advertiser's address (`Address: 2B:4C:…`) and our service data
-//! (`Service Data: … (0xfcb7)` followed by `Data[20]: 01…`, or on one line).
+//! (`Service Data: … (0xfcb7)` followed by `Data[19]: 21…`, or on one line).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -186,7 +186,6 @@ mod tests {
 
     fn half_hex(id_byte: u8, second: bool) -> String {
         let frame = Frame {
-            tx_power: -8,
             id: RotatingId([id_byte; 32]),
         };
         let (a, b) = frame.encode_legacy();
@@ -216,17 +215,17 @@ mod tests {
              \x20         Periodic advertising interval: 0.00 msec (0x0000)\n\
              \x20         Direct address type: Public (0x00)\n\
              \x20         Direct address: 00:00:00:00:00:00 (OUI 00-00-00)\n\
-             \x20         Data length: 0x1c\n\
-             \x20       03 03 b7 fc 17 16 b7 fc 11 51 63 f8 29 99 cf 66  .........Qc.)..f\n\
-             \x20       eb 17 57 d5 a0 7d dc b1 63 bc 98 ff              ..W..}}..c...    \n\
+             \x20         Data length: 0x1b\n\
+             \x20       03 03 b7 fc 16 16 b7 fc 11 51 63 29 99 cf 66 eb  .........Qc)..f.\n\
+             \x20       17 57 d5 a0 7d dc b1 63 bc 98 ff                 .W..}}..c...     \n\
              \x20       16-bit Service UUIDs (complete): 1 entry\n\
              \x20         Unknown (0xfcb7)\n\
              \x20       Service Data: Unknown (0xfcb7)\n\
-             \x20         Data[20]: {data}\n\
+             \x20         Data[19]: {data}\n\
              @ MGMT Event: Device Found (0x0012) plen 42            {{0x0001}} [{hci}] 2.802247\n\
              \x20       LE Address: 99:99:99:99:99:99 (Non-Resolvable)\n\
              \x20       Service Data: Unknown (0xfcb7)\n\
-             \x20         Data[20]: {data}\n"
+             \x20         Data[19]: {data}\n"
         )
     }
 
@@ -272,7 +271,7 @@ mod tests {
             + "< HCI Command: LE Set Extended Adv.. (0x08|0x0037) plen 32  #11 [hci0] 2.799679\n\
                \x20       Handle: 0x01\n\
                \x20       Service Data: Unknown (0xfcb7)\n\
-               \x20         Data[20]: 115163f82999cf66eb1757d5a07ddcb163bc98ff\n";
+               \x20         Data[19]: 1151632999cf66eb1757d5a07ddcb163bc98ff\n";
         assert!(parse_btmon(&text).is_empty());
     }
 }

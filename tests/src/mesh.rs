@@ -99,7 +99,7 @@ impl TestNet {
             },
         )
         .expect("valid certificate");
-        build_announcements(&key, &cert, tokens, now, &mut self.rng)
+        build_announcements(&key, &cert, tokens, -8, now, &mut self.rng)
             .expect("report builds")
             .into_iter()
             .map(|c| c.bytes)

@@ -50,11 +50,12 @@ fn device(w: &World, x: f64) -> MemoryRadio {
 }
 
 /// Plays back `frames` on the replayers, one distinct frame each (sorted by
-/// ID, so the assignment is stable while the IDs are).
-fn play(replayers: &mut [MemoryRadio], frames: &BTreeSet<[u8; 32]>, tx_power: i8) {
+/// ID, so the assignment is stable while the IDs are). A frame is the ID
+/// alone: there is no TX power to forge; the replayers transmit at their
+/// device's power.
+fn play(replayers: &mut [MemoryRadio], frames: &BTreeSet<[u8; 32]>) {
     for (r, id) in replayers.iter_mut().zip(frames.iter()) {
         r.advertise(Frame {
-            tx_power,
             id: RotatingId(*id),
         })
         .unwrap();
@@ -129,7 +130,6 @@ async fn one_way_replay_elsewhere_and_later_warns_nobody_and_a_sniffer_links_not
 
     let delay_ms = 10 * 60 * 1000;
     let mut tape: VecDeque<(u64, BTreeSet<[u8; 32]>)> = VecDeque::new();
-    let tx = meshtrace_node::radio::model::SIM_TX_POWER_DBM;
     // 30 minutes together; the replay runs from minute 10 to minute 40.
     for second in 0..40 * 60 {
         if second == 30 * 60 {
@@ -145,7 +145,7 @@ async fn one_way_replay_elsewhere_and_later_warns_nobody_and_a_sniffer_links_not
                 if now < t + delay_ms {
                     break;
                 }
-                play(&mut replayers, ids, tx);
+                play(&mut replayers, ids);
                 tape.pop_front();
             }
             for s in sniffers.iter_mut() {
@@ -219,7 +219,6 @@ async fn a_two_way_relay_is_the_known_limit() {
     let mut near_c = device(&w, 500.5);
     let mut to_c = [device(&w, 500.5), device(&w, 500.5)];
     let mut to_a = [device(&w, 0.5), device(&w, 0.5)];
-    let tx = meshtrace_node::radio::model::SIM_TX_POWER_DBM;
     // 20 minutes of real-time relaying in both directions (the relays'
     // own frames are left out: they advertise only what they heard).
     let mut relayed = BTreeSet::new();
@@ -230,12 +229,12 @@ async fn a_two_way_relay_is_the_known_limit() {
             let from_a: BTreeSet<_> = heard(&mut near_a).difference(&prev_c).copied().collect();
             let from_c: BTreeSet<_> = heard(&mut near_c).difference(&prev_a).copied().collect();
             if !from_a.is_empty() {
-                play(&mut to_c, &from_a, tx);
+                play(&mut to_c, &from_a);
                 relayed.extend(from_a.iter().copied());
                 prev_a = from_a;
             }
             if !from_c.is_empty() {
-                play(&mut to_a, &from_c, tx);
+                play(&mut to_a, &from_c);
                 relayed.extend(from_c.iter().copied());
                 prev_c = from_c;
             }

@@ -212,7 +212,7 @@ async fn invalid_announcements_are_rejected_and_not_forwarded() {
         )
         .unwrap();
         let toks = net.tokens(2);
-        build_announcements_unchecked(&key, &cert, &toks, now, &mut net.rng)
+        build_announcements_unchecked(&key, &cert, &toks, -8, now, &mut net.rng)
             .unwrap()
             .remove(0)
             .bytes
@@ -333,11 +333,11 @@ async fn variants_of_a_published_chunk_are_neither_stored_nor_forwarded() {
     )
     .unwrap();
     let toks = net.tokens(5);
-    let first = build_announcements(&key, &cert, &toks, now, &mut net.rng)
+    let first = build_announcements(&key, &cert, &toks, -8, now, &mut net.rng)
         .unwrap()
         .remove(0)
         .bytes;
-    let second = build_announcements(&key, &cert, &toks, now, &mut net.rng)
+    let second = build_announcements(&key, &cert, &toks, -8, now, &mut net.rng)
         .unwrap()
         .remove(0)
         .bytes;

@@ -960,9 +960,10 @@ public protocol MeshtraceNodeProtocol: AnyObject, Sendable {
     /**
      * A meshtrace service-data entry heard (the bytes after the 16-bit
      * UUID 0xFCB7) at `at_unix_ms`, with its RSSI (dBm; `None` or 127
-     * when unknown) and the advertisement's TX Power Level if it had one.
+     * when unknown). No TX power: frames carry none, and the node needs
+     * none from the host (it scores with the TX power a report carries).
      */
-    func reception(serviceData: Data, rssi: Int16?, txPower: Int16?, atUnixMs: UInt64) throws  -> ReceptionOutcome
+    func reception(serviceData: Data, rssi: Int16?, atUnixMs: UInt64) throws  -> ReceptionOutcome
     
     /**
      * What submitting this certificate would publish (for the person to
@@ -1128,16 +1129,16 @@ open func isRunning() -> Bool  {
     /**
      * A meshtrace service-data entry heard (the bytes after the 16-bit
      * UUID 0xFCB7) at `at_unix_ms`, with its RSSI (dBm; `None` or 127
-     * when unknown) and the advertisement's TX Power Level if it had one.
+     * when unknown). No TX power: frames carry none, and the node needs
+     * none from the host (it scores with the TX power a report carries).
      */
-open func reception(serviceData: Data, rssi: Int16?, txPower: Int16?, atUnixMs: UInt64)throws  -> ReceptionOutcome  {
+open func reception(serviceData: Data, rssi: Int16?, atUnixMs: UInt64)throws  -> ReceptionOutcome  {
     return try  FfiConverterTypeReceptionOutcome_lift(try rustCallWithError(FfiConverterTypeMobileError_lift) {
         uniffiCallStatus in
     uniffi_meshtrace_mobile_fn_method_meshtracenode_reception(
             self.uniffiCloneHandle(),
         FfiConverterData.lower(serviceData),
         FfiConverterOptionInt16.lower(rssi),
-        FfiConverterOptionInt16.lower(txPower),
         FfiConverterUInt64.lower(atUnixMs),uniffiCallStatus
     )
 })
@@ -2174,7 +2175,7 @@ enum MobileError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case BadServiceData(message: String)
     
     /**
-     * An RSSI or TX power no Bluetooth controller reports.
+     * An RSSI no Bluetooth controller reports.
      */
     case BadSignal(message: String)
     
@@ -2731,7 +2732,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_meshtrace_mobile_checksum_method_meshtracenode_is_running() != 58117) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_meshtrace_mobile_checksum_method_meshtracenode_reception() != 58532) {
+    if (uniffi_meshtrace_mobile_checksum_method_meshtracenode_reception() != 25516) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_meshtrace_mobile_checksum_method_meshtracenode_report_plan() != 16029) {

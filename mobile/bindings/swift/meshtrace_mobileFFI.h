@@ -342,7 +342,7 @@ int8_t uniffi_meshtrace_mobile_fn_method_meshtracenode_is_running(uint64_t ptr, 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MESHTRACE_MOBILE_FN_METHOD_MESHTRACENODE_RECEPTION
 #define UNIFFI_FFIDEF_UNIFFI_MESHTRACE_MOBILE_FN_METHOD_MESHTRACENODE_RECEPTION
-RustBuffer uniffi_meshtrace_mobile_fn_method_meshtracenode_reception(uint64_t ptr, RustBuffer service_data, RustBuffer rssi, RustBuffer tx_power, uint64_t at_unix_ms, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_meshtrace_mobile_fn_method_meshtracenode_reception(uint64_t ptr, RustBuffer service_data, RustBuffer rssi, uint64_t at_unix_ms, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MESHTRACE_MOBILE_FN_METHOD_MESHTRACENODE_REPORT_PLAN

@@ -242,10 +242,7 @@ impl<S: Store> NodeCore<S> {
             self.stored_epochs.remove(&e);
         }
         if let Some(id) = rotation.new_id {
-            self.effects.push_back(NodeEffect::Advertise(Frame {
-                tx_power: self.settings.tx_power_dbm,
-                id,
-            }));
+            self.effects.push_back(NodeEffect::Advertise(Frame { id }));
         }
         let closed = self.tracker.poll_closed(now);
         if !closed.is_empty() {
@@ -472,6 +469,7 @@ impl<S: Store> NodeCore<S> {
             window,
             self.settings.min_report_encounter_seconds,
             p.max_tokens,
+            self.settings.tx_power_dbm,
         );
         let (tokens, dropped_for_cap) = (selected.tokens, selected.dropped_for_cap);
         let plan = plan_report(&cert, &tokens).map_err(|e| NodeError::Report(e.to_string()))?;
@@ -483,8 +481,9 @@ impl<S: Store> NodeCore<S> {
                 chunks: Vec::new(),
             });
         }
-        let chunks = build_announcements(&key, &cert, &tokens, now, rng)
-            .map_err(|e: BuildError| NodeError::Report(e.to_string()))?;
+        let chunks =
+            build_announcements(&key, &cert, &tokens, self.settings.tx_power_dbm, now, rng)
+                .map_err(|e: BuildError| NodeError::Report(e.to_string()))?;
         // Never an exposure, from now on (also for the chunks ingested here);
         // taken back if storing them fails, so that the certificate can be
         // used again.

@@ -49,7 +49,10 @@ pub(crate) const NODE_CHANNEL: usize = 256;
 pub struct NodeSettings {
     /// The deployment's network id.
     pub network_id: String,
-    /// Calibrated TX power this device advertises (dBm).
+    /// Calibrated TX power of this device (dBm): the power its radio
+    /// transmits at, carried in its reports (never on the air,
+    /// docs/protocol.md §3, §10.3) and the reporter's own TX power in
+    /// report selection (§10.8).
     pub tx_power_dbm: i8,
     /// This device's RSSI correction (dB), added to the RSSI it measures:
     /// positive when it reads low (docs/protocol.md §6; `meshtrace calibrate`
@@ -99,7 +102,7 @@ pub(crate) const DEFAULT_NODE_TICK: Duration = Duration::from_millis(250);
 pub struct NodeSettingsBuilder(NodeSettings);
 
 impl NodeSettingsBuilder {
-    /// Calibrated TX power this device advertises (dBm).
+    /// Calibrated TX power of this device (dBm), carried in its reports.
     pub fn tx_power_dbm(mut self, dbm: i8) -> Self {
         self.0.tx_power_dbm = dbm;
         self

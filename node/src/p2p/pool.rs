@@ -317,7 +317,7 @@ mod tests {
                 },
             )
             .unwrap();
-            let c = build_announcements(&key, &cert, &[], now.minus(60), &mut rng)
+            let c = build_announcements(&key, &cert, &[], -8, now.minus(60), &mut rng)
                 .unwrap()
                 .remove(0);
             let trusted = [issuer.public()];

@@ -77,7 +77,7 @@ mod tests {
                 },
             )
             .unwrap();
-            let mut bytes = build_announcements(&key, &cert, &[], now.minus(30), &mut rng)
+            let mut bytes = build_announcements(&key, &cert, &[], -8, now.minus(30), &mut rng)
                 .unwrap()
                 .remove(0)
                 .bytes;

@@ -221,6 +221,11 @@ pub struct BleConfig {
     /// When the scanner listens (see the module documentation); default
     /// [`PC_SCAN`], continuous scanning reported as 10 s windows.
     pub scan: ScanTiming,
+    /// Transmit power to request from the controller (dBm), when BlueZ says
+    /// it can set one; default [`crate::config::DEFAULT_BLE_TX_POWER_DBM`].
+    /// It is not put on the air (frames carry the rotating ID alone,
+    /// docs/protocol.md §3): the node reports it in its announcements.
+    pub tx_power_dbm: i8,
 }
 
 impl Default for BleConfig {
@@ -230,6 +235,7 @@ impl Default for BleConfig {
             carrier: None,
             advertising_interval_ms: DEFAULT_ADVERTISING_INTERVAL_MS,
             scan: PC_SCAN,
+            tx_power_dbm: crate::config::DEFAULT_BLE_TX_POWER_DBM,
         }
     }
 }
@@ -397,7 +403,7 @@ impl BleRadio {
             carrier,
             auto: config.carrier.is_none(),
             interval: Duration::from_millis(u64::from(config.advertising_interval_ms)),
-            can_set_tx_power,
+            tx_power: can_set_tx_power.then_some(i16::from(config.tx_power_dbm)),
             handles: Vec::new(),
             counters: counters.clone(),
             tx: events_tx,
@@ -539,6 +545,9 @@ fn choose_carrier(
 }
 
 /// The advertisements that carry `frame`: one (extended) or two (legacy).
+/// `tx_power` is the power requested from the controller; BlueZ adds no TX
+/// Power Level structure to the data (no `system_includes`), so nothing but
+/// the frame is on the air.
 fn advertisements(
     frame: &Frame,
     carrier: Carrier,

@@ -21,7 +21,7 @@
 //! node owns, input from the host is also *refused* with an
 //! [`ExternalRadioError`] that says what was wrong in plain words, so that
 //! an app bug shows up in the app: service data that is not a meshtrace
-//! frame, an RSSI or TX power outside what Bluetooth can report, a time
+//! frame, an RSSI outside what Bluetooth can report, a time
 //! that goes back, lies ahead of the node's clock or is too old, a scan
 //! window of no length or longer than [`MAX_SCAN_INTERVAL`], and any call
 //! once the node has stopped. Nothing here panics.
@@ -48,11 +48,6 @@ pub const MAX_RSSI_DBM: i16 = 20;
 /// The RSSI value that means "not available" (Core specification; iOS and
 /// Android pass it through): taken as an unknown RSSI.
 pub const RSSI_NOT_AVAILABLE: i16 = 127;
-/// Lowest advertised TX power accepted (dBm, Core specification's TX Power
-/// Level range).
-pub const MIN_TX_POWER_DBM: i16 = -127;
-/// Highest advertised TX power accepted (dBm).
-pub const MAX_TX_POWER_DBM: i16 = 20;
 /// How far a reception or scan window may lie before the latest time the
 /// host gave (ms): platforms deliver a batch of results a little out of
 /// order; anything earlier is a clock or bookkeeping error in the host.
@@ -83,9 +78,6 @@ pub enum ExternalRadioError {
         "an RSSI of {0} dBm is impossible (Bluetooth reports -127 to +20 dBm, or 127 for unknown)"
     )]
     Rssi(i16),
-    /// A TX power no controller advertises.
-    #[error("a TX power of {0} dBm is impossible (Bluetooth advertises -127 to +20 dBm)")]
-    TxPower(i16),
     /// A time before one already given.
     #[error(
         "the time given is {behind_ms} ms before one given earlier: times must not go back \
@@ -372,14 +364,14 @@ impl ExternalRadioHandle {
 
     /// The host heard a meshtrace service-data entry (the bytes after the
     /// 16-bit UUID) at `at_ms` (milliseconds since 1970, UTC), with `rssi`
-    /// (dBm; `None` or 127 when unknown) and, when the advertisement
-    /// carried a TX Power Level, `tx_power` (dBm). The TX power is checked
-    /// but not used while the frame carries its own (protocol v1).
+    /// (dBm; `None` or 127 when unknown). Nothing the sender claims about
+    /// its TX power is needed: the node stores the level it received at,
+    /// and the sender's TX power arrives with its report (docs/protocol.md
+    /// §5).
     pub fn reception(
         &self,
         service_data: &[u8],
         rssi: Option<i16>,
-        tx_power: Option<i16>,
         at_ms: u64,
     ) -> Result<ReceptionOutcome, ExternalRadioError> {
         self.check_running()?;
@@ -388,11 +380,6 @@ impl ExternalRadioHandle {
             Some(r) if (MIN_RSSI_DBM..=MAX_RSSI_DBM).contains(&r) => Some(r),
             Some(r) => return Err(ExternalRadioError::Rssi(r)),
         };
-        if let Some(t) = tx_power
-            && !(MIN_TX_POWER_DBM..=MAX_TX_POWER_DBM).contains(&t)
-        {
-            return Err(ExternalRadioError::TxPower(t));
-        }
         let now_ms = self.clock.now_millis();
         let mut shared = lock(&self.shared);
         Self::check_time(&mut shared, now_ms, at_ms)?;
@@ -428,7 +415,6 @@ mod tests {
 
     fn frame(b: u8) -> Frame {
         Frame {
-            tx_power: -8,
             id: RotatingId([b; 32]),
         }
     }
@@ -448,16 +434,16 @@ mod tests {
         h.scan_window(T0, 4_000).unwrap();
         let data = f.encode_extended();
         assert_eq!(
-            h.reception(&data, Some(-60), None, T0 + 500),
+            h.reception(&data, Some(-60), T0 + 500),
             Ok(ReceptionOutcome::Sighting)
         );
         let (a, b) = f.encode_legacy();
         assert_eq!(
-            h.reception(&a, Some(-61), Some(-8), T0 + 600),
+            h.reception(&a, Some(-61), T0 + 600),
             Ok(ReceptionOutcome::HalfKept)
         );
         assert_eq!(
-            h.reception(&b, None, None, T0 + 700),
+            h.reception(&b, None, T0 + 700),
             Ok(ReceptionOutcome::Sighting)
         );
         let mut evs = Vec::new();
@@ -487,40 +473,36 @@ mod tests {
     fn bad_input_is_refused_in_words_and_never_reaches_the_node() {
         let (mut r, h, _) = radio();
         let good = frame(4).encode_extended();
-        let e = h.reception(&[0xff, 1, 2], Some(-60), None, T0).unwrap_err();
+        let e = h.reception(&[0xff, 1, 2], Some(-60), T0).unwrap_err();
         assert!(
             matches!(e, ExternalRadioError::ServiceData { len: 3, .. }),
             "{e}"
         );
         assert!(e.to_string().contains("not a meshtrace frame"), "{e}");
-        assert!(h.reception(&[], None, None, T0).is_err());
-        assert!(h.reception(&[0x10; 400], None, None, T0).is_err());
+        assert!(h.reception(&[], None, T0).is_err());
+        assert!(h.reception(&[0x10; 400], None, T0).is_err());
         assert_eq!(
-            h.reception(&good, Some(500), None, T0),
+            h.reception(&good, Some(500), T0),
             Err(ExternalRadioError::Rssi(500))
         );
         assert_eq!(
-            h.reception(&good, Some(-128), None, T0),
+            h.reception(&good, Some(-128), T0),
             Err(ExternalRadioError::Rssi(-128))
-        );
-        assert_eq!(
-            h.reception(&good, Some(-60), Some(99), T0),
-            Err(ExternalRadioError::TxPower(99))
         );
         // Ahead of the clock, too old.
         assert!(matches!(
-            h.reception(&good, None, None, T0 + MAX_AHEAD_MS + 1),
+            h.reception(&good, None, T0 + MAX_AHEAD_MS + 1),
             Err(ExternalRadioError::TimeAhead { .. })
         ));
         assert!(matches!(
-            h.reception(&good, None, None, T0 - MAX_LATE_MS - 1_000),
+            h.reception(&good, None, T0 - MAX_LATE_MS - 1_000),
             Err(ExternalRadioError::TooLate { late_s: 301, .. })
         ));
         // Backwards beyond the reordering allowance; within it is fine.
-        h.reception(&good, None, None, T0).unwrap();
-        h.reception(&good, None, None, T0 - MAX_REORDER_MS).unwrap();
+        h.reception(&good, None, T0).unwrap();
+        h.reception(&good, None, T0 - MAX_REORDER_MS).unwrap();
         assert_eq!(
-            h.reception(&good, None, None, T0 - MAX_REORDER_MS - 1),
+            h.reception(&good, None, T0 - MAX_REORDER_MS - 1),
             Err(ExternalRadioError::TimeBackwards {
                 behind_ms: MAX_REORDER_MS + 1
             })
@@ -542,7 +524,7 @@ mod tests {
         assert_eq!(n, 2);
         // An unknown RSSI is not an error.
         assert_eq!(
-            h.reception(&good, Some(RSSI_NOT_AVAILABLE), None, T0),
+            h.reception(&good, Some(RSSI_NOT_AVAILABLE), T0),
             Ok(ReceptionOutcome::Sighting)
         );
     }
@@ -553,7 +535,7 @@ mod tests {
         drop(r);
         let good = frame(5).encode_extended();
         assert_eq!(
-            h.reception(&good, None, None, T0),
+            h.reception(&good, None, T0),
             Err(ExternalRadioError::Stopped)
         );
         assert_eq!(h.scan_window(T0, 1_000), Err(ExternalRadioError::Stopped));
@@ -593,7 +575,6 @@ mod tests {
             .reception(
                 &h.advertisement().unwrap().unwrap().service_data,
                 Some(-50),
-                None,
                 T0,
             )
             .unwrap();

@@ -39,6 +39,7 @@ struct Device {
     trajectory: Trajectory,
     frame: Option<Frame>,
     carrier: Carrier,
+    tx_power_dbm: i8,
     tx_offset_db: f64,
     rx_offset_db: f64,
     scan: ScanSchedule,
@@ -76,6 +77,10 @@ pub struct DeviceConfig {
     pub trajectory: Trajectory,
     /// How it advertises.
     pub carrier: Carrier,
+    /// The power it transmits at (dBm); `None` is
+    /// [`SIM_TX_POWER_DBM`](super::model::SIM_TX_POWER_DBM). The air's
+    /// physics, not part of the frame (which carries the ID alone).
+    pub tx_power_dbm: Option<i8>,
     /// TX and RX offsets (dB); `None` draws them from the air's seed with
     /// σ = [`DEVICE_OFFSET_SIGMA_DB`].
     pub offsets_db: Option<(f64, f64)>,
@@ -140,6 +145,9 @@ impl MemoryAir {
             trajectory: config.trajectory,
             frame: None,
             carrier: config.carrier,
+            tx_power_dbm: config
+                .tx_power_dbm
+                .unwrap_or(super::model::SIM_TX_POWER_DBM),
             tx_offset_db,
             rx_offset_db,
             scan: ScanSchedule::new(&duty, phase_ms),
@@ -210,7 +218,7 @@ impl MemoryAir {
                 let Some(frame) = d.frame.filter(|_| d.enabled) else {
                     continue;
                 };
-                (d.carrier.payloads(&frame), frame.tx_power, d.tx_offset_db)
+                (d.carrier.payloads(&frame), d.tx_power_dbm, d.tx_offset_db)
             };
             for r in 0..n {
                 if r == s {
@@ -318,7 +326,6 @@ mod tests {
 
     fn frame(b: u8) -> Frame {
         Frame {
-            tx_power: super::super::model::SIM_TX_POWER_DBM,
             id: RotatingId([b; 32]),
         }
     }
@@ -349,6 +356,44 @@ mod tests {
         let heard_by_a = a.drain();
         let heard_by_c = c.drain();
         (heard_by_a, heard_by_c)
+    }
+
+    /// The device's own TX power drives what others receive (the frame
+    /// carries none): without shadowing or offsets, a device 20 dB louder is
+    /// received exactly 20 dB stronger at the same distance.
+    #[test]
+    fn a_devices_tx_power_drives_what_others_receive() {
+        let model = PathLossModel {
+            shadowing_sigma_db: 0.0,
+            ..PathLossModel::default()
+        };
+        let always = DutyCycle {
+            scan_window_ms: 1_000,
+            scan_interval_ms: 1_000,
+            advertising_interval_ms: 1_000,
+        };
+        let air = MemoryAir::new(model, always, 5).unwrap();
+        let quiet = |x, tx| DeviceConfig {
+            tx_power_dbm: tx,
+            offsets_db: Some((0.0, 0.0)),
+            ..at(x)
+        };
+        let mut rx = air.add_device(quiet(0.0, None)).unwrap();
+        let mut soft = air.add_device(quiet(1.0, None)).unwrap();
+        let mut loud = air.add_device(quiet(-1.0, Some(6))).unwrap();
+        soft.advertise(frame(1)).unwrap();
+        loud.advertise(frame(2)).unwrap();
+        air.step(1_800_000_000_000);
+        let heard = rx.drain();
+        let rssi_of = |f: Frame| {
+            heard
+                .iter()
+                .find(|s| s.frame == f)
+                .and_then(|s| s.rssi)
+                .unwrap()
+        };
+        assert_eq!(rssi_of(frame(1)), -59, "SIM_TX_POWER_DBM at 1 m");
+        assert_eq!(rssi_of(frame(2)), -39, "+6 dBm at 1 m");
     }
 
     #[test]
@@ -393,10 +438,10 @@ mod tests {
         for s in 0..(20 * 60) {
             let now = UnixTime(t0 + s);
             if let Some(id) = ka.rotate(now, &mut rng).new_id {
-                ra.advertise(Frame { tx_power: -14, id }).unwrap();
+                ra.advertise(Frame { id }).unwrap();
             }
             if let Some(id) = kb.rotate(now, &mut rng).new_id {
-                rb.advertise(Frame { tx_power: -14, id }).unwrap();
+                rb.advertise(Frame { id }).unwrap();
             }
             air.step(now.0 * 1000);
             for x in ra.drain() {

@@ -222,7 +222,8 @@ impl Carrier {
 /// A frame heard on the air.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RadioSighting {
-    /// The decoded frame (the sender's ID and advertised TX power).
+    /// The decoded frame (the sender's rotating ID; nothing else is on the
+    /// air).
     pub frame: Frame,
     /// Received signal strength in dBm, when the radio reported one.
     pub rssi: Option<i16>,
@@ -236,7 +237,6 @@ impl RadioSighting {
         Sighting {
             id: self.frame.id,
             rssi: self.rssi.unwrap_or(RSSI_UNKNOWN),
-            tx_power: self.frame.tx_power,
             at: self.at,
         }
     }
@@ -640,7 +640,6 @@ mod tests {
 
     fn frame() -> Frame {
         Frame {
-            tx_power: -14,
             id: RotatingId([9; 32]),
         }
     }

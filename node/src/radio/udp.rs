@@ -30,10 +30,11 @@
 //!    per-device phase drawn from the seed);
 //! 4. computes the distance between the sender's position (carried in the
 //!    packet, taken at send time) and its own position at receive time, and
-//!    asks [`PathLossModel::receive`] for an RSSI with the frame's advertised
-//!    TX power, the sender's TX offset plus its own RX offset, and noise from
-//!    its seeded RNG; no RSSI means not heard (counted in
-//!    [`UdpAirStats::not_received`] only);
+//!    asks [`PathLossModel::receive`] for an RSSI with the sender's TX power
+//!    (carried in the packet beside the position: simulated physics, not
+//!    part of the frame, which carries no TX power), the sender's TX offset
+//!    plus its own RX offset, and noise from its seeded RNG; no RSSI means
+//!    not heard (counted in [`UdpAirStats::not_received`] only);
 //! 5. feeds the advertising payload to the shared `FrameDecoder`, which
 //!    reassembles legacy halves and delivers sightings on the event channel.
 //!
@@ -56,26 +57,25 @@
 //!
 //! | Offset | Length | Field |
 //! |---|---|---|
-//! | 0 | 6 | magic `b"MTAIR1"` ([`PACKET_MAGIC`]) |
+//! | 0 | 6 | magic `b"MTAIR2"` ([`PACKET_MAGIC`]) |
 //! | 6 | 8 | `sender_id` (u64) |
 //! | 14 | 8 | sender `x` at send time, metres (f64, finite) |
 //! | 22 | 8 | sender `y` at send time, metres (f64, finite) |
 //! | 30 | 4 | sender TX offset, dB (f32, finite) |
-//! | 34 | 2 | payload length `n` (u16), at most [`MAX_PAYLOAD_LEN`] |
-//! | 36 | n | advertising payload (AD structures), as [`Carrier::payloads`] gives it |
+//! | 34 | 1 | sender TX power, dBm (i8) |
+//! | 35 | 2 | payload length `n` (u16), at most [`MAX_PAYLOAD_LEN`] |
+//! | 37 | n | advertising payload (AD structures), as [`Carrier::payloads`] gives it |
 //!
-//! [`HEADER_LEN`] is 36 bytes, so a packet is at most [`MAX_PACKET_LEN`] =
-//! 36 + 1650 bytes.
+//! [`HEADER_LEN`] is 37 bytes, so a packet is at most [`MAX_PACKET_LEN`] =
+//! 37 + 1650 bytes. (`MTAIR1` packets, from builds whose frames carried the
+//! TX power, have no TX power field and are dropped as bad magic.)
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use meshtrace_protocol::{
-    Decoded, Frame, MAX_ADVERTISING_DATA_LEN, RotatingId, UnixTime, decode_service_data,
-    find_service_data,
-};
+use meshtrace_protocol::{Frame, MAX_ADVERTISING_DATA_LEN, RotatingId, UnixTime};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_core::Rng;
@@ -137,8 +137,8 @@ pub struct UdpAirConfig {
     pub duty: DutyCycle,
     /// How frames are put on the air (one or two packets per event).
     pub carrier: Carrier,
-    /// The calibrated TX power of this device (dBm): what the node should put
-    /// in its frames (see [`UdpRadio::frame`]). Default
+    /// The TX power of this device (dBm): what the simulated air transmits
+    /// at, and the calibrated value the node puts in its reports. Default
     /// [`SIM_TX_POWER_DBM`].
     pub tx_power_dbm: i8,
     /// This device's TX offset (dB), added to the RSSI others measure.
@@ -363,6 +363,7 @@ impl UdpRadio {
             carrier: config.carrier,
             sender_id: config.sender_id,
             tx_offset_db: tx_offset_db as f32,
+            tx_power_dbm: config.tx_power_dbm,
             counters: counters.clone(),
             air: air.clone(),
             events: events_tx.clone(),
@@ -407,17 +408,14 @@ impl UdpRadio {
         self.sender_id
     }
 
-    /// The calibrated TX power of this device (dBm).
+    /// The calibrated TX power of this device (dBm): what its reports carry.
     pub fn tx_power_dbm(&self) -> i8 {
         self.tx_power_dbm
     }
 
-    /// The frame this device should advertise for `id` (its TX power).
+    /// The frame this device advertises for `id`: the ID alone.
     pub fn frame(&self, id: RotatingId) -> Frame {
-        Frame {
-            tx_power: self.tx_power_dbm,
-            id,
-        }
+        Frame { id }
     }
 
     /// The TX and RX offsets in use (dB), drawn or configured.
@@ -477,6 +475,7 @@ struct Sender {
     carrier: Carrier,
     sender_id: u64,
     tx_offset_db: f32,
+    tx_power_dbm: i8,
     counters: Arc<RadioCounters>,
     air: Arc<AirCounters>,
     events: mpsc::Sender<RadioEvent>,
@@ -537,6 +536,7 @@ impl Sender {
                 sender_id: self.sender_id,
                 position,
                 tx_offset_db: self.tx_offset_db,
+                tx_power_dbm: self.tx_power_dbm,
                 payload,
             };
             // Carrier payloads are far below the limit and the numbers are
@@ -659,17 +659,9 @@ impl Receiver {
         }
         let here = self.trajectory.at(now_ms as f64 / 1000.0);
         let distance = here.distance(&packet.position);
-        // The advertised TX power drives the model; a payload that does not
-        // decode is judged at the simulated default (the decoder counts it).
-        let tx_power = match find_service_data(&packet.payload)
-            .ok()
-            .flatten()
-            .map(decode_service_data)
-        {
-            Some(Ok(Decoded::Full(f))) => f.tx_power,
-            Some(Ok(Decoded::Half(h))) => h.tx_power,
-            _ => SIM_TX_POWER_DBM,
-        };
+        // The sender's TX power (packet header, simulated physics) drives
+        // the model; the frame carries none.
+        let tx_power = packet.tx_power_dbm;
         // Fixed draw order per packet: one normal, one loss uniform.
         let g = super::model::standard_normal(&mut self.rng);
         let u = super::model::uniform(&mut self.rng);

@@ -23,8 +23,13 @@ use super::crypto::{KEY_LEN, Keys, MasterKey};
 pub const META_FILE: &str = "store.meta";
 /// Name of the sled database directory inside the data directory.
 pub const DB_DIR: &str = "db";
-/// The on-disk schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// The on-disk schema this build writes (and reads, with every older one).
+/// Schema 2: an encounter record's profile holds **received levels**
+/// (docs/protocol.md §5, §15.9), where schema 1 held attenuations.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema read; older stores do not exist (schema 1 was the
+/// first).
+pub(crate) const OLDEST_SCHEMA_VERSION: u32 = 1;
 /// Format name in the metadata file.
 pub(crate) const FORMAT_NAME: &str = "meshtrace-store";
 /// Largest metadata file read.
@@ -272,7 +277,27 @@ pub(crate) fn create_meta(
 }
 
 /// Reads the metadata file, checks the schema, derives and checks the key.
-pub(crate) fn open_meta(dir: &Path, source: &KeySource) -> Result<MasterKey, StoreError> {
+/// Returns the master key and the schema the store is at.
+pub(crate) fn open_meta(dir: &Path, source: &KeySource) -> Result<(MasterKey, u32), StoreError> {
+    let meta = read_meta(dir)?;
+    if meta.schema > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found: meta.schema,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if meta.schema < OLDEST_SCHEMA_VERSION {
+        return Err(StoreError::BadMeta(format!(
+            "{} names schema {}, which no meshtrace wrote",
+            dir.join(META_FILE).display(),
+            meta.schema
+        )));
+    }
+    Ok((check_key(&meta, source)?, meta.schema))
+}
+
+/// Reads and parses `store.meta` (bounded), checking its format name.
+fn read_meta(dir: &Path) -> Result<MetaFile, StoreError> {
     let meta_path = dir.join(META_FILE);
     let f = match File::open(&meta_path) {
         Ok(f) => f,
@@ -308,12 +333,33 @@ pub(crate) fn open_meta(dir: &Path, source: &KeySource) -> Result<MasterKey, Sto
             meta.format
         )));
     }
-    if meta.schema > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
-            found: meta.schema,
-            supported: SCHEMA_VERSION,
-        });
+    Ok(meta)
+}
+
+/// Moves a store whose key checked and whose database loaded from an older
+/// schema to [`SCHEMA_VERSION`] by rewriting `store.meta` (atomically; the
+/// database is not touched). Schema 1 → 2 changes what an encounter
+/// profile's dB mean (attenuations → received levels) without changing a
+/// byte of them: an attenuation read as a level is exact for a sender that
+/// advertised 0 dBm and otherwise lower by the TX power that sender
+/// advertised (docs/protocol.md §15.13). Call it only while holding the
+/// database lock.
+pub(crate) fn upgrade_schema(dir: &Path) -> Result<(), StoreError> {
+    let mut meta = read_meta(dir)?;
+    if meta.schema >= SCHEMA_VERSION {
+        return Ok(());
     }
+    meta.schema = SCHEMA_VERSION;
+    let meta_path = dir.join(META_FILE);
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| StoreError::BadMeta(e.to_string()))?;
+    write_private_atomic(&meta_path, &json).map_err(|e| StoreError::Io {
+        path: meta_path,
+        reason: e.to_string(),
+    })
+}
+
+/// Derives the master key from `source` for `meta` and checks it.
+fn check_key(meta: &MetaFile, source: &KeySource) -> Result<MasterKey, StoreError> {
     let master = match (&meta.key, source) {
         (KeyKind::KeyFile, KeySource::KeyFile(path)) => read_key_file(path)?,
         (KeyKind::Passphrase { salt, m_kib, t, p }, KeySource::Passphrase(pass)) => {

@@ -35,16 +35,30 @@ impl ContactStore<SledStore> {
     /// Opens an existing store. The key is checked before any database file
     /// is opened; damage is reported, never repaired silently. Data older
     /// than the retention window is purged, unless the clock is not trusted
-    /// (see [`ContactStore::purge_hold`]).
+    /// (see [`ContactStore::purge_hold`]). A store of an older schema that
+    /// loads is moved to the current one (docs/protocol.md §15.13: schema 1
+    /// → 2 rewrites `store.meta` only; its encounter profiles are read as
+    /// received levels from then on).
     pub fn open(
         dir: &Path,
         source: &KeySource,
         config: StoreConfig,
         now: UnixTime,
     ) -> Result<ContactStore<SledStore>, StoreError> {
-        let master = meta::open_meta(dir, source)?;
+        let (master, schema) = meta::open_meta(dir, source)?;
         let backend = SledStore::open(&dir.join(DB_DIR)).map_err(|e| map_backend(dir, e))?;
-        ContactStore::load_in(dir, backend, &master, config, now)
+        let store = ContactStore::load_in(dir, backend, &master, config, now)?;
+        if schema < meta::SCHEMA_VERSION {
+            // The database lock is held (the store is open): no other
+            // process reads the metadata in between.
+            meta::upgrade_schema(dir)?;
+            tracing::info!(
+                from = schema,
+                to = meta::SCHEMA_VERSION,
+                "store schema upgraded: stored encounter profiles are read as received levels"
+            );
+        }
+        Ok(store)
     }
 
     /// Loads `backend` as the store of `dir` (damage is reported under
@@ -79,7 +93,8 @@ impl ContactStore<SledStore> {
     /// authentic records than a plain open reads. A refused recovery (wrong
     /// key, store in use) leaves no file behind.
     pub fn recover(dir: &Path, source: &KeySource) -> Result<RecoveryReport, StoreError> {
-        let master = meta::open_meta(dir, source)?;
+        // The schema is left as it is: the next open upgrades it.
+        let (master, _) = meta::open_meta(dir, source)?;
         let keys = Keys::derive(&master);
         let db_path = dir.join(DB_DIR);
         let stamp = std::time::SystemTime::now()
@@ -157,7 +172,8 @@ impl ContactStore<SledStore> {
         config: StoreConfig,
         now: UnixTime,
     ) -> Result<CheckReport, StoreError> {
-        let master = meta::open_meta(dir, source)?;
+        // Writes nothing, not even a schema upgrade (the next open does it).
+        let (master, _) = meta::open_meta(dir, source)?;
         let db_path = dir.join(DB_DIR);
         if !db_path.is_dir() {
             return Err(StoreError::Damaged {

@@ -33,7 +33,8 @@ pub(crate) struct EncounterRecord {
     /// Concatenated 16-byte tokens.
     #[prost(bytes = "vec", tag = "3")]
     pub(crate) tokens: Vec<u8>,
-    /// 5 bytes per entry: attenuation (u8) || seconds (u32 big-endian).
+    /// 5 bytes per entry: received level (u8, dB; schema 1: attenuation) ||
+    /// seconds (u32 big-endian).
     #[prost(bytes = "vec", tag = "4")]
     pub(crate) profile: Vec<u8>,
     #[prost(uint32, tag = "5")]

@@ -78,6 +78,7 @@ fn body(f: &Fixture, n: usize, chunk_count: u32, created_at: u64) -> Announcemen
         created_at,
         fingerprints: gcs::encode(&t),
         fingerprint_count: n as u32,
+        tx_power: -8,
     }
 }
 
@@ -105,7 +106,7 @@ fn built_chunks_verify_and_carry_every_token() {
     let mut f = fixture(8192);
     let real = toks(3000, 1);
     let out =
-        build_announcements(&f.report, &f.cert, &real, UnixTime(T0 + 60), &mut f.rng).unwrap();
+        build_announcements(&f.report, &f.cert, &real, -8, UnixTime(T0 + 60), &mut f.rng).unwrap();
     assert_eq!(out.len(), 2);
     let trusted = [f.issuer.public()];
     let mut all = Vec::new();
@@ -133,8 +134,15 @@ fn built_chunks_verify_and_carry_every_token() {
 #[test]
 fn expired_is_ignored_future_is_rejected() {
     let mut f = fixture(4096);
-    let out =
-        build_announcements(&f.report, &f.cert, &toks(5, 1), UnixTime(T0), &mut f.rng).unwrap();
+    let out = build_announcements(
+        &f.report,
+        &f.cert,
+        &toks(5, 1),
+        -8,
+        UnixTime(T0),
+        &mut f.rng,
+    )
+    .unwrap();
     let trusted = [f.issuer.public()];
     let expiry = expiry_of(f.cert.params().window_last_day);
     assert!(VerifiedAnnouncement::verify(&out[0].bytes, &ctx(&trusted, expiry.0 - 1)).is_ok());
@@ -216,6 +224,52 @@ fn validity_window_and_cap_cannot_be_stretched() {
 }
 
 #[test]
+fn the_reporters_tx_power_is_carried_and_range_checked_last() {
+    let f = fixture(4096);
+    let trusted = [f.issuer.public()];
+    let now = T0 + 60;
+    for tx in [-128, -8, 0, 127] {
+        let mut b = body(&f, 64, 1, T0);
+        b.tx_power = tx;
+        let v = VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, now)).unwrap();
+        assert_eq!(i32::from(v.tx_power()), tx);
+    }
+    for tx in [128, -129, i32::MAX, i32::MIN] {
+        let mut b = body(&f, 64, 1, T0);
+        b.tx_power = tx;
+        let e =
+            VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, now)).unwrap_err();
+        assert_eq!(
+            e,
+            AnnouncementError::Invalid("TX power out of range"),
+            "{tx}"
+        );
+        assert_eq!(e.code(), "tx_power_out_of_range");
+        assert_eq!(e.disposition(), Disposition::Reject);
+    }
+    // Step 18 comes after step 17: bad fingerprints decide first.
+    let mut b = body(&f, 64, 1, T0);
+    b.tx_power = 200;
+    b.fingerprints.pop();
+    assert_eq!(
+        VerifiedAnnouncement::verify(&craft(&f.report, b), &ctx(&trusted, now)),
+        Err(AnnouncementError::Fingerprints(gcs::GcsError::Truncated))
+    );
+    // 0 dBm is the default: the field is absent from the encoding.
+    let mut b = body(&f, 64, 1, T0);
+    b.tx_power = 0;
+    let zero = b.encode_to_vec();
+    b.tx_power = -8;
+    let minus_8 = b.encode_to_vec();
+    assert_eq!(minus_8.len(), zero.len() + 2);
+    assert_eq!(
+        &minus_8[zero.len()..],
+        &[0x48, 0x0f],
+        "sint32 -8 is zigzag 15"
+    );
+}
+
+#[test]
 fn wrong_signer_network_or_issuer_is_rejected() {
     let mut f = fixture(4096);
     let trusted = [f.issuer.public()];
@@ -254,11 +308,18 @@ fn builder_refuses_wrong_key_and_overflow() {
     let mut f = fixture(256);
     let other = ReportSecretKey::generate(&mut f.rng);
     assert_eq!(
-        build_announcements(&other, &f.cert, &toks(3, 1), UnixTime(T0), &mut f.rng),
+        build_announcements(&other, &f.cert, &toks(3, 1), -8, UnixTime(T0), &mut f.rng),
         Err(BuildError::WrongReportKey)
     );
     assert_eq!(
-        build_announcements(&f.report, &f.cert, &toks(300, 1), UnixTime(T0), &mut f.rng),
+        build_announcements(
+            &f.report,
+            &f.cert,
+            &toks(300, 1),
+            -8,
+            UnixTime(T0),
+            &mut f.rng
+        ),
         Err(BuildError::TooManyTokens {
             tokens: 300,
             max: 256
@@ -269,6 +330,7 @@ fn builder_refuses_wrong_key_and_overflow() {
             &f.report,
             &f.cert,
             &toks(3, 1),
+            -8,
             UnixTime(T0 + 3 * 86_400),
             &mut f.rng
         ),
@@ -336,6 +398,10 @@ fn mixed_batch(f: &mut Fixture) -> Vec<Vec<u8>> {
     // A chunk signed by a key its certificate does not name.
     let stranger = ReportSecretKey::generate(&mut f.rng);
     items.insert(1, craft(&stranger, body(f, 64, 1, T0 + 30)));
+    // A TX power outside an int8.
+    let mut b = body(f, 64, 1, T0 + 40);
+    b.tx_power = 300;
+    items.push(craft(&f.report, b));
     items
 }
 

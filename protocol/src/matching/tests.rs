@@ -57,10 +57,10 @@ mod ledger {
     use crate::encounter::MAX_ATTENUATION_DB;
     use crate::keys::{IssuerSecretKey, ReportSecretKey};
     use crate::matching::{
-        EncounterRef, ExposureLedger, MatchOutcome, REPORT_MAX_LEVEL_DB, TokenIndex,
-        select_report_tokens,
+        EncounterRef, ExposureLedger, MatchOutcome, REPORT_ASSUMED_PEER_TX_POWER_DBM,
+        REPORT_MAX_ATTENUATION_DB, TokenIndex, assumed_peer_tx_power, select_report_tokens,
     };
-    use crate::risk::RiskConfig;
+    use crate::risk::{RiskConfig, RiskModel};
     use crate::time::UnixTime;
     use crate::token::{EncounterToken, token_fingerprint};
     use rand_chacha::ChaCha20Rng;
@@ -82,9 +82,22 @@ mod ledger {
 
     /// A one-chunk report announcing `tokens`, verified.
     fn report(seed: u64, tokens: &[EncounterToken]) -> VerifiedAnnouncement {
+        report_chunks(seed, seed, tokens, -8, 1024).remove(0)
+    }
+
+    /// Every chunk of a report by the report key drawn from `key_seed`
+    /// (the issuer from `seed`), announcing `tokens` with TX power
+    /// `tx_power` under a cap of `max_tokens`, verified.
+    fn report_chunks(
+        seed: u64,
+        key_seed: u64,
+        tokens: &[EncounterToken],
+        tx_power: i8,
+        max_tokens: u32,
+    ) -> Vec<VerifiedAnnouncement> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let issuer = IssuerSecretKey::generate(&mut rng);
-        let key = ReportSecretKey::generate(&mut rng);
+        let key = ReportSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(key_seed));
         let cert = Certificate::issue(
             &issuer,
             CertificateParams {
@@ -94,21 +107,90 @@ mod ledger {
                 valid_until: UnixTime(T0 + 86_400),
                 window_first_day: UnixTime(T0).day().minus(4),
                 window_last_day: UnixTime(T0).day(),
-                max_tokens: 1024,
+                max_tokens,
             },
         )
         .unwrap();
-        let chunks = build_announcements(&key, &cert, tokens, UnixTime(T0), &mut rng).unwrap();
+        let chunks =
+            build_announcements(&key, &cert, tokens, tx_power, UnixTime(T0), &mut rng).unwrap();
         let trusted = [issuer.public()];
-        VerifiedAnnouncement::verify(
-            &chunks[0].bytes,
-            &VerifyContext {
-                network_id: "campus",
-                trusted_issuers: &trusted,
-                now: UnixTime(T0),
-            },
-        )
-        .unwrap()
+        chunks
+            .iter()
+            .map(|c| {
+                let v = VerifiedAnnouncement::verify(
+                    &c.bytes,
+                    &VerifyContext {
+                        network_id: "campus",
+                        trusted_issuers: &trusted,
+                        now: UnixTime(T0),
+                    },
+                )
+                .unwrap();
+                assert_eq!(v.tx_power(), tx_power);
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_are_scored_with_the_reports_tx_power() {
+        // 30 minutes heard at a level of 68 dB. Under `cwa`, from a reporter
+        // at −8 dBm that is 60 dB (weight 0.5: 15 weighted minutes, high
+        // risk); from one at +4 dBm, 72 dB (weight 0, not high risk).
+        let cwa = RiskConfig::builder().model(RiskModel::Cwa).build().unwrap();
+        let mut e = enc(&[tok(1)], 30);
+        e.profile = vec![(68, 30 * 60)];
+        let encs: HashMap<EncounterRef, Encounter> = [(1, e)].into();
+        let idx = index(&encs);
+        for (tx, weighted, high) in [(-8i8, 15.0, true), (4, 0.0, false)] {
+            let ann =
+                report_chunks(3, 30 + tx.unsigned_abs() as u64, &[tok(1)], tx, 1024).remove(0);
+            let mut ledger = ExposureLedger::new();
+            let MatchOutcome::Exposure(x) =
+                ledger.ingest(&ann, &idx, |r| encs.get(&r).cloned(), &cwa)
+            else {
+                panic!("tx {tx}: expected an exposure");
+            };
+            assert!(
+                (x.days[0].weighted_minutes - weighted).abs() < 1e-9,
+                "tx {tx}"
+            );
+            assert_eq!(x.high_risk, high, "tx {tx}");
+        }
+    }
+
+    #[test]
+    fn a_chunk_with_another_tx_power_than_its_report_is_a_conflict() {
+        let risk = RiskConfig::default();
+        let tokens: Vec<EncounterToken> = (0..3000).map(tok).collect();
+        // Two 2-chunk reports by the same report key, at −8 and at +4 dBm.
+        let a = report_chunks(4, 40, &tokens, -8, 4096);
+        let b = report_chunks(4, 40, &tokens, 4, 4096);
+        assert_eq!((a.len(), b.len()), (2, 2));
+        assert_eq!(a[0].report_key(), b[1].report_key());
+        // The token with the largest fingerprint: at least 2999 entries
+        // sort below it, so it is in chunk 1 (entries 2048..4096).
+        let last = *tokens.iter().max_by_key(|t| token_fingerprint(t)).unwrap();
+        let mut encs: HashMap<EncounterRef, Encounter> = HashMap::new();
+        encs.insert(1, enc(&[last], 20));
+        let idx = index(&encs);
+        let get = |r| encs.get(&r).cloned();
+        let mut ledger = ExposureLedger::new();
+        assert_eq!(
+            ledger.ingest(&a[0], &idx, get, &risk),
+            MatchOutcome::NoNewMatch
+        );
+        // Chunk 1 of the other variant: a free index, but another TX power.
+        assert_eq!(
+            ledger.ingest(&b[1], &idx, get, &risk),
+            MatchOutcome::Conflict
+        );
+        assert_eq!(ledger.slot(&a[0].report_key(), 1), None);
+        // The report's own chunk 1 still counts, scored at −8 dBm.
+        assert!(matches!(
+            ledger.ingest(&a[1], &idx, get, &risk),
+            MatchOutcome::Exposure(_)
+        ));
     }
 
     fn index(encs: &HashMap<EncounterRef, Encounter>) -> TokenIndex {
@@ -203,11 +285,11 @@ mod ledger {
         old.last_seen = old.first_seen;
         let all = [short, mid.clone(), long.clone(), old];
         // Cap 64: the 60-token encounter fits, the 10-token one does not.
-        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 64);
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 64, -8);
         assert_eq!(sel.tokens, long.tokens);
         assert_eq!(sel.dropped_for_cap, 1);
         // A larger cap takes both, longest first.
-        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 256);
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 256, -8);
         let mut want = long.tokens.clone();
         want.extend(mid.tokens.iter().copied());
         assert_eq!(sel.tokens, want);
@@ -217,23 +299,63 @@ mod ledger {
     #[test]
     fn report_selection_leaves_out_encounters_measured_far_but_keeps_unknown_ones() {
         let day = UnixTime(T0).day();
+        // The reporter transmits at 0 dBm: it assumes −21 dBm for the
+        // other side, so a level of 85 + 21 = 106 dB is the furthest kept.
+        let edge_level = REPORT_MAX_ATTENUATION_DB + 21;
         let near = enc(&[tok(1)], 20);
         let mut edge = enc(&[tok(2)], 20);
-        edge.profile = vec![(REPORT_MAX_LEVEL_DB, 20 * 60)];
+        edge.profile = vec![(edge_level, 20 * 60)];
         let mut far = enc(&[tok(3)], 20);
-        far.profile = vec![(REPORT_MAX_LEVEL_DB + 1, 20 * 60)];
+        far.profile = vec![(edge_level + 1, 20 * 60)];
         // Mostly far, with some near seconds: the median decides (far).
         let mut mostly_far = enc(&[tok(4)], 20);
-        mostly_far.profile = vec![(50, 9 * 60), (90, 11 * 60)];
+        mostly_far.profile = vec![(50, 9 * 60), (110, 11 * 60)];
         // The radio could not measure RSSI: kept (nothing says it was far).
         let mut unknown = enc(&[tok(5)], 20);
         unknown.profile = vec![(MAX_ATTENUATION_DB, 20 * 60)];
         let all = [near, edge, far, mostly_far, unknown];
-        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 4096);
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 4096, 0);
         assert_eq!(sel.tokens, vec![tok(1), tok(2), tok(5)]);
         assert_eq!(sel.dropped_as_far, 2);
-        assert_eq!(all[3].level_db(), Some(90));
-        assert_eq!(all[4].level_db(), None);
+        assert_eq!(all[3].median_level_db(), Some(110));
+        assert_eq!(all[4].median_level_db(), None);
+        // A reporter configured below −21 dBm assumes its own TX power for
+        // the other side: at −30 dBm the edge moves 9 dB further out, to
+        // 115 dB, and keeps the levels of 107 and 110 dB too.
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 4096, -30);
+        assert_eq!(sel.tokens, vec![tok(1), tok(2), tok(3), tok(4), tok(5)]);
+        assert_eq!(sel.dropped_as_far, 0);
+        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 4096, -35);
+        assert_eq!(sel.tokens.len(), 5);
+    }
+
+    #[test]
+    fn report_selection_leaves_out_no_more_than_knowing_the_peer_tx_power_would() {
+        // With the other side's TX power `peer` known (as it was when frames
+        // carried it), an encounter was kept when peer + level ≤ 85 dB. The
+        // estimate keeps every such encounter for any peer at or above the
+        // assumed TX power, whatever the reporter's own (the config's
+        // range, −100..=20 dBm).
+        for own in -100i8..=20 {
+            let assumed = assumed_peer_tx_power(own);
+            assert!(assumed <= REPORT_ASSUMED_PEER_TX_POWER_DBM && assumed <= own);
+            for level in 0u8..255 {
+                let mut e = enc(&[tok(1)], 20);
+                e.profile = vec![(level, 20 * 60)];
+                let day = UnixTime(T0).day();
+                let kept = !select_report_tokens([&e], (day, day), 60, 64, own)
+                    .tokens
+                    .is_empty();
+                for peer in assumed..=20 {
+                    let known_keeps =
+                        i32::from(peer) + i32::from(level) <= i32::from(REPORT_MAX_ATTENUATION_DB);
+                    assert!(
+                        kept || !known_keeps,
+                        "own {own}, peer {peer}, level {level}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

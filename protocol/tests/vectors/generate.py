@@ -102,16 +102,16 @@ def ad(service_data: bytes) -> bytes:
 
 
 def frames_vectors(ids):
+    """§3: a frame is the rotating ID alone (no TX power on the air)."""
     cases = []
-    for id_, tx in zip(ids, [-8, 0, 4, -21]):
-        txb = (tx & 0xFF).to_bytes(1, "big")
-        ext = bytes([(VERSION << 4) | 0]) + txb + id_
+    for id_ in ids:
+        ext = bytes([(VERSION << 4) | 0]) + id_
         tag = half_tag(id_)
-        first = bytes([(VERSION << 4) | 1]) + tag + txb + id_[:16]
-        second = bytes([(VERSION << 4) | 2]) + tag + txb + id_[16:]
-        assert len(ad(first)) == 31
+        first = bytes([(VERSION << 4) | 1]) + tag + id_[:16]
+        second = bytes([(VERSION << 4) | 2]) + tag + id_[16:]
+        assert (len(ext), len(first), len(ad(first)), len(ad(ext))) == (33, 19, 30, 44)
         cases.append({
-            "id": h(id_), "tx_power": tx, "half_tag": h(tag),
+            "id": h(id_), "half_tag": h(tag),
             "extended_service_data": h(ext), "extended_advertising_data": h(ad(ext)),
             "legacy_first_service_data": h(first), "legacy_second_service_data": h(second),
             "legacy_first_advertising_data": h(ad(first)),
@@ -122,7 +122,9 @@ def frames_vectors(ids):
         {"service_data": "10" + "00" * 33, "error": "unsupported version"},
         {"service_data": "30" + "00" * 33, "error": "unsupported version"},
         {"service_data": "23" + "00" * 33, "error": "unknown kind"},
-        {"service_data": "20" + "00" * 32, "error": "wrong length"},
+        {"service_data": "20" + "00" * 33, "error": "wrong length"},
+        {"service_data": "20" + "00" * 31, "error": "wrong length"},
+        {"service_data": "21" + "00" * 19, "error": "wrong length"},
         {"service_data": "21" + "00" * 20, "error": "wrong length"},
     ]
     return {"service_uuid16": UUID16, "cases": cases, "invalid": invalid}
@@ -143,6 +145,15 @@ def varint(n: int) -> bytes:
 
 def f_uint(tag: int, v: int) -> bytes:
     return b"" if v == 0 else varint(tag << 3) + varint(v)
+
+
+def zigzag32(v: int) -> int:
+    """§8.1: a `sint32` value as its unsigned varint (ZigZag)."""
+    return (v << 1) ^ (v >> 31) if -2 ** 31 <= v < 2 ** 31 else v
+
+
+def f_sint(tag: int, v: int) -> bytes:
+    return f_uint(tag, zigzag32(v))
 
 
 def f_bytes(tag: int, v: bytes) -> bytes:
@@ -228,13 +239,16 @@ def gcs_encode(fps):
     return bytes(int("".join(map(str, bits[k:k + 8])), 2) for k in range(0, len(bits), 8))
 
 
-def announcement_body(network, cert, index, count, created_at, fps, version=2, coded=None, n=None):
+def announcement_body(network, cert, index, count, created_at, fps, version=2, coded=None, n=None,
+                      tx_power=0, tx_raw=None):
     """An encoded AnnouncementBody (§10.3 step 6): `fps` coded (step 5), or
-    the raw `coded` bytes and count `n` when given (for out-of-spec bodies)."""
+    the raw `coded` bytes and count `n` when given (for out-of-spec bodies);
+    `tx_power` as a sint32, or `tx_raw` as the field's raw varint value."""
     coded = gcs_encode(fps) if coded is None else coded
     n = len(fps) if n is None else n
+    tx = f_sint(9, tx_power) if tx_raw is None else f_uint(9, tx_raw)
     return (f_uint(1, version) + f_bytes(2, network.encode()) + f_bytes(3, cert) + f_uint(4, index)
-            + f_uint(5, count) + f_uint(6, created_at) + f_bytes(7, coded) + f_uint(8, n))
+            + f_uint(5, count) + f_uint(6, created_at) + f_bytes(7, coded) + f_uint(8, n) + tx)
 
 
 def announcement_message(report, body, signature=None):
@@ -244,7 +258,7 @@ def announcement_message(report, body, signature=None):
     return f_bytes(1, body) + f_bytes(2, signature)
 
 
-def announcement_case(label, n_real, cap):
+def announcement_case(label, n_real, cap, tx_power):
     issuer = seed("ed25519 issuer")
     report = seed("ed25519 report " + label)
     network = "campus-1"
@@ -268,14 +282,14 @@ def announcement_case(label, n_real, cap):
     out = []
     for c in range(chunks):
         fps = all_sorted[c * per_chunk:(c + 1) * per_chunk]
-        body = announcement_body(network, cert, c, chunks, created_at, fps)
+        body = announcement_body(network, cert, c, chunks, created_at, fps, tx_power=tx_power)
         msg = announcement_message(report, body)
         assert len(msg) <= 65536
         out.append({"id": h(hashlib.sha256(msg).digest()), "bytes": h(msg),
                     "fingerprints": [format(f, "014x") for f in fps]})
     return {
         "label": label, "report_secret": h(report), "certificate_bytes": h(cert),
-        "created_at": created_at, "real_tokens": [h(t) for t in real],
+        "created_at": created_at, "tx_power": tx_power, "real_tokens": [h(t) for t in real],
         "real_fingerprints": [format(f, "014x") for f in sorted(real_fps)],
         "dummy_draws": [h(t) for t in dummies], "entries_per_chunk": per_chunk,
         "chunk_count": chunks, "chunks": out,
@@ -287,9 +301,9 @@ def announcements_vectors():
         "issuer_public": h(ed_pub(seed("ed25519 issuer"))),
         "network_id": "campus-1",
         "verify_at": 1_800_000_000 + 7200,
-        "cases": [announcement_case("small", 3, 4096),
-                  announcement_case("medium", 300, 4096),
-                  announcement_case("two-chunks", 2100, 4096)],
+        "cases": [announcement_case("small", 3, 4096, -8),
+                  announcement_case("medium", 300, 4096, 0),
+                  announcement_case("two-chunks", 2100, 4096, 12)],
         "refused": [version1_chunk()],
     }
 
@@ -353,20 +367,20 @@ class Tracker:
                 or sub(e["first_seen"], now) > ENCOUNTER_IDLE)
 
     @staticmethod
-    def window_att(p):
-        v = sorted(p["atts"])
+    def window_level(p):
+        v = sorted(p["levels"])
         return v[(len(v) - 1) // 2]
 
     def snapshot(self, ident, e):
         prof = dict(e["profile"])
         for p in e["pending"]:
-            a = self.window_att(p)
+            a = self.window_level(p)
             prof[a] = prof.get(a, 0) + p["credit"]
         return {"id": ident, "first_seen": e["first_seen"], "last_seen": e["last_seen"],
                 "sightings": e["sightings"],
                 "profile": [[a, s] for a, s in sorted(prof.items()) if s > 0]}
 
-    def sighting(self, ident, att, at):
+    def sighting(self, ident, level, at):
         e = self.open.get(ident)
         if e is not None and self.ends_at(e, at):
             self.closed.append(self.snapshot(ident, e))
@@ -374,7 +388,7 @@ class Tracker:
             e = None
         if e is None:
             e = {"first_seen": at, "last_seen": at, "sightings": 0, "profile": {},
-                 "last_att": att, "pending": []}
+                 "last_level": level, "pending": []}
             self.open[ident] = e
         e["sightings"] += 1
         if self.scans is not None:
@@ -383,7 +397,7 @@ class Tracker:
             keep = []
             for p in e["pending"]:
                 if p["seq"] < oldest:
-                    a = self.window_att(p)
+                    a = self.window_level(p)
                     e["profile"][a] = e["profile"].get(a, 0) + p["credit"]
                 else:
                     keep.append(p)
@@ -393,11 +407,11 @@ class Tracker:
             if w is not None:
                 for p in e["pending"]:
                     if p["seq"] == w["seq"]:
-                        if len(p["atts"]) < MAX_RECEPTIONS_PER_WINDOW:
-                            p["atts"].append(att)
+                        if len(p["levels"]) < MAX_RECEPTIONS_PER_WINDOW:
+                            p["levels"].append(level)
                         break
                 else:
-                    e["pending"].append({"seq": w["seq"], "credit": w["credit"], "atts": [att]})
+                    e["pending"].append({"seq": w["seq"], "credit": w["credit"], "levels": [level]})
             if at > e["last_seen"]:
                 e["last_seen"] = at
             elif at < e["first_seen"]:
@@ -406,10 +420,10 @@ class Tracker:
         if at > e["last_seen"]:
             gap = at - e["last_seen"]
             if gap <= MAX_SIGHTING_GAP:
-                mean = (e["last_att"] + att + 1) // 2
+                mean = (e["last_level"] + level + 1) // 2
                 e["profile"][mean] = e["profile"].get(mean, 0) + gap
             e["last_seen"] = at
-            e["last_att"] = att
+            e["last_level"] = level
         elif at < e["first_seen"]:
             e["first_seen"] = at
 
@@ -598,6 +612,49 @@ def score_calibrated(encs):
     return out
 
 
+RSSI_UNKNOWN = 127
+
+
+def received_level(rssi, rx_correction):
+    """§5: the receiver's received level of one reception."""
+    if rssi == RSSI_UNKNOWN:
+        return 255
+    return min(max(-(rssi + rx_correction), 0), 255)
+
+
+def attenuation(tx_power, level):
+    """§5: the attenuation of a level under the reporter's TX power."""
+    if level == 255:
+        return 255
+    return min(max(tx_power + level, 0), 255)
+
+
+def with_attenuations(encs, tx_power):
+    """§5, §7: the encounters with their level profiles as attenuations,
+    entries that clamp to the same dB merged."""
+    out = []
+    for e in encs:
+        prof = []
+        for level, secs in e["profile"]:
+            a = attenuation(tx_power, level)
+            if prof and prof[-1][0] == a:
+                prof[-1] = (a, prof[-1][1] + secs)
+            else:
+                prof.append((a, secs))
+        out.append(dict(e, profile=prof))
+    return out
+
+
+def levels_vectors():
+    """§5: (rssi, rx_correction_db) → level, (tx_power, level) → attenuation."""
+    levels = [(-60, 0), (-60, 5), (-60, -5), (20, 0), (-32768, -32768), (32767, 32767),
+              (RSSI_UNKNOWN, 0), (RSSI_UNKNOWN, -20), (126, 0), (-255, 0), (-256, 0)]
+    atts = [(0, 60), (-10, 55), (-14, 10), (127, 200), (-128, 254), (-128, 255), (-8, 255),
+            (20, 235), (20, 234)]
+    return ([{"rssi": r, "rx_correction_db": c, "level_db": received_level(r, c)} for r, c in levels],
+            [{"tx_power": t, "level_db": l, "attenuation_db": attenuation(t, l)} for t, l in atts])
+
+
 def enc(start, profile, sightings=None):
     secs = sum(s for _, s in profile)
     return {"first_seen": start, "last_seen": start + secs, "profile": profile,
@@ -606,6 +663,7 @@ def enc(start, profile, sightings=None):
 
 def risk_vectors():
     d = 20_000 * 86400 + 8 * 3600
+    # (name, encounters with level profiles, the report's TX power)
     cwa = [
         ("16 close minutes across a key rotation", [enc(d, [(50, 480)]), enc(d + 480, [(50, 480)])]),
         ("9 close minutes: below the minimum", [enc(d, [(50, 540)])]),
@@ -614,6 +672,14 @@ def risk_vectors():
         ("mixed profile", [enc(d, [(45, 300), (58, 400), (70, 200), (90, 100)])]),
         ("two contacts, gap over 5 minutes", [enc(d, [(50, 600)]), enc(d + 600 + 301, [(50, 420)])]),
         ("two days", [enc(d, [(50, 700)]), enc(d + 86400, [(52, 1000)])]),
+    ]
+    cwa = [(n, e, 0) for n, e in cwa] + [
+        ("30 minutes at a level of 68 dB from a reporter at -8 dBm: 60 dB, 15 weighted",
+         [enc(d, [(68, 1800)])], -8),
+        ("the same from a reporter at +4 dBm: 72 dB, weight 0", [enc(d, [(68, 1800)])], 4),
+        ("the same from a reporter at +10 dBm: 78 dB, dropped", [enc(d, [(68, 1800)])], 10),
+        ("levels 2 and 5 dB at -8 dBm both clamp to 0 dB", [enc(d, [(2, 300), (5, 400)])], -8),
+        ("unknown stays unknown at -128 dBm", [enc(d, [(255, 1800), (250, 600)])], -128),
     ]
     cal = [
         ("20 minutes at 50 dB across a rotation", [enc(d, [(50, 600)]), enc(d + 600, [(52, 600)])]),
@@ -627,15 +693,28 @@ def risk_vectors():
         ("near the decision level", [enc(d, [(62, 1200)], 40), enc(d + 3600, [(60, 1200)], 1)]),
         ("two days", [enc(d, [(50, 700)]), enc(d + 86400, [(70, 1000)])]),
     ]
+    cal = [(n, e, 0) for n, e in cal] + [
+        ("20 minutes at a level of 60 dB from a reporter at -10 dBm: 50 dB", [enc(d, [(60, 1200)])], -10),
+        ("+20 dBm: 240 dB clamps to 255 and joins the unknown seconds",
+         [enc(d, [(40, 300), (240, 600), (255, 600)], 20)], 20),
+        ("-128 dBm: every known level clamps to 0 dB", [enc(d, [(100, 900)], 15)], -128),
+        ("unknown stays unknown at -128 dBm: no contact", [enc(d, [(255, 1800)])], -128),
+    ]
+    levels, atts = levels_vectors()
     return {
+        "levels": levels,
+        "attenuations": atts,
         "cwa": {"config": "defaults, model cwa", "cases": [
-            {"name": n, "encounters": e, "expected": score_cwa(e)} for n, e in cwa]},
+            {"name": n, "tx_power": t, "encounters": e, "expected": score_cwa(with_attenuations(e, t))}
+            for n, e, t in cwa]},
         "calibrated": {"config": "defaults", "params": CALIBRATED,
                        "session_gap_seconds": CALIBRATED_SESSION_GAP,
                        "high_risk_minutes": HIGH_RISK_MINUTES,
                        "normal_cdf": [[z, normal_cdf(z)] for z in (-6.0, -2.5, -1.0, -0.3, 0.0, 0.4, 1.0, 1.96, 3.0, 8.0)],
-                       "cases": [{"name": n, "encounters": e, "contacts": contacts(e),
-                                  "expected": score_calibrated(e)} for n, e in cal]},
+                       "cases": [{"name": n, "tx_power": t, "encounters": e,
+                                  "contacts": contacts(with_attenuations(e, t)),
+                                  "expected": score_calibrated(with_attenuations(e, t))}
+                                 for n, e, t in cal]},
         "crediting": crediting_vectors(),
     }
 
@@ -850,7 +929,7 @@ def pb_varint(buf, pos):
     return None
 
 
-# Schemas: field number -> (name, kind); kind "u32", "u64", "string", "bytes".
+# Schemas: field number -> (name, kind); kind "u32", "u64", "s32", "string", "bytes".
 REQUEST_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("report_key", "bytes")}
 CERT_SCHEMA = {1: ("body", "bytes"), 2: ("signature", "bytes")}
 CERT_BODY_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("issuer_key", "bytes"),
@@ -860,7 +939,9 @@ CERT_BODY_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("iss
 ANN_SCHEMA = CERT_SCHEMA
 ANN_BODY_SCHEMA = {1: ("version", "u32"), 2: ("network_id", "string"), 3: ("certificate", "bytes"),
                    4: ("chunk_index", "u32"), 5: ("chunk_count", "u32"), 6: ("created_at", "u64"),
-                   7: ("fingerprints", "bytes"), 8: ("fingerprint_count", "u32")}
+                   7: ("fingerprints", "bytes"), 8: ("fingerprint_count", "u32"),
+                   9: ("tx_power", "s32")}
+VARINT_KINDS = ("u32", "u64", "s32")
 
 
 class Refused(Exception):
@@ -916,7 +997,7 @@ def pb_decode(buf, schema, limit):
     for num, wt, value, _ in fields:  # M5, M6
         if num in schema:
             kind = schema[num][1]
-            if wt != (0 if kind in ("u32", "u64") else 2):
+            if wt != (0 if kind in VARINT_KINDS else 2):
                 raise Refused("malformed")
             if kind == "string":
                 try:
@@ -929,14 +1010,16 @@ def pb_decode(buf, schema, limit):
             raise Refused("non_canonical")
         if (wt == 0 and value == 0) or (wt == 2 and len(value) == 0):
             raise Refused("non_canonical")
-        if schema[num][1] == "u32" and value >= 2 ** 32:
+        if schema[num][1] in ("u32", "s32") and value >= 2 ** 32:
             raise Refused("non_canonical")
         prev = num
     out = {}
     for num, (name, kind) in schema.items():
-        out[name] = 0 if kind in ("u32", "u64") else (b"" if kind == "bytes" else "")
+        out[name] = 0 if kind in VARINT_KINDS else (b"" if kind == "bytes" else "")
     for num, wt, value, _ in fields:
         name, kind = schema[num]
+        if kind == "s32":  # ZigZag: 0, -1, 1, -2, … (C5 kept it below 2^32)
+            value = (value >> 1) ^ -(value & 1)
         out[name] = value.decode() if kind == "string" else value
     return out
 
@@ -1008,7 +1091,7 @@ def py_trust(b, network, trusted):
 
 
 def py_verify_announcement(buf, network, trusted, now):
-    """§10.5, steps 1–17 in order."""
+    """§10.5, steps 1–18 in order."""
     m = pb_decode(buf, ANN_SCHEMA, 65536)                               # 1
     if len(m["signature"]) != 64:                                       # 2
         raise Refused("wrong_length")
@@ -1041,6 +1124,8 @@ def py_verify_announcement(buf, network, trusted, now):
     if n * b["chunk_count"] > c["max_tokens"]:                          # 16
         raise Refused("over_token_cap")
     py_gcs_decode(b["fingerprints"], n)                                 # 17
+    if not -128 <= b["tx_power"] <= 127:                                # 18
+        raise Refused("tx_power_out_of_range")
 
 
 def py_gcs_decode(data, n):
@@ -1163,7 +1248,7 @@ def py_decode_service_data(d):
     kind = d[0] & 0x0F
     if kind not in (0, 1, 2):
         raise Refused("frame_unknown_kind")
-    if len(d) != (34 if kind == 0 else 20):
+    if len(d) != (33 if kind == 0 else 19):
         raise Refused("frame_wrong_length")
 
 
@@ -1231,11 +1316,12 @@ def r_fps(n, label="refusals"):
 
 
 def r_announcement(report=None, cert=None, network=R_NET, index=0, count=1, created_at=R_T0 + 3600,
-                   fps=None, version=2, signature=None, coded=None, n=None):
+                   fps=None, version=2, signature=None, coded=None, n=None, tx_power=0, tx_raw=None):
     report = seed("ed25519 report refusals") if report is None else report
     cert = r_cert(ed_pub(report)) if cert is None else cert
     fps = r_fps(64) if fps is None else fps
-    body = announcement_body(network, cert, index, count, created_at, fps, version, coded, n)
+    body = announcement_body(network, cert, index, count, created_at, fps, version, coded, n,
+                             tx_power, tx_raw)
     return announcement_message(report, body, signature)
 
 
@@ -1247,7 +1333,7 @@ def refusals_vectors():
 
     # -- advertising payloads and service data (§3.4, §3.5)
     good_id = bytes(range(32))
-    ext = bytes([0x20, 0xF8]) + good_id
+    ext = bytes([0x20]) + good_id
     ads = [
         ("1651 bytes", bytes([0]) * 1651, "ad_too_long"),
         ("a structure running past the end", ad(ext)[:-1], "ad_truncated"),
@@ -1268,13 +1354,19 @@ def refusals_vectors():
         ("252 bytes", bytes([0x20]) + bytes(251), "frame_too_long"),
         ("252 bytes of an unknown version: length first", bytes([0x70]) + bytes(251), "frame_too_long"),
         ("version 1", bytes([0x10]) + bytes(33), "frame_unsupported_version"),
+        ("version 1 of 34 bytes (with a TX power byte)", bytes([0x10, 0xF8]) + good_id, "frame_unsupported_version"),
         ("version 3", bytes([0x30]) + bytes(33), "frame_unsupported_version"),
         ("version 0", bytes([0x00]) + bytes(33), "frame_unsupported_version"),
         ("version 1 and kind 3: version first", bytes([0x13]) + bytes(33), "frame_unsupported_version"),
         ("kind 3", bytes([0x23]) + bytes(33), "frame_unknown_kind"),
         ("kind 15, wrong length too: kind first", bytes([0x2F]) + bytes(5), "frame_unknown_kind"),
-        ("extended of 33 bytes", bytes([0x20]) + bytes(32), "frame_wrong_length"),
-        ("extended of 35 bytes", bytes([0x20]) + bytes(34), "frame_wrong_length"),
+        ("extended of 33 bytes: accepted", bytes([0x20]) + good_id, None),
+        ("extended of 32 bytes", bytes([0x20]) + bytes(31), "frame_wrong_length"),
+        ("extended of 34 bytes (the layout with a TX power byte)", bytes([0x20, 0xF8]) + good_id,
+         "frame_wrong_length"),
+        ("first half of 19 bytes: accepted", bytes([0x21]) + bytes(18), None),
+        ("first half of 20 bytes (the layout with a TX power byte)", bytes([0x21]) + bytes(19),
+         "frame_wrong_length"),
         ("first half of 21 bytes", bytes([0x21]) + bytes(20), "frame_wrong_length"),
         ("second half of 34 bytes", bytes([0x22]) + bytes(33), "frame_wrong_length"),
     ]
@@ -1503,7 +1595,7 @@ def refusals_vectors():
         ("signature before body", f_bytes(2, outer["signature"]) + f_bytes(1, outer["body"]), now, "non_canonical"),
         ("signature of 65 bytes", f_bytes(1, outer["body"]) + f_bytes(2, outer["signature"] + b"\0"), now, "wrong_length"),
         ("body with an unknown field", r_announcement_raw(report, announcement_body(
-            R_NET, r_cert(ed_pub(report)), 0, 1, R_T0 + 3600, fps64) + bytes([0x48, 0x01])), now, "non_canonical"),
+            R_NET, r_cert(ed_pub(report)), 0, 1, R_T0 + 3600, fps64) + bytes([0x50, 0x01])), now, "non_canonical"),
         ("version 3", r_announcement(version=3), now, "unsupported_version"),
         ("version 1", r_announcement(version=1), now, "version_1"),
         ("version 1 and expired: version first", r_announcement(version=1), expired_now, "version_1"),
@@ -1559,6 +1651,26 @@ def refusals_vectors():
          "fingerprints_trailing_bits"),
         ("repeated and a trailing byte: the repeat first",
          r_announcement(coded=gcs_encode(dup) + b"\x00", n=64), now, "fingerprints_not_ascending"),
+        # The reporter's TX power (§8.1 field 9, sint32; §10.5 step 18).
+        ("TX power -8 dBm", r_announcement(tx_power=-8), now, None),
+        ("TX power -128 dBm", r_announcement(tx_power=-128), now, None),
+        ("TX power 127 dBm", r_announcement(tx_power=127), now, None),
+        ("TX power 128 dBm", r_announcement(tx_power=128), now, "tx_power_out_of_range"),
+        ("TX power -129 dBm", r_announcement(tx_power=-129), now, "tx_power_out_of_range"),
+        ("TX power 2^31 - 1", r_announcement(tx_power=2 ** 31 - 1), now, "tx_power_out_of_range"),
+        ("TX power -2^31", r_announcement(tx_power=-2 ** 31), now, "tx_power_out_of_range"),
+        ("TX power varint of 2^32: not a sint32", r_announcement(tx_raw=2 ** 32), now, "non_canonical"),
+        ("TX power 0 written out", r_announcement_raw(report, announcement_body(
+            R_NET, r_cert(ed_pub(report)), 0, 1, R_T0 + 3600, fps64) + bytes([0x48, 0x00])), now, "non_canonical"),
+        ("TX power length-delimited", r_announcement_raw(report, announcement_body(
+            R_NET, r_cert(ed_pub(report)), 0, 1, R_T0 + 3600, fps64) + bytes([0x4A, 0x01, 0x10])), now, "malformed"),
+        ("TX power out of range, fingerprints cut short: fingerprints first",
+         r_announcement(tx_power=200, coded=coded64[:-8], n=64), now, "fingerprints_truncated"),
+        ("TX power out of range, over the cap: cap first",
+         r_announcement(report=small_report, cert=r_cert(ed_pub(small_report), cap=100), fps=r_fps(256),
+                        tx_power=200), now, "over_token_cap"),
+        ("TX power out of range and expired: expiry first", r_announcement(tx_power=200), expired_now,
+         "announcement_expired"),
     ]
     # Strict Ed25519 of the report key (§2.5): crafted report keys, certified.
     for name, pub, cert_i, body_i, sig, valid in crafted_announcements():

@@ -75,7 +75,6 @@ fn main() -> ExitCode {
                 Sighting {
                     id: *id,
                     rssi,
-                    tx_power: 0,
                     at: now,
                 },
             );

@@ -12,7 +12,8 @@ pub(super) struct Advertiser {
     /// The carrier was chosen automatically (may fall back to legacy).
     pub(super) auto: bool,
     pub(super) interval: Duration,
-    pub(super) can_set_tx_power: bool,
+    /// The TX power requested from the controller, when it can set one.
+    pub(super) tx_power: Option<i16>,
     pub(super) handles: Vec<bluer::adv::AdvertisementHandle>,
     pub(super) counters: Arc<RadioCounters>,
     pub(super) tx: mpsc::Sender<RadioEvent>,
@@ -36,7 +37,7 @@ impl Advertiser {
 
     async fn rotate(&mut self, frame: &Frame) -> Result<(), RadioError> {
         self.release().await;
-        let tx_power = self.can_set_tx_power.then_some(i16::from(frame.tx_power));
+        let tx_power = self.tx_power;
         let ads = advertisements(frame, self.carrier, self.interval, tx_power);
         let result = match self.register_all(ads).await {
             Err(e) if self.auto && self.carrier == Carrier::Extended && payload_refused(&e) => {

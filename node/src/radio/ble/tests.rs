@@ -7,7 +7,6 @@ use meshtrace_protocol::{RotatingId, half_tag};
 
 fn frame(b: u8) -> Frame {
     Frame {
-        tx_power: -8,
         id: RotatingId([b; 32]),
     }
 }
@@ -134,7 +133,7 @@ fn bad_data_is_dropped_and_counted_without_panic() {
         wrong_version.to_vec(),
         unknown_kind.to_vec(),
         a[..10].to_vec(),
-        f.encode_extended()[..33].to_vec(),
+        f.encode_extended()[..32].to_vec(),
         [&f.encode_extended()[..], &[0]].concat(),
         vec![0x10],
     ];
@@ -196,8 +195,13 @@ fn advertisements_match_the_carrier() {
         assert_eq!(ad.discoverable, Some(false));
         assert_eq!((ad.min_interval, ad.max_interval), (Some(i), Some(i)));
         assert!(ad.local_name.is_none() && ad.manufacturer_data.is_empty());
+        // No TX Power Level (or anything else) added to the data by BlueZ.
+        assert!(ad.system_includes.is_empty());
     }
+    // The requested power goes to the controller, not into the frame.
     assert_eq!(legacy[0].tx_power, Some(-8));
+    assert_eq!(ext[0].tx_power, None);
+    assert_eq!(a.len(), 19);
     // What the receiver decodes from it.
     let (_, mut d) = decoder();
     let mut got = Vec::new();

@@ -6,9 +6,9 @@ use meshtrace_protocol::MAX_ADVERTISING_DATA_LEN;
 use crate::radio::model::Position;
 
 /// First bytes of every packet.
-pub const PACKET_MAGIC: [u8; 6] = *b"MTAIR1";
+pub const PACKET_MAGIC: [u8; 6] = *b"MTAIR2";
 /// Bytes before the payload.
-pub const HEADER_LEN: usize = 36;
+pub const HEADER_LEN: usize = 37;
 /// Largest advertising payload a packet carries (the protocol's limit).
 pub const MAX_PAYLOAD_LEN: usize = MAX_ADVERTISING_DATA_LEN;
 /// Largest packet accepted; anything longer is dropped as oversized.
@@ -18,7 +18,8 @@ const OFF_SENDER: usize = 6;
 const OFF_X: usize = 14;
 const OFF_Y: usize = 22;
 const OFF_TX_OFFSET: usize = 30;
-const OFF_LEN: usize = 34;
+const OFF_TX_POWER: usize = 34;
+const OFF_LEN: usize = 35;
 
 /// One packet on the simulated air (see the module docs for the layout).
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +30,9 @@ pub(crate) struct AirPacket {
     pub position: Position,
     /// The sender's TX offset (dB).
     pub tx_offset_db: f32,
+    /// The power the sender transmits at (dBm): simulated physics, like the
+    /// position. The frame in the payload carries no TX power.
+    pub tx_power_dbm: i8,
     /// One advertising payload (AD structures).
     pub payload: Vec<u8>,
 }
@@ -82,6 +86,7 @@ impl AirPacket {
         out.extend_from_slice(&self.position.x.to_be_bytes());
         out.extend_from_slice(&self.position.y.to_be_bytes());
         out.extend_from_slice(&self.tx_offset_db.to_be_bytes());
+        out.extend_from_slice(&self.tx_power_dbm.to_be_bytes());
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&self.payload);
         Ok(out)
@@ -113,6 +118,7 @@ impl AirPacket {
             header[OFF_TX_OFFSET + 2],
             header[OFF_TX_OFFSET + 3],
         ]);
+        let tx_power_dbm = i8::from_be_bytes([header[OFF_TX_POWER]]);
         let declared = usize::from(u16::from_be_bytes([header[OFF_LEN], header[OFF_LEN + 1]]));
         if declared > MAX_PAYLOAD_LEN {
             return Err(PacketError::Oversized(HEADER_LEN + declared));
@@ -133,6 +139,7 @@ impl AirPacket {
             sender_id,
             position: Position { x, y },
             tx_offset_db,
+            tx_power_dbm,
             payload: payload.to_vec(),
         })
     }

@@ -9,7 +9,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn frame(b: u8) -> Frame {
     Frame {
-        tx_power: SIM_TX_POWER_DBM,
         id: RotatingId([b; 32]),
     }
 }
@@ -78,17 +77,19 @@ fn packet_round_trip_and_layout() {
                 sender_id: 0x0102_0304_0506_0708,
                 position: Position { x: 1.5, y: -2.25 },
                 tx_offset_db: -1.75,
+                tx_power_dbm: -14,
                 payload: payload.clone(),
             };
             let bytes = p.encode().unwrap();
             assert_eq!(bytes.len(), HEADER_LEN + payload.len());
-            assert_eq!(&bytes[..6], b"MTAIR1");
+            assert_eq!(&bytes[..6], b"MTAIR2");
             assert_eq!(&bytes[6..14], &[1, 2, 3, 4, 5, 6, 7, 8]);
             assert_eq!(&bytes[14..22], &1.5f64.to_be_bytes());
             assert_eq!(&bytes[22..30], &(-2.25f64).to_be_bytes());
             assert_eq!(&bytes[30..34], &(-1.75f32).to_be_bytes());
-            assert_eq!(&bytes[34..36], &(payload.len() as u16).to_be_bytes());
-            assert_eq!(&bytes[36..], &payload[..]);
+            assert_eq!(bytes[34], 0xf2, "TX power -14 dBm");
+            assert_eq!(&bytes[35..37], &(payload.len() as u16).to_be_bytes());
+            assert_eq!(&bytes[37..], &payload[..]);
             assert_eq!(AirPacket::decode(&bytes).unwrap(), p);
         }
     }
@@ -97,6 +98,7 @@ fn packet_round_trip_and_layout() {
         sender_id: 1,
         position: Position::default(),
         tx_offset_db: 0.0,
+        tx_power_dbm: 20,
         payload: vec![0; MAX_PAYLOAD_LEN],
     };
     let bytes = max.encode().unwrap();
@@ -110,6 +112,7 @@ fn malformed_packets_are_refused() {
         sender_id: 9,
         position: Position { x: 1.0, y: 2.0 },
         tx_offset_db: 0.5,
+        tx_power_dbm: -8,
         payload: advertising_data(&frame(3).encode_extended()),
     }
     .encode()
@@ -120,8 +123,12 @@ fn malformed_packets_are_refused() {
         Err(PacketError::Short(HEADER_LEN - 1))
     );
     let mut magic = good.clone();
-    magic[5] = b'2';
-    assert_eq!(AirPacket::decode(&magic), Err(PacketError::BadMagic));
+    magic[5] = b'1';
+    assert_eq!(
+        AirPacket::decode(&magic),
+        Err(PacketError::BadMagic),
+        "an MTAIR1 packet (a build whose frames carried the TX power)"
+    );
     assert!(matches!(
         AirPacket::decode(&good[..good.len() - 1]),
         Err(PacketError::Truncated { .. })
@@ -133,7 +140,7 @@ fn malformed_packets_are_refused() {
         Err(PacketError::TrailingBytes(1))
     );
     let mut declared = good.clone();
-    declared[34..36].copy_from_slice(&u16::MAX.to_be_bytes());
+    declared[35..37].copy_from_slice(&u16::MAX.to_be_bytes());
     assert!(matches!(
         AirPacket::decode(&declared),
         Err(PacketError::Oversized(_))
@@ -149,6 +156,7 @@ fn malformed_packets_are_refused() {
         sender_id: 1,
         position: Position::default(),
         tx_offset_db: 0.0,
+        tx_power_dbm: 0,
         payload: vec![0; MAX_PAYLOAD_LEN + 1],
     };
     assert!(matches!(too_big.encode(), Err(PacketError::Oversized(_))));
@@ -255,6 +263,7 @@ async fn malformed_packets_are_counted_not_fatal() {
             sender_id: 77,
             position: Position { x: 1.0, y: 0.0 },
             tx_offset_db: 0.0,
+            tx_power_dbm: SIM_TX_POWER_DBM,
             payload: advertising_data(&frame(id).encode_extended()),
         }
         .encode()
@@ -265,7 +274,7 @@ async fn malformed_packets_are_counted_not_fatal() {
     bad_magic[0] = b'X';
     let bad: Vec<Vec<u8>> = vec![
         vec![],
-        b"MTAIR1".to_vec(),
+        b"MTAIR2".to_vec(),
         bad_magic,
         g[..g.len() - 3].to_vec(),
         vec![0xff; 4000],
@@ -286,6 +295,50 @@ async fn malformed_packets_are_counted_not_fatal() {
     // Still alive: a second good packet is heard too.
     raw.send_to(&good(6), to).unwrap();
     assert_eq!(next_sighting(&mut radio).await.frame, frame(6));
+}
+
+/// The sender's TX power travels in the packet header (the frame carries
+/// none) and drives the received power: without shadowing or offsets, a
+/// sender 20 dB louder is received exactly 20 dB stronger.
+#[tokio::test]
+async fn the_packets_tx_power_drives_the_rssi() {
+    let port = free_port();
+    let mut radio = UdpRadio::start(
+        UdpAirConfig {
+            model: PathLossModel {
+                shadowing_sigma_db: 0.0,
+                ..PathLossModel::default()
+            },
+            tx_offset_db: Some(0.0),
+            rx_offset_db: Some(0.0),
+            ..config(port, 0.0, 3)
+        },
+        system(),
+    )
+    .await
+    .unwrap();
+    let raw = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    raw.set_multicast_if_v4(&LOOPBACK).unwrap();
+    raw.set_multicast_ttl_v4(0).unwrap();
+    raw.bind(&SockAddr::from(SocketAddrV4::new(LOOPBACK, 0)))
+        .unwrap();
+    let raw = std::net::UdpSocket::from(raw);
+    let to = SocketAddrV4::new(DEFAULT_GROUP, port);
+    for (id, tx_power_dbm, rssi) in [(1u8, SIM_TX_POWER_DBM, -59), (2, 6, -39)] {
+        let packet = AirPacket {
+            sender_id: 50 + u64::from(id),
+            position: Position { x: 1.0, y: 0.0 },
+            tx_offset_db: 0.0,
+            tx_power_dbm,
+            payload: advertising_data(&frame(id).encode_extended()),
+        }
+        .encode()
+        .unwrap();
+        raw.send_to(&packet, to).unwrap();
+        let s = next_sighting(&mut radio).await;
+        assert_eq!(s.frame, frame(id));
+        assert_eq!(s.rssi, Some(rssi), "sent at {tx_power_dbm} dBm, 1 m away");
+    }
 }
 
 #[tokio::test]
@@ -317,8 +370,8 @@ async fn one_metre_apart_hear_each_other() {
         assert_eq!(sa.frame.id, RotatingId([0xbb; 32]), "{carrier:?}");
         assert_eq!(sb.frame.id, RotatingId([0xaa; 32]), "{carrier:?}");
         // About 45 dB of attenuation at 1 m, give or take the noise.
-        for s in [sa, sb] {
-            let att = i32::from(s.frame.tx_power) - i32::from(s.rssi.unwrap());
+        for (s, sender) in [(sa, &b), (sb, &a)] {
+            let att = i32::from(sender.tx_power_dbm()) - i32::from(s.rssi.unwrap());
             assert!((15..=75).contains(&att), "attenuation {att} dB at 1 m");
         }
         // Own packets were looped back and dropped, never heard.
@@ -469,6 +522,7 @@ async fn each_scan_window_is_reported_once_on_the_clock_and_before_its_sightings
         sender_id: 99,
         position: Position { x: 1.0, y: 0.0 },
         tx_offset_db: 0.0,
+        tx_power_dbm: SIM_TX_POWER_DBM,
         payload: advertising_data(&frame(7).encode_extended()),
     }
     .encode()

@@ -788,7 +788,7 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_meshtrace_mobile_fn_method_meshtracenode_is_running(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
-    external fun uniffi_meshtrace_mobile_fn_method_meshtracenode_reception(`ptr`: Long,`serviceData`: RustBuffer.ByValue,`rssi`: RustBuffer.ByValue,`txPower`: RustBuffer.ByValue,`atUnixMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_meshtrace_mobile_fn_method_meshtracenode_reception(`ptr`: Long,`serviceData`: RustBuffer.ByValue,`rssi`: RustBuffer.ByValue,`atUnixMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_meshtrace_mobile_fn_method_meshtracenode_report_plan(`ptr`: Long,`certificate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -944,7 +944,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_meshtrace_mobile_checksum_method_meshtracenode_is_running() and 0xFFFF) != 58117) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_meshtrace_mobile_checksum_method_meshtracenode_reception() and 0xFFFF) != 58532) {
+    if ((lib.uniffi_meshtrace_mobile_checksum_method_meshtracenode_reception() and 0xFFFF) != 25516) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_meshtrace_mobile_checksum_method_meshtracenode_report_plan() and 0xFFFF) != 16029) {
@@ -1893,9 +1893,10 @@ public interface MeshtraceNodeInterface {
     /**
      * A meshtrace service-data entry heard (the bytes after the 16-bit
      * UUID 0xFCB7) at `at_unix_ms`, with its RSSI (dBm; `None` or 127
-     * when unknown) and the advertisement's TX Power Level if it had one.
+     * when unknown). No TX power: frames carry none, and the node needs
+     * none from the host (it scores with the TX power a report carries).
      */
-    fun `reception`(`serviceData`: kotlin.ByteArray, `rssi`: kotlin.Short?, `txPower`: kotlin.Short?, `atUnixMs`: kotlin.ULong): ReceptionOutcome
+    fun `reception`(`serviceData`: kotlin.ByteArray, `rssi`: kotlin.Short?, `atUnixMs`: kotlin.ULong): ReceptionOutcome
     
     /**
      * What submitting this certificate would publish (for the person to
@@ -2094,9 +2095,10 @@ open class MeshtraceNode: Disposable, AutoCloseable, MeshtraceNodeInterface
     /**
      * A meshtrace service-data entry heard (the bytes after the 16-bit
      * UUID 0xFCB7) at `at_unix_ms`, with its RSSI (dBm; `None` or 127
-     * when unknown) and the advertisement's TX Power Level if it had one.
+     * when unknown). No TX power: frames carry none, and the node needs
+     * none from the host (it scores with the TX power a report carries).
      */
-    @Throws(MobileException::class)override fun `reception`(`serviceData`: kotlin.ByteArray, `rssi`: kotlin.Short?, `txPower`: kotlin.Short?, `atUnixMs`: kotlin.ULong): ReceptionOutcome {
+    @Throws(MobileException::class)override fun `reception`(`serviceData`: kotlin.ByteArray, `rssi`: kotlin.Short?, `atUnixMs`: kotlin.ULong): ReceptionOutcome {
             return FfiConverterTypeReceptionOutcome.lift(
     callWithHandle {
     uniffiRustCallWithError(MobileException) { _status ->
@@ -2105,7 +2107,6 @@ open class MeshtraceNode: Disposable, AutoCloseable, MeshtraceNodeInterface
         
         FfiConverterByteArray.lower(`serviceData`),
         FfiConverterOptionalShort.lower(`rssi`),
-        FfiConverterOptionalShort.lower(`txPower`),
         FfiConverterULong.lower(`atUnixMs`),_status)
 }
     }
@@ -2966,7 +2967,7 @@ sealed class MobileException(message: String): kotlin.Exception(message) {
         class BadServiceData(message: String) : MobileException(message)
         
     /**
-     * An RSSI or TX power no Bluetooth controller reports.
+     * An RSSI no Bluetooth controller reports.
      */
         class BadSignal(message: String) : MobileException(message)
         

@@ -347,9 +347,7 @@ impl Browser {
                 e.send_keys(value).await
             }) {
                 Ok(()) => return,
-                Err(err)
-                    if attempt < FILL_ATTEMPTS && err.to_string().contains("stale element") =>
-                {
+                Err(err) if attempt < FILL_ATTEMPTS && is_stale(&err.to_string()) => {
                     attempt += 1;
                 }
                 Err(err) => panic!("cannot type into {css}: {err}"),
@@ -525,4 +523,12 @@ pub fn screenshot_dir() -> PathBuf {
         .nth(3)
         .map(|t| t.join("ui-screenshots"))
         .expect("target/<profile>/deps layout")
+}
+
+/// Whether a WebDriver error says the element left the page (it was
+/// replaced by a reload or a form post): chromedriver reports it either as
+/// a stale element or, when the page changes mid-command, as a node that
+/// "does not belong to the document".
+fn is_stale(err: &str) -> bool {
+    err.contains("stale element") || err.contains("does not belong to the document")
 }

@@ -387,7 +387,8 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
     // It forms its mesh, then floods: wait until both its neighbours have
     // rejected some of it, so that the honest report goes out during the
     // flood however slowly the child started.
-    let flood_deadline = Instant::now() + limit;
+    let child_ready = Instant::now();
+    let flood_deadline = child_ready + limit;
     for i in [0, 2] {
         loop {
             let st = rest[i].handle.status().await.unwrap();
@@ -396,13 +397,18 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
             }
             assert!(
                 Instant::now() < flood_deadline,
-                "the flood did not reach node {} within {limit:?}: {:?}",
+                "the flood did not reach node {} within {limit:?}: {:?}; the attacker {}",
                 i + 1,
-                st.counters
+                st.counters,
+                match st.peers.iter().find(|p| p.peer == attacker) {
+                    Some(p) => format!("is connected (score {:?}, full: {})", p.score, p.full),
+                    None => "is not connected".to_string(),
+                }
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    let flood_reached = child_ready.elapsed();
     let t = net.tokens(5);
     let flooded = delivery_time(origin, rest, net.report(&t).remove(0)).await;
     // Order, not speed: every honest node had the report while the attacker
@@ -410,7 +416,8 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
     // report did not wait for the flood to end.
     assert!(
         lines.try_recv().is_err(),
-        "the honest report arrived only after the flood ended"
+        "the honest report arrived only after the flood ended: the flood reached both \
+         neighbours {flood_reached:?} after the attacker started, the report took {flooded:?}"
     );
     // The attacker's score at its neighbours, mid-flood (printed).
     let mut scores = Vec::new();

@@ -273,7 +273,11 @@ async fn spawn_state(
         next_reservation: started + RESERVATION_RETRY,
         next_discovery: started + DISCOVERY_INTERVAL,
     };
-    let task = tokio::spawn(mesh.run(cmd_rx));
+    // Every line the mesh task logs names the node (several meshes share a
+    // process in tests and the simulator). A debug span: free at the
+    // default log level.
+    let span = tracing::debug_span!("mesh", peer = %mesh.swarm.local_peer_id());
+    let task = tokio::spawn(tracing::Instrument::instrument(mesh.run(cmd_rx), span));
     Ok(P2pHandle {
         commands: cmd_tx,
         events: ev_rx,

@@ -76,9 +76,14 @@ pub const SYNC_REQUESTS_PER_MINUTE: u32 = 120;
 pub const STEM_REQUESTS_PER_MINUTE: u32 = 60;
 /// Timeout of one stem or sync request.
 pub(crate) const STEM_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Gossipsub's limit: one id message plus gossipsub's protobuf framing
-/// (a version-1 peer's whole announcement is refused by size).
-pub(crate) const MAX_GOSSIP_MESSAGE: usize = ID_MESSAGE_LEN + 1024;
+/// Gossipsub's limit on one frame (its `max_transmit_size`). It bounds a
+/// whole frame, not one message: a busy sender batches queued messages and
+/// control entries into one frame, and a receiver drops the stream on a
+/// frame over its limit. So it is gossipsub's usual 64 KiB, not one id
+/// message's size (a 1,064-byte limit lost every message after a burst of
+/// 17 ids); each message's data is held to [`ID_MESSAGE_LEN`] by the
+/// decision rules instead.
+pub(crate) const MAX_GOSSIP_FRAME: usize = 65_536;
 
 /// The gossip topic of a network.
 pub fn topic_name(network_id: &str) -> String {

@@ -21,7 +21,7 @@ use meshtrace_protocol::AnnouncementId;
 use super::counting::ByteCounters;
 use super::limits::PerIpLimit;
 use super::{
-    MAX_GOSSIP_MESSAGE, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE,
+    MAX_GOSSIP_FRAME, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE,
     MESH_VERSION, P2pConfig, P2pError, ProstCodec, STEM_REQUEST_TIMEOUT, StemRequest, StemResponse,
     SyncRequest, SyncResponse, protocol, topic_name,
 };
@@ -216,7 +216,7 @@ fn gossip_config(cfg: &P2pConfig) -> Result<gossipsub::Config, P2pError> {
         .message_id_fn(|m: &gossipsub::Message| {
             MessageId::from(AnnouncementId::of(&m.data).0.to_vec())
         })
-        .max_transmit_size(MAX_GOSSIP_MESSAGE)
+        .max_transmit_size(MAX_GOSSIP_FRAME)
         // Origin privacy: the fluff step goes to the mesh only.
         .flood_publish(false)
         .heartbeat_interval(cfg.heartbeat())

@@ -11,9 +11,10 @@ use meshtrace_node::p2p::Keypair;
 use meshtrace_node::p2p::MessageAcceptance;
 use meshtrace_node::p2p::{
     Effect, HeldAnnouncement, ID_MESSAGE_LEN, IdMessage, MAX_FETCH_ATTEMPTS, MAX_FETCH_BATCHES,
-    MAX_FETCH_IDS, MAX_STEM_FAILURES, MeshState, Now, Origin, P2pConfig, P2pEvent, PublishRefused,
-    RATE_WINDOW, STEM_MARKER, STEM_REQUESTS_PER_MINUTE, SYNC_REQUESTS_PER_MINUTE, StemRequest,
-    SyncRequest, SyncResponse, TICK, fetch_ids, sync_request,
+    MAX_FETCH_IDS, MAX_GOSSIP_FETCHES_PER_PEER, MAX_STEM_FAILURES, MeshState, Now, Origin,
+    P2pConfig, P2pEvent, PublishRefused, RATE_WINDOW, STEM_MARKER, STEM_REQUESTS_PER_MINUTE,
+    SYNC_REQUESTS_PER_MINUTE, StemRequest, SyncRequest, SyncResponse, TICK, fetch_ids,
+    sync_request,
 };
 use meshtrace_node::p2p::{PeerId, StreamProtocol};
 use meshtrace_protocol::{
@@ -871,6 +872,68 @@ fn a_failed_fetch_is_retried_with_another_peer_and_given_up_after_the_bound() {
     assert_eq!(
         net.core(lonely).handle_gossip(now, from, msg),
         Some(MessageAcceptance::Ignore)
+    );
+}
+
+#[test]
+fn a_peer_gossiping_ids_it_never_serves_takes_only_its_share_of_fetches() {
+    let mut r = Reports::new(11);
+    let honest = r.one();
+    let honest_id = AnnouncementId::of(&honest);
+    let mut net = Net::new();
+    let node = net.add_core(r.config(false, 2), 1, Vec::new());
+    let attacker = net.add_scripted(Script::Sits);
+    let holder = net.add_scripted(Script::Sits);
+    net.bodies.insert((holder, honest_id), honest.clone());
+    net.connect(node, attacker);
+    net.connect(node, holder);
+    let now = net.now;
+    let ap = net.nodes[attacker].peer;
+    let hp = net.nodes[holder].peer;
+    let bogus = |i: usize| {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        IdMessage {
+            id: AnnouncementId(id),
+            last_day: r.now.day(),
+            size: 300,
+        }
+        .encode()
+    };
+    // Its ids are fetched up to the per-peer bound, all at once (nothing
+    // answers in between)...
+    for i in 0..MAX_GOSSIP_FETCHES_PER_PEER {
+        assert_eq!(
+            net.core(node).handle_gossip(now, ap, bogus(i)),
+            None,
+            "id {i}"
+        );
+    }
+    // ...and the next is ignored, not fetched.
+    let over = bogus(MAX_GOSSIP_FETCHES_PER_PEER);
+    assert_eq!(
+        net.core(node).handle_gossip(now, ap, over.clone()),
+        Some(MessageAcceptance::Ignore)
+    );
+    assert_eq!(net.core(node).counters().ignored, 1);
+    // An honest peer's id heard meanwhile is still fetched, and held.
+    let message = r.id_message(&honest).encode();
+    assert_eq!(net.core(node).handle_gossip(now, hp, message), None);
+    net.pump();
+    assert_eq!(
+        net.announcements(node),
+        vec![(honest_id, Origin::Gossip(hp))]
+    );
+    // The bogus fetches ended (nobody had those bodies): the attacker's
+    // share is free again.
+    assert_eq!(
+        net.core(node).counters().gossip_fetch_given_up,
+        MAX_GOSSIP_FETCHES_PER_PEER as u64
+    );
+    assert_eq!(
+        net.core(node)
+            .handle_gossip(now, ap, bogus(MAX_GOSSIP_FETCHES_PER_PEER + 1)),
+        None
     );
 }
 

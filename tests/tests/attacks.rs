@@ -307,7 +307,9 @@ async fn delivery_time(
 
 /// Invalid messages per second the flooding peer sends.
 const FLOOD_RATE: u64 = 10_000;
-/// How long it floods.
+/// Least time it floods; it goes on until the test releases it (closes its
+/// stdin), so the honest report always goes out during the flood however
+/// slowly the flood reached the neighbours on a busy machine.
 const FLOOD_SECONDS: u64 = 30;
 /// Fewest flood messages for the test to mean something: one second's worth
 /// at the full rate. (The attacker shares the CPU: on an idle machine it
@@ -359,6 +361,7 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
             rest[0].addr.to_string(),
             rest[2].addr.to_string(),
         ])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
@@ -412,8 +415,9 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
     let t = net.tokens(5);
     let flooded = delivery_time(origin, rest, net.report(&t).remove(0)).await;
     // Order, not speed: every honest node had the report while the attacker
-    // was still flooding (it prints its count only when it stops), so the
-    // report did not wait for the flood to end.
+    // was still flooding (it prints its count only when it stops, and it
+    // stops only once released, or after its ten-minute cap), so the report
+    // did not wait for the flood to end.
     assert!(
         lines.try_recv().is_err(),
         "the honest report arrived only after the flood ended: the flood reached both \
@@ -430,6 +434,8 @@ async fn a_flood_of_invalid_messages_does_not_delay_an_honest_report() {
                 .and_then(|p| p.score),
         );
     }
+    // Release the attacker: it stops once it has flooded FLOOD_SECONDS.
+    drop(child.stdin.take());
     let limit = deadline(Duration::from_secs(FLOOD_SECONDS) + WAIT);
     let last = tokio::time::timeout(limit, lines.recv())
         .await

@@ -195,6 +195,8 @@ pub struct MeshState {
     /// Bodies being fetched for ids heard in gossip (their gossip
     /// message awaits a verdict).
     pub(super) gossip_fetches: HashMap<AnnouncementId, GossipFetch>,
+    /// How many of `gossip_fetches` each gossip source's ids account for.
+    pub(super) fetches_per_source: HashMap<PeerId, usize>,
     pub(super) peers: HashMap<PeerId, Peer>,
     pub(super) rate: HashMap<PeerId, RateWindow>,
     pub(super) counters: P2pCounters,
@@ -285,6 +287,7 @@ impl MeshState {
             stem_out: HashMap::new(),
             sync_out: HashMap::new(),
             gossip_fetches: HashMap::new(),
+            fetches_per_source: HashMap::new(),
             peers: HashMap::new(),
             rate: HashMap::new(),
             counters: P2pCounters::default(),
@@ -628,14 +631,17 @@ impl MeshState {
         }
         if expiry_of(msg.last_day) <= now.unix
             || self.gossip_fetches.len() >= super::MAX_GOSSIP_FETCHES
+            || self.fetches_per_source.get(&from).copied().unwrap_or(0)
+                >= super::MAX_GOSSIP_FETCHES_PER_PEER
         {
-            // Expired (nothing to fetch), or too many fetches at once
-            // (catch-up brings it later).
+            // Expired (nothing to fetch), or too many fetches at once, in
+            // all or for this peer's ids (catch-up brings it later).
             self.counters.ignored += 1;
             return Some(MessageAcceptance::Ignore);
         }
         self.gossip_fetches
             .insert(id, GossipFetch { tried: vec![from] });
+        *self.fetches_per_source.entry(from).or_default() += 1;
         self.send_sync(
             from,
             sync_request::Kind::Fetch(id.0.to_vec()),
@@ -660,7 +666,9 @@ impl MeshState {
             self.retry_gossip_fetch(id);
             return;
         };
-        self.gossip_fetches.remove(&id);
+        if let Some(f) = self.gossip_fetches.remove(&id) {
+            self.fetch_done(&f);
+        }
         self.counters.gossip_fetches += 1;
         let acceptance = match self.verify(now, &bytes) {
             Ok(v) if self.pool.slot_taken(&v) => {
@@ -686,6 +694,19 @@ impl MeshState {
         };
         self.gossip_seen.insert(id);
         self.push(Effect::Validate { id, acceptance });
+    }
+
+    /// A gossip fetch ended: its source's count goes down.
+    fn fetch_done(&mut self, f: &GossipFetch) {
+        let Some(source) = f.tried.first() else {
+            return;
+        };
+        if let Some(n) = self.fetches_per_source.get_mut(source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.fetches_per_source.remove(source);
+            }
+        }
     }
 
     /// Asks another full peer for a gossip id's body, or gives up after
@@ -725,6 +746,7 @@ impl MeshState {
             }
             None => {
                 // Not fetched again from gossip (catch-up brings it).
+                self.fetch_done(&f);
                 self.gossip_seen.insert(id);
                 self.counters.gossip_fetch_given_up += 1;
                 self.push(Effect::Validate {

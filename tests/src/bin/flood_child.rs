@@ -4,11 +4,14 @@
 //! distinct random invalid messages at a fixed rate.
 //!
 //! Usage: `meshtrace-flood-child NETWORK ISSUER_HEX RATE_PER_S SECONDS ADDR…`.
-//! It prints `peer <id>` when it listens, and `sent <n>` at the end. Bad
-//! arguments: one line on stderr and exit status 2.
+//! It floods for at least SECONDS and until its stdin closes (at most
+//! [`MAX_FLOOD`]), so that a test decides when the flood may end. It prints
+//! `peer <id>` when it listens, and `sent <n>` at the end. Bad arguments:
+//! one line on stderr and exit status 2.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use meshtrace_node::clock::SystemClock;
@@ -20,6 +23,8 @@ use rand_core::{Rng, SeedableRng};
 const USAGE: &str = "usage: meshtrace-flood-child NETWORK ISSUER_HEX RATE_PER_S SECONDS ADDR…";
 /// Largest rate accepted (messages per second).
 const MAX_RATE: u64 = 1_000_000;
+/// Longest flood, whatever stdin does.
+const MAX_FLOOD: Duration = Duration::from_secs(600);
 /// Size of each invalid message (bytes).
 const MESSAGE_LEN: usize = 300;
 
@@ -43,6 +48,15 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
+    // Stdin closed (or unreadable): the test allows the flood to end.
+    let released = Arc::new(AtomicBool::new(false));
+    {
+        let released = released.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            released.store(true, Ordering::Relaxed);
+        });
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -100,8 +114,11 @@ fn main() -> ExitCode {
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         let per_tick = (rate / 100).max(1);
         let mut sent = 0u64;
-        let end = Instant::now() + Duration::from_secs(seconds);
-        while Instant::now() < end {
+        let start = Instant::now();
+        let end = start + Duration::from_secs(seconds);
+        while (Instant::now() < end || !released.load(Ordering::Relaxed))
+            && start.elapsed() < MAX_FLOOD
+        {
             tick.tick().await;
             for _ in 0..per_tick {
                 let mut msg = vec![0u8; MESSAGE_LEN];

@@ -66,11 +66,13 @@ pub const MAX_FETCH_ATTEMPTS: u32 = 3;
 /// Most gossip fetches in flight at once; a further new id is ignored
 /// (catch-up brings it later).
 pub const MAX_GOSSIP_FETCHES: usize = 1024;
-/// Most of those for ids heard from one peer; a further new id from it is
-/// ignored. Without it a peer gossiping bogus ids it never serves filled
-/// every slot, and an honest report heard meanwhile waited for catch-up
-/// (seen: 60 s instead of 0.3 s in the flood test).
-pub const MAX_GOSSIP_FETCHES_PER_PEER: usize = 32;
+/// Most of those for ids heard from one peer (room for two reports of
+/// [`MAX_CHUNKS`](meshtrace_protocol::MAX_CHUNKS) chunks published at
+/// once); a further new id from it is ignored. Without it a peer gossiping
+/// bogus ids it never serves filled every slot, and an honest report heard
+/// meanwhile waited for catch-up (seen: 60 s instead of 0.3 s in the flood
+/// test).
+pub const MAX_GOSSIP_FETCHES_PER_PEER: usize = 2 * meshtrace_protocol::MAX_CHUNKS as usize;
 /// Capacity of the command and event channels.
 pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 /// Most announcements waiting in the outbox.

@@ -128,7 +128,7 @@ struct Report {
     /// Size of each of them, bytes.
     rss_14d_announcement_bytes: usize,
     /// Matching one closing encounter (4 tokens, no match) against that
-    /// pool: fingerprint index lookups on disk + ledger, µs.
+    /// pool: fingerprint filter lookups in memory + ledger, µs.
     match_new_encounter_us: f64,
     /// The same for an encounter that matches one held announcement (the
     /// hit is loaded and verified), µs.

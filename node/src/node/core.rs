@@ -135,8 +135,8 @@ impl<S: Store> NodeCore<S> {
                 now,
             };
             if let Ok(v) = VerifiedAnnouncement::verify(&bytes, &ctx) {
-                // A store written before the fingerprint index existed.
-                self.store.ensure_indexed(&v)?;
+                // The fingerprint filters live in memory only.
+                self.store.index_announcement(&v);
                 self.ingest(&v, now)?;
             }
         }

@@ -24,9 +24,11 @@ pub enum Tree {
     Issuers,
     /// Node metadata.
     Meta,
-    /// The fingerprint index of held announcements (keys only, no values:
-    /// day tag ‖ keyed hash of a fingerprint ‖ the announcement's record
-    /// key prefix), for matching encounters that close later.
+    /// The on-disk fingerprint index that stores of schema 2 wrote (keys
+    /// only: day tag ‖ keyed hash of a fingerprint ‖ the announcement's
+    /// record key prefix). No longer written or read: the filters are in
+    /// memory (`docs/protocol.md` §15.15); its keys are deleted with their
+    /// day, and recovery does not copy them.
     Fingerprints,
 }
 

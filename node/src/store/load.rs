@@ -30,7 +30,6 @@ impl<S: Store> ContactStore<S> {
             encounters: HashMap::new(),
             index: None,
             announcements: HashMap::new(),
-            ann_by_key: HashMap::new(),
             exposures: HashMap::new(),
             orphans: Vec::new(),
             dirty: false,
@@ -171,8 +170,6 @@ impl<S: Store> ContactStore<S> {
                 let Ok(id) = <[u8; 32]>::try_from(&m.id[..]) else {
                     return false;
                 };
-                self.ann_by_key
-                    .insert(super::index_id(&key), AnnouncementId(id));
                 self.announcements.insert(
                     AnnouncementId(id),
                     AnnEntry {
@@ -183,6 +180,7 @@ impl<S: Store> ContactStore<S> {
                             expires_at: UnixTime(m.expires_at),
                             received_at: UnixTime(m.received_at),
                         },
+                        filter: None,
                     },
                 );
                 true

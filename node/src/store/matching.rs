@@ -1,7 +1,8 @@
 //! Matching against the store: the token index over the stored encounters
-//! (for a newly received announcement), and the fingerprint index over the
-//! held announcements, on disk (for encounters that close later), so that
-//! no announcement's entries stay in memory (`docs/protocol.md` §15.8).
+//! (for a newly received announcement), and the fingerprint filters of the
+//! held announcements, in memory at about 18 bits per entry (for encounters
+//! that close later), so that no announcement's entries stay in memory
+//! (`docs/protocol.md` §15.15).
 
 use super::*;
 use meshtrace_protocol::{
@@ -34,76 +35,68 @@ impl<S: Store> ContactStore<S> {
         }
     }
 
-    /// The fingerprint index prefix of `fingerprint` under one day tag.
-    fn fingerprint_prefix(&self, tag: &[u8], fingerprint: u64) -> Vec<u8> {
-        let mut k = tag.to_vec();
-        let h = self.keys.lookup("fingerprint", &fingerprint.to_be_bytes());
-        k.extend_from_slice(&h[..INDEX_FINGERPRINT_LEN]);
-        k
+    /// Indexes a held announcement in memory: builds the filter of its
+    /// fingerprints (§15.15) unless it has one. The node calls it for every
+    /// held announcement when it starts (the filters are not on disk);
+    /// `false` when it is not stored.
+    pub fn index_announcement(&mut self, ann: &VerifiedAnnouncement) -> bool {
+        match self.announcements.get_mut(&ann.id()) {
+            Some(entry) => {
+                if entry.filter.is_none() {
+                    entry.filter = Some(FingerprintFilter::new(ann.fingerprints()));
+                }
+                true
+            }
+            None => false,
+        }
     }
 
-    /// The index keys of an announcement stored under `record_key`: one per
-    /// distinct fingerprint, `day tag ‖ keyed hash of the fingerprint ‖ the
-    /// record key's first bytes` (no value).
-    pub(super) fn fingerprint_keys(
-        &self,
-        ann: &VerifiedAnnouncement,
-        record_key: &[u8],
-    ) -> Vec<Vec<u8>> {
-        let tag = record_key.get(..DAY_TAG_LEN).unwrap_or_default();
-        let id = index_id(record_key);
-        ann.fingerprints()
-            .into_iter()
-            .map(|fp| {
-                let mut k = self.fingerprint_prefix(tag, fp);
-                k.extend_from_slice(&id);
-                k
-            })
+    /// The stored announcements that may carry `fingerprint`: those whose
+    /// filter holds it (a filter also admits, with probability about
+    /// 2⁻¹⁶, one it does not hold) and those not indexed yet. Callers
+    /// confirm against the announcement itself.
+    pub fn chunks_with(&self, fingerprint: u64) -> Vec<AnnouncementId> {
+        self.announcements
+            .values()
+            .filter(|a| a.filter.as_ref().is_none_or(|f| f.may_hold(fingerprint)))
+            .map(|a| a.info.id)
             .collect()
     }
+}
 
-    /// Indexes a stored announcement's fingerprints when they are missing
-    /// (a store written before the index existed); `false` when it is not
-    /// stored.
-    pub(crate) fn ensure_indexed(
-        &mut self,
-        ann: &VerifiedAnnouncement,
-    ) -> Result<bool, StoreError> {
-        let Some(key) = self.announcements.get(&ann.id()).map(|a| a.key.clone()) else {
-            return Ok(false);
-        };
-        let keys = self.fingerprint_keys(ann, &key);
-        let Some(first) = keys.first() else {
-            return Ok(true);
-        };
-        if self.backend.get(Tree::Fingerprints, first)?.is_none() {
-            self.backend.apply(
-                keys.into_iter()
-                    .map(|k| (Tree::Fingerprints, k, Some(Vec::new())))
-                    .collect(),
-            )?;
-            self.dirty = true;
+/// The in-memory filter of one held announcement's fingerprints
+/// (`docs/protocol.md` §15.15): a binary fuse filter with 16-bit
+/// fingerprints (`xorf`), about 18 bits per entry, false-positive rate about
+/// 2⁻¹⁶ per lookup; or the sorted fingerprints themselves in the rare case
+/// the filter cannot be built.
+pub(crate) enum FingerprintFilter {
+    /// The usual case.
+    Fuse(xorf::BinaryFuse16),
+    /// The fingerprints, sorted (no filter could be built).
+    Exact(Vec<u64>),
+}
+
+impl FingerprintFilter {
+    /// The filter of `fingerprints` (sorted, distinct: as
+    /// [`VerifiedAnnouncement::fingerprints`] returns them).
+    pub(crate) fn new(fingerprints: Vec<u64>) -> FingerprintFilter {
+        if fingerprints.is_empty() {
+            return FingerprintFilter::Exact(fingerprints);
         }
-        Ok(true)
+        match xorf::BinaryFuse16::try_from(&fingerprints) {
+            Ok(f) => FingerprintFilter::Fuse(f),
+            Err(_) => FingerprintFilter::Exact(fingerprints),
+        }
     }
 
-    /// The stored announcements whose index lists `fingerprint` (every
-    /// retained day's part of the index is looked up).
-    pub fn chunks_with(&self, fingerprint: u64) -> Result<Vec<AnnouncementId>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.days.values() {
-            let prefix = self.fingerprint_prefix(&entry.tag, fingerprint);
-            for (k, _) in self.backend.scan_prefix(Tree::Fingerprints, &prefix)? {
-                let mut id = [0u8; INDEX_ID_LEN];
-                if let Some(b) = k.get(prefix.len()..prefix.len() + INDEX_ID_LEN) {
-                    id.copy_from_slice(b);
-                }
-                if let Some(a) = self.ann_by_key.get(&id) {
-                    out.push(*a);
-                }
-            }
+    /// Whether the announcement may carry `fingerprint` (never `false` for
+    /// one it carries).
+    pub(crate) fn may_hold(&self, fingerprint: u64) -> bool {
+        use xorf::Filter;
+        match self {
+            FingerprintFilter::Fuse(f) => f.contains(&fingerprint),
+            FingerprintFilter::Exact(v) => v.binary_search(&fingerprint).is_ok(),
         }
-        Ok(out)
     }
 }
 
@@ -130,10 +123,10 @@ impl<S: Store> ContactStore<S> {
 
     /// Matches the just-stored encounters `fresh` against the chunks in
     /// `ledger` (see [`ExposureLedger::match_encounters`]): their tokens'
-    /// fingerprints are looked up in the on-disk index, and only the
-    /// announcements it names are loaded, verified with `ctx` and checked to
-    /// carry the fingerprint (the index holds no secret and is not sealed:
-    /// a damaged or forged entry can only cost a load).
+    /// fingerprints are looked up in the held announcements' filters, and
+    /// only the announcements they admit are loaded, verified with `ctx` and
+    /// checked to carry the fingerprint (a filter's false positive costs a
+    /// load and nothing else).
     pub fn match_new_encounters(
         &self,
         ledger: &mut ExposureLedger,
@@ -157,7 +150,7 @@ impl<S: Store> ContactStore<S> {
                 continue;
             }
             let mut ids = Vec::new();
-            for id in self.chunks_with(fp)? {
+            for id in self.chunks_with(fp) {
                 if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(id) {
                     let fps = self
                         .announcement_bytes(&id)?
@@ -181,5 +174,39 @@ impl<S: Store> ContactStore<S> {
             |r| encounters.get(&r).map(|e| e.encounter.clone()),
             risk,
         ))
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::FingerprintFilter;
+    use rand::{SeedableRng, rngs::StdRng};
+    use rand_core::Rng;
+
+    const FP_MASK: u64 = (1 << 56) - 1;
+
+    #[test]
+    fn a_filter_holds_every_fingerprint_and_admits_few_others() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut held: Vec<u64> = (0..4096).map(|_| rng.next_u64() & FP_MASK).collect();
+        held.sort_unstable();
+        held.dedup();
+        let filter = FingerprintFilter::new(held.clone());
+        assert!(matches!(filter, FingerprintFilter::Fuse(_)));
+        assert!(held.iter().all(|&f| filter.may_hold(f)));
+        // 2^-16 per lookup: about 3 of 200,000 others.
+        let others = (0..200_000)
+            .map(|_| rng.next_u64() & FP_MASK)
+            .filter(|f| held.binary_search(f).is_err())
+            .filter(|&f| filter.may_hold(f))
+            .count();
+        assert!(others <= 20, "{others} false positives in 200,000");
+    }
+
+    #[test]
+    fn an_empty_announcement_admits_nothing() {
+        let filter = FingerprintFilter::new(Vec::new());
+        assert!(!filter.may_hold(0));
+        assert!(!filter.may_hold(12345));
     }
 }

@@ -53,22 +53,6 @@ use records::{
     ExposureRecord, IssuerRecord,
 };
 
-/// Bytes of an announcement's record key (after the day tag) that its
-/// fingerprint index entries carry.
-pub(crate) const INDEX_ID_LEN: usize = 8;
-/// Bytes of a fingerprint's keyed hash in an index key.
-pub(crate) const INDEX_FINGERPRINT_LEN: usize = 8;
-
-/// The index name of an announcement: its record key's first
-/// [`INDEX_ID_LEN`] bytes after the day tag.
-pub(crate) fn index_id(record_key: &[u8]) -> [u8; INDEX_ID_LEN] {
-    let mut out = [0u8; INDEX_ID_LEN];
-    if let Some(b) = record_key.get(DAY_TAG_LEN..DAY_TAG_LEN + INDEX_ID_LEN) {
-        out.copy_from_slice(b);
-    }
-    out
-}
-
 /// The durability bound: [`ContactStore::maybe_flush`] flushes pending writes
 /// at least this often (seconds of the injected clock).
 pub const FLUSH_INTERVAL_SECONDS: u64 = 2;
@@ -252,6 +236,9 @@ struct AnnEntry {
     key: Vec<u8>,
     last_day: Day,
     info: StoredAnnouncement,
+    /// The filter of its fingerprints (§15.15); `None` until the node
+    /// indexed it (every announcement is then a candidate).
+    filter: Option<matching::FingerprintFilter>,
 }
 
 /// The encrypted contact store over a [`Store`] backend.
@@ -264,9 +251,6 @@ pub struct ContactStore<S: Store = SledStore> {
     encounters: HashMap<EncounterRef, StoredEnc>,
     index: Option<TokenIndex>,
     announcements: HashMap<AnnouncementId, AnnEntry>,
-    /// Each stored announcement by its record key's prefix (what the
-    /// fingerprint index names).
-    ann_by_key: HashMap<[u8; INDEX_ID_LEN], AnnouncementId>,
     exposures: HashMap<ReportPublicKey, (Vec<u8>, StoredExposure)>,
     orphans: Vec<(Tree, Vec<u8>)>,
     dirty: bool,
@@ -434,17 +418,11 @@ impl<S: Store> ContactStore<S> {
         let (key, sealer) = self.day_key_for(last_day, &lookup)?;
         let sealed_body = sealer.seal(Tree::Announcements, &key, bytes);
         let sealed_meta = sealer.seal(Tree::AnnouncementMeta, &key, &meta);
-        let mut writes = vec![
+        let writes = vec![
             (Tree::Announcements, key.clone(), Some(sealed_body)),
             (Tree::AnnouncementMeta, key.clone(), Some(sealed_meta)),
         ];
-        writes.extend(
-            self.fingerprint_keys(ann, &key)
-                .into_iter()
-                .map(|k| (Tree::Fingerprints, k, Some(Vec::new()))),
-        );
         self.backend.apply(writes)?;
-        self.ann_by_key.insert(index_id(&key), ann.id());
         self.announcements.insert(
             ann.id(),
             AnnEntry {
@@ -455,6 +433,7 @@ impl<S: Store> ContactStore<S> {
                     expires_at: ann.expires_at(),
                     received_at: now,
                 },
+                filter: Some(matching::FingerprintFilter::new(ann.fingerprints())),
             },
         );
         self.dirty = true;

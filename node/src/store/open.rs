@@ -304,18 +304,8 @@ pub(super) fn copy_readable<A: Store, B: Store>(
         }
         for (k, v) in old.scan_prefix(tree, &[])? {
             if tree == Tree::Fingerprints {
-                // Keys only, nothing to authenticate: kept under a known
-                // day (a hit is confirmed against the sealed announcement).
-                let known = k
-                    .get(..DAY_TAG_LEN)
-                    .and_then(|t| <[u8; DAY_TAG_LEN]>::try_from(t).ok())
-                    .is_some_and(|t| day_sealers.contains_key(&t));
-                if known && v.is_empty() {
-                    writes.push((tree, k, Some(v)));
-                    kept += 1;
-                } else {
-                    bad += 1;
-                }
+                // The on-disk fingerprint index of schema 2 is no longer
+                // read (the filters are in memory, §15.15): not copied.
                 continue;
             }
             let plain = if DAY_SCOPED.contains(&tree) {

@@ -58,8 +58,6 @@ impl<S: Store> ContactStore<S> {
         self.backend.apply(key_writes)?;
         self.encounters.retain(|_, e| e.day >= cutoff);
         self.announcements.retain(|_, a| a.last_day >= cutoff);
-        let held = &self.announcements;
-        self.ann_by_key.retain(|_, id| held.contains_key(id));
         let days = &self.days;
         self.exposures
             .retain(|_, (k, _)| days.values().any(|d| k.starts_with(&d.tag)));

@@ -871,7 +871,9 @@ impl<'a> Sim<'a> {
         let count = self.published.iter().filter(|p| p.0 < end_ms).count() as f64;
         // A light node fetches each chunk once by catch-up: its id in an id
         // list (32 bytes) and the response framing.
-        let full = published * g.full_node_bytes_factor / f64::from(days);
+        // A full node receives each chunk once (fetched by id) plus the
+        // measured per-chunk overhead of the id gossip and the fetch.
+        let full = (published + count * g.full_node_bytes_per_chunk) / f64::from(days);
         let light = (published + count * 40.0) / f64::from(days);
         // Digests: one per sync round while online, 42 bytes per day held.
         let online = 1.0 - g.offline_daily * (g.offline_hours.0 + g.offline_hours.1) / 48.0;

@@ -222,10 +222,19 @@ pub struct GossipParams {
     pub offline_daily: f64,
     /// Length of an offline spell (hours, uniform).
     pub offline_hours: (f64, f64),
-    /// Bytes a full node receives per announcement byte (gossip
-    /// duplicates, IHAVE/IWANT, framing): the mesh bench's measured ratio.
-    pub full_node_bytes_factor: f64,
+    /// Bytes a full node receives per announcement chunk besides the
+    /// chunk itself (the ids from its gossip peers, IHAVE gossip, the fetch
+    /// request and response framing): the mesh bench's measured figure
+    /// (`cargo bench -p meshtrace-tests --bench mesh`, 100 nodes, the
+    /// node's own timers, net of the quiet mesh: (amplification − 1) ×
+    /// chunk size ≈ 2.8 kB for chunks of 1,859 and of 12,086 bytes alike;
+    /// docs/performance.md).
+    pub full_node_bytes_per_chunk: f64,
 }
+
+/// The mesh bench's measured bytes per chunk beyond the chunk at a full
+/// node ([`GossipParams::full_node_bytes_per_chunk`]).
+pub const FULL_NODE_BYTES_PER_CHUNK: f64 = 2_850.0;
 
 impl Default for GossipParams {
     fn default() -> GossipParams {
@@ -237,7 +246,7 @@ impl Default for GossipParams {
             sync_interval_s: 300.0,
             offline_daily: 0.3,
             offline_hours: (1.0, 8.0),
-            full_node_bytes_factor: 2.0,
+            full_node_bytes_per_chunk: FULL_NODE_BYTES_PER_CHUNK,
         }
     }
 }

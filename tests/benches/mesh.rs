@@ -2,14 +2,23 @@
 //! one process on loopback TCP. For a series of reports published from
 //! random nodes it measures report → delivered latency at every node
 //! (p50/p99) and the bytes each node receives per announcement (transport
-//! level, everything included: gossip id messages, fetches, catch-up
-//! digests, keep-alives) divided by the announcement's size, the gossip
-//! amplification. Then (`--offline-pct P`, default 10) P % of the nodes go
+//! level: gossip id messages, fetches, catch-up digests, keep-alives)
+//! divided by the announcement's size, the gossip amplification — printed
+//! raw (every byte received while the report spread) and net of the quiet
+//! mesh's own traffic (its bytes per node per second, measured over
+//! `--quiet S` seconds, default 3, just before each report, times the
+//! report's interval, subtracted). `--warmup W` reports (default 1) go
+//! first and are printed apart: the first report after the mesh formed
+//! opens each connection's fetch stream; the latency line also gives p99
+//! with them. Then (`--offline-pct P`, default 10) P % of the nodes go
 //! offline, more reports are published, and the offline nodes come back
 //! (with what they held before) and catch up: time from their restart to
 //! holding every report they missed, and the bytes they received per
 //! missed byte. Run: `cargo bench -p meshtrace-tests --bench mesh`
-//! (`-- --nodes N --reports R --offline-pct P --settle S` to change it).
+//! (`-- --nodes N --reports R --tokens T --offline-pct P --settle S --quiet S
+//! --warmup W --heartbeat-ms H --sync-s C --max-connections M` to change it; `--tokens` sets the
+//! real tokens per report, default 200; the node's own timers by default:
+//! heartbeat 1,000 ms, catch-up every 300 s).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -108,9 +117,29 @@ async fn main() {
     let mut net = TestNet::new(100);
     let mut nodes: Vec<Option<TestNode>> = Vec::new();
     let mut addrs: Vec<meshtrace_node::p2p::Multiaddr> = Vec::new();
+    // The node's own timers (gossipsub heartbeat 1 s, catch-up every
+    // 300 s) unless told otherwise: the harness's test-speed timers (100 ms,
+    // 2 s) multiply the background traffic and make catch-up rounds fetch
+    // what gossip is still delivering. `--test` keeps the harness's.
+    let heartbeat_ms = arg("--heartbeat-ms", if quick { 100 } else { 1000 }) as u64;
+    let sync_s = arg("--sync-s", if quick { 2 } else { 300 }) as u64;
+    // `--max-connections C`: every node's connection cap (the PC preset's
+    // 1,024 by default). All nodes share 127.0.0.1, so the per-IP cap is
+    // lifted. At 1,000 nodes in one process the cap keeps the sockets under
+    // the process's file limit (each connection holds one at each end).
+    let limits = {
+        let mut l = meshtrace_node::p2p::Limits::PC;
+        l.max_connections = arg("--max-connections", l.max_connections as usize) as u32;
+        l.max_connections_per_ip = meshtrace_node::p2p::MAX_LIMIT;
+        l.max_pending_incoming = l.max_pending_incoming.max(l.max_connections);
+        l
+    };
     let config = |net: &TestNet| {
         net.builder(false)
+            .limits(limits)
             .stem_hops(arg("--stem-hops", 2) as u32)
+            .heartbeat(Duration::from_millis(heartbeat_ms))
+            .sync_interval(Duration::from_secs(sync_s))
             .build()
             .expect("valid mesh settings")
     };
@@ -141,23 +170,42 @@ async fn main() {
     }
     // Let the heartbeats graft the mesh (`--settle S`, seconds).
     tokio::time::sleep(Duration::from_secs(arg("--settle", 5) as u64)).await;
-    println!("{n} nodes up and meshed in {:?}", began.elapsed());
+    println!(
+        "{n} nodes up and meshed in {:?} (heartbeat {heartbeat_ms} ms, catch-up every {sync_s} s)",
+        began.elapsed()
+    );
 
     let (tx, mut rx) = mpsc::channel(4 * n);
     for (i, node) in nodes.iter_mut().enumerate() {
         listen(i, node.as_mut().expect("online"), &tx);
     }
+    let tokens = arg("--tokens", 200);
     let size = {
-        let toks = net.tokens(200);
+        let toks = net.tokens(tokens);
         net.report(&toks)[0].len()
     };
     let all: Vec<usize> = (0..n).collect();
+    // The quiet mesh's own traffic before each report.
+    let quiet = Duration::from_secs(arg("--quiet", if quick { 1 } else { 3 }) as u64);
     let mut latencies = Vec::new();
+    let mut warm_latencies = Vec::new();
     let mut ratios = Vec::new();
+    let mut net_ratios = Vec::new();
     let mut held: Vec<Vec<u8>> = Vec::new();
-    for r in 0..reports {
+    let warmup = arg("--warmup", 1);
+    for r in 0..warmup + reports {
+        let quiet_rate = {
+            let before = bytes_in(&nodes, &all).await;
+            let t0 = Instant::now();
+            tokio::time::sleep(quiet).await;
+            let after = bytes_in(&nodes, &all).await;
+            let secs = t0.elapsed().as_secs_f64();
+            let total: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+            total as f64 / n as f64 / secs
+        };
         let before = bytes_in(&nodes, &all).await;
-        let toks = net.tokens(200);
+        let t0 = Instant::now();
+        let toks = net.tokens(tokens);
         let chunk = net.report(&toks).remove(0);
         held.push(chunk.clone());
         let origin = (net.rng.next_u32() as usize) % n;
@@ -177,25 +225,51 @@ async fn main() {
             .collect();
         let mine = arrivals(&mut rx, want, &format!("report {r}")).await;
         let slowest = mine.iter().max().copied().unwrap_or_default();
-        println!("report {r}: slowest {slowest:?}");
-        latencies.extend(mine);
         // Let gossip settle (IHAVE/IWANT, duplicates) before counting bytes.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = bytes_in(&nodes, &all).await;
+        let secs = t0.elapsed().as_secs_f64();
         let total: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
-        ratios.push(total as f64 / n as f64 / size as f64);
+        let raw = total as f64 / n as f64 / size as f64;
+        let net_ratio = (total as f64 / n as f64 - quiet_rate * secs) / size as f64;
+        if r < warmup {
+            println!(
+                "warm-up report {r} (not counted): slowest {slowest:?}, amplification raw {raw:.2}, \
+                 net {net_ratio:.2} (quiet mesh {quiet_rate:.0} bytes per node per second)"
+            );
+            warm_latencies.extend(mine);
+            continue;
+        }
+        println!(
+            "report {}: slowest {slowest:?}, amplification raw {raw:.2}, net {net_ratio:.2} \
+             (quiet mesh {quiet_rate:.0} bytes per node per second)",
+            r - warmup
+        );
+        latencies.extend(mine);
+        ratios.push(raw);
+        net_ratios.push(net_ratio);
     }
     latencies.sort();
+    let mut with_warmup: Vec<Duration> = latencies.iter().chain(&warm_latencies).copied().collect();
+    with_warmup.sort();
     ratios.sort_by(f64::total_cmp);
+    net_ratios.sort_by(f64::total_cmp);
     println!(
-        "mesh bench: {n} nodes, {reports} reports of {size} bytes: delivered p50 {:?}, p99 {:?}, max {:?}; \
-         bytes received per node per announcement / announcement size: median {:.2} (min {:.2}, max {:.2})",
+        "mesh bench: {n} nodes, {reports} reports of {size} bytes: delivered p50 {:?}, p99 {:?}, max {:?} \
+         (with the {warmup} warm-up reports: p99 {:?}, max {:?}); \
+         bytes received per node per announcement / announcement size: raw median {:.2} (min {:.2}, max {:.2}), \
+         net of the quiet mesh median {:.2} (min {:.2}, max {:.2})",
         pct(&latencies, 0.5),
         pct(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default(),
+        pct(&with_warmup, 0.99),
+        with_warmup.last().copied().unwrap_or_default(),
         ratios[ratios.len() / 2],
         ratios[0],
         ratios[ratios.len() - 1],
+        net_ratios[net_ratios.len() / 2],
+        net_ratios[0],
+        net_ratios[net_ratios.len() - 1],
     );
 
     let k = n * offline_pct / 100;
@@ -213,7 +287,7 @@ async fn main() {
         let mut missed = Vec::new();
         let mut online_lat = Vec::new();
         for r in 0..reports {
-            let toks = net.tokens(200);
+            let toks = net.tokens(tokens);
             let chunk = net.report(&toks).remove(0);
             let origin = online[(net.rng.next_u32() as usize) % online.len()];
             let sent = Instant::now();

@@ -16,9 +16,9 @@
 //! holding every report they missed, and the bytes they received per
 //! missed byte. Run: `cargo bench -p meshtrace-tests --bench mesh`
 //! (`-- --nodes N --reports R --tokens T --offline-pct P --settle S --quiet S
-//! --warmup W --heartbeat-ms H --sync-s C --max-connections M` to change it; `--tokens` sets the
-//! real tokens per report, default 200; the node's own timers by default:
-//! heartbeat 1,000 ms, catch-up every 300 s).
+//! --warmup W --heartbeat-ms H --sync-s C --max-connections M` to change
+//! it; `--tokens` sets the real tokens per report, default 200; the node's
+//! own timers by default: heartbeat 1,000 ms, catch-up every 300 s).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -77,6 +77,11 @@ async fn bytes_in(nodes: &[Option<TestNode>], which: &[usize]) -> Vec<u64> {
         );
     }
     v
+}
+
+/// Bytes received by all nodes between two [`bytes_in`] readings.
+fn received(after: &[u64], before: &[u64]) -> u64 {
+    after.iter().zip(before).map(|(a, b)| a - b).sum()
 }
 
 /// Waits until every `(node, id)` in `want` arrived; their latencies from
@@ -200,8 +205,7 @@ async fn main() {
             tokio::time::sleep(quiet).await;
             let after = bytes_in(&nodes, &all).await;
             let secs = t0.elapsed().as_secs_f64();
-            let total: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
-            total as f64 / n as f64 / secs
+            received(&after, &before) as f64 / n as f64 / secs
         };
         let before = bytes_in(&nodes, &all).await;
         let t0 = Instant::now();
@@ -229,7 +233,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = bytes_in(&nodes, &all).await;
         let secs = t0.elapsed().as_secs_f64();
-        let total: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+        let total = received(&after, &before);
         let raw = total as f64 / n as f64 / size as f64;
         let net_ratio = (total as f64 / n as f64 - quiet_rate * secs) / size as f64;
         if r < warmup {

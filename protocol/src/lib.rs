@@ -85,8 +85,8 @@ pub use risk::{
     DEFAULT_CLOSE_DISTANCE_M, DEFAULT_CONTACT_SIGMA_DB, DEFAULT_HIGH_RISK_MINUTES,
     DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_CONTACT_MINUTES, DEFAULT_PATH_LOSS_EXPONENT,
     DEFAULT_RECEPTION_SIGMA_DB, DEFAULT_SESSION_GAP_SECONDS, DayRisk, MAX_RISK_BUCKETS,
-    MAX_SESSION_GAP_SECONDS, MAX_SIGMA_DB, RiskConfig, RiskConfigBuilder, RiskConfigError,
-    RiskModel, normal_cdf,
+    MAX_SESSION_GAP_SECONDS, MAX_SIGMA_DB, PartEstimate, RiskConfig, RiskConfigBuilder,
+    RiskConfigError, RiskModel, normal_cdf,
 };
 pub use time::{DAY_SECONDS, Day, EPOCH_SECONDS, EPOCHS_PER_DAY, Epoch, RETENTION_DAYS, UnixTime};
 pub use token::{

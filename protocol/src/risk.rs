@@ -383,7 +383,7 @@ pub struct DayRisk {
     pub day: Day,
     /// [`RiskModel::Cwa`]: weighted minutes over the contacts that passed the
     /// minimum duration. [`RiskModel::Calibrated`]: the heard minutes of
-    /// each contact weighted by its confidence of being within 2 m.
+    /// each encounter weighted by its confidence of being within 2 m.
     pub weighted_minutes: f64,
     /// [`RiskModel::Cwa`]: unweighted minutes at attenuation below the drop
     /// threshold, same contacts. [`RiskModel::Calibrated`]: heard (credited)
@@ -395,7 +395,7 @@ pub struct DayRisk {
     /// Estimated minutes within 2 m: what a person is told ("about 25
     /// minutes within 2 m"). Under [`RiskModel::Cwa`] it is the weighted
     /// minutes; under [`RiskModel::Calibrated`] the heard minutes of the
-    /// contacts judged within 2 m.
+    /// encounters judged within 2 m.
     pub estimated_minutes: f64,
     /// The day's minutes reach the high-risk threshold (weighted minutes
     /// under [`RiskModel::Cwa`], estimated minutes under
@@ -418,11 +418,31 @@ pub struct ContactEstimate {
     /// The contact's level: median attenuation weighted by credited time
     /// (dB); `None` when nothing was measured.
     pub level_db: Option<u8>,
-    /// Confidence that the contact was within the close distance (0 to 1).
+    /// Confidence that the contact as a whole was within the close distance
+    /// (0 to 1), from its level: a summary, not the decision.
     pub confidence: f64,
-    /// Estimated minutes within the close distance: `heard_minutes` when
-    /// judged close (`confidence ≥ min_confidence`), 0 otherwise.
+    /// Estimated minutes within the close distance: the heard minutes of
+    /// the contact's encounters judged close (each encounter's own
+    /// `confidence ≥ min_confidence`), so that more matched encounters
+    /// never lower them.
     pub estimated_minutes: f64,
+    /// Σ over the contact's encounters of confidence × heard minutes.
+    pub weighted_minutes: f64,
+    /// Each encounter with a measured attenuation, as judged, in the
+    /// contact's order.
+    pub parts: Vec<PartEstimate>,
+}
+
+/// One encounter of a contact as the calibrated model judges it
+/// (docs/protocol.md §7.3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartEstimate {
+    /// Credited minutes with a measured attenuation.
+    pub heard_minutes: f64,
+    /// The encounter's level: median attenuation weighted by credited time.
+    pub level_db: u8,
+    /// Confidence that the encounter was within the close distance.
+    pub confidence: f64,
 }
 
 impl RiskConfig {
@@ -535,37 +555,48 @@ impl RiskConfig {
     }
 
     fn estimate(&self, session: &[&Encounter]) -> ContactEstimate {
+        let p = &self.calibrated;
         let mut profile: std::collections::BTreeMap<u8, u64> = std::collections::BTreeMap::new();
         let mut sightings = 0u32;
         let mut last_seen = UnixTime(0);
+        let mut parts = Vec::new();
         for e in session {
             sightings = sightings.saturating_add(e.sightings);
             last_seen = last_seen.max(e.last_seen);
+            let mut own: std::collections::BTreeMap<u8, u64> = std::collections::BTreeMap::new();
             for &(db, secs) in &e.profile {
                 if db < MAX_ATTENUATION_DB {
                     *profile.entry(db).or_insert(0) += u64::from(secs);
+                    *own.entry(db).or_insert(0) += u64::from(secs);
                 }
             }
+            let (total, level) = weighted_median(&own);
+            if let Some(level) = level {
+                parts.push(PartEstimate {
+                    heard_minutes: total as f64 / 60.0,
+                    level_db: level,
+                    confidence: p.confidence(f64::from(level), e.sightings),
+                });
+            }
         }
-        let total: u64 = profile.values().sum();
-        let half = 0.5 * total as f64;
-        let mut cum = 0u64;
-        let level = profile.iter().find_map(|(&db, &secs)| {
-            cum += secs;
-            (total > 0 && cum as f64 >= half).then_some(db)
-        });
-        let p = &self.calibrated;
+        let (total, level) = weighted_median(&profile);
         let confidence = level.map_or(0.0, |l| p.confidence(f64::from(l), sightings));
-        let heard_minutes = total as f64 / 60.0;
-        let close = level.is_some() && confidence >= p.min_confidence;
+        let estimated_minutes = parts
+            .iter()
+            .filter(|q| q.confidence >= p.min_confidence)
+            .map(|q| q.heard_minutes)
+            .sum();
+        let weighted_minutes = parts.iter().map(|q| q.confidence * q.heard_minutes).sum();
         ContactEstimate {
             day: session.first().map_or(Day(0), |e| e.day()),
             first_seen: session.first().map_or(UnixTime(0), |e| e.first_seen),
             last_seen,
-            heard_minutes,
+            heard_minutes: total as f64 / 60.0,
             level_db: level,
             confidence,
-            estimated_minutes: if close { heard_minutes } else { 0.0 },
+            estimated_minutes,
+            weighted_minutes,
+            parts,
         }
     }
 
@@ -613,7 +644,7 @@ impl RiskConfig {
             };
             entry.contacts += 1;
             entry.close_minutes += c.heard_minutes;
-            entry.weighted_minutes += c.confidence * c.heard_minutes;
+            entry.weighted_minutes += c.weighted_minutes;
             entry.estimated_minutes += c.estimated_minutes;
         }
         for d in &mut out {
@@ -673,6 +704,20 @@ impl RiskConfig {
         out.retain(|d| d.contacts > 0);
         out
     }
+}
+
+/// The seconds of a profile (dB → seconds) and its level: the smallest dB
+/// at which the running sum of seconds reaches half the total (§7.3), `None`
+/// when the total is 0.
+fn weighted_median(profile: &std::collections::BTreeMap<u8, u64>) -> (u64, Option<u8>) {
+    let total: u64 = profile.values().sum();
+    let half = 0.5 * total as f64;
+    let mut cum = 0u64;
+    let level = profile.iter().find_map(|(&db, &secs)| {
+        cum += secs;
+        (total > 0 && cum as f64 >= half).then_some(db)
+    });
+    (total, level)
 }
 
 /// The encounters with their profiles as attenuations under `tx_power`.

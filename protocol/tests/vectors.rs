@@ -365,6 +365,14 @@ fn risk_vectors_calibrated() {
             close(g.heard_minutes, &w["heard_minutes"], name);
             close(g.confidence, &w["confidence"], name);
             close(g.estimated_minutes, &w["estimated_minutes"], name);
+            close(g.weighted_minutes, &w["weighted_minutes"], name);
+            let parts = w["parts"].as_array().unwrap();
+            assert_eq!(g.parts.len(), parts.len(), "{name}: parts");
+            for (gp, wp) in g.parts.iter().zip(parts) {
+                assert_eq!(u64::from(gp.level_db), u64v(&wp["level_db"]), "{name}");
+                close(gp.heard_minutes, &wp["heard_minutes"], name);
+                close(gp.confidence, &wp["confidence"], name);
+            }
         }
         assert_days(&risk.score(&encounters, tx_power), &case["expected"], name);
     }

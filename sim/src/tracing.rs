@@ -554,11 +554,15 @@ fn warns(
             .collect(),
         RiskModel::Calibrated => {
             let threshold = risk.high_risk_weighted_minutes();
+            // The model judges each encounter of a contact (§7.3).
             let contacts: Vec<(Day, f64, f64)> = risk
                 .contacts(matched, tx_power)
                 .into_iter()
-                .filter(|c| c.level_db.is_some())
-                .map(|c| (c.day, c.confidence, c.heard_minutes))
+                .flat_map(|c| {
+                    c.parts
+                        .into_iter()
+                        .map(move |q| (c.day, q.confidence, q.heard_minutes))
+                })
                 .collect();
             grid.iter()
                 .map(|&min| {

@@ -570,27 +570,44 @@ def contacts(encs, p=CALIBRATED, gap=CALIBRATED_SESSION_GAP):
     for s in sessions:
         prof = {}
         sightings = 0
+        parts = []
         for e in s:
             sightings += e["sightings"]
+            own = {}
             for a, secs in e["profile"]:
                 if a < 255:
                     prof[a] = prof.get(a, 0) + secs
-        total = sum(prof.values())
-        level = None
-        cum = 0
-        for a in sorted(prof):
-            cum += prof[a]
-            if total > 0 and float(cum) >= 0.5 * float(total):
-                level = a
-                break
+                    own[a] = own.get(a, 0) + secs
+            own_total, own_level = weighted_median(own)
+            if own_level is not None:
+                parts.append({"heard_minutes": own_total / 60.0, "level_db": own_level,
+                              "confidence": confidence(p, float(own_level), e["sightings"])})
+        total, level = weighted_median(prof)
         conf = 0.0 if level is None else confidence(p, float(level), sightings)
-        heard = total / 60.0
-        close = level is not None and conf >= p["min_confidence"]
+        estimated = 0.0
+        weighted = 0.0
+        for q in parts:
+            if q["confidence"] >= p["min_confidence"]:
+                estimated += q["heard_minutes"]
+            weighted += q["confidence"] * q["heard_minutes"]
         out.append({"day": s[0]["first_seen"] // 86400, "first_seen": s[0]["first_seen"],
-                    "last_seen": max(e["last_seen"] for e in s), "heard_minutes": heard,
+                    "last_seen": max(e["last_seen"] for e in s), "heard_minutes": total / 60.0,
                     "level_db": level, "confidence": conf,
-                    "estimated_minutes": heard if close else 0.0})
+                    "estimated_minutes": estimated, "weighted_minutes": weighted,
+                    "parts": parts})
     return out
+
+
+def weighted_median(prof):
+    """§7.3: (total seconds, the smallest dB at which the running sum of
+    seconds reaches half the total; None when the total is 0)."""
+    total = sum(prof.values())
+    cum = 0
+    for a in sorted(prof):
+        cum += prof[a]
+        if total > 0 and float(cum) >= 0.5 * float(total):
+            return total, a
+    return total, None
 
 
 def score_calibrated(encs):
@@ -602,7 +619,7 @@ def score_calibrated(encs):
                                        "contacts": 0, "estimated_minutes": 0.0})
         d["contacts"] += 1
         d["close_minutes"] += c["heard_minutes"]
-        d["weighted_minutes"] += c["confidence"] * c["heard_minutes"]
+        d["weighted_minutes"] += c["weighted_minutes"]
         d["estimated_minutes"] += c["estimated_minutes"]
     out = []
     for day in sorted(days):
@@ -692,6 +709,10 @@ def risk_vectors():
         ("unknown attenuation only: no contact", [enc(d, [(255, 1800)])]),
         ("near the decision level", [enc(d, [(62, 1200)], 40), enc(d + 3600, [(60, 1200)], 1)]),
         ("two days", [enc(d, [(50, 700)]), enc(d + 86400, [(70, 1000)])]),
+        ("a close half hour, then an hour further away: the close encounters count",
+         [enc(d + 900 * k, [(50 if k < 2 else 75, 900)], 15) for k in range(6)]),
+        ("the same contact's close half hour alone: the same estimate",
+         [enc(d + 900 * k, [(50, 900)], 15) for k in range(2)]),
     ]
     cal = [(n, e, 0) for n, e in cal] + [
         ("20 minutes at a level of 60 dB from a reporter at -10 dBm: 50 dB", [enc(d, [(60, 1200)])], -10),

@@ -6,7 +6,8 @@
 //! the receiver's own correction). Sightings of one ID are aggregated into an
 //! [`Encounter`]: first and last seen, credited exposure seconds per received
 //! level, and the encounter tokens derived with the node's own keys active
-//! around each sighting.
+//! around each sighting, the **primary token** first (docs/protocol.md
+//! §6.1): the token of the own epoch in which most of its sightings fell.
 //!
 //! The sender's TX power is not on the air (`docs/protocol.md` §3): it
 //! arrives with a report, and only then does a level become an
@@ -25,8 +26,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::announce::Disposition;
-use crate::keys::{KeySchedule, RotatingId};
-use crate::time::{Day, EPOCH_SECONDS, UnixTime};
+use crate::keys::{KeySchedule, RotatingId, SIGHTING_KEY_WINDOW_SECONDS};
+use crate::time::{Day, EPOCH_SECONDS, Epoch, UnixTime};
 use crate::token::{EncounterToken, MAX_TOKENS_PER_ENCOUNTER, tokens_for_sighting};
 
 /// Two sightings further apart than this (seconds) are not joined: the gap is
@@ -111,7 +112,10 @@ pub fn attenuation_db(tx_power: i8, level_db: u8) -> u8 {
 /// A closed (or snapshot of an open) encounter with one rotating ID.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Encounter {
-    /// Tokens shared with the other device (1 to [`MAX_TOKENS_PER_ENCOUNTER`]).
+    /// Tokens shared with the other device (1 to [`MAX_TOKENS_PER_ENCOUNTER`]):
+    /// the **primary token** first (the token of the own epoch with the
+    /// most sightings, docs/protocol.md §6.1), then the others in the order
+    /// they were derived.
     pub tokens: Vec<EncounterToken>,
     /// First sighting.
     pub first_seen: UnixTime,
@@ -231,7 +235,13 @@ struct Open {
     enc: Encounter,
     profile: BTreeMap<u8, u32>,
     last_level: u8,
-    covered: Vec<crate::time::Epoch>,
+    /// The own epoch of each token, in the order of `enc.tokens`
+    /// (derivation order).
+    covered: Vec<Epoch>,
+    /// Sightings counted per own epoch (`at.epoch()`), saturating; only
+    /// for epochs that are covered or can still be ([`Open::count`]), so
+    /// at most `2 * MAX_TOKENS_PER_ENCOUNTER` entries.
+    counts: Vec<(Epoch, u32)>,
     /// Windows heard but not yet credited (at most the tracker's current
     /// and previous window).
     pending: Vec<Pending>,
@@ -250,7 +260,58 @@ impl Open {
         }
         let mut e = self.enc.clone();
         e.profile = profile.into_iter().filter(|&(_, s)| s > 0).collect();
+        // The primary token first, the others in derivation order.
+        let primary = self.primary();
+        if primary > 0 && primary < e.tokens.len() {
+            let t = e.tokens.remove(primary);
+            e.tokens.insert(0, t);
+        }
         e
+    }
+
+    /// Index (derivation order) of the primary token: the covered epoch
+    /// with the most counted sightings, ties to the earliest epoch; the
+    /// first token when no covered epoch has a counted sighting.
+    fn primary(&self) -> usize {
+        self.covered
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &epoch)| {
+                let n = self.counts.iter().find(|c| c.0 == epoch).map_or(0, |c| c.1);
+                (n > 0).then_some((n, std::cmp::Reverse(epoch), i))
+            })
+            .max()
+            .map_or(0, |(_, _, i)| i)
+    }
+
+    /// Counts a sighting at `at` for own epoch `at.epoch()` (after its
+    /// tokens were recorded). Counts of epochs that can no longer become
+    /// covered are forgotten: a later sighting joins only up to
+    /// [`MAX_ENCOUNTER_SPAN_SECONDS`] after `first_seen` (which never moves
+    /// later), and derives tokens only with keys that start at most
+    /// [`SIGHTING_KEY_WINDOW_SECONDS`] after it; once the encounter holds
+    /// [`MAX_TOKENS_PER_ENCOUNTER`] tokens no epoch can. Every counted
+    /// sighting is at or after `first_seen`, so the uncovered epochs kept
+    /// lie between `first_seen`'s epoch and that of `first_seen` + 2100 s:
+    /// at most four, besides at most four covered ones. The result is the
+    /// same as keeping every count.
+    fn count(&mut self, at: UnixTime) {
+        let epoch = at.epoch();
+        match self.counts.iter_mut().find(|c| c.0 == epoch) {
+            Some(c) => c.1 = c.1.saturating_add(1),
+            None => self.counts.push((epoch, 1)),
+        }
+        let first = self.enc.first_seen.min(at);
+        let lowest = first.epoch();
+        let highest = first
+            .plus(MAX_ENCOUNTER_SPAN_SECONDS)
+            .plus(SIGHTING_KEY_WINDOW_SECONDS)
+            .epoch();
+        let full = self.enc.tokens.len() >= MAX_TOKENS_PER_ENCOUNTER;
+        let covered = &self.covered;
+        self.counts
+            .retain(|&(e, _)| covered.contains(&e) || (!full && (lowest..=highest).contains(&e)));
+        debug_assert!(self.counts.len() <= 2 * MAX_TOKENS_PER_ENCOUNTER);
     }
 
     /// Credits the pending windows older than `keep_from` (sequence number).
@@ -419,6 +480,7 @@ impl EncounterTracker {
                     profile: BTreeMap::new(),
                     last_level: level,
                     covered: Vec::new(),
+                    counts: Vec::new(),
                     pending: Vec::new(),
                 },
             );
@@ -433,6 +495,7 @@ impl EncounterTracker {
             }
         }
         o.enc.sightings = o.enc.sightings.saturating_add(1);
+        o.count(s.at);
         if let Some(scans) = self.scans {
             // Scan-aware crediting: the sighting joins its window's
             // receptions; windows no sighting can join any more are credited.
@@ -880,6 +943,198 @@ mod tests {
         let e = &tr.close_all()[0];
         assert_eq!(e.profile, vec![(40, 60)], "only the first receptions count");
         assert_eq!(e.sightings, 1000);
+    }
+
+    /// Own keys drawn by rotating at each of `rotations` (offsets from
+    /// `t0`, an epoch start), and one heard ID.
+    fn rotating_world(seed: u64, rotations: &[u64]) -> (KeySchedule, RotatingId, UnixTime) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let t0 = UnixTime(10_000 * 900);
+        let mut mine = KeySchedule::new();
+        for &r in rotations {
+            mine.rotate(t0.plus(r), &mut rng);
+        }
+        let other = EpochKey::generate(t0.epoch(), &mut rng).public();
+        (mine, other, t0)
+    }
+
+    fn token_of(keys: &KeySchedule, epoch: Epoch, heard: &RotatingId) -> EncounterToken {
+        derive_token(keys.get(epoch).unwrap(), heard).unwrap()
+    }
+
+    #[test]
+    fn the_primary_token_is_that_of_the_epoch_with_most_sightings() {
+        // Heard from 200 s before an own rotation to 180 s after it: one
+        // sighting in epoch E derives both tokens, three in E + 1 derive
+        // none but count for E + 1.
+        let (mine, other, t0) = rotating_world(50, &[600]);
+        let e = t0.epoch();
+        let mut tr = EncounterTracker::new(0);
+        for at in [700, 960, 1020, 1080] {
+            tr.handle_sighting(
+                &mine,
+                Sighting {
+                    id: other,
+                    rssi: -50,
+                    at: t0.plus(at),
+                },
+            )
+            .unwrap();
+        }
+        let (te, te1) = (
+            token_of(&mine, e, &other),
+            token_of(&mine, e.next(), &other),
+        );
+        assert_eq!(tr.open.values().next().unwrap().enc.tokens, vec![te, te1]);
+        assert_eq!(tr.open_snapshots()[0].tokens, vec![te1, te], "snapshot");
+        assert_eq!(tr.close_all()[0].tokens, vec![te1, te], "closed");
+    }
+
+    /// Records the token of every own key held with `heard` (keys are
+    /// destroyed as the schedule rotates on).
+    fn record_tokens(
+        keys: &KeySchedule,
+        heard: &RotatingId,
+        into: &mut BTreeMap<Epoch, EncounterToken>,
+    ) {
+        for k in keys.keys() {
+            into.insert(k.epoch(), derive_token(k, heard).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_tie_goes_to_the_earlier_epoch() {
+        // Own epochs E, E + 1, E + 2: the first sighting (in E + 1, within
+        // 300 s of E) derives E's and E + 1's tokens, the third E + 2's.
+        // E has no sighting; E + 1 and E + 2 have three each.
+        let (mut mine, other, t0) = rotating_world(51, &[600, 900]);
+        let e = t0.epoch();
+        let mut rng = ChaCha20Rng::seed_from_u64(52);
+        let mut tokens = BTreeMap::new();
+        let mut tr = EncounterTracker::new(0);
+        for at in [1000, 1250, 1500, 1800, 2050, 2300] {
+            mine.rotate(t0.plus(at), &mut rng);
+            record_tokens(&mine, &other, &mut tokens);
+            tr.handle_sighting(
+                &mine,
+                Sighting {
+                    id: other,
+                    rssi: -50,
+                    at: t0.plus(at),
+                },
+            )
+            .unwrap();
+        }
+        let t = |k: u32| tokens[&Epoch(e.0 + k)];
+        assert_eq!(
+            tr.open.values().next().unwrap().enc.tokens,
+            vec![t(0), t(1), t(2)]
+        );
+        assert_eq!(tr.close_all()[0].tokens, vec![t(1), t(0), t(2)]);
+    }
+
+    #[test]
+    fn a_whole_epoch_encounter_puts_the_same_epoch_token_first() {
+        // The other device's ID for epoch E, heard every 60 s from E's
+        // first second to its last: our keys E − 1 (still active for
+        // 300 s), E and E + 1 (from 300 s before the end) all yield tokens;
+        // the one both sides hold, of the two keys of epoch E, comes first.
+        let mut rng = ChaCha20Rng::seed_from_u64(53);
+        let t0 = UnixTime(10_000 * 900);
+        let e = t0.epoch();
+        let mut mine = KeySchedule::new();
+        mine.rotate(t0.minus(300), &mut rng);
+        let theirs = EpochKey::generate(e, &mut rng);
+        let mut tokens = BTreeMap::new();
+        let mut tr = EncounterTracker::new(0);
+        for k in 0..=15u64 {
+            let at = t0.plus(60 * k).min(e.end().minus(1));
+            mine.rotate(at, &mut rng);
+            record_tokens(&mine, &theirs.public(), &mut tokens);
+            tr.handle_sighting(
+                &mine,
+                Sighting {
+                    id: theirs.public(),
+                    rssi: -50,
+                    at,
+                },
+            )
+            .unwrap();
+        }
+        let closed = tr.close_all();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            (closed[0].first_seen, closed[0].last_seen),
+            (t0, e.end().minus(1))
+        );
+        let t = |ep: Epoch| tokens[&ep];
+        assert_eq!(
+            closed[0].tokens,
+            vec![t(e), t(Epoch(e.0 - 1)), t(e.next())],
+            "E first, then E − 1 and E + 1 in derivation order"
+        );
+        assert_eq!(
+            t(e),
+            derive_token(&theirs, &mine.get(e).unwrap().public()).unwrap(),
+            "the other side holds it too"
+        );
+    }
+
+    #[test]
+    fn sightings_count_before_their_epochs_token_exists() {
+        // A fresh node holds only E + 1's key. Two sightings in E + 1, then
+        // two in E (no key of E yet: they derive nothing but count for E),
+        // then the clock goes back, E's key is drawn and one more sighting
+        // in E derives its token: E has 3 sightings against 2.
+        let (mut mine, other, t0) = rotating_world(54, &[1000]);
+        let e = t0.epoch();
+        let mut rng = ChaCha20Rng::seed_from_u64(55);
+        let mut tr = EncounterTracker::new(0);
+        for at in [1000, 1010, 850, 800, 790] {
+            if at == 790 {
+                mine.rotate(t0.plus(at), &mut rng);
+            }
+            tr.handle_sighting(
+                &mine,
+                Sighting {
+                    id: other,
+                    rssi: -50,
+                    at: t0.plus(at),
+                },
+            )
+            .unwrap();
+        }
+        let (te, te1) = (
+            token_of(&mine, e, &other),
+            token_of(&mine, e.next(), &other),
+        );
+        assert_eq!(tr.close_all()[0].tokens, vec![te, te1]);
+    }
+
+    #[test]
+    fn epoch_counts_stay_bounded_when_the_clock_keeps_going_back() {
+        // Each sighting 300 s before the encounter's first_seen keeps it
+        // open; its epochs are unbounded, the counts kept are not.
+        let (mine, other, t0) = rotating_world(56, &[450]);
+        let mut tr = EncounterTracker::new(0);
+        let start = t0.plus(450);
+        for k in 0..200u64 {
+            tr.handle_sighting(
+                &mine,
+                Sighting {
+                    id: other,
+                    rssi: -50,
+                    at: start.minus(300 * k),
+                },
+            )
+            .unwrap();
+            let o = tr.open.values().next().unwrap();
+            assert!(o.counts.len() <= 2 * MAX_TOKENS_PER_ENCOUNTER);
+        }
+        let o = tr.open.values().next().unwrap();
+        assert_eq!(o.enc.first_seen, start.minus(300 * 199));
+        assert_eq!(o.covered, vec![t0.epoch()]);
+        assert_eq!(tr.close_all()[0].sightings, 200);
     }
 
     #[test]

@@ -459,12 +459,13 @@ fn crediting_vectors() {
                 }
             }
         }
-        // Name each encounter by the label of the ID whose token it holds.
+        // Name each encounter by the label of the ID whose token it holds
+        // (its primary token may be that of any own key held).
         let label_of: BTreeMap<EncounterToken, String> = ids
             .iter()
-            .map(|(l, id)| {
-                let t = derive_token(keys.current(t0).unwrap(), id).unwrap();
-                (t, l.clone())
+            .flat_map(|(l, id)| {
+                keys.keys()
+                    .map(move |k| (derive_token(k, id).unwrap(), l.clone()))
             })
             .collect();
         let mut got: Vec<NamedEncounter> = tracker

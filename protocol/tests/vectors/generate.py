@@ -1937,8 +1937,23 @@ class SmTracker:
                 or sub(e["first_seen"], now) > 300)
 
     @staticmethod
-    def out(e):
-        return {"tokens": [h(t) for t in e["tokens"]], "token_epochs": list(e["covered"]),
+    def primary(e):
+        """§6.1 "Primary token": the covered epoch with the highest count
+        (> 0), the earliest among equal counts; else the first token."""
+        counted = [(e["counts"].get(ep, 0), ep) for ep in e["covered"]]
+        counted = [(n, ep) for n, ep in counted if n > 0]
+        if not counted:
+            return e["covered"][0]
+        top = max(n for n, _ in counted)
+        return min(ep for n, ep in counted if n == top)
+
+    @classmethod
+    def out(cls, e):
+        # The primary token first, the others in derivation order.
+        p = cls.primary(e)
+        pairs = list(zip(e["covered"], e["tokens"]))
+        pairs = [x for x in pairs if x[0] == p] + [x for x in pairs if x[0] != p]
+        return {"tokens": [h(t) for _, t in pairs], "token_epochs": [ep for ep, _ in pairs],
                 "first_seen": e["first_seen"], "last_seen": e["last_seen"],
                 "sightings": e["sightings"], "day": e["first_seen"] // 86400}
 
@@ -1956,13 +1971,16 @@ class SmTracker:
         if e is None:                                          # step 3
             if not new:
                 return "no_token"
-            e = {"tokens": [], "covered": [], "first_seen": at, "last_seen": at, "sightings": 0}
+            e = {"tokens": [], "covered": [], "first_seen": at, "last_seen": at, "sightings": 0,
+                 "counts": {}}
             self.open[heard] = e
         for ep, t in new:                                      # step 4
             if len(e["tokens"]) < 4:
                 e["covered"].append(ep)
                 e["tokens"].append(t)
         e["sightings"] += 1                                    # step 5
+        ep = at // 900                                         # every sighting counts, kept or not
+        e["counts"][ep] = min(e["counts"].get(ep, 0) + 1, 2 ** 32 - 1)
         if at > e["last_seen"]:
             e["last_seen"] = at
         elif at < e["first_seen"]:
@@ -1973,9 +1991,10 @@ class SmTracker:
         for heard in list(self.open):
             if self.ends_at(self.open[heard], now):
                 self.closed.append(self.open.pop(heard))
-        out = sorted(self.closed, key=lambda e: (e["first_seen"], e["tokens"][0]))
+        out = sorted((self.out(e) for e in self.closed),
+                     key=lambda e: (e["first_seen"], e["tokens"][0]))
         self.closed = []
-        return [self.out(e) for e in out]
+        return out
 
     def close_all(self):
         self.closed.extend(self.open.values())
@@ -2018,8 +2037,9 @@ def state_machine_vectors():
     cases = []
 
     # 1. Four own epochs in one encounter; a late sighting moves first_seen
-    #    (and day) before midnight; token order follows derivation; the span
-    #    limit closes it and a new encounter re-derives the same tokens.
+    #    (and day) before midnight; token order follows derivation (e0, the
+    #    first derived, also has most sightings: primary); the span limit
+    #    closes it and a new encounter re-derives the same tokens.
     ev = [("rotate", M - 250), ("rotate", M + 350), ("sighting", "b", 50, M + 350),
           ("sighting", "b", 52, M + 60), ("sighting", "b", 54, M - 200),
           ("rotate", M + 600), ("sighting", "b", 50, M + 600),
@@ -2094,7 +2114,46 @@ def state_machine_vectors():
     cases.append(sm_case("edges: a key is active from 300 s before its epoch to 299 s after", ev,
                          {"b": b, "c": c, "d": d, "f": f}))
     got = [x["token_epochs"] for x in cases[-1]["events"][-1]["expect"]]
-    assert got == [[E], [E, E + 1], [E, E + 1], [E + 1]], got
+    # d, heard in E + 1, has E + 1's token as primary (§6.1).
+    assert got == [[E], [E, E + 1], [E + 1, E], [E + 1]], got
+
+    # 8. The primary token (§6.1): heard from 200 s before an own rotation
+    #    to 180 s after it, one sighting in E (it derives both tokens) and
+    #    three in E + 1 (they derive none, but count): E + 1's token first.
+    E = e0 + 140
+    ev = [("rotate", E * 900 + 600), ("sighting", "b", 50, E * 900 + 700),
+          ("rotate", E * 900 + 900), ("sighting", "b", 50, E * 900 + 960),
+          ("sighting", "b", 50, E * 900 + 1020), ("sighting", "b", 50, E * 900 + 1080),
+          ("close_all",)]
+    cases.append(sm_case("primary: most sightings after an own rotation, the second-derived token first",
+                         ev, {"b": b}))
+    got = cases[-1]["events"][-1]["expect"]
+    assert [x["token_epochs"] for x in got] == [[E + 1, E]], got
+
+    # 9. A tie: own epochs E, E + 1, E + 2 covered, E with no sighting,
+    #    E + 1 and E + 2 with three each: E + 1's token first, not the first
+    #    derived (E's) nor the last tied (E + 2's).
+    E = e0 + 160
+    ev = [("rotate", E * 900 + 600)]
+    for x in (1000, 1250, 1500, 1800, 2050, 2300):
+        ev += [("rotate", E * 900 + x), ("sighting", "b", 50, E * 900 + x)]
+    ev.append(("close_all",))
+    cases.append(sm_case("primary tie: equal counts go to the earlier epoch", ev, {"b": b}))
+    got = cases[-1]["events"][-1]["expect"]
+    assert [x["token_epochs"] for x in got] == [[E + 1, E, E + 2]], got
+
+    # 10. Sightings count for their epoch before its token exists: a node
+    #     holding only E + 1's key hears b twice in E + 1 and twice in E
+    #     (no token), then its clock goes back, E's key is drawn and one
+    #     more sighting in E derives it. E has 3 sightings, E + 1 has 2.
+    E = e0 + 180
+    ev = [("rotate", E * 900 + 1000), ("sighting", "b", 50, E * 900 + 1000),
+          ("sighting", "b", 50, E * 900 + 1010), ("sighting", "b", 50, E * 900 + 850),
+          ("sighting", "b", 50, E * 900 + 800), ("rotate", E * 900 + 790),
+          ("sighting", "b", 50, E * 900 + 790), ("close_all",)]
+    cases.append(sm_case("primary counts: sightings before their epoch's token count", ev, {"b": b}))
+    got = cases[-1]["events"][-1]["expect"]
+    assert [x["token_epochs"] for x in got] == [[E, E + 1]], got
 
     times = [0, 899, 900, 86399, 86400, M - 1, M, 1_800_000_000, 2 ** 32 * 900 - 1]
     return {

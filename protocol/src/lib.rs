@@ -74,10 +74,11 @@ pub use keys::{
     RotatingId, Rotation, SIGHTING_KEY_WINDOW_SECONDS, SIGNATURE_LEN,
 };
 pub use matching::{
-    EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MatchOutcome,
-    REPORT_ASSUMED_PEER_TX_POWER_DBM, REPORT_ASYMMETRY_MARGIN_DB, REPORT_MAX_ATTENUATION_DB,
-    ReportTokens, TokenIndex, assumed_peer_tx_power, estimated_peer_attenuation_db,
-    match_announcement, select_report_tokens,
+    EncounterRef, Exposure, ExposureLedger, MAX_INDEX_DIRECTORY_BITS, MAX_SAMPLING_SHIFT,
+    MatchOutcome, REPORT_ASSUMED_PEER_TX_POWER_DBM, REPORT_ASYMMETRY_MARGIN_DB,
+    REPORT_MAX_ATTENUATION_DB, REPORT_SAMPLE_ABOVE_DB, REPORT_TARGET_ENTRIES, ReportTokens,
+    TokenIndex, assumed_peer_tx_power, estimated_peer_attenuation_db, is_interior,
+    kept_by_sampling, match_announcement, select_report_tokens,
 };
 pub use risk::{
     AttenuationBucket, CalibratedParams, ContactEstimate, DEFAULT_ATTENUATION_AT_1M_DB,

@@ -450,28 +450,69 @@ pub fn estimated_peer_attenuation_db(e: &Encounter, own_tx_power: i8) -> Option<
         .map(|l| i32::from(l) + i32::from(assumed_peer_tx_power(own_tx_power)))
 }
 
+/// The real entries a report aims to fit by sampling its far interior
+/// encounters (§10.8): one 512-entry chunk, about 3.4 KB coded.
+pub const REPORT_TARGET_ENTRIES: usize = 512;
+
+/// Interior encounters whose estimated attenuation
+/// ([`estimated_peer_attenuation_db`]) is above this (dB) may be sampled
+/// (§10.8): the calibrated model's default 2 m level (56.1 dB), rounded
+/// down. Nearer encounters are always announced.
+pub const REPORT_SAMPLE_ABOVE_DB: u8 = 56;
+
+/// The largest sampling shift: far interior encounters kept down to 1 in 16
+/// (§10.8).
+pub const MAX_SAMPLING_SHIFT: u8 = 4;
+
+/// Whether an encounter is **interior** (§10.8): it holds at least 3 tokens,
+/// i.e. its ID was heard near both rotations around its own epoch, so the
+/// contact went on before and after it.
+pub fn is_interior(e: &Encounter) -> bool {
+    e.tokens.len() >= 3
+}
+
+/// Whether a sampled encounter whose primary token is `primary` is kept at
+/// sampling shift `shift` (§10.8): the low `shift` bits of the token's last
+/// byte, which its fingerprint does not include, are all zero.
+pub fn kept_by_sampling(primary: &EncounterToken, shift: u8) -> bool {
+    let mask = ((1u16 << u16::from(shift.min(8))) - 1) as u8;
+    primary.0[crate::token::TOKEN_LEN - 1] & mask == 0
+}
+
 /// Report-token selection: what a report announces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReportTokens {
-    /// The tokens to announce, longest encounter first.
+    /// The tokens to announce (each selected encounter's primary token),
+    /// longest encounter first.
     pub tokens: Vec<EncounterToken>,
+    /// The sampling shift used (§10.8): far interior encounters were kept
+    /// with probability `2^−shift`; 0 when none was left out.
+    pub sampling_shift: u8,
     /// Encounters in the window that were left out for the cap.
     pub dropped_for_cap: usize,
     /// Encounters in the window, long enough, left out because their
     /// estimated attenuation ([`estimated_peer_attenuation_db`]) is above
     /// [`REPORT_MAX_ATTENUATION_DB`].
     pub dropped_as_far: usize,
+    /// Far interior encounters left out by sampling.
+    pub dropped_by_sampling: usize,
 }
 
-/// The tokens a report announces: every encounter in the certified window
-/// `(first, last)` with at least `min_exposure_seconds` of exposure and an
-/// estimated attenuation ([`estimated_peer_attenuation_db`], from the
-/// reporter's own TX power `own_tx_power`) of at most
+/// The tokens a report announces (§10.8): of every encounter in the
+/// certified window `(first, last)` with at least `min_exposure_seconds` of
+/// exposure and an estimated attenuation ([`estimated_peer_attenuation_db`],
+/// from the reporter's own TX power `own_tx_power`) of at most
 /// [`REPORT_MAX_ATTENUATION_DB`] (or no known level: an RSSI the radio could
-/// not measure), longest first, as many whole encounters as fit under the
-/// certificate's token cap `max_tokens` (see [`max_real_tokens`]); those
-/// that do not fit are counted in [`ReportTokens::dropped_for_cap`], the far
-/// ones in [`ReportTokens::dropped_as_far`]. Ties keep input order.
+/// not measure), the primary token (`tokens[0]`). Interior encounters
+/// ([`is_interior`]) estimated beyond [`REPORT_SAMPLE_ABOVE_DB`] are
+/// sampled ([`kept_by_sampling`]) with the smallest shift, at most
+/// [`MAX_SAMPLING_SHIFT`], that brings the count to
+/// [`REPORT_TARGET_ENTRIES`]; then as many as fit under the certificate's
+/// token cap `max_tokens` (see [`max_real_tokens`]) are taken, longest
+/// first. Those that do not fit are counted in
+/// [`ReportTokens::dropped_for_cap`], the far ones in
+/// [`ReportTokens::dropped_as_far`], the sampled-out ones in
+/// [`ReportTokens::dropped_by_sampling`]. Ties keep input order.
 pub fn select_report_tokens<'a>(
     encounters: impl IntoIterator<Item = &'a Encounter>,
     window: (Day, Day),
@@ -481,26 +522,42 @@ pub fn select_report_tokens<'a>(
 ) -> ReportTokens {
     let (first, last) = window;
     let mut out = ReportTokens::default();
-    let mut encs: Vec<&Encounter> = encounters
+    let mut encs: Vec<(&Encounter, bool)> = encounters
         .into_iter()
         .filter(|e| {
-            e.day() >= first && e.day() <= last && e.exposure_seconds() >= min_exposure_seconds
+            !e.tokens.is_empty()
+                && e.day() >= first
+                && e.day() <= last
+                && e.exposure_seconds() >= min_exposure_seconds
         })
-        .filter(|e| {
-            let near = estimated_peer_attenuation_db(e, own_tx_power)
-                .is_none_or(|a| a <= i32::from(REPORT_MAX_ATTENUATION_DB));
-            out.dropped_as_far += usize::from(!near);
-            near
+        .filter_map(|e| {
+            let estimate = estimated_peer_attenuation_db(e, own_tx_power);
+            if estimate.is_some_and(|a| a > i32::from(REPORT_MAX_ATTENUATION_DB)) {
+                out.dropped_as_far += 1;
+                return None;
+            }
+            let sampled =
+                is_interior(e) && estimate.is_some_and(|a| a > i32::from(REPORT_SAMPLE_ABOVE_DB));
+            Some((e, sampled))
         })
         .collect();
-    encs.sort_by_key(|e| std::cmp::Reverse(e.exposure_seconds()));
+    let kept =
+        |&(e, sampled): &(&Encounter, bool), k: u8| !sampled || kept_by_sampling(&e.tokens[0], k);
+    let shift = (0..=MAX_SAMPLING_SHIFT)
+        .find(|&k| encs.iter().filter(|x| kept(x, k)).count() <= REPORT_TARGET_ENTRIES)
+        .unwrap_or(MAX_SAMPLING_SHIFT);
+    out.sampling_shift = shift;
+    let before = encs.len();
+    encs.retain(|x| kept(x, shift));
+    out.dropped_by_sampling = before - encs.len();
+    encs.sort_by_key(|(e, _)| std::cmp::Reverse(e.exposure_seconds()));
     let max = max_real_tokens(max_tokens);
-    for e in encs {
-        if out.tokens.len() + e.tokens.len() > max {
+    for (e, _) in encs {
+        if out.tokens.len() >= max {
             out.dropped_for_cap += 1;
             continue;
         }
-        out.tokens.extend(e.tokens.iter().copied());
+        out.tokens.push(e.tokens[0]);
     }
     out
 }

@@ -57,8 +57,10 @@ mod ledger {
     use crate::encounter::MAX_ATTENUATION_DB;
     use crate::keys::{IssuerSecretKey, ReportSecretKey};
     use crate::matching::{
-        EncounterRef, ExposureLedger, MatchOutcome, REPORT_ASSUMED_PEER_TX_POWER_DBM,
-        REPORT_MAX_ATTENUATION_DB, TokenIndex, assumed_peer_tx_power, select_report_tokens,
+        EncounterRef, ExposureLedger, MAX_SAMPLING_SHIFT, MatchOutcome,
+        REPORT_ASSUMED_PEER_TX_POWER_DBM, REPORT_MAX_ATTENUATION_DB, REPORT_SAMPLE_ABOVE_DB,
+        REPORT_TARGET_ENTRIES, TokenIndex, assumed_peer_tx_power, is_interior, kept_by_sampling,
+        select_report_tokens,
     };
     use crate::risk::{RiskConfig, RiskModel};
     use crate::time::UnixTime;
@@ -275,25 +277,95 @@ mod ledger {
     }
 
     #[test]
-    fn report_tokens_are_the_longest_encounters_in_the_window_under_the_cap() {
+    fn report_tokens_are_the_primary_tokens_of_the_longest_encounters_under_the_cap() {
         let day = UnixTime(T0).day();
         let short = enc(&[tok(1)], 0); // no exposure seconds
-        let long = enc(&(10..70).map(tok).collect::<Vec<_>>(), 40);
-        let mid = enc(&(100..110).map(tok).collect::<Vec<_>>(), 20);
+        let long = enc(&[tok(10), tok(11)], 40);
+        let mid = enc(&[tok(20)], 20);
         let mut old = enc(&[tok(200)], 30);
         old.first_seen = UnixTime(T0 - 10 * 86_400);
         old.last_seen = old.first_seen;
-        let all = [short, mid.clone(), long.clone(), old];
-        // Cap 64: the 60-token encounter fits, the 10-token one does not.
+        let all = [short, mid, long, old];
+        // One token per encounter, its primary (first) one, longest first.
         let sel = select_report_tokens(&all, (day.minus(4), day), 60, 64, -8);
-        assert_eq!(sel.tokens, long.tokens);
-        assert_eq!(sel.dropped_for_cap, 1);
-        // A larger cap takes both, longest first.
-        let sel = select_report_tokens(&all, (day.minus(4), day), 60, 256, -8);
-        let mut want = long.tokens.clone();
-        want.extend(mid.tokens.iter().copied());
+        assert_eq!(sel.tokens, vec![tok(10), tok(20)]);
+        assert_eq!((sel.dropped_for_cap, sel.sampling_shift), (0, 0));
+        // 70 encounters under a cap of 64: the 64 longest.
+        let many: Vec<Encounter> = (0..70)
+            .map(|i| enc(&[tok(1000 + i)], 2 + i as u32))
+            .collect();
+        let sel = select_report_tokens(&many, (day.minus(4), day), 60, 64, -8);
+        let want: Vec<EncounterToken> = (6..70).rev().map(|i| tok(1000 + i)).collect();
         assert_eq!(sel.tokens, want);
-        assert_eq!(sel.dropped_for_cap, 0);
+        assert_eq!(sel.dropped_for_cap, 6);
+    }
+
+    /// An interior encounter of 15 minutes whose estimated attenuation
+    /// (level + the assumed −21 dBm) is `estimate` dB.
+    fn interior(i: u64, estimate: u8) -> Encounter {
+        let mut e = enc(&[tok(i), tok(i + 100_000), tok(i + 200_000)], 15);
+        e.profile = vec![(estimate + 21, 15 * 60)];
+        e
+    }
+
+    #[test]
+    fn far_interior_encounters_are_sampled_to_the_target_and_the_rest_are_kept() {
+        let day = UnixTime(T0).day();
+        let w = (day.minus(4), day);
+        let sampled_db = REPORT_SAMPLE_ABOVE_DB + 1;
+        // 600 far interior encounters, 100 near interior ones, 100 far
+        // edges (2 tokens: not interior).
+        let far: Vec<Encounter> = (0..600u64)
+            .map(|i| interior(1000 + i, sampled_db))
+            .collect();
+        let near: Vec<Encounter> = (0..100u64)
+            .map(|i| interior(5000 + i, REPORT_SAMPLE_ABOVE_DB))
+            .collect();
+        let edges: Vec<Encounter> = (0..100u64)
+            .map(|i| {
+                let mut e = enc(&[tok(20_000 + i), tok(30_000 + i)], 10);
+                e.profile = vec![(sampled_db + 21, 600)];
+                e
+            })
+            .collect();
+        assert!(far.iter().chain(&near).all(is_interior) && !edges.iter().any(is_interior));
+        let all: Vec<Encounter> = far.iter().chain(&near).chain(&edges).cloned().collect();
+        // 800 > 512. Shift 1 keeps the far interior ones whose primary
+        // token's last byte is even (tok(i) ends with i's low byte): 300 +
+        // 100 + 100 = 500.
+        let sel = select_report_tokens(&all, w, 60, 4096, -8);
+        assert_eq!(sel.sampling_shift, 1);
+        assert_eq!(sel.dropped_by_sampling, 300);
+        assert!(sel.tokens.len() <= REPORT_TARGET_ENTRIES);
+        let mut got = sel.tokens.clone();
+        got.sort();
+        let mut want: Vec<EncounterToken> = (0..600u64)
+            .filter(|i| (1000 + i) % 2 == 0)
+            .map(|i| tok(1000 + i))
+            .chain((0..100u64).map(|i| tok(5000 + i)))
+            .chain((0..100u64).map(|i| tok(20_000 + i)))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        // The rule tests the low bits of the last byte only.
+        let mut t = tok(7);
+        t.0[15] = 0b1000;
+        assert!(kept_by_sampling(&t, 3) && !kept_by_sampling(&t, 4));
+        assert!(kept_by_sampling(&tok(3), 0));
+        // Few enough encounters: nothing is sampled.
+        let sel = select_report_tokens(&all[..500], w, 60, 4096, -8);
+        assert_eq!((sel.sampling_shift, sel.dropped_by_sampling), (0, 0));
+        assert_eq!(sel.tokens.len(), 500);
+        // Near encounters are never sampled, even when they alone exceed
+        // the target; far ones then go down to the largest shift.
+        let crowd: Vec<Encounter> = (0..600u64)
+            .map(|i| interior(40_000 + i, REPORT_SAMPLE_ABOVE_DB))
+            .chain((0..160u64).map(|i| interior(50_000 + i * 16, sampled_db)))
+            .collect();
+        let sel = select_report_tokens(&crowd, w, 60, 4096, -8);
+        assert_eq!(sel.sampling_shift, MAX_SAMPLING_SHIFT);
+        // tok(50_000 + 16 i) ends with a multiple of 16: all kept.
+        assert_eq!((sel.tokens.len(), sel.dropped_by_sampling), (760, 0));
     }
 
     #[test]

@@ -28,6 +28,19 @@ use super::{
 
 /// How long gossipsub remembers a message id (and so ignores copies).
 pub(crate) const GOSSIP_DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(600);
+
+/// Heartbeats in which gossip (IHAVE) tells peers outside the mesh about an
+/// id it received (gossipsub's `history_gossip`; its default, 3, repeats
+/// each id three times). Ids are 40 bytes and rare, the mesh delivers them,
+/// and a catch-up round (protocol §14.4) backs up any loss, so one round of
+/// gossip is enough (docs/performance.md, "Mesh, protocol v2").
+pub(crate) const GOSSIP_HISTORY_HEARTBEATS: usize = 1;
+
+/// Peers outside the mesh told about new ids in each heartbeat: this many
+/// (`gossip_lazy`, default 6) and no share of the others (`gossip_factor`,
+/// default 0.25, which sends gossip to a quarter of every other peer: about
+/// eleven with the 50 connections a node keeps).
+pub(crate) const GOSSIP_LAZY_PEERS: usize = 3;
 /// Timeout of a Kademlia query.
 pub(crate) const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most concurrent inbound and outbound streams of the stem and sync
@@ -221,6 +234,9 @@ fn gossip_config(cfg: &P2pConfig) -> Result<gossipsub::Config, P2pError> {
         .flood_publish(false)
         .heartbeat_interval(cfg.heartbeat())
         .duplicate_cache_time(GOSSIP_DUPLICATE_CACHE_TIME)
+        .history_gossip(GOSSIP_HISTORY_HEARTBEATS)
+        .gossip_lazy(GOSSIP_LAZY_PEERS)
+        .gossip_factor(0.0)
         .build()
         .map_err(|e| P2pError::Config(format!("gossipsub: {e}")))
 }

@@ -227,14 +227,14 @@ pub struct GossipParams {
     /// request and response framing): the mesh bench's measured figure
     /// (`cargo bench -p meshtrace-tests --bench mesh`, 100 nodes, the
     /// node's own timers, net of the quiet mesh: (amplification − 1) ×
-    /// chunk size ≈ 2.8 kB for chunks of 1,859 and of 12,086 bytes alike;
-    /// docs/performance.md).
+    /// chunk size ≈ 0.6 kB for chunks of 3,383 bytes with the tuned IHAVE
+    /// gossip of protocol §14.2, 2.8 kB before it; docs/performance.md).
     pub full_node_bytes_per_chunk: f64,
 }
 
 /// The mesh bench's measured bytes per chunk beyond the chunk at a full
 /// node ([`GossipParams::full_node_bytes_per_chunk`]).
-pub const FULL_NODE_BYTES_PER_CHUNK: f64 = 2_850.0;
+pub const FULL_NODE_BYTES_PER_CHUNK: f64 = 600.0;
 
 impl Default for GossipParams {
     fn default() -> GossipParams {

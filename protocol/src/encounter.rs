@@ -958,6 +958,13 @@ mod tests {
         (mine, other, t0)
     }
 
+    /// Records a sighting of `id` at `at` (received at −50 dBm), which the
+    /// tracker must accept.
+    fn hear(tr: &mut EncounterTracker, keys: &KeySchedule, id: RotatingId, at: UnixTime) {
+        tr.handle_sighting(keys, Sighting { id, rssi: -50, at })
+            .unwrap();
+    }
+
     fn token_of(keys: &KeySchedule, epoch: Epoch, heard: &RotatingId) -> EncounterToken {
         derive_token(keys.get(epoch).unwrap(), heard).unwrap()
     }
@@ -971,15 +978,7 @@ mod tests {
         let e = t0.epoch();
         let mut tr = EncounterTracker::new(0);
         for at in [700, 960, 1020, 1080] {
-            tr.handle_sighting(
-                &mine,
-                Sighting {
-                    id: other,
-                    rssi: -50,
-                    at: t0.plus(at),
-                },
-            )
-            .unwrap();
+            hear(&mut tr, &mine, other, t0.plus(at));
         }
         let (te, te1) = (
             token_of(&mine, e, &other),
@@ -1015,15 +1014,7 @@ mod tests {
         for at in [1000, 1250, 1500, 1800, 2050, 2300] {
             mine.rotate(t0.plus(at), &mut rng);
             record_tokens(&mine, &other, &mut tokens);
-            tr.handle_sighting(
-                &mine,
-                Sighting {
-                    id: other,
-                    rssi: -50,
-                    at: t0.plus(at),
-                },
-            )
-            .unwrap();
+            hear(&mut tr, &mine, other, t0.plus(at));
         }
         let t = |k: u32| tokens[&Epoch(e.0 + k)];
         assert_eq!(
@@ -1051,15 +1042,7 @@ mod tests {
             let at = t0.plus(60 * k).min(e.end().minus(1));
             mine.rotate(at, &mut rng);
             record_tokens(&mine, &theirs.public(), &mut tokens);
-            tr.handle_sighting(
-                &mine,
-                Sighting {
-                    id: theirs.public(),
-                    rssi: -50,
-                    at,
-                },
-            )
-            .unwrap();
+            hear(&mut tr, &mine, theirs.public(), at);
         }
         let closed = tr.close_all();
         assert_eq!(closed.len(), 1);
@@ -1094,15 +1077,7 @@ mod tests {
             if at == 790 {
                 mine.rotate(t0.plus(at), &mut rng);
             }
-            tr.handle_sighting(
-                &mine,
-                Sighting {
-                    id: other,
-                    rssi: -50,
-                    at: t0.plus(at),
-                },
-            )
-            .unwrap();
+            hear(&mut tr, &mine, other, t0.plus(at));
         }
         let (te, te1) = (
             token_of(&mine, e, &other),
@@ -1119,15 +1094,7 @@ mod tests {
         let mut tr = EncounterTracker::new(0);
         let start = t0.plus(450);
         for k in 0..200u64 {
-            tr.handle_sighting(
-                &mine,
-                Sighting {
-                    id: other,
-                    rssi: -50,
-                    at: start.minus(300 * k),
-                },
-            )
-            .unwrap();
+            hear(&mut tr, &mine, other, start.minus(300 * k));
             let o = tr.open.values().next().unwrap();
             assert!(o.counts.len() <= 2 * MAX_TOKENS_PER_ENCOUNTER);
         }

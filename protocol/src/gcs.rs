@@ -92,42 +92,80 @@ pub(crate) fn encode(fingerprints: &[u64]) -> Vec<u8> {
     w.out
 }
 
+/// Reads bits most significant first, up to 57 at a time.
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    /// Position of the next bit.
+    pos: u64,
+    /// Bits in `bytes`.
+    total: u64,
+}
+
+impl BitReader<'_> {
+    /// The bits from `pos` on, left-aligned; at least the first 57 are
+    /// the input's where it has them, and every bit past its end is zero.
+    fn window(&self) -> u64 {
+        let i = (self.pos / 8) as usize;
+        let mut buf = [0u8; 8];
+        if let Some(rest) = self.bytes.get(i..) {
+            let n = rest.len().min(8);
+            buf[..n].copy_from_slice(&rest[..n]);
+        }
+        u64::from_be_bytes(buf) << (self.pos % 8)
+    }
+}
+
 /// Decodes exactly `n` fingerprints (`n` a power of two) from `bytes`,
 /// refusing anything but the one encoding [`encode`] produces.
+///
+/// Reads whole runs of bits at a time; the result and the error for any
+/// input are those of reading bit by bit in the order §10.3 gives (the
+/// tests compare the two).
 pub(crate) fn decode(bytes: &[u8], n: usize) -> Result<Vec<u64>, GcsError> {
     let p = rice_parameter(n);
-    let total = bytes.len() as u64 * 8;
-    let mut pos = 0u64;
-    let bit = |pos: u64| (bytes[(pos / 8) as usize] >> (7 - pos % 8)) & 1 == 1;
+    let mut r = BitReader {
+        bytes,
+        pos: 0,
+        total: bytes.len() as u64 * 8,
+    };
     let limit = 1u64 << FINGERPRINT_BITS;
-    let mut out = Vec::with_capacity(n);
+    // Any quotient above this already overshoots the range.
+    let max_quotient = limit >> p;
+    let mut out = Vec::with_capacity(n.min(bytes.len() * 8 + 1));
     let mut prev = 0u64;
     for i in 0..n {
+        // The quotient: a run of one-bits ended by a zero bit.
         let mut q = 0u64;
         loop {
-            if pos >= total {
+            if r.pos >= r.total {
                 return Err(GcsError::Truncated);
             }
-            let b = bit(pos);
-            pos += 1;
-            if !b {
-                break;
-            }
-            q += 1;
-            // Any quotient this large already overshoots the range.
-            if q > limit >> p {
+            let w = r.window();
+            let loaded = 64 - r.pos % 8;
+            // Bits past the input's end read as zero, so a run of ones
+            // holds only the input's bits.
+            let ones = u64::from((!w).leading_zeros()).min(loaded);
+            if q + ones > max_quotient {
                 return Err(GcsError::OutOfRange);
             }
+            q += ones;
+            r.pos += ones;
+            if ones < loaded {
+                // The run ended at a zero bit, the input's or past its end.
+                if r.pos >= r.total {
+                    return Err(GcsError::Truncated);
+                }
+                r.pos += 1;
+                break;
+            }
         }
-        if pos + u64::from(p) > total {
+        // The remainder: `p` bits (p ≤ 56, within one window).
+        if r.pos + u64::from(p) > r.total {
             return Err(GcsError::Truncated);
         }
-        let mut r = 0u64;
-        for _ in 0..p {
-            r = (r << 1) | u64::from(bit(pos));
-            pos += 1;
-        }
-        let d = (q << p) | r;
+        let rem = if p == 0 { 0 } else { r.window() >> (64 - p) };
+        r.pos += u64::from(p);
+        let d = (q << p) | rem;
         if i > 0 && d == 0 {
             return Err(GcsError::NotAscending);
         }
@@ -139,7 +177,7 @@ pub(crate) fn decode(bytes: &[u8], n: usize) -> Result<Vec<u64>, GcsError> {
         prev = f;
     }
     // The padding: fewer than 8 bits, all zero.
-    if total - pos >= 8 || (pos..total).any(bit) {
+    if r.total - r.pos >= 8 || (r.pos < r.total && r.window() != 0) {
         return Err(GcsError::Trailing);
     }
     Ok(out)
@@ -163,6 +201,97 @@ mod tests {
         v.dedup();
         v.truncate(n.next_power_of_two() / 2);
         v
+    }
+
+    /// §10.3 read literally, one bit at a time: the reference the
+    /// word-at-a-time [`decode`] must agree with on every input.
+    fn decode_bitwise(bytes: &[u8], n: usize) -> Result<Vec<u64>, GcsError> {
+        let p = rice_parameter(n);
+        let total = bytes.len() as u64 * 8;
+        let mut pos = 0u64;
+        let bit = |pos: u64| (bytes[(pos / 8) as usize] >> (7 - pos % 8)) & 1 == 1;
+        let limit = 1u64 << FINGERPRINT_BITS;
+        let mut out = Vec::new();
+        let mut prev = 0u64;
+        for i in 0..n {
+            let mut q = 0u64;
+            loop {
+                if pos >= total {
+                    return Err(GcsError::Truncated);
+                }
+                let b = bit(pos);
+                pos += 1;
+                if !b {
+                    break;
+                }
+                q += 1;
+                if q > limit >> p {
+                    return Err(GcsError::OutOfRange);
+                }
+            }
+            if pos + u64::from(p) > total {
+                return Err(GcsError::Truncated);
+            }
+            let mut r = 0u64;
+            for _ in 0..p {
+                r = (r << 1) | u64::from(bit(pos));
+                pos += 1;
+            }
+            let d = (q << p) | r;
+            if i > 0 && d == 0 {
+                return Err(GcsError::NotAscending);
+            }
+            let f = prev + d;
+            if f >= limit {
+                return Err(GcsError::OutOfRange);
+            }
+            out.push(f);
+            prev = f;
+        }
+        if total - pos >= 8 || (pos..total).any(bit) {
+            return Err(GcsError::Trailing);
+        }
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any bytes, any entry count: the same fingerprints or the same
+        /// error as reading bit by bit.
+        #[test]
+        fn decode_agrees_with_the_bitwise_reading(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+            log_n in 0u32..5,
+        ) {
+            let n = 1usize << log_n;
+            proptest::prop_assert_eq!(decode(&bytes, n), decode_bitwise(&bytes, n));
+        }
+
+        /// Valid encodings, then each damaged at one bit or cut short:
+        /// the same result both ways.
+        #[test]
+        fn decode_agrees_on_encodings_and_their_damage(
+            seed in proptest::prelude::any::<u64>(),
+            log_n in 0u32..9,
+            flip in proptest::prelude::any::<proptest::sample::Index>(),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let n = 1usize << log_n;
+            let v = sample(n * 2, seed);
+            proptest::prop_assume!(v.len() >= n);
+            let bytes = encode(&v[..n]);
+            proptest::prop_assert_eq!(decode(&bytes, n), Ok(v[..n].to_vec()));
+            let mut bad = bytes.clone();
+            let at = flip.index(bad.len() * 8);
+            bad[at / 8] ^= 0x80 >> (at % 8);
+            proptest::prop_assert_eq!(decode(&bad, n), decode_bitwise(&bad, n));
+            let short = &bytes[..cut.index(bytes.len())];
+            proptest::prop_assert_eq!(decode(short, n), decode_bitwise(short, n));
+            // Dense runs of one-bits (long quotients) too.
+            let ones = vec![0xffu8; bytes.len()];
+            proptest::prop_assert_eq!(decode(&ones, n), decode_bitwise(&ones, n));
+        }
     }
 
     #[test]

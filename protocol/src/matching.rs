@@ -187,9 +187,54 @@ struct ChunkState {
     expires_at: UnixTime,
 }
 
+/// A report's ingested chunks by index, ascending: a sorted vector, since
+/// almost every report has one chunk and a map's node would cost ten times
+/// its entry (a node holds 14,000 reports' bookkeeping for 14 days).
+#[derive(Clone, Debug, Default)]
+struct Chunks(Vec<(u32, ChunkState)>);
+
+impl Chunks {
+    fn get(&self, index: &u32) -> Option<&ChunkState> {
+        self.0
+            .binary_search_by_key(index, |(i, _)| *i)
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    /// Adds the chunk at `index` (the caller checked the slot is free).
+    fn insert(&mut self, index: u32, chunk: ChunkState) {
+        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => self.0[at].1 = chunk,
+            Err(at) => {
+                // Exactly one more: a report's chunks come one at a time
+                // and are few (at most `MAX_CHUNKS`).
+                self.0.reserve_exact(1);
+                self.0.insert(at, (index, chunk));
+            }
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&ChunkState) -> bool) {
+        self.0.retain(|(_, c)| keep(c));
+        self.0.shrink_to_fit();
+    }
+
+    fn values(&self) -> impl Iterator<Item = &ChunkState> {
+        self.0.iter().map(|(_, c)| c)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct ReportState {
-    chunks: BTreeMap<u32, ChunkState>,
+    chunks: Chunks,
     matched: BTreeSet<EncounterRef>,
     /// The report's TX power: that of the first chunk ingested (every chunk
     /// of a report carries the same; a chunk with another is a conflict).
@@ -378,7 +423,7 @@ impl ExposureLedger {
                 return true; // restored, no chunk seen yet
             }
             let before = r.chunks.len();
-            r.chunks.retain(|_, c| {
+            r.chunks.retain(|c| {
                 let keep = c.expires_at > now;
                 if !keep {
                     by_id.remove(&c.id);

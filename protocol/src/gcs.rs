@@ -106,12 +106,20 @@ impl BitReader<'_> {
     /// the input's where it has them, and every bit past its end is zero.
     fn window(&self) -> u64 {
         let i = (self.pos / 8) as usize;
-        let mut buf = [0u8; 8];
-        if let Some(rest) = self.bytes.get(i..) {
-            let n = rest.len().min(8);
-            buf[..n].copy_from_slice(&rest[..n]);
-        }
-        u64::from_be_bytes(buf) << (self.pos % 8)
+        let word = match self.bytes.get(i..i + 8) {
+            // Eight whole bytes: one load, no copy.
+            Some(b) => <[u8; 8]>::try_from(b).map_or(0, u64::from_be_bytes),
+            // The last few bytes, then zeros.
+            None => {
+                let mut buf = [0u8; 8];
+                if let Some(rest) = self.bytes.get(i..) {
+                    let n = rest.len().min(8);
+                    buf[..n].copy_from_slice(&rest[..n]);
+                }
+                u64::from_be_bytes(buf)
+            }
+        };
+        word << (self.pos % 8)
     }
 }
 

@@ -83,7 +83,9 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 type Trees = BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// A swappable key-value backend. Writes in one `apply` call are atomic per
-/// tree and become durable, in order, at the next `flush`.
+/// tree and become durable, in order, at the next `flush`; the sled
+/// backend writes each announcement body ([`Tree::Announcements`]) durably
+/// on its own, before the call's other writes (`docs/protocol.md` §15.12).
 pub trait Store: Send {
     /// Reads one value.
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
@@ -91,6 +93,15 @@ pub trait Store: Send {
     fn apply(&self, writes: Vec<Write>) -> Result<(), BackendError>;
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, BackendError>;
+    /// Every key that starts with `prefix`, in key order (a backend that
+    /// can list keys without reading values does).
+    fn scan_keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, BackendError> {
+        Ok(self
+            .scan_prefix(tree, prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
     /// Makes every applied write durable.
     fn flush(&self) -> Result<(), BackendError>;
     /// Bytes used on disk (0 for memory).
@@ -166,11 +177,269 @@ pub(crate) const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// durability points.
 pub(crate) const SLED_FLUSH_EVERY_MS: u64 = 500;
 
-/// sled 0.34 backend.
+/// sled 0.34 backend. Announcement bodies ([`Tree::Announcements`]) are
+/// kept beside sled, one file each ([`BodyFiles`]): sled keeps every value
+/// it has read in memory whatever its cache capacity (about 1.2 bytes per
+/// byte read, measured), and a node reads every body it holds when it
+/// starts and when a peer catches up.
 pub struct SledStore {
     db: sled::Db,
     trees: Vec<(Tree, sled::Tree)>,
+    bodies: BodyFiles,
     path: PathBuf,
+}
+
+/// The folder inside sled's directory that holds the announcement bodies
+/// (so that the store's recovery, which copies and moves that directory,
+/// takes them along).
+pub(crate) const BODIES_DIR: &str = "bodies";
+/// Bytes of a key that name its body's sub-folder (the day tag: a day's
+/// bodies are listed and deleted together).
+const BODY_FOLDER_KEY_BYTES: usize = crate::store::crypto::DAY_TAG_LEN;
+/// Suffix of a body file being written (renamed when complete).
+const BODY_TEMP_SUFFIX: &str = ".partial";
+
+/// Announcement bodies as files: `bodies/<hex of the key's first
+/// BODY_FOLDER_KEY_BYTES>/<hex of the rest>`, owner-only. The names are the
+/// store's keys, keyed hashes that reveal nothing; the contents are the
+/// store's sealed records. A body is written to a temporary file, synced and
+/// renamed, and its folder synced, before the write returns: it is durable
+/// before the record that names it (its metadata, applied to sled after it)
+/// can be. A deleted body's file is removed only after the next flush made
+/// the deletion of its metadata durable, so that a crash never leaves
+/// metadata without its body; a file whose metadata is gone is a leftover
+/// that its day's purge removes.
+#[derive(Debug)]
+struct BodyFiles {
+    dir: PathBuf,
+    /// Keys deleted since the last flush (their files still exist).
+    deleted: Mutex<std::collections::BTreeSet<Vec<u8>>>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn io_at(path: &Path, e: &std::io::Error) -> BackendError {
+    BackendError::Io(format!("{}: {e}", path.display()))
+}
+
+impl BodyFiles {
+    /// The body folder in sled's directory `db`, created owner-only when
+    /// missing; unfinished writes of an interrupted run are removed.
+    fn open(db: &Path) -> Result<BodyFiles, BackendError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = db.join(BODIES_DIR);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_at(&dir, &e)),
+        }
+        let bodies = BodyFiles {
+            dir,
+            deleted: Mutex::new(Default::default()),
+        };
+        for folder in bodies.folders()? {
+            for entry in std::fs::read_dir(&folder).map_err(|e| io_at(&folder, &e))? {
+                let path = entry.map_err(|e| io_at(&folder, &e))?.path();
+                if path.to_string_lossy().ends_with(BODY_TEMP_SUFFIX) {
+                    std::fs::remove_file(&path).map_err(|e| io_at(&path, &e))?;
+                }
+            }
+        }
+        Ok(bodies)
+    }
+
+    fn split(key: &[u8]) -> (&[u8], &[u8]) {
+        key.split_at(key.len().min(BODY_FOLDER_KEY_BYTES))
+    }
+
+    fn file(&self, key: &[u8]) -> PathBuf {
+        let (folder, rest) = BodyFiles::split(key);
+        // A key no longer than a day tag gets the name "-" in its folder.
+        let name = if rest.is_empty() {
+            "-".to_owned()
+        } else {
+            hex(rest)
+        };
+        self.dir.join(hex(folder)).join(name)
+    }
+
+    fn is_deleted(&self, key: &[u8]) -> bool {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if self.is_deleted(key) {
+            return Ok(None);
+        }
+        let path = self.file(key);
+        match std::fs::read(&path) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(&path, &e)),
+        }
+    }
+
+    /// Writes one body durably (see the type's documentation).
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let path = self.file(key);
+        let folder = path.parent().unwrap_or(&self.dir).to_owned();
+        match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
+            Ok(()) => sync_dir(&self.dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_at(&folder, &e)),
+        }
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(BODY_TEMP_SUFFIX);
+        let tmp = PathBuf::from(tmp);
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(value)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_at(&tmp, &e));
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| io_at(&path, &e))?;
+        sync_dir(&folder)?;
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        Ok(())
+    }
+
+    /// Marks a body deleted; its file goes at the next flush.
+    fn delete(&self, key: &[u8]) {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_vec());
+    }
+
+    /// Removes the files of the bodies deleted before the flush that just
+    /// completed (and their folders once empty).
+    fn remove_deleted(&self) -> Result<(), BackendError> {
+        let keys = std::mem::take(&mut *self.deleted.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut folders = std::collections::BTreeSet::new();
+        for key in &keys {
+            let path = self.file(key);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at(&path, &e)),
+            }
+            if let Some(f) = path.parent() {
+                folders.insert(f.to_owned());
+            }
+        }
+        for f in folders {
+            // Fails while the folder still holds bodies: kept then.
+            let _ = std::fs::remove_dir(&f);
+        }
+        Ok(())
+    }
+
+    fn folders(&self) -> Result<Vec<PathBuf>, BackendError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| io_at(&self.dir, &e))? {
+            let entry = entry.map_err(|e| io_at(&self.dir, &e))?;
+            if entry
+                .file_type()
+                .map_err(|e| io_at(&entry.path(), &e))?
+                .is_dir()
+            {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The keys of the bodies whose key starts with `prefix`, ascending;
+    /// no file is read.
+    fn scan_keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, BackendError> {
+        let (want_folder, _) = BodyFiles::split(prefix);
+        let mut out = Vec::new();
+        for folder in self.folders()? {
+            let Some(folder_key) = folder.file_name().and_then(|n| n.to_str()).and_then(unhex)
+            else {
+                continue;
+            };
+            if !folder_key.starts_with(want_folder) {
+                continue;
+            }
+            for entry in std::fs::read_dir(&folder).map_err(|e| io_at(&folder, &e))? {
+                let entry = entry.map_err(|e| io_at(&folder, &e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let rest = if name == "-" {
+                    Some(Vec::new())
+                } else {
+                    unhex(name)
+                };
+                // Anything else (a write in progress) is not a body.
+                let Some(rest) = rest else { continue };
+                let mut key = folder_key.clone();
+                key.extend_from_slice(&rest);
+                if key.starts_with(prefix) && !self.is_deleted(&key) {
+                    out.push(key);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, BackendError> {
+        let mut out = Vec::new();
+        for key in self.scan_keys(prefix)? {
+            // One removed meanwhile by a flush is not there any more.
+            if let Some(v) = self.get(&key)? {
+                out.push((key, v));
+            }
+        }
+        Ok(out)
+    }
+
+    fn size(&self) -> Result<u64, BackendError> {
+        let mut total = 0;
+        for folder in self.folders()? {
+            for entry in std::fs::read_dir(&folder).map_err(|e| io_at(&folder, &e))? {
+                let entry = entry.map_err(|e| io_at(&folder, &e))?;
+                total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Makes a folder's entries (a new or renamed file) durable.
+fn sync_dir(dir: &Path) -> Result<(), BackendError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_at(dir, &e))
 }
 
 impl std::fmt::Debug for SledStore {
@@ -398,11 +667,34 @@ impl SledStore {
         for t in Tree::ALL {
             trees.push((t, db.open_tree(t.name()).map_err(map_sled)?));
         }
-        Ok(SledStore {
+        let store = SledStore {
             db,
             trees,
+            bodies: BodyFiles::open(path)?,
             path: path.to_owned(),
-        })
+        };
+        store.move_bodies_out_of_sled()?;
+        Ok(store)
+    }
+
+    /// Stores written before the bodies left sled hold them in its
+    /// `announcements` tree: each is written to its file (durably), then
+    /// the tree is emptied and flushed. Run again after an interruption, it
+    /// finishes the move.
+    fn move_bodies_out_of_sled(&self) -> Result<(), BackendError> {
+        let tree = self.tree(Tree::Announcements);
+        if tree.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for kv in tree.iter() {
+            let (k, v) = kv.map_err(map_sled)?;
+            self.bodies.put(&k, &v)?;
+            batch.remove(k);
+        }
+        tree.apply_batch(batch).map_err(map_sled)?;
+        self.db.flush().map_err(map_sled)?;
+        Ok(())
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {
@@ -413,6 +705,9 @@ impl SledStore {
 
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if tree == Tree::Announcements {
+            return self.bodies.get(key);
+        }
         Ok(self
             .tree(tree)
             .get(key)
@@ -423,7 +718,17 @@ impl Store for SledStore {
     fn apply(&self, writes: Vec<Write>) -> Result<(), BackendError> {
         let mut batches: BTreeMap<Tree, sled::Batch> = BTreeMap::new();
         let mut order: Vec<Tree> = Vec::new();
+        let mut deleted_bodies = Vec::new();
         for (tree, key, value) in writes {
+            if tree == Tree::Announcements {
+                // A body is durable before the records after it reach sled;
+                // a deleted one goes at the next flush.
+                match value {
+                    Some(v) => self.bodies.put(&key, &v)?,
+                    None => deleted_bodies.push(key),
+                }
+                continue;
+            }
             if !order.contains(&tree) {
                 order.push(tree);
             }
@@ -440,23 +745,180 @@ impl Store for SledStore {
                 self.tree(tree).apply_batch(b).map_err(map_sled)?;
             }
         }
+        for key in deleted_bodies {
+            self.bodies.delete(&key);
+        }
         Ok(())
     }
 
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, BackendError> {
+        if tree == Tree::Announcements {
+            return self.bodies.scan_prefix(prefix);
+        }
         self.tree(tree)
             .scan_prefix(prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_sled))
             .collect()
     }
 
+    fn scan_keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, BackendError> {
+        if tree == Tree::Announcements {
+            return self.bodies.scan_keys(prefix);
+        }
+        self.tree(tree)
+            .scan_prefix(prefix)
+            .keys()
+            .map(|r| r.map(|k| k.to_vec()).map_err(map_sled))
+            .collect()
+    }
+
     fn flush(&self) -> Result<(), BackendError> {
         self.db.flush().map_err(map_sled)?;
-        Ok(())
+        // The deletions of the records naming them are durable now.
+        self.bodies.remove_deleted()
     }
 
     fn size_on_disk(&self) -> Result<u64, BackendError> {
-        self.db.size_on_disk().map_err(map_sled)
+        Ok(self.db.size_on_disk().map_err(map_sled)? + self.bodies.size()?)
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const DAY: [u8; 8] = [7; 8];
+
+    fn key(n: u8) -> Vec<u8> {
+        let mut k = DAY.to_vec();
+        k.extend_from_slice(&[n; 32]);
+        k
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn bodies_are_owner_only_files_beside_sled_and_outlive_a_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        {
+            let s = SledStore::open(&path).unwrap();
+            s.apply(vec![
+                (Tree::Announcements, key(1), Some(b"body one".to_vec())),
+                (Tree::AnnouncementMeta, key(1), Some(b"meta one".to_vec())),
+                (Tree::Announcements, key(2), Some(b"body two".to_vec())),
+            ])
+            .unwrap();
+            assert_eq!(
+                s.get(Tree::Announcements, &key(1)).unwrap(),
+                Some(b"body one".to_vec())
+            );
+            // Not in sled's tree: in a file named by the key.
+            assert!(s.tree(Tree::Announcements).is_empty());
+            let file = path.join(BODIES_DIR).join(hex(&DAY)).join(hex(&[1; 32]));
+            assert_eq!(std::fs::read(&file).unwrap(), b"body one");
+            assert_eq!(mode(&file), 0o600);
+            assert_eq!(mode(file.parent().unwrap()), 0o700);
+            assert_eq!(mode(&path.join(BODIES_DIR)), 0o700);
+            s.flush().unwrap();
+        }
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(
+            s.scan_prefix(Tree::Announcements, &DAY).unwrap(),
+            vec![
+                (key(1), b"body one".to_vec()),
+                (key(2), b"body two".to_vec())
+            ]
+        );
+        assert_eq!(
+            s.scan_keys(Tree::Announcements, &[]).unwrap(),
+            vec![key(1), key(2)]
+        );
+        assert!(
+            s.scan_keys(Tree::Announcements, &[8; 8])
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.get(Tree::AnnouncementMeta, &key(1)).unwrap(),
+            Some(b"meta one".to_vec())
+        );
+        assert!(s.size_on_disk().unwrap() >= 16);
+    }
+
+    #[test]
+    fn a_deleted_body_is_gone_at_once_and_its_file_after_the_flush() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        let s = SledStore::open(&path).unwrap();
+        s.apply(vec![(Tree::Announcements, key(1), Some(b"b".to_vec()))])
+            .unwrap();
+        s.flush().unwrap();
+        let file = path.join(BODIES_DIR).join(hex(&DAY)).join(hex(&[1; 32]));
+        s.apply(vec![(Tree::Announcements, key(1), None)]).unwrap();
+        assert_eq!(s.get(Tree::Announcements, &key(1)).unwrap(), None);
+        assert!(s.scan_keys(Tree::Announcements, &[]).unwrap().is_empty());
+        // The file waits for the flush that makes the deletion of the
+        // records naming it durable.
+        assert!(file.exists());
+        s.flush().unwrap();
+        assert!(!file.exists());
+        assert!(
+            !file.parent().unwrap().exists(),
+            "the empty day folder goes too"
+        );
+        // Written again before a flush: kept.
+        s.apply(vec![(Tree::Announcements, key(2), Some(b"c".to_vec()))])
+            .unwrap();
+        s.apply(vec![(Tree::Announcements, key(2), None)]).unwrap();
+        s.apply(vec![(Tree::Announcements, key(2), Some(b"d".to_vec()))])
+            .unwrap();
+        s.flush().unwrap();
+        assert_eq!(
+            s.get(Tree::Announcements, &key(2)).unwrap(),
+            Some(b"d".to_vec())
+        );
+    }
+
+    #[test]
+    fn bodies_a_store_kept_in_sled_move_to_files_when_it_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        {
+            // The layout of stores written before: bodies in sled's tree.
+            let db = sled::Config::new().path(&path).open().unwrap();
+            let t = db.open_tree(Tree::Announcements.name()).unwrap();
+            t.insert(key(1), b"old body".to_vec()).unwrap();
+            t.insert(key(2), b"other".to_vec()).unwrap();
+            db.flush().unwrap();
+        }
+        {
+            let s = SledStore::open(&path).unwrap();
+            assert!(s.tree(Tree::Announcements).is_empty());
+            assert_eq!(
+                s.get(Tree::Announcements, &key(1)).unwrap(),
+                Some(b"old body".to_vec())
+            );
+        }
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(s.scan_keys(Tree::Announcements, &[]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_unfinished_write_is_not_a_body_and_is_cleared_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        drop(SledStore::open(&path).unwrap());
+        let folder = path.join(BODIES_DIR).join(hex(&DAY));
+        std::fs::create_dir(&folder).unwrap();
+        let partial = folder.join(format!("{}{BODY_TEMP_SUFFIX}", hex(&[3; 32])));
+        std::fs::write(&partial, b"half").unwrap();
+        let s = SledStore::open(&path).unwrap();
+        assert!(!partial.exists());
+        assert!(s.scan_keys(Tree::Announcements, &[]).unwrap().is_empty());
     }
 }
 

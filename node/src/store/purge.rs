@@ -19,7 +19,7 @@ impl<S: Store> ContactStore<S> {
                 continue;
             };
             for tree in DAY_SCOPED.into_iter().chain([Tree::Fingerprints]) {
-                for (k, _) in self.backend.scan_prefix(tree, &entry.tag)? {
+                for k in self.backend.scan_keys(tree, &entry.tag)? {
                     match tree {
                         Tree::Encounters => report.encounters += 1,
                         Tree::Announcements => report.announcements += 1,

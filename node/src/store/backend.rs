@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::meta::{hex, unhex, write_private_atomic};
+
 /// The trees (namespaces) the contact store uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tree {
@@ -196,8 +198,9 @@ pub(crate) const BODIES_DIR: &str = "bodies";
 /// Bytes of a key that name its body's sub-folder (the day tag: a day's
 /// bodies are listed and deleted together).
 const BODY_FOLDER_KEY_BYTES: usize = crate::store::crypto::DAY_TAG_LEN;
-/// Suffix of a body file being written (renamed when complete).
-const BODY_TEMP_SUFFIX: &str = ".partial";
+/// Suffix of a body file being written (renamed when complete): the
+/// temporary name [`write_private_atomic`] gives it.
+const BODY_TEMP_SUFFIX: &str = ".tmp";
 
 /// Announcement bodies as files: `bodies/<hex of the key's first
 /// BODY_FOLDER_KEY_BYTES>/<hex of the rest>`, owner-only. The names are the
@@ -214,20 +217,6 @@ struct BodyFiles {
     dir: PathBuf,
     /// Keys deleted since the last flush (their files still exist).
     deleted: Mutex<std::collections::BTreeSet<Vec<u8>>>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 fn io_at(path: &Path, e: &std::io::Error) -> BackendError {
@@ -296,8 +285,7 @@ impl BodyFiles {
 
     /// Writes one body durably (see the type's documentation).
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let path = self.file(key);
         let folder = path.parent().unwrap_or(&self.dir).to_owned();
         match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
@@ -305,25 +293,8 @@ impl BodyFiles {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_at(&folder, &e)),
         }
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(BODY_TEMP_SUFFIX);
-        let tmp = PathBuf::from(tmp);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(value)?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_at(&tmp, &e));
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| io_at(&path, &e))?;
-        sync_dir(&folder)?;
+        // Temporary file, fsync, rename, fsync of the folder.
+        write_private_atomic(&path, value).map_err(|e| io_at(&path, &e))?;
         self.deleted
             .lock()
             .unwrap_or_else(|p| p.into_inner())

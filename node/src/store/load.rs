@@ -95,40 +95,18 @@ impl<S: Store> ContactStore<S> {
             (cutoff.minus(ORPHAN_LOOKBACK_DAYS).0..cutoff.0)
                 .map(|d| self.keys.day_tag(d))
                 .collect();
-        // Announcement bodies are authenticated one at a time (all of them
-        // at once would be the size of the pool).
-        for k in self.backend.scan_keys(Tree::Announcements, &[])? {
-            let tag = k
-                .get(..DAY_TAG_LEN)
-                .and_then(|t| <[u8; DAY_TAG_LEN]>::try_from(t).ok());
-            match tag {
-                Some(t) if by_tag.contains_key(&t) => {
-                    let opened = match (by_tag.get(&t), self.backend.get(Tree::Announcements, &k)?)
-                    {
-                        (Some(day), Some(v)) => self
-                            .days
-                            .get(day)
-                            .and_then(|e| e.sealer.open(Tree::Announcements, &k, &v))
-                            .is_some(),
-                        // Deleted meanwhile: nothing to check.
-                        (_, None) => true,
-                        (None, _) => false,
-                    };
-                    if !opened {
-                        bad.push(format!("a record in {}", Tree::Announcements.name()));
-                    }
-                }
-                Some(t) if purged_tags.contains(&t) => {
-                    self.orphans.push((Tree::Announcements, k));
-                }
-                _ => bad.push(format!(
-                    "a record in {} under an unknown day",
-                    Tree::Announcements.name()
-                )),
-            }
-        }
-        for tree in DAY_SCOPED.into_iter().filter(|t| *t != Tree::Announcements) {
-            for (k, v) in self.backend.scan_prefix(tree, &[])? {
+        for tree in DAY_SCOPED {
+            // Announcement bodies are listed by key and read one at a time
+            // below (all of them at once would be the size of the pool);
+            // other records come with their values.
+            let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = if tree == Tree::Announcements {
+                let keys = self.backend.scan_keys(tree, &[])?;
+                keys.into_iter().map(|k| (k, None)).collect()
+            } else {
+                let entries = self.backend.scan_prefix(tree, &[])?;
+                entries.into_iter().map(|(k, v)| (k, Some(v))).collect()
+            };
+            for (k, v) in records {
                 let day = k
                     .get(..DAY_TAG_LEN)
                     .and_then(|t| <[u8; DAY_TAG_LEN]>::try_from(t).ok())
@@ -145,6 +123,14 @@ impl<S: Store> ContactStore<S> {
                         bad.push(format!("a record in {} under an unknown day", tree.name()));
                     }
                     continue;
+                };
+                let v = match v {
+                    Some(v) => v,
+                    None => match self.backend.get(tree, &k)? {
+                        Some(v) => v,
+                        // Deleted since it was listed: nothing to check.
+                        None => continue,
+                    },
                 };
                 let Some(plain) = self
                     .days

@@ -129,11 +129,13 @@ struct MetaFile {
     check: String,
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex of `b`.
+pub(super) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+/// The bytes of lowercase or uppercase hex `s`; `None` for anything else.
+pub(super) fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }

@@ -525,3 +525,310 @@ fn batch_refuses_small_order_keys_like_strict_verification() {
     assert_eq!(out[2], VerifiedAnnouncement::verify(refs[2], &c));
     assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 4);
 }
+
+/// The chunks of `reports` reports, each with its own report key and
+/// certificate from the fixture's issuer; the first has two chunks.
+fn reports_of_one_issuer(f: &mut Fixture, reports: usize) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::new();
+    for r in 0..reports {
+        let report = ReportSecretKey::generate(&mut f.rng);
+        let cert = Certificate::issue(
+            &f.issuer,
+            CertificateParams {
+                report_key: report.public(),
+                ..f.cert.params().clone()
+            },
+        )
+        .unwrap();
+        let n = if r == 0 {
+            TOKENS_PER_FULL_CHUNK + 1
+        } else {
+            50
+        };
+        let built = build_announcements(
+            &report,
+            &cert,
+            &toks(n, r as u8),
+            -8,
+            UnixTime(T0),
+            &mut f.rng,
+        )
+        .unwrap();
+        assert_eq!(built.len(), if r == 0 { 2 } else { 1 });
+        chunks.extend(built.into_iter().map(|c| c.bytes));
+    }
+    chunks
+}
+
+fn decoded(items: &[Vec<u8>]) -> Vec<Unchecked> {
+    items
+        .iter()
+        .map(|b| Unchecked::decode(b).unwrap())
+        .collect()
+}
+
+/// ed25519-dalek's own batch verification of the same triples.
+fn dalek_batch_valid(triples: &[([u8; 32], &[u8], &[u8; SIGNATURE_LEN])]) -> bool {
+    let messages: Vec<&[u8]> = triples.iter().map(|t| t.1).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = triples
+        .iter()
+        .map(|t| ed25519_dalek::Signature::from_bytes(t.2))
+        .collect();
+    let Ok(keys) = triples
+        .iter()
+        .map(|t| ed25519_dalek::VerifyingKey::from_bytes(&t.0))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return false;
+    };
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+}
+
+/// Whether every triple passes strict single verification.
+fn all_single_valid(triples: &[([u8; 32], &[u8], &[u8; SIGNATURE_LEN])]) -> bool {
+    triples
+        .iter()
+        .all(|(key, msg, sig)| ReportPublicKey(*key).verify(msg, sig))
+}
+
+/// `s + ℓ` as 32 bytes (`s` < ℓ < 2^253, so no overflow): the same scalar,
+/// not canonically encoded.
+fn plus_group_order(s: &[u8]) -> [u8; 32] {
+    const ELL: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(s[i]) + u16::from(ELL[i]) + carry;
+        out[i] = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    out
+}
+
+/// `s + 1 mod ℓ`.
+fn plus_one(s: &[u8]) -> [u8; 32] {
+    let s = curve25519_dalek::scalar::Scalar::from_bytes_mod_order(s.try_into().unwrap());
+    (s + curve25519_dalek::scalar::Scalar::ONE).to_bytes()
+}
+
+#[test]
+fn batch_of_several_reports_passes_and_agrees_with_ed25519_dalek() {
+    let mut f = fixture(2 * TOKENS_PER_FULL_CHUNK as u32);
+    let items = reports_of_one_issuer(&mut f, 7);
+    let us = decoded(&items);
+    assert!(batch_signatures_valid(us.iter()));
+    let triples = batch_triples(us.iter());
+    // 7 certificates (the two chunks of the first report share one) and
+    // 8 chunk bodies.
+    assert_eq!(triples.len(), 7 + 8);
+    assert_eq!(
+        triples
+            .iter()
+            .filter(|t| t.0 == f.issuer.public().0)
+            .count(),
+        7
+    );
+    assert!(all_single_valid(&triples));
+    assert!(dalek_batch_valid(&triples));
+    assert!(signatures_valid_in_batch(triples.iter().copied()));
+    // And through the public path.
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    let out = VerifiedAnnouncement::verify_batch(&refs, &ctx(&[f.issuer.public()], T0 + 60));
+    assert!(out.iter().all(Result::is_ok));
+}
+
+#[test]
+fn one_forged_signature_among_many_fails_the_batch() {
+    let mut f = fixture(2 * TOKENS_PER_FULL_CHUNK as u32);
+    let valid = reports_of_one_issuer(&mut f, 12);
+    assert!(batch_signatures_valid(decoded(&valid).iter()));
+    let victim = AnnouncementMsg::decode(valid[5].as_slice()).unwrap();
+    let other = AnnouncementMsg::decode(valid[8].as_slice()).unwrap();
+    let with =
+        |body: Vec<u8>, signature: Vec<u8>| AnnouncementMsg { body, signature }.encode_to_vec();
+    let mut forgeries: Vec<(&str, Vec<u8>)> = Vec::new();
+    // A body byte changed under the report key's signature (its creation
+    // time, so that it still decodes).
+    let mut b = AnnouncementBodyMsg::decode(victim.body.as_slice()).unwrap();
+    b.created_at += 1;
+    forgeries.push(("body", with(b.encode_to_vec(), victim.signature.clone())));
+    // s changed (still canonical).
+    let mut sig = victim.signature.clone();
+    let s = plus_one(&sig[32..]);
+    sig[32..].copy_from_slice(&s);
+    forgeries.push(("s", with(victim.body.clone(), sig)));
+    // R of another signature (a valid point of large order).
+    let mut sig = victim.signature.clone();
+    sig[..32].copy_from_slice(&other.signature[..32]);
+    forgeries.push(("R", with(victim.body.clone(), sig)));
+    // Signed by a key its certificate does not name.
+    let stranger = ReportSecretKey::generate(&mut f.rng);
+    forgeries.push((
+        "key",
+        with(
+            victim.body.clone(),
+            stranger.sign(&signing_input(&victim.body)).to_vec(),
+        ),
+    ));
+    // The issuer's signature on the certificate broken.
+    let mut b = AnnouncementBodyMsg::decode(victim.body.as_slice()).unwrap();
+    let last = b.certificate.len() - 1;
+    b.certificate[last] ^= 1;
+    forgeries.push(("certificate", craft(&f.report, b)));
+    for (what, forged) in forgeries {
+        let mut items = valid.clone();
+        items[5] = forged;
+        let us = decoded(&items);
+        assert!(!batch_signatures_valid(us.iter()), "{what}");
+        let triples = batch_triples(us.iter());
+        assert!(!all_single_valid(&triples), "{what}");
+        assert!(!dalek_batch_valid(&triples), "{what}");
+    }
+}
+
+#[test]
+fn non_canonical_s_fails_the_batch() {
+    let mut f = fixture(2 * TOKENS_PER_FULL_CHUNK as u32);
+    let mut items = reports_of_one_issuer(&mut f, 6);
+    let mut m = AnnouncementMsg::decode(items[3].as_slice()).unwrap();
+    let s = plus_group_order(&m.signature[32..]);
+    // The same scalar, encoded with s ≥ ℓ.
+    assert_eq!(
+        curve25519_dalek::scalar::Scalar::from_bytes_mod_order(s).to_bytes(),
+        m.signature[32..]
+    );
+    m.signature[32..].copy_from_slice(&s);
+    items[3] = m.encode_to_vec();
+    let us = decoded(&items);
+    assert!(!batch_signatures_valid(us.iter()));
+    let triples = batch_triples(us.iter());
+    assert!(!all_single_valid(&triples));
+    assert!(!dalek_batch_valid(&triples));
+}
+
+#[test]
+fn two_forgeries_that_cancel_under_known_coefficients_fail_the_batch() {
+    use curve25519_dalek::scalar::Scalar;
+    let mut f = fixture(2 * TOKENS_PER_FULL_CHUNK as u32);
+    let items = reports_of_one_issuer(&mut f, 8);
+    let us = decoded(&items);
+    let triples = batch_triples(us.iter());
+    let (terms, keys) = batch_terms(triples.iter().copied()).unwrap();
+    let z = batch_coefficients(&terms);
+    // Move s_a by δ and s_b by −z_a δ / z_b: both signatures become invalid,
+    // and the sum with these coefficients does not change. An attacker who
+    // could predict the coefficients (were they not derived from every s)
+    // would pass the batch this way.
+    let (a, b) = (3, 9);
+    let delta = Scalar::from(0x1234_5678_u64);
+    let mut sigs: Vec<[u8; SIGNATURE_LEN]> = triples.iter().map(|t| *t.2).collect();
+    let s_a = terms[a].s + delta;
+    let s_b = terms[b].s - z[a] * delta * z[b].invert();
+    sigs[a][32..].copy_from_slice(s_a.as_bytes());
+    sigs[b][32..].copy_from_slice(s_b.as_bytes());
+    let forged: Vec<([u8; 32], &[u8], &[u8; SIGNATURE_LEN])> = triples
+        .iter()
+        .zip(&sigs)
+        .map(|(t, sig)| (t.0, t.1, sig))
+        .collect();
+    assert!(!ReportPublicKey(forged[a].0).verify(forged[a].1, forged[a].2));
+    assert!(!ReportPublicKey(forged[b].0).verify(forged[b].1, forged[b].2));
+    let (forged_terms, forged_keys) = batch_terms(forged.iter().copied()).unwrap();
+    assert!(batch_equation_holds(&forged_terms, forged_keys, &z));
+    assert!(batch_equation_holds(&terms, keys, &z));
+    // The batch's own coefficients for the forged set are new ones.
+    assert!(!signatures_valid_in_batch(forged.iter().copied()));
+    assert!(!dalek_batch_valid(&forged));
+}
+
+/// How a property-test triple is spoiled.
+#[derive(Clone, Copy, Debug)]
+enum Spoil {
+    Message,
+    SPlusOne,
+    SPlusEll,
+    OtherR,
+    WrongKey,
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Random sets of signatures from a few keys (so that keys repeat and
+    /// their terms merge), some spoiled: the batch passes exactly when every
+    /// signature passes strict single verification, as ed25519-dalek's
+    /// batch does.
+    #[test]
+    fn batch_result_is_all_single_verifications(
+        seeds in proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 1..4),
+        signed in proptest::collection::vec(
+            (
+                proptest::prelude::any::<proptest::sample::Index>(),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            ),
+            3..14,
+        ),
+        spoiled in proptest::collection::vec(
+            (
+                proptest::prelude::any::<proptest::sample::Index>(),
+                proptest::prop_oneof![
+                    proptest::strategy::Just(Spoil::Message),
+                    proptest::strategy::Just(Spoil::SPlusOne),
+                    proptest::strategy::Just(Spoil::SPlusEll),
+                    proptest::strategy::Just(Spoil::OtherR),
+                    proptest::strategy::Just(Spoil::WrongKey),
+                ],
+            ),
+            0..3,
+        ),
+    ) {
+        let keys: Vec<ed25519_dalek::SigningKey> =
+            seeds.iter().map(ed25519_dalek::SigningKey::from_bytes).collect();
+        let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        // (key, message, signature) owned.
+        let mut owned: Vec<([u8; 32], Vec<u8>, [u8; SIGNATURE_LEN])> = signed
+            .iter()
+            .map(|(k, msg)| {
+                use ed25519_dalek::Signer as _;
+                let k = k.get(&keys);
+                (k.verifying_key().to_bytes(), msg.clone(), k.sign(msg).to_bytes())
+            })
+            .collect();
+        for (at, how) in &spoiled {
+            let i = at.index(owned.len());
+            let other_r: [u8; 32] = owned[(i + 1) % owned.len()].2[..32].try_into().unwrap();
+            let t = &mut owned[i];
+            match how {
+                Spoil::Message => match t.1.first_mut() {
+                    Some(b) => *b ^= 1,
+                    None => t.1.push(0),
+                },
+                Spoil::SPlusOne => {
+                    let s = plus_one(&t.2[32..]);
+                    t.2[32..].copy_from_slice(&s);
+                }
+                Spoil::SPlusEll => {
+                    let s = plus_group_order(&t.2[32..]);
+                    t.2[32..].copy_from_slice(&s);
+                }
+                Spoil::OtherR => t.2[..32].copy_from_slice(&other_r),
+                Spoil::WrongKey => {
+                    use ed25519_dalek::Signer as _;
+                    t.2 = stranger.sign(&t.1).to_bytes();
+                }
+            }
+        }
+        let triples: Vec<([u8; 32], &[u8], &[u8; SIGNATURE_LEN])> =
+            owned.iter().map(|(k, m, s)| (*k, m.as_slice(), s)).collect();
+        let single = all_single_valid(&triples);
+        proptest::prop_assert_eq!(signatures_valid_in_batch(triples.iter().copied()), single);
+        proptest::prop_assert_eq!(dalek_batch_valid(&triples), single);
+        if spoiled.is_empty() {
+            proptest::prop_assert!(single);
+        }
+    }
+}

@@ -16,16 +16,20 @@
 //! holding every report they missed, and the bytes they received per
 //! missed byte. Run: `cargo bench -p meshtrace-tests --bench mesh`
 //! (`-- --nodes N --reports R --tokens T --offline-pct P --settle S --quiet S
-//! --warmup W --heartbeat-ms H --sync-s C --max-connections M` to change
-//! it; `--tokens` sets the real tokens per report, default 200; the node's
-//! own timers by default: heartbeat 1,000 ms, catch-up every 300 s).
+//! --warmup W --heartbeat-ms H --sync-s C --max-connections M --discovery 0|1
+//! --dials D`
+//! to change it; `--tokens` sets the real tokens per report, default 200;
+//! the node's own timers by default: heartbeat 1,000 ms, catch-up every
+//! 300 s). At 1,000 nodes: `-- --nodes 1000 --max-connections 12
+//! --discovery 0` (a process may hold 20,000 files here: each connection
+//! holds one at each end).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use meshtrace_node::p2p::P2pEvent;
 use meshtrace_protocol::AnnouncementId;
-use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start, wait_for_mesh};
+use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start};
 use rand_core::Rng;
 use tokio::sync::mpsc;
 
@@ -84,13 +88,13 @@ fn received(after: &[u64], before: &[u64]) -> u64 {
     after.iter().zip(before).map(|(a, b)| a - b).sum()
 }
 
-/// Waits until every `(node, id)` in `want` arrived; their latencies from
-/// `since[id]`.
+/// Waits until every `(node, id)` in `want` arrived; each node with its
+/// latency from `since[id]`.
 async fn arrivals(
     rx: &mut mpsc::Receiver<Arrival>,
     mut want: HashMap<(usize, AnnouncementId), Instant>,
     what: &str,
-) -> Vec<Duration> {
+) -> Vec<(usize, Duration)> {
     let mut out = Vec::new();
     let deadline = Instant::now() + WAIT * 2;
     while !want.is_empty() {
@@ -98,7 +102,7 @@ async fn arrivals(
         match tokio::time::timeout(left, rx.recv()).await {
             Ok(Some((i, id, at))) => {
                 if let Some(since) = want.remove(&(i, id)) {
-                    out.push(at.duration_since(since));
+                    out.push((i, at.duration_since(since)));
                 }
             }
             _ => panic!(
@@ -109,6 +113,79 @@ async fn arrivals(
         }
     }
     out
+}
+
+/// Waits (bounded: [`WAIT`] per 100 nodes, scaled to the machine's load)
+/// until every online node has at least `min` full peers, asking only the
+/// nodes still short of them; every 10 s prints how many are left and their
+/// full-peer counts.
+async fn wait_meshed(nodes: &[Option<TestNode>], min: usize) {
+    let limit = meshtrace_tests::deadline(WAIT * nodes.len().div_ceil(100).max(1) as u32);
+    let began = Instant::now();
+    let deadline = began + limit;
+    let mut short: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
+    let mut printed = Instant::now();
+    loop {
+        let mut still = Vec::new();
+        let mut counts = std::collections::BTreeMap::new();
+        for &i in &short {
+            let node = nodes[i].as_ref().expect("online node");
+            let left = deadline.saturating_duration_since(Instant::now());
+            let st = tokio::time::timeout(left, node.handle.status())
+                .await
+                .expect("the mesh answers within the deadline")
+                .expect("status");
+            let full = st.peers.iter().filter(|p| p.full).count();
+            if full < min {
+                still.push(i);
+                *counts.entry(full).or_insert(0usize) += 1;
+            }
+        }
+        short = still;
+        if short.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} nodes have fewer than {min} full peers after {limit:?} \
+             (nodes by full-peer count: {counts:?})",
+            short.len()
+        );
+        if printed.elapsed() >= Duration::from_secs(10) {
+            printed = Instant::now();
+            println!(
+                "after {:?}: {} nodes have fewer than {min} full peers (by count: {counts:?})",
+                began.elapsed(),
+                short.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Hops from `origin` to every node over the bench's dials (either way);
+/// `usize::MAX` for a node they do not reach.
+fn hops_from(dialed: &[Vec<usize>], origin: usize) -> Vec<usize> {
+    let n = dialed.len();
+    let mut adj = vec![Vec::new(); n];
+    for (i, ts) in dialed.iter().enumerate() {
+        for &t in ts {
+            adj[i].push(t);
+            adj[t].push(i);
+        }
+    }
+    let mut hops = vec![usize::MAX; n];
+    hops[origin] = 0;
+    let mut queue = std::collections::VecDeque::from([origin]);
+    while let Some(i) = queue.pop_front() {
+        for &j in &adj[i] {
+            if hops[j] == usize::MAX {
+                hops[j] = hops[i] + 1;
+                queue.push_back(j);
+            }
+        }
+    }
+    hops
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -139,40 +216,71 @@ async fn main() {
         l.max_pending_incoming = l.max_pending_incoming.max(l.max_connections);
         l
     };
+    // `--discovery 0`: no Kademlia, the mesh is the bench's dials alone. At
+    // 1,000 nodes under a connection cap (the process's file limit), the
+    // discovery queries' connections fill the early nodes' caps and the
+    // late nodes' dials are refused.
+    let discovery = arg("--discovery", 1) != 0;
     let config = |net: &TestNet| {
         net.builder(false)
             .limits(limits)
             .stem_hops(arg("--stem-hops", 2) as u32)
             .heartbeat(Duration::from_millis(heartbeat_ms))
             .sync_interval(Duration::from_secs(sync_s))
+            .discovery(discovery)
             .build()
             .expect("valid mesh settings")
     };
-    let dial_some = |net: &mut TestNet, i: usize, online: &dyn Fn(usize) -> bool| {
+    // Each node dials up to `dials` earlier nodes, chosen at random among
+    // those that have taken fewer than half their connection cap of the
+    // bench's dials (`took`): a node at its cap refuses connections, and a
+    // late node whose picks were all full would start with too few peers.
+    // The other half of the cap is left for the nodes' own discovery.
+    // `--dials D`: how many earlier nodes each node dials (default 3).
+    let dials = arg("--dials", 3).max(1);
+    let max_took = (limits.max_connections as usize / 2).max(dials);
+    let mut took = vec![0usize; n];
+    // Whom each node dialled.
+    let mut dialed: Vec<Vec<usize>> = Vec::with_capacity(n);
+    let dial_some = |net: &mut TestNet, took: &mut [usize], i: usize| {
         let mut dialed = Vec::new();
         let mut tries = 0;
-        while i > 0 && dialed.len() < i.min(3) && tries < 100 {
+        while i > 0 && dialed.len() < i.min(dials) && tries < 100 {
             tries += 1;
             let t = (net.rng.next_u32() as usize) % i;
-            if online(t) && !dialed.contains(&t) {
+            if took[t] < max_took && !dialed.contains(&t) {
                 dialed.push(t);
             }
+        }
+        // Few nodes left with room: take them in order.
+        for t in 0..i {
+            if dialed.len() >= i.min(dials) {
+                break;
+            }
+            if took[t] < max_took && !dialed.contains(&t) {
+                dialed.push(t);
+            }
+        }
+        for &t in &dialed {
+            took[t] += 1;
         }
         dialed
     };
     for i in 0..n {
         let node = start(&net, config(&net), Vec::new()).await;
-        for t in dial_some(&mut net, i, &|_| true) {
+        let picked = dial_some(&mut net, &mut took, i);
+        for &t in &picked {
             node.handle.dial(addrs[t].clone()).await.expect("dial");
         }
+        dialed.push(picked);
         addrs.push(node.addr.clone());
         nodes.push(Some(node));
+        if (i + 1) % 100 == 0 && i + 1 < n {
+            println!("{} nodes started after {:?}", i + 1, began.elapsed());
+        }
     }
     let addrs = addrs;
-    {
-        let refs: Vec<&TestNode> = nodes.iter().flatten().collect();
-        wait_for_mesh(&refs, 2).await;
-    }
+    wait_meshed(&nodes, 2).await;
     // Let the heartbeats graft the mesh (`--settle S`, seconds).
     tokio::time::sleep(Duration::from_secs(arg("--settle", 5) as u64)).await;
     println!(
@@ -198,6 +306,8 @@ async fn main() {
     let mut net_ratios = Vec::new();
     let mut held: Vec<Vec<u8>> = Vec::new();
     let warmup = arg("--warmup", 1);
+    // Delivery latencies by hops from the origin over the bench's dials.
+    let mut by_hops: std::collections::BTreeMap<usize, Vec<Duration>> = Default::default();
     for r in 0..warmup + reports {
         let quiet_rate = {
             let before = bytes_in(&nodes, &all).await;
@@ -228,6 +338,11 @@ async fn main() {
             .map(|i| ((*i, id), sent))
             .collect();
         let mine = arrivals(&mut rx, want, &format!("report {r}")).await;
+        let hops = hops_from(&dialed, origin);
+        for &(i, d) in &mine {
+            by_hops.entry(hops[i]).or_default().push(d);
+        }
+        let mine: Vec<Duration> = mine.into_iter().map(|(_, d)| d).collect();
         let slowest = mine.iter().max().copied().unwrap_or_default();
         // Let gossip settle (IHAVE/IWANT, duplicates) before counting bytes.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -253,6 +368,14 @@ async fn main() {
         ratios.push(raw);
         net_ratios.push(net_ratio);
     }
+    let hops: Vec<String> = by_hops
+        .iter_mut()
+        .map(|(h, v)| {
+            v.sort();
+            format!("{h}: p50 {:?} ({})", pct(v, 0.5), v.len())
+        })
+        .collect();
+    println!("delivered by hops from the origin: {}", hops.join(", "));
     latencies.sort();
     let mut with_warmup: Vec<Duration> = latencies.iter().chain(&warm_latencies).copied().collect();
     with_warmup.sort();
@@ -279,11 +402,14 @@ async fn main() {
     let k = n * offline_pct / 100;
     if k > 0 && n - k >= 4 {
         // The last k nodes go offline (none of them is needed to reach
-        // the others: every node dialled up to three earlier ones).
+        // the others: every node dialled earlier ones).
         let gone: Vec<usize> = (n - k..n).collect();
         for &i in &gone {
             if let Some(node) = nodes[i].take() {
                 node.handle.shutdown().await;
+            }
+            for &t in &dialed[i] {
+                took[t] -= 1;
             }
         }
         let online: Vec<usize> = (0..n - k).collect();
@@ -309,7 +435,12 @@ async fn main() {
                 .filter(|i| **i != origin)
                 .map(|i| ((*i, id), sent))
                 .collect();
-            online_lat.extend(arrivals(&mut rx, want, &format!("offline-phase report {r}")).await);
+            online_lat.extend(
+                arrivals(&mut rx, want, &format!("offline-phase report {r}"))
+                    .await
+                    .into_iter()
+                    .map(|(_, d)| d),
+            );
         }
         online_lat.sort();
         // Back online, with what they held before going away.
@@ -317,16 +448,22 @@ async fn main() {
         for &i in &gone {
             let mut node = start(&net, config(&net), held.clone()).await;
             listen(i, &mut node, &tx);
-            for t in dial_some(&mut net, n - k, &|_| true) {
+            let picked = dial_some(&mut net, &mut took, n - k);
+            for &t in &picked {
                 node.handle.dial(addrs[t].clone()).await.expect("dial");
             }
+            dialed[i] = picked;
             nodes[i] = Some(node);
         }
         let want = gone
             .iter()
             .flat_map(|i| missed.iter().map(move |id| ((*i, *id), back)))
             .collect();
-        let mut caught = arrivals(&mut rx, want, "catch-up").await;
+        let mut caught: Vec<Duration> = arrivals(&mut rx, want, "catch-up")
+            .await
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
         caught.sort();
         let caught_in = caught.last().copied().unwrap_or_default();
         tokio::time::sleep(Duration::from_secs(2)).await;

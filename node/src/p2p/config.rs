@@ -29,6 +29,7 @@ pub struct P2pConfig {
     listen: Vec<Multiaddr>,
     bootstrap: Vec<Multiaddr>,
     mdns: bool,
+    discovery: bool,
     light: bool,
     relay_server: bool,
     stem_hops: u32,
@@ -49,6 +50,7 @@ impl P2pConfig {
                 listen: Vec::new(),
                 bootstrap: Vec::new(),
                 mdns: false,
+                discovery: true,
                 light: false,
                 relay_server: false,
                 stem_hops: DEFAULT_STEM_HOPS,
@@ -87,6 +89,10 @@ impl P2pConfig {
     /// Whether peers on the LAN are discovered with mDNS.
     pub(crate) fn mdns(&self) -> bool {
         self.mdns
+    }
+    /// Whether peers are discovered through Kademlia.
+    pub(crate) fn discovery(&self) -> bool {
+        self.discovery
     }
     /// Light mode (phones): not in the gossip mesh.
     pub fn light(&self) -> bool {
@@ -147,6 +153,13 @@ impl P2pConfigBuilder {
     /// Discover peers on the LAN with mDNS.
     pub fn mdns(&mut self, on: bool) -> &mut Self {
         self.config.mdns = on;
+        self
+    }
+    /// Discover peers through Kademlia (on by default). Off, a node knows
+    /// only its bootstrap peers, its mDNS peers and the peers that dial it:
+    /// for a deployment with a fixed topology, or a test that sets one.
+    pub fn discovery(&mut self, on: bool) -> &mut Self {
+        self.config.discovery = on;
         self
     }
     /// Light mode (phones): not in the gossip mesh; catch-up pulls and stem

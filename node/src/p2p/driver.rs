@@ -44,6 +44,11 @@ pub(crate) const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
 pub(crate) const DISCOVERY_TARGET_FULL: usize = 5;
 /// A light node looks for peers while it has fewer full peers than this.
 pub(crate) const DISCOVERY_TARGET_LIGHT: usize = 2;
+/// How often the timer copies gossipsub's peer scores into the core (each
+/// decision that picks a peer on a request refreshes them first): scores
+/// move at gossipsub's heartbeat, and computing every peer's score on every
+/// tick was a tenth of an idle node's CPU.
+pub(crate) const SCORE_REFRESH: Duration = Duration::from_secs(1);
 /// Requests for stored bytes waiting for the node at most.
 pub(crate) const BODY_REQUESTS: usize = 64;
 /// Relays a node behind NAT holds a reservation with at most.
@@ -272,6 +277,7 @@ async fn spawn_state(
         lost: HashMap::new(),
         next_reservation: started + RESERVATION_RETRY,
         next_discovery: started + DISCOVERY_INTERVAL,
+        next_score_refresh: started,
     };
     // Every line the mesh task logs names the node (several meshes share a
     // process in tests and the simulator). A debug span: free at the
@@ -339,6 +345,8 @@ struct Mesh {
     next_reservation: Instant,
     /// When Kademlia is next asked for peers (while below the target).
     next_discovery: Instant,
+    /// When the timer next refreshes the peer scores.
+    next_score_refresh: Instant,
 }
 
 impl Mesh {
@@ -369,8 +377,11 @@ impl Mesh {
                     self.redial_lost();
                     self.retry_reservations();
                     self.discover();
-                    self.refresh_scores();
                     let now = self.now();
+                    if now.mono >= self.next_score_refresh {
+                        self.next_score_refresh = now.mono + SCORE_REFRESH;
+                        self.refresh_scores();
+                    }
                     self.state.handle_timeout(now);
                 }
             }

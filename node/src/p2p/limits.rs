@@ -1,9 +1,10 @@
 //! Connection and relay limits ([`Limits`], with presets for a phone and a
 //! PC) and the per-IP cap on inbound connections ([`PerIpLimit`], a
 //! behaviour of its own: `libp2p::connection_limits` counts per peer id,
-//! which an attacker chooses freely).
+//! which an attacker chooses freely), and [`EarlyCap`], which applies the
+//! total cap before a connection's handshake.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use libp2p::core::Endpoint;
 use libp2p::core::transport::PortUse;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::{
     ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, ListenFailure, NetworkBehaviour,
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
@@ -283,6 +285,113 @@ impl NetworkBehaviour for PerIpLimit {
     }
 }
 
+/// Refuses a new connection before its handshake while this node already
+/// holds `max` established connections. `libp2p::connection_limits`
+/// applies the same cap only to an established connection, after both ends
+/// paid for the Noise handshake (several X25519 operations and a signature
+/// each): a node at its cap that peers keep dialling (discovery queries in
+/// a dense mesh) would spend its CPU on handshakes it then throws away.
+/// Here an outbound dial at the cap fails at once, opening no socket, and
+/// an inbound connection is closed before its handshake.
+pub(super) struct EarlyCap {
+    max: u32,
+    established: HashSet<ConnectionId>,
+}
+
+impl EarlyCap {
+    pub(super) fn new(max: u32) -> EarlyCap {
+        EarlyCap {
+            max,
+            established: HashSet::new(),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConnectionDenied> {
+        if self.established.len() >= self.max as usize {
+            return Err(ConnectionDenied::new(AtConnectionCap { max: self.max }));
+        }
+        Ok(())
+    }
+}
+
+/// A connection refused by [`EarlyCap`].
+#[derive(Debug, thiserror::Error)]
+#[error("this node already holds its maximum of {max} connections")]
+pub(super) struct AtConnectionCap {
+    max: u32,
+}
+
+impl NetworkBehaviour for EarlyCap {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = std::convert::Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        _local: &Multiaddr,
+        _remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.check()
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        _peer: Option<PeerId>,
+        _addresses: &[Multiaddr],
+        _role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.check()?;
+        Ok(Vec::new())
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        _peer: PeerId,
+        _local: &Multiaddr,
+        _remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        _peer: PeerId,
+        _addr: &Multiaddr,
+        _role: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(ConnectionEstablished { connection_id, .. }) => {
+                self.established.insert(connection_id);
+            }
+            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
+                self.established.remove(&connection_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        libp2p::core::util::unreachable(event)
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +480,52 @@ mod tests {
             l.handle_pending_inbound_connection(ConnectionId::new_unchecked(50), &local, &a)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn early_cap_refuses_before_the_handshake_at_the_cap_and_frees_on_close() {
+        use libp2p::core::ConnectedPoint;
+        let mut l = EarlyCap::new(2);
+        let local = addr("/ip4/10.0.0.1/tcp/4001");
+        let remote = addr("/ip4/10.0.0.2/tcp/5000");
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: local.clone(),
+            send_back_addr: remote.clone(),
+        };
+        let peer = PeerId::random();
+        let id = ConnectionId::new_unchecked;
+        let pending_in =
+            |l: &mut EarlyCap, n| l.handle_pending_inbound_connection(id(n), &local, &remote);
+        let pending_out = |l: &mut EarlyCap, n| {
+            l.handle_pending_outbound_connection(id(n), None, &[], Endpoint::Dialer)
+        };
+        for n in 1..=2 {
+            assert!(pending_in(&mut l, n).is_ok());
+            l.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id: peer,
+                connection_id: id(n),
+                endpoint: &endpoint,
+                failed_addresses: &[],
+                other_established: 0,
+            }));
+        }
+        let e = pending_in(&mut l, 3).expect_err("at the cap");
+        let cause = e
+            .downcast_ref::<AtConnectionCap>()
+            .expect("refused by the cap");
+        assert!(
+            cause.to_string().contains("maximum of 2 connections"),
+            "{cause}"
+        );
+        assert!(pending_out(&mut l, 4).is_err());
+        l.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+            peer_id: peer,
+            connection_id: id(1),
+            endpoint: &endpoint,
+            cause: None,
+            remaining_established: 1,
+        }));
+        assert!(pending_in(&mut l, 5).is_ok());
+        assert!(pending_out(&mut l, 6).is_ok());
     }
 }

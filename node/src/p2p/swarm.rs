@@ -19,7 +19,7 @@ use libp2p::{
 use meshtrace_protocol::AnnouncementId;
 
 use super::counting::ByteCounters;
-use super::limits::PerIpLimit;
+use super::limits::{EarlyCap, PerIpLimit};
 use super::{
     MAX_GOSSIP_FRAME, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE,
     MESH_VERSION, P2pConfig, P2pError, ProstCodec, STEM_REQUEST_TIMEOUT, StemRequest, StemResponse,
@@ -57,6 +57,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// refuse never reaches the others.
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
+    pub(super) early_cap: EarlyCap,
     pub(super) limits: connection_limits::Behaviour,
     pub(super) per_ip: PerIpLimit,
     pub(super) gossipsub: gossipsub::Behaviour,
@@ -193,6 +194,7 @@ pub(super) fn build_swarm(
                 },
             );
             Ok(Behaviour {
+                early_cap: EarlyCap::new(limits.max_connections),
                 limits: connection_limits::Behaviour::new(limits.connection_limits()),
                 per_ip: PerIpLimit::new(limits.max_connections_per_ip),
                 gossipsub,
@@ -200,7 +202,7 @@ pub(super) fn build_swarm(
                 sync,
                 identify,
                 ping: ping::Behaviour::new(ping::Config::new()),
-                kad: Toggle::from(Some(kad)),
+                kad: Toggle::from(cfg.discovery().then_some(kad)),
                 mdns: Toggle::from(mdns),
                 relay_client,
                 relay_server: Toggle::from(relay_server),

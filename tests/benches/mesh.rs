@@ -253,11 +253,11 @@ async fn main() {
             }
         }
         // Few nodes left with room: take them in order.
-        for t in 0..i {
+        for (t, &count) in took.iter().enumerate().take(i) {
             if dialed.len() >= i.min(dials) {
                 break;
             }
-            if took[t] < max_took && !dialed.contains(&t) {
+            if count < max_took && !dialed.contains(&t) {
                 dialed.push(t);
             }
         }

@@ -1,8 +1,7 @@
 //! Connection and relay limits ([`Limits`], with presets for a phone and a
-//! PC) and the per-IP cap on inbound connections ([`PerIpLimit`], a
-//! behaviour of its own: `libp2p::connection_limits` counts per peer id,
-//! which an attacker chooses freely), and [`EarlyCap`], which applies the
-//! total cap before a connection's handshake.
+//! PC) and the limits applied before a connection's handshake
+//! ([`EarlyLimits`]: the total cap and the per-IP cap on inbound
+//! connections).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -166,15 +165,30 @@ impl Limits {
     }
 }
 
-/// Refuses an inbound connection when its source IP address already has
-/// `max` inbound connections, established or in handshake. Relayed
-/// connections (no IP of their own) are not counted here: the relay
-/// server's circuit limits bound them. Nor are loopback ones: they come
-/// from this machine (several nodes on one host, the tests' meshes).
-pub(super) struct PerIpLimit {
-    max: u32,
+/// The limits that apply before a connection's handshake, a behaviour of
+/// their own (`libp2p::connection_limits` decides on established
+/// connections only, after both ends paid for the Noise handshake: several
+/// X25519 operations and a signature each):
+///
+/// * **The total cap.** While this node holds `max_established`
+///   established connections, a new one is refused: an outbound dial fails
+///   at once, opening no socket, and an inbound connection is closed before
+///   its handshake. A node at its cap that peers keep dialling (discovery
+///   queries in a dense mesh) would otherwise spend its CPU on handshakes it
+///   then throws away.
+/// * **The per-IP cap.** An inbound connection is refused when its source
+///   IP address already has `max_per_ip` inbound connections, established
+///   or in handshake (`connection_limits` counts per peer id, which an
+///   attacker chooses freely). Relayed connections (no IP of their own) are
+///   not counted here: the relay server's circuit limits bound them. Nor
+///   are loopback ones: they come from this machine (several nodes on one
+///   host, the tests' meshes).
+pub(super) struct EarlyLimits {
+    max_per_ip: u32,
     by_ip: HashMap<IpAddr, u32>,
     conns: HashMap<ConnectionId, IpAddr>,
+    max_established: u32,
+    established: HashSet<ConnectionId>,
 }
 
 /// The first IP address of a multiaddr, unless it goes through a relay.
@@ -189,13 +203,24 @@ fn source_ip(addr: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
-impl PerIpLimit {
-    pub(super) fn new(max: u32) -> PerIpLimit {
-        PerIpLimit {
-            max,
+impl EarlyLimits {
+    pub(super) fn new(max_per_ip: u32, max_established: u32) -> EarlyLimits {
+        EarlyLimits {
+            max_per_ip,
             by_ip: HashMap::new(),
             conns: HashMap::new(),
+            max_established,
+            established: HashSet::new(),
         }
+    }
+
+    fn check_cap(&self) -> Result<(), ConnectionDenied> {
+        if self.established.len() >= self.max_established as usize {
+            return Err(ConnectionDenied::new(AtConnectionCap {
+                max: self.max_established,
+            }));
+        }
+        Ok(())
     }
 
     fn release(&mut self, id: ConnectionId) {
@@ -210,7 +235,7 @@ impl PerIpLimit {
     }
 }
 
-/// An inbound connection refused by [`PerIpLimit`].
+/// An inbound connection refused by the per-IP cap of [`EarlyLimits`].
 #[derive(Debug, thiserror::Error)]
 #[error("more than {max} inbound connections from {ip}")]
 pub(super) struct TooManyFromIp {
@@ -218,7 +243,14 @@ pub(super) struct TooManyFromIp {
     max: u32,
 }
 
-impl NetworkBehaviour for PerIpLimit {
+/// A connection refused by the total cap of [`EarlyLimits`].
+#[derive(Debug, thiserror::Error)]
+#[error("this node already holds its maximum of {max} connections")]
+pub(super) struct AtConnectionCap {
+    max: u32,
+}
+
+impl NetworkBehaviour for EarlyLimits {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = std::convert::Infallible;
 
@@ -228,110 +260,20 @@ impl NetworkBehaviour for PerIpLimit {
         _local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
+        self.check_cap()?;
         let Some(ip) = source_ip(remote).filter(|ip| !ip.is_loopback()) else {
             return Ok(());
         };
         let n = self.by_ip.entry(ip).or_default();
-        if *n >= self.max {
-            return Err(ConnectionDenied::new(TooManyFromIp { ip, max: self.max }));
+        if *n >= self.max_per_ip {
+            return Err(ConnectionDenied::new(TooManyFromIp {
+                ip,
+                max: self.max_per_ip,
+            }));
         }
         *n += 1;
         self.conns.insert(id, ip);
         Ok(())
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        _id: ConnectionId,
-        _peer: PeerId,
-        _local: &Multiaddr,
-        _remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _id: ConnectionId,
-        _peer: PeerId,
-        _addr: &Multiaddr,
-        _role: Endpoint,
-        _port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match event {
-            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. })
-            | FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
-                self.release(connection_id)
-            }
-            _ => {}
-        }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _peer: PeerId,
-        _id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        libp2p::core::util::unreachable(event)
-    }
-
-    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        Poll::Pending
-    }
-}
-
-/// Refuses a new connection before its handshake while this node already
-/// holds `max` established connections. `libp2p::connection_limits`
-/// applies the same cap only to an established connection, after both ends
-/// paid for the Noise handshake (several X25519 operations and a signature
-/// each): a node at its cap that peers keep dialling (discovery queries in
-/// a dense mesh) would spend its CPU on handshakes it then throws away.
-/// Here an outbound dial at the cap fails at once, opening no socket, and
-/// an inbound connection is closed before its handshake.
-pub(super) struct EarlyCap {
-    max: u32,
-    established: HashSet<ConnectionId>,
-}
-
-impl EarlyCap {
-    pub(super) fn new(max: u32) -> EarlyCap {
-        EarlyCap {
-            max,
-            established: HashSet::new(),
-        }
-    }
-
-    fn check(&self) -> Result<(), ConnectionDenied> {
-        if self.established.len() >= self.max as usize {
-            return Err(ConnectionDenied::new(AtConnectionCap { max: self.max }));
-        }
-        Ok(())
-    }
-}
-
-/// A connection refused by [`EarlyCap`].
-#[derive(Debug, thiserror::Error)]
-#[error("this node already holds its maximum of {max} connections")]
-pub(super) struct AtConnectionCap {
-    max: u32,
-}
-
-impl NetworkBehaviour for EarlyCap {
-    type ConnectionHandler = dummy::ConnectionHandler;
-    type ToSwarm = std::convert::Infallible;
-
-    fn handle_pending_inbound_connection(
-        &mut self,
-        _id: ConnectionId,
-        _local: &Multiaddr,
-        _remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.check()
     }
 
     fn handle_pending_outbound_connection(
@@ -341,7 +283,7 @@ impl NetworkBehaviour for EarlyCap {
         _addresses: &[Multiaddr],
         _role: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.check()?;
+        self.check_cap()?;
         Ok(Vec::new())
     }
 
@@ -373,6 +315,10 @@ impl NetworkBehaviour for EarlyCap {
             }
             FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
                 self.established.remove(&connection_id);
+                self.release(connection_id)
+            }
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                self.release(connection_id)
             }
             _ => {}
         }
@@ -429,7 +375,7 @@ mod tests {
 
     #[test]
     fn per_ip_limit_refuses_beyond_max_and_frees_on_close() {
-        let mut l = PerIpLimit::new(2);
+        let mut l = EarlyLimits::new(2, u32::MAX);
         let local = addr("/ip4/10.0.0.1/tcp/4001");
         let a = addr("/ip4/10.0.0.2/tcp/5000");
         let b = addr("/ip4/10.0.0.3/tcp/5000");
@@ -485,7 +431,7 @@ mod tests {
     #[test]
     fn early_cap_refuses_before_the_handshake_at_the_cap_and_frees_on_close() {
         use libp2p::core::ConnectedPoint;
-        let mut l = EarlyCap::new(2);
+        let mut l = EarlyLimits::new(u32::MAX, 2);
         let local = addr("/ip4/10.0.0.1/tcp/4001");
         let remote = addr("/ip4/10.0.0.2/tcp/5000");
         let endpoint = ConnectedPoint::Listener {
@@ -495,8 +441,8 @@ mod tests {
         let peer = PeerId::random();
         let id = ConnectionId::new_unchecked;
         let pending_in =
-            |l: &mut EarlyCap, n| l.handle_pending_inbound_connection(id(n), &local, &remote);
-        let pending_out = |l: &mut EarlyCap, n| {
+            |l: &mut EarlyLimits, n| l.handle_pending_inbound_connection(id(n), &local, &remote);
+        let pending_out = |l: &mut EarlyLimits, n| {
             l.handle_pending_outbound_connection(id(n), None, &[], Endpoint::Dialer)
         };
         for n in 1..=2 {

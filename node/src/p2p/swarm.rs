@@ -19,7 +19,7 @@ use libp2p::{
 use meshtrace_protocol::AnnouncementId;
 
 use super::counting::ByteCounters;
-use super::limits::{EarlyCap, PerIpLimit};
+use super::limits::EarlyLimits;
 use super::{
     MAX_GOSSIP_FRAME, MAX_STEM_MESSAGE, MAX_STEM_RESPONSE, MAX_SYNC_REQUEST, MAX_SYNC_RESPONSE,
     MESH_VERSION, P2pConfig, P2pError, ProstCodec, STEM_REQUEST_TIMEOUT, StemRequest, StemResponse,
@@ -57,9 +57,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// refuse never reaches the others.
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
-    pub(super) early_cap: EarlyCap,
+    pub(super) early: EarlyLimits,
     pub(super) limits: connection_limits::Behaviour,
-    pub(super) per_ip: PerIpLimit,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) stem: request_response::Behaviour<ProstCodec<StemRequest, StemResponse>>,
     pub(super) sync: request_response::Behaviour<ProstCodec<SyncRequest, SyncResponse>>,
@@ -194,9 +193,8 @@ pub(super) fn build_swarm(
                 },
             );
             Ok(Behaviour {
-                early_cap: EarlyCap::new(limits.max_connections),
+                early: EarlyLimits::new(limits.max_connections_per_ip, limits.max_connections),
                 limits: connection_limits::Behaviour::new(limits.connection_limits()),
-                per_ip: PerIpLimit::new(limits.max_connections_per_ip),
                 gossipsub,
                 stem,
                 sync,

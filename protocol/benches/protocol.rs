@@ -71,11 +71,16 @@ struct Case {
     chunks: Vec<EncodedAnnouncement>,
 }
 
-fn make_case(rng: &mut ChaCha20Rng, real: &[EncounterToken]) -> Case {
-    let issuer = IssuerSecretKey::generate(rng);
+/// The chunks of a report of `real` tokens under a fresh report key,
+/// certified by `issuer`.
+fn certified_report(
+    rng: &mut ChaCha20Rng,
+    issuer: &IssuerSecretKey,
+    real: &[EncounterToken],
+) -> Vec<EncodedAnnouncement> {
     let report = ReportSecretKey::generate(rng);
     let cert = Certificate::issue(
-        &issuer,
+        issuer,
         CertificateParams {
             network_id: "bench".into(),
             report_key: report.public(),
@@ -87,7 +92,12 @@ fn make_case(rng: &mut ChaCha20Rng, real: &[EncounterToken]) -> Case {
         },
     )
     .unwrap();
-    let chunks = build_announcements(&report, &cert, real, -8, UnixTime(T0), rng).unwrap();
+    build_announcements(&report, &cert, real, -8, UnixTime(T0), rng).unwrap()
+}
+
+fn make_case(rng: &mut ChaCha20Rng, real: &[EncounterToken]) -> Case {
+    let issuer = IssuerSecretKey::generate(rng);
+    let chunks = certified_report(rng, &issuer, real);
     Case {
         trusted: vec![issuer.public()],
         chunks,
@@ -127,23 +137,8 @@ fn verification(c: &mut Criterion) {
     for reports in [64usize, 512] {
         let chunks: Vec<Vec<u8>> = (0..reports)
             .map(|_| {
-                let report = ReportSecretKey::generate(&mut rng);
-                let cert = Certificate::issue(
-                    &issuer,
-                    CertificateParams {
-                        network_id: "bench".into(),
-                        report_key: report.public(),
-                        valid_from: UnixTime(T0),
-                        valid_until: UnixTime(T0 + 86_400),
-                        window_first_day: UnixTime(T0).day().minus(13),
-                        window_last_day: UnixTime(T0).day(),
-                        max_tokens: 8192,
-                    },
-                )
-                .unwrap();
                 let toks = workload::random_tokens(&mut rng, 40);
-                let mut chunks =
-                    build_announcements(&report, &cert, &toks, -8, UnixTime(T0), &mut rng).unwrap();
+                let mut chunks = certified_report(&mut rng, &issuer, &toks);
                 assert_eq!(chunks.len(), 1);
                 chunks.remove(0).bytes
             })

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use meshtrace_node::p2p::P2pEvent;
 use meshtrace_protocol::AnnouncementId;
-use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start};
+use meshtrace_tests::mesh::{TestNet, TestNode, WAIT, start, wait_for_mesh};
 use rand_core::Rng;
 use tokio::sync::mpsc;
 
@@ -113,54 +113,6 @@ async fn arrivals(
         }
     }
     out
-}
-
-/// Waits (bounded: [`WAIT`] per 100 nodes, scaled to the machine's load)
-/// until every online node has at least `min` full peers, asking only the
-/// nodes still short of them; every 10 s prints how many are left and their
-/// full-peer counts.
-async fn wait_meshed(nodes: &[Option<TestNode>], min: usize) {
-    let limit = meshtrace_tests::deadline(WAIT * nodes.len().div_ceil(100).max(1) as u32);
-    let began = Instant::now();
-    let deadline = began + limit;
-    let mut short: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].is_some()).collect();
-    let mut printed = Instant::now();
-    loop {
-        let mut still = Vec::new();
-        let mut counts = std::collections::BTreeMap::new();
-        for &i in &short {
-            let node = nodes[i].as_ref().expect("online node");
-            let left = deadline.saturating_duration_since(Instant::now());
-            let st = tokio::time::timeout(left, node.handle.status())
-                .await
-                .expect("the mesh answers within the deadline")
-                .expect("status");
-            let full = st.peers.iter().filter(|p| p.full).count();
-            if full < min {
-                still.push(i);
-                *counts.entry(full).or_insert(0usize) += 1;
-            }
-        }
-        short = still;
-        if short.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} nodes have fewer than {min} full peers after {limit:?} \
-             (nodes by full-peer count: {counts:?})",
-            short.len()
-        );
-        if printed.elapsed() >= Duration::from_secs(10) {
-            printed = Instant::now();
-            println!(
-                "after {:?}: {} nodes have fewer than {min} full peers (by count: {counts:?})",
-                began.elapsed(),
-                short.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Hops from `origin` to every node over the bench's dials (either way);
@@ -280,7 +232,10 @@ async fn main() {
         }
     }
     let addrs = addrs;
-    wait_meshed(&nodes, 2).await;
+    {
+        let refs: Vec<&TestNode> = nodes.iter().flatten().collect();
+        wait_for_mesh(&refs, 2).await;
+    }
     // Let the heartbeats graft the mesh (`--settle S`, seconds).
     tokio::time::sleep(Duration::from_secs(arg("--settle", 5) as u64)).await;
     println!(

@@ -152,25 +152,49 @@ pub async fn start_with_key(
     }
 }
 
-/// Waits (bounded) until every node sees at least `min` full peers.
+/// Waits (bounded: [`WAIT`] per 100 nodes, scaled to the machine's load)
+/// until every node sees at least `min` full peers, asking only the nodes
+/// still short of them; every 10 s prints how many are left and their
+/// full-peer counts.
 pub async fn wait_for_mesh(nodes: &[&TestNode], min: usize) {
-    let limit = crate::deadline(WAIT);
-    let deadline = Instant::now() + limit;
-    for n in nodes {
-        loop {
+    let limit = crate::deadline(WAIT * nodes.len().div_ceil(100).max(1) as u32);
+    let began = Instant::now();
+    let deadline = began + limit;
+    let mut short: Vec<&TestNode> = nodes.to_vec();
+    let mut printed = Instant::now();
+    loop {
+        let mut still = Vec::new();
+        let mut counts = std::collections::BTreeMap::new();
+        for n in short {
             let left = deadline.saturating_duration_since(Instant::now());
             let st = tokio::time::timeout(left, n.handle.status())
                 .await
                 .expect("the mesh answers within the deadline")
                 .expect("status");
-            if st.peers.iter().filter(|p| p.full).count() >= min {
-                break;
+            let full = st.peers.iter().filter(|p| p.full).count();
+            if full < min {
+                still.push(n);
+                *counts.entry(full).or_insert(0usize) += 1;
             }
-            assert!(
-                Instant::now() < deadline,
-                "mesh did not form within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        short = still;
+        if short.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mesh did not form within {limit:?}: {} nodes have fewer than {min} full peers \
+             (nodes by full-peer count: {counts:?})",
+            short.len()
+        );
+        if printed.elapsed() >= Duration::from_secs(10) {
+            printed = Instant::now();
+            println!(
+                "after {:?}: {} nodes have fewer than {min} full peers (by count: {counts:?})",
+                began.elapsed(),
+                short.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
